@@ -1,0 +1,192 @@
+"""Settings: one object, built once in main() and passed down."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_list(value: object) -> object:
+    # Lists come from the environment as comma-separated text ("generic,youtube").
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDIABOT_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    redis_url: str | None = None
+
+    storage: Literal["local", "s3"] | None = None
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str = ""
+    secret_key: str = ""
+
+    max_filesize_mb: float = Field(default=2000, gt=0)
+    max_duration_s: int = Field(default=14400, gt=0)
+    link_ttl_s: int = Field(default=86400, gt=0)
+    retention_hours: float = Field(default=72, gt=0)
+    worker_concurrency: int = Field(default=2, ge=1, le=64)
+    allow_private_urls: bool = False
+    # host or host:port entries that may be fetched although they resolve to a private address
+    # (an operator's own media server); everything else private stays refused.
+    allowed_private_hosts: Annotated[list[str], NoDecode] = []
+    # yt-dlp extractor names that may be used ("youtube", "vimeo", "generic"...); empty means all of them.
+    allowed_extractors: Annotated[list[str], NoDecode] = []
+    ffmpeg: str = "auto"
+    audio_format: Literal["m4a", "mp3", "opus"] = "m4a"
+
+    lease_s: float = Field(default=30, gt=1)
+    max_attempts: int = Field(default=3, ge=1)
+    reconcile_interval_s: float = Field(default=10, gt=0)
+    stale_queued_s: float = Field(default=60, gt=0)
+    retention_interval_s: float = Field(default=300, gt=0)
+    shutdown_grace_s: float = Field(default=20, ge=0)
+    log_level: str = "INFO"
+
+    # Web API
+    api_rate_per_minute: int = Field(default=60, ge=1)
+    # Every authenticated call (reads, cancels, WebSocket connects) per key per minute; submissions count
+    # against api_rate_per_minute as well. Generous, but it stops a runaway poller.
+    api_calls_per_minute: int = Field(default=1200, ge=1)
+    api_max_concurrent: int = Field(default=10, ge=1)
+    max_body_bytes: int = Field(default=8192, ge=256)
+    # Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-* headers are believed.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+
+    # Chat front ends
+    telegram_token: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_upload_limit_mb: float | None = None
+    telegram_allowed_users: Annotated[list[str], NoDecode] = []
+    telegram_webhook_url: str | None = None
+    discord_token: str | None = None
+    discord_api_url: str = "https://discord.com/api/v10"
+    discord_guild_ids: Annotated[list[str], NoDecode] = []
+    # Discord interaction tokens work for 15 minutes; after this long (a margin below that) the bot delivers
+    # by a channel or DM message instead of editing its reply.
+    discord_interaction_ttl_s: float = Field(default=14 * 60, gt=0, le=15 * 60)
+    user_max_concurrent: int = Field(default=3, ge=1)
+    user_requests_per_hour: int = Field(default=30, ge=1)
+
+    @field_validator(
+        "allowed_private_hosts",
+        "allowed_extractors",
+        "trusted_proxies",
+        "telegram_allowed_users",
+        "discord_guild_ids",
+        mode="before",
+    )
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_db(cls, value: str) -> str:
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+asyncpg://" + value[len(prefix) :]
+        if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must be a postgresql:// or sqlite+aiosqlite:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'mediabot.db'}"
+        if self.storage is None:
+            self.storage = "s3" if self.s3_bucket else "local"
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("MEDIABOT_STORAGE=s3 needs MEDIABOT_S3_BUCKET")
+        if not self.public_url:
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+            self.public_url = f"http://{host}:{self.port}"
+        self.public_url = self.public_url.rstrip("/")
+        return self
+
+    @property
+    def telegram_upload_limit_bytes(self) -> int:
+        """50 MB on the public Bot API; 2000 MB on a self-hosted one (MEDIABOT_TELEGRAM_API_URL set)."""
+        if self.telegram_upload_limit_mb is not None:
+            return int(self.telegram_upload_limit_mb * 1_000_000)
+        public = self.telegram_api_url.rstrip("/") == "https://api.telegram.org"
+        return (50 if public else 2000) * 1_000_000
+
+    @property
+    def max_filesize_bytes(self) -> int:
+        return int(self.max_filesize_mb * 1_000_000)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.files_dir, self.tmp_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def signing_key(self) -> bytes:
+        """The HMAC key for local links: the setting, or a key generated once into DATA_DIR."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_urlsafe(32))
+            tmp.chmod(0o600)
+            try:
+                # link() fails if another process won the race; then we read its key.
+                path.hardlink_to(tmp)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+        return path.read_text().strip().encode()
+
+
+class SettingsError(Exception):
+    """Invalid settings, described in one line that names the variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = "_".join(str(part) for part in err["loc"]) if err["loc"] else ""
+            name = f"MEDIABOT_{field.upper()}" if field else "settings"
+            problems.append(f"{name}: {err['msg']}")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None

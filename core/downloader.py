@@ -1,0 +1,517 @@
+"""yt-dlp, embedded: options built by one pure function, blocking calls made from worker threads only.
+
+A job runs in two phases on one `YoutubeDL` (so the page is fetched once): `extract` reads the media
+information and checks the limits before a byte of media is fetched; `download` then fetches the chosen
+format into the job's private directory. Cancel and the size limit are enforced by the progress hook,
+which raises inside yt-dlp's thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yt_dlp
+from yt_dlp.utils import DownloadCancelled, DownloadError
+
+from core.config import Settings
+from core.errors import (
+    Cancelled,
+    DownloadFailed,
+    MediabotError,
+    PrivateAddress,
+    TooLarge,
+    TooLong,
+    UnsupportedUrl,
+    human_duration,
+    human_size,
+)
+from core.urls import AddressPolicy
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.25
+
+
+def find_ffmpeg(setting: str = "auto") -> str | None:
+    """System ffmpeg, else the binary imageio-ffmpeg ships, so a machine with only Python can merge and
+    extract audio."""
+    if setting and setting != "auto":
+        return setting if Path(setting).exists() or shutil.which(setting) else None
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except Exception:  # noqa: BLE001 - missing package or binary: report "no ffmpeg"
+        return None
+
+
+def ffmpeg_version(ffmpeg: str | None) -> str | None:
+    if not ffmpeg:
+        return None
+    try:
+        out = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"ffmpeg version (\S+)", out)
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class Probe:
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    has_video: bool = False
+    has_audio: bool = False
+
+
+def probe_media(path: Path, ffmpeg: str | None) -> Probe:
+    """Duration and size of a finished file: ffprobe when it exists, else parse `ffmpeg -i`."""
+    ffprobe = None
+    if ffmpeg:
+        sibling = Path(ffmpeg).with_name("ffprobe")
+        ffprobe = str(sibling) if sibling.exists() else shutil.which("ffprobe")
+    if ffprobe:
+        try:
+            out = subprocess.run(
+                [ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout
+            data = json.loads(out or "{}")
+        except (OSError, subprocess.SubprocessError, ValueError):
+            return Probe()
+        streams = data.get("streams", [])
+        video = next((s for s in streams if s.get("codec_type") == "video" and s.get("width")), None)
+        duration = data.get("format", {}).get("duration")
+        return Probe(
+            duration=float(duration) if duration else None,
+            width=int(video["width"]) if video else None,
+            height=int(video["height"]) if video else None,
+            has_video=video is not None,
+            has_audio=any(s.get("codec_type") == "audio" for s in streams),
+        )
+    if not ffmpeg:
+        return Probe()
+    try:
+        err = subprocess.run(
+            [ffmpeg, "-hide_banner", "-i", str(path)], capture_output=True, text=True, timeout=30
+        ).stderr
+    except (OSError, subprocess.SubprocessError):
+        return Probe()
+    dur = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", err)
+    size = re.search(r"Stream .*Video: .*?(\d{2,5})x(\d{2,5})", err)
+    return Probe(
+        duration=int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else None,
+        width=int(size.group(1)) if size else None,
+        height=int(size.group(2)) if size else None,
+        has_video=size is not None,
+        has_audio="Audio:" in err,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Connection guard: every socket yt-dlp opens is checked against the job's address policy, after DNS, so a
+# redirect to a private host or a DNS answer that changed since the submit-time check is refused too.
+
+_guard = threading.local()
+_guard_lock = threading.Lock()
+_guard_installed = False
+
+
+class ForbiddenAddress(OSError):
+    pass
+
+
+def _install_connection_guard() -> None:
+    global _guard_installed
+    with _guard_lock:
+        if _guard_installed:
+            return
+        from yt_dlp.networking import _helper
+
+        original = _helper.create_connection
+
+        def guarded(address: Any, *args: Any, **kwargs: Any) -> Any:
+            policy: AddressPolicy | None = getattr(_guard, "policy", None)
+            if policy is None or policy.allow_private:
+                return original(address, *args, **kwargs)
+            host, port = address[0], address[1]
+            make_socket = kwargs.pop("_create_socket_func", _helper._socket_connect)
+
+            def checked(ip_addr: Any, *a: Any, **kw: Any) -> Any:
+                ip = ip_addr[4][0]
+                if not policy.permits(str(host), port, ip):
+                    _guard.blocked = True
+                    raise ForbiddenAddress(f"connection to a private address refused ({host})")
+                return make_socket(ip_addr, *a, **kw)
+
+            return original(address, *args, _create_socket_func=checked, **kwargs)
+
+        import importlib
+
+        for name in ("_urllib", "_requests", "_websockets", "_curlcffi"):
+            try:
+                module = importlib.import_module(f"yt_dlp.networking.{name}")
+            except Exception:  # noqa: BLE001 - optional handlers whose dependency is absent
+                continue
+            if getattr(module, "create_connection", None) is original:
+                module.create_connection = guarded  # type: ignore[attr-defined]
+        _guard_installed = True
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProgressUpdate:
+    status: str  # downloading | processing
+    downloaded_bytes: int | None = None
+    total_bytes: int | None = None
+    speed: float | None = None
+    eta: float | None = None
+
+
+@dataclass
+class Control:
+    """Shared between the job's coroutine and yt-dlp's thread."""
+
+    cancel: threading.Event = field(default_factory=threading.Event)
+    on_progress: Callable[[ProgressUpdate], None] | None = None
+    error: MediabotError | None = None
+    max_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    title: str | None
+    duration: float | None
+    extractor: str | None
+    media_id: str | None
+    ext: str | None
+    width: int | None
+    height: int | None
+    uploader: str | None
+    filesize: int | None
+    webpage_url: str | None
+
+    @property
+    def media_key(self) -> str | None:
+        """`extractor:id` when it names the media; the generic extractor's ids are file names, not media."""
+        if not self.extractor or not self.media_id or self.extractor.lower() == "generic":
+            return None
+        return f"{self.extractor.lower()}:{self.media_id}"
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    path: Path
+    info: MediaInfo
+    filename: str
+
+
+class _Abort(DownloadCancelled):
+    msg = "aborted by mediabot"
+
+
+class _Logger:
+    """yt-dlp's messages go to our log at debug level; its errors are reported by the job, not here."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+
+    def debug(self, msg: str) -> None:
+        log.debug("[%s] %s", self.job_id, msg)
+
+    def info(self, msg: str) -> None:
+        log.debug("[%s] %s", self.job_id, msg)
+
+    def warning(self, msg: str) -> None:
+        log.info("[%s] yt-dlp: %s", self.job_id, msg)
+
+    def error(self, msg: str) -> None:
+        log.info("[%s] yt-dlp: %s", self.job_id, msg)
+
+
+def format_selector(kind: str, quality: str) -> str:
+    if kind == "audio":
+        return "ba[ext=m4a]/ba/b"
+    if quality in ("best", "", None):
+        cap = ""
+    else:
+        cap = f"[height<=?{int(quality)}]"
+    # Prefer mp4-compatible streams so chat apps can play the result inline; fall back to anything.
+    return f"bv*{cap}[ext=mp4]+ba[ext=m4a]/b{cap}[ext=mp4]/bv*{cap}+ba/b{cap}/bv*+ba/b"
+
+
+def build_options(
+    settings: Settings, *, kind: str, quality: str, workdir: Path, ffmpeg: str | None
+) -> dict[str, Any]:
+    """The yt-dlp options for one job: a pure function of the settings and the request."""
+    opts: dict[str, Any] = {
+        "format": format_selector(kind, quality),
+        "outtmpl": {"default": str(workdir / "media.%(ext)s")},
+        "noplaylist": True,
+        "quiet": True,
+        "no_warnings": False,
+        "noprogress": True,
+        "color": {"stdout": "never", "stderr": "never"},
+        "socket_timeout": 20,
+        "retries": 3,
+        "fragment_retries": 3,
+        "concurrent_fragment_downloads": 1,
+        "hls_prefer_native": True,
+        "overwrites": True,
+        "continuedl": False,
+        "nopart": False,
+        "cachedir": False,
+        "check_formats": False,
+        "updatetime": False,
+        "writethumbnail": False,
+        # The urllib handler opens sockets through yt-dlp's create_connection, which our guard wraps;
+        # the requests handler goes through urllib3 and would bypass it.
+        "compat_opts": {"prefer-legacy-http-handler"},
+    }
+    if settings.allowed_extractors:
+        opts["allowed_extractors"] = list(settings.allowed_extractors)
+    if ffmpeg:
+        opts["ffmpeg_location"] = ffmpeg
+    if kind == "audio":
+        opts["postprocessors"] = [
+            {"key": "FFmpegExtractAudio", "preferredcodec": settings.audio_format, "preferredquality": "0"}
+        ]
+    else:
+        opts["merge_output_format"] = "mp4"
+    return opts
+
+
+def _info_from(info: dict[str, Any]) -> MediaInfo:
+    size = info.get("filesize") or info.get("filesize_approx")
+    if not size and info.get("requested_formats"):
+        parts = [f.get("filesize") or f.get("filesize_approx") for f in info["requested_formats"]]
+        size = sum(parts) if all(parts) else None
+    duration = info.get("duration")
+    return MediaInfo(
+        title=info.get("title"),
+        duration=float(duration) if duration else None,
+        extractor=info.get("extractor_key") or info.get("extractor"),
+        media_id=str(info["id"]) if info.get("id") is not None else None,
+        ext=info.get("ext"),
+        width=info.get("width"),
+        height=info.get("height"),
+        uploader=info.get("uploader") or info.get("artist") or info.get("channel"),
+        filesize=int(size) if size else None,
+        webpage_url=info.get("webpage_url"),
+    )
+
+
+_FILENAME_BAD = re.compile(r"[^\w\s.()\-\[\]]+", re.UNICODE)
+
+
+def user_filename(title: str | None, ext: str | None) -> str:
+    base = _FILENAME_BAD.sub("_", (title or "media")).strip(" ._") or "media"
+    return f"{base[:120]}.{ext or 'bin'}"
+
+
+def translate_error(exc: BaseException, control: Control) -> MediabotError:
+    """yt-dlp's exceptions in the words of the person who sent the link."""
+    if control.error is not None:
+        return control.error
+    if getattr(_guard, "blocked", False):
+        return PrivateAddress("That link leads to a private network address, which is not allowed.")
+    text = str(exc)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    if "Unsupported URL" in text or "is not a valid URL" in text or "No suitable extractor" in text:
+        return UnsupportedUrl()
+    match = re.search(r"HTTP Error (\d{3}): ([^\n(]+)", text)
+    if match:
+        code, reason = match.group(1), match.group(2).strip().rstrip(".")
+        if code in ("401", "403"):
+            return DownloadFailed(f"The site refused access ({code} {reason}). The media may be private.")
+        if code == "404":
+            return DownloadFailed("The link returned 404 Not Found. Check that the media still exists.")
+        return DownloadFailed(f"The site answered {code} {reason}. Please try again later.")
+    if "Requested format is not available" in text:
+        return DownloadFailed("No format of this media matches the requested quality.")
+    if re.search(r"timed out|Connection refused|Name or service not known|getaddrinfo", text, re.I):
+        return DownloadFailed("The site could not be reached. Please try again later.")
+    if "Sign in" in text or "login" in text.lower() or "not a bot" in text:
+        return DownloadFailed("This site wants a login for that media, which this bot doesn't have.")
+    return DownloadFailed()
+
+
+class Downloader:
+    """Owns yt-dlp for one process. Its methods block: call them through `asyncio.to_thread`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ffmpeg = find_ffmpeg(settings.ffmpeg)
+        self.policy = AddressPolicy(settings.allow_private_urls, tuple(settings.allowed_private_hosts))
+        _install_connection_guard()
+
+    def warm_up(self) -> None:
+        """Import the extractors once per process, so the first job doesn't pay for it."""
+        with yt_dlp.YoutubeDL(self._base_options()) as ydl:
+            ydl.get_info_extractor("Generic")
+
+    def _base_options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {"quiet": True, "noprogress": True, "logger": _Logger("warmup")}
+        if self.settings.allowed_extractors:
+            opts["allowed_extractors"] = list(self.settings.allowed_extractors)
+        return opts
+
+    def run(
+        self,
+        job_id: str,
+        url: str,
+        kind: str,
+        quality: str,
+        workdir: Path,
+        control: Control,
+        on_info: Callable[[MediaInfo], bool],
+    ) -> Downloaded | None:
+        """Extract, check limits, ask `on_info` whether to go on (False: finished elsewhere), download.
+
+        Returns None when `on_info` said stop. Raises MediabotError subclasses.
+        """
+        workdir.mkdir(parents=True, exist_ok=True)
+        opts = build_options(self.settings, kind=kind, quality=quality, workdir=workdir, ffmpeg=self.ffmpeg)
+        opts["logger"] = _Logger(job_id)
+        opts["progress_hooks"] = [self._progress_hook(control)]
+        opts["postprocessor_hooks"] = [self._postprocessor_hook(control)]
+        control.max_bytes = self.settings.max_filesize_bytes
+        _guard.policy = self.policy
+        _guard.blocked = False
+        try:
+            with yt_dlp.YoutubeDL(opts) as ydl:
+                try:
+                    raw = ydl.extract_info(url, download=False)
+                except (DownloadError, DownloadCancelled) as exc:
+                    raise translate_error(exc, control) from None
+                if raw is None:
+                    raise UnsupportedUrl()
+                if raw.get("_type") in ("playlist", "multi_video"):
+                    entries = [e for e in raw.get("entries") or [] if e]
+                    if not entries:
+                        raise UnsupportedUrl("No media was found at that link.")
+                    raw = entries[0]
+                info = _info_from(raw)
+                self._check_limits(info)
+                if control.cancel.is_set():
+                    raise Cancelled()
+                if not on_info(info):
+                    return None
+                try:
+                    result = ydl.process_ie_result(raw, download=True)
+                except (DownloadError, DownloadCancelled) as exc:
+                    if control.cancel.is_set() and control.error is None:
+                        raise Cancelled() from None
+                    raise translate_error(exc, control) from None
+                path = self._output_path(result, workdir)
+                probe = probe_media(path, self.ffmpeg)
+                final = _info_from(result)
+                final = MediaInfo(
+                    title=final.title,
+                    duration=final.duration or probe.duration,
+                    extractor=final.extractor,
+                    media_id=final.media_id,
+                    ext=path.suffix.lstrip(".") or final.ext,
+                    width=final.width or probe.width,
+                    height=final.height or probe.height,
+                    uploader=final.uploader,
+                    filesize=path.stat().st_size,
+                    webpage_url=final.webpage_url,
+                )
+                if final.filesize and final.filesize > self.settings.max_filesize_bytes:
+                    raise self._too_large(final.filesize)
+                if final.duration and final.duration > self.settings.max_duration_s:
+                    raise self._too_long(final.duration)
+                return Downloaded(path=path, info=final, filename=user_filename(final.title, final.ext))
+        finally:
+            _guard.policy = None
+
+    def _output_path(self, result: dict[str, Any], workdir: Path) -> Path:
+        for item in result.get("requested_downloads") or []:
+            candidate = item.get("filepath") or item.get("_filename")
+            if candidate and Path(candidate).exists():
+                return Path(candidate)
+        files = [p for p in workdir.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
+        if not files:
+            raise DownloadFailed("The download finished without a file.")
+        return max(files, key=lambda p: p.stat().st_size)
+
+    def _check_limits(self, info: MediaInfo) -> None:
+        if info.duration and info.duration > self.settings.max_duration_s:
+            raise self._too_long(info.duration)
+        if info.filesize and info.filesize > self.settings.max_filesize_bytes:
+            raise self._too_large(info.filesize)
+
+    def _too_large(self, size: int) -> TooLarge:
+        return TooLarge(
+            f"This file is {human_size(size)}; the limit is {human_size(self.settings.max_filesize_bytes)}."
+        )
+
+    def _too_long(self, duration: float) -> TooLong:
+        return TooLong(
+            f"This media is {human_duration(duration)} long; the limit is {human_duration(self.settings.max_duration_s)}."
+        )
+
+    def _progress_hook(self, control: Control) -> Callable[[dict[str, Any]], None]:
+        last = [0.0]
+        finished_bytes = [0]
+
+        def hook(d: dict[str, Any]) -> None:
+            if control.cancel.is_set():
+                raise _Abort()
+            status = d.get("status")
+            if status not in ("downloading", "finished"):
+                return
+            downloaded = int(d.get("downloaded_bytes") or 0)
+            total = d.get("total_bytes") or d.get("total_bytes_estimate")
+            limit = control.max_bytes
+            if limit and (
+                finished_bytes[0] + downloaded > limit or (total and finished_bytes[0] + total > limit * 1.05)
+            ):
+                control.error = self._too_large(int(finished_bytes[0] + max(downloaded, total or 0)))
+                raise _Abort()
+            if status == "finished":
+                finished_bytes[0] += downloaded
+                return
+            now = time.monotonic()
+            if control.on_progress is None or now - last[0] < PROGRESS_INTERVAL_S:
+                return
+            last[0] = now
+            control.on_progress(
+                ProgressUpdate(
+                    status="downloading",
+                    downloaded_bytes=finished_bytes[0] + downloaded,
+                    total_bytes=int(finished_bytes[0] + total) if total else None,
+                    speed=d.get("speed"),
+                    eta=d.get("eta"),
+                )
+            )
+
+        return hook
+
+    def _postprocessor_hook(self, control: Control) -> Callable[[dict[str, Any]], None]:
+        def hook(d: dict[str, Any]) -> None:
+            if control.cancel.is_set():
+                raise _Abort()
+            if d.get("status") == "started" and control.on_progress is not None:
+                control.on_progress(ProgressUpdate(status="processing"))
+
+        return hook

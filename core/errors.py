@@ -1,0 +1,98 @@
+"""Errors the core reports to people: a stable code and a sentence written for the person who asked."""
+
+from __future__ import annotations
+
+
+class MediabotError(Exception):
+    code = "error"
+    default_message = "Something went wrong."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class InvalidUrl(MediabotError):
+    code = "invalid_url"
+    default_message = "That doesn't look like a link. Send a full http(s):// address."
+
+
+class UnsupportedUrl(MediabotError):
+    code = "unsupported_url"
+    default_message = "This site is not supported."
+
+
+class PrivateAddress(MediabotError):
+    code = "private_address"
+    default_message = "That link points to a private network address, which is not allowed."
+
+
+class TooLarge(MediabotError):
+    code = "too_large"
+    default_message = "This file is larger than the limit."
+
+
+class TooLong(MediabotError):
+    code = "too_long"
+    default_message = "This media is longer than the limit."
+
+
+class DownloadFailed(MediabotError):
+    code = "download_failed"
+    default_message = "The download failed."
+
+
+class Cancelled(MediabotError):
+    code = "cancelled"
+    default_message = "The download was cancelled."
+
+
+class StorageError(MediabotError):
+    code = "storage_error"
+    default_message = "The file could not be saved. Please try again later."
+
+
+class WorkerLost(MediabotError):
+    code = "worker_lost"
+    default_message = "The download was interrupted several times and was given up. Please try again."
+
+
+class NotFound(MediabotError):
+    code = "not_found"
+    default_message = "No such job."
+
+
+class Unavailable(MediabotError):
+    code = "unavailable"
+    default_message = "The service is busy or partly down. Please try again in a minute."
+
+
+def human_size(num_bytes: float) -> str:
+    """Sizes as people write them: 3.1 GB, 512 KB."""
+    value = float(num_bytes)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            if unit == "B":
+                return f"{int(value)} B"
+            return f"{value:.1f} {unit}".replace(".0 ", " ")
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min {secs:02d} s" if secs else f"{minutes} min"
+    return f"{secs} s"
+
+
+class InvalidRequest(MediabotError):
+    code = "invalid_request"
+    default_message = "The request is not valid."

@@ -1,0 +1,468 @@
+"""The job service: what every front end calls to submit, follow, cancel and fetch downloads."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.config import Settings
+from core.errors import InvalidRequest, InvalidUrl, MediabotError, NotFound, Unavailable, UnsupportedUrl
+from core.events import EventBus, Message, jobs_filter
+from core.models import Job, JobStatus, Request, RequestStatus, utcnow
+from core.queue import JobQueue
+from core.schemas import JobView, RequestView, Submission, SubmitRequest
+from core.storage import Storage
+from core.urls import AddressPolicy, check_url, extract_url, normalize_url
+
+log = logging.getLogger(__name__)
+
+ACTIVE_JOB = (JobStatus.QUEUED, JobStatus.RUNNING)
+QUALITIES = {"best", "2160", "1440", "1080", "720", "480", "360", "240", "144"}
+WATCH_POLL_S = 5.0
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def dedup_key(cache_key: str, kind: str, quality: str) -> str:
+    return f"{cache_key}|{kind}:{quality}"
+
+
+def request_view(req: Request) -> RequestView:
+    return RequestView(
+        id=req.id,
+        job_id=req.job_id,
+        source=req.source,
+        user_id=req.user_id,
+        url=req.url,
+        kind=req.kind,
+        quality=req.quality,
+        status=req.status,
+        outcome=req.outcome,
+        target=dict(req.target or {}),
+        created_at=req.created_at,
+        finished_at=req.finished_at,
+        delivered_at=req.delivered_at,
+    )
+
+
+def insert_ignoring_conflict(dialect: str, values: dict[str, Any]) -> Any:
+    """INSERT ... ON CONFLICT (dedup_key) DO NOTHING on both SQLite and PostgreSQL."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(Job).values(**values).on_conflict_do_nothing(index_elements=["dedup_key"])
+
+
+class JobService:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: EventBus,
+        queue: JobQueue,
+        storage: Storage,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.bus = bus
+        self.queue = queue
+        self.storage = storage
+        self.policy = AddressPolicy(settings.allow_private_urls, tuple(settings.allowed_private_hosts))
+        self._dialect = sessions.kw["bind"].dialect.name
+
+    # -- submitting -------------------------------------------------------------------------------------
+
+    async def check(self, text: str) -> str:
+        """Validate a link the way submit does, without queueing anything."""
+        url = extract_url(text)
+        try:
+            await asyncio.wait_for(check_url(url, self.policy), timeout=10)
+        except TimeoutError:
+            raise InvalidUrl("The host of that link could not be looked up.") from None
+        if self.settings.allowed_extractors and "generic" not in [
+            e.lower() for e in self.settings.allowed_extractors
+        ]:
+            if not await asyncio.to_thread(_supported, url, tuple(self.settings.allowed_extractors)):
+                raise UnsupportedUrl()
+        return url
+
+    async def submit(self, req: SubmitRequest) -> Submission:
+        if req.kind not in ("video", "audio"):
+            raise InvalidRequest("Kind must be video or audio.")
+        quality = "best" if req.kind == "audio" else (req.quality or "best")
+        if quality not in QUALITIES:
+            raise InvalidRequest(
+                f"Quality must be one of: {', '.join(sorted(QUALITIES, key=_quality_order))}."
+            )
+        url = await self.check(req.text)
+        cache_key = normalize_url(url)
+        key = dedup_key(cache_key, req.kind, quality)
+        for _ in range(5):
+            result = await self._attach(req, url, cache_key, key, quality)
+            if result is not None:
+                break
+        else:
+            raise Unavailable()
+        submission, created = result
+        if created:
+            await self._publish(submission.job)
+            await self._enqueue(submission.job.id)
+        return submission
+
+    async def _attach(
+        self, req: SubmitRequest, url: str, cache_key: str, key: str, quality: str
+    ) -> tuple[Submission, bool] | None:
+        now = utcnow()
+        job_id = new_id()
+        try:
+            async with self.sessions() as session, session.begin():
+                inserted = await session.execute(
+                    insert_ignoring_conflict(
+                        self._dialect,
+                        dict(
+                            id=job_id,
+                            url=url,
+                            cache_key=cache_key,
+                            kind=req.kind,
+                            quality=quality,
+                            dedup_key=key,
+                            status=JobStatus.QUEUED,
+                            seq=1,
+                            retained=False,
+                            attempts=0,
+                            cancel_requested=False,
+                            created_at=now,
+                            updated_at=now,
+                            enqueued_at=now,
+                        ),
+                    )
+                )
+                created = inserted.rowcount == 1
+                job = await session.scalar(select(Job).where(Job.dedup_key == key).with_for_update())
+                if job is None:
+                    # The job we collided with ended (failed, cancelled, expired) in between: try again.
+                    return None
+                outcome = "queued" if created else ("cached" if job.status == JobStatus.DONE else "coalesced")
+                request = Request(
+                    id=new_id(),
+                    job_id=job.id,
+                    source=req.source,
+                    user_id=str(req.user_id),
+                    url=url,
+                    kind=req.kind,
+                    quality=quality,
+                    target=dict(req.target),
+                    outcome=outcome,
+                    created_at=now,
+                    status=RequestStatus.DONE if outcome == "cached" else RequestStatus.ACTIVE,
+                    finished_at=now if outcome == "cached" else None,
+                )
+                session.add(request)
+                await session.flush()
+                return Submission(
+                    request=request_view(request), job=JobView.from_job(job), outcome=outcome
+                ), created
+        except (OperationalError, DBAPIError, OSError) as exc:
+            log.warning("database unavailable during submit: %s", type(exc).__name__)
+            raise Unavailable() from exc
+
+    async def _enqueue(self, job_id: str) -> None:
+        try:
+            await self.queue.enqueue(job_id)
+        except Exception as exc:  # noqa: BLE001 - the reconciler re-enqueues queued jobs the queue lost
+            log.warning(
+                "queue unavailable (%s); job %s stays queued for the reconciler", type(exc).__name__, job_id
+            )
+
+    async def _publish(self, job: JobView) -> None:
+        try:
+            await self.bus.publish(Message("job", job=job))
+        except Exception as exc:  # noqa: BLE001 - events are best effort; the job row is the truth
+            log.warning("event bus unavailable (%s)", type(exc).__name__)
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    async def get_job(self, job_id: str) -> JobView:
+        async with self.sessions() as session:
+            job = await session.get(Job, job_id)
+            if job is None:
+                raise NotFound()
+            return JobView.from_job(job)
+
+    async def get_request(self, request_id: str) -> tuple[RequestView, JobView]:
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(Request, Job).join(Job, Job.id == Request.job_id).where(Request.id == request_id)
+                )
+            ).first()
+            if row is None:
+                raise NotFound()
+            return request_view(row[0]), JobView.from_job(row[1])
+
+    async def list_requests(
+        self,
+        source: str,
+        user_id: str,
+        *,
+        statuses: Sequence[str] | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> tuple[list[tuple[RequestView, JobView]], str | None]:
+        """A user's requests, newest first; `statuses` filters by the job's status."""
+        query = (
+            select(Request, Job)
+            .join(Job, Job.id == Request.job_id)
+            .where(Request.source == source, Request.user_id == str(user_id))
+            .order_by(Request.created_at.desc(), Request.id.desc())
+            .limit(limit + 1)
+        )
+        if statuses:
+            query = query.where(Job.status.in_(list(statuses)))
+        if cursor:
+            created, rid = _decode_cursor(cursor)
+            query = query.where(
+                or_(Request.created_at < created, and_(Request.created_at == created, Request.id < rid))
+            )
+        async with self.sessions() as session:
+            rows = (await session.execute(query)).all()
+        items = [(request_view(r), JobView.from_job(j)) for r, j in rows[:limit]]
+        next_cursor = _encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
+        return items, next_cursor
+
+    async def active_requests(self, source: str, user_id: str) -> list[tuple[RequestView, JobView]]:
+        items, _ = await self.list_requests(source, user_id, statuses=list(ACTIVE_JOB), limit=100)
+        return [(r, j) for r, j in items if r.status == RequestStatus.ACTIVE]
+
+    async def undelivered(self, source: str, limit: int = 500) -> list[tuple[RequestView, JobView]]:
+        """A front end's requests not yet marked delivered, active ones included: what it must resume
+        following (and deliver) after a restart."""
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Request, Job)
+                    .join(Job, Job.id == Request.job_id)
+                    .where(
+                        Request.source == source,
+                        Request.delivered_at.is_(None),
+                        Request.status != RequestStatus.CANCELLED,
+                    )
+                    .order_by(Request.created_at)
+                    .limit(limit)
+                )
+            ).all()
+        return [(request_view(r), JobView.from_job(j)) for r, j in rows]
+
+    async def mark_delivered(self, request_id: str, target: dict[str, Any] | None = None) -> None:
+        values: dict[str, Any] = {"delivered_at": utcnow()}
+        if target is not None:
+            values["target"] = target
+        async with self.sessions() as session, session.begin():
+            await session.execute(update(Request).where(Request.id == request_id).values(**values))
+
+    async def update_target(self, request_id: str, target: dict[str, Any]) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(update(Request).where(Request.id == request_id).values(target=target))
+
+    async def count_active(self, source: str, user_id: str) -> int:
+        """How many of a user's requests still wait for their download (for per-user concurrency caps)."""
+        async with self.sessions() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(Request)
+                .where(
+                    Request.source == source,
+                    Request.user_id == str(user_id),
+                    Request.status == RequestStatus.ACTIVE,
+                )
+            )
+        return int(count or 0)
+
+    async def requests_of_job(self, job_id: str, source: str | None = None) -> list[RequestView]:
+        """The requests waiting on (or served by) one job, optionally from one front end only."""
+        query = select(Request).where(Request.job_id == job_id).order_by(Request.created_at)
+        if source is not None:
+            query = query.where(Request.source == source)
+        async with self.sessions() as session:
+            return [request_view(r) for r in await session.scalars(query)]
+
+    async def counts(self) -> dict[str, int]:
+        async with self.sessions() as session:
+            rows = (await session.execute(select(Job.status, func.count()).group_by(Job.status))).all()
+        return {status: count for status, count in rows}
+
+    # -- following ----------------------------------------------------------------------------------------
+
+    async def watch(self, job_id: str, after_seq: int = 0) -> AsyncIterator[JobView]:
+        """The job's current state, then each newer state, ending after a terminal one.
+
+        Subscribes before reading the snapshot so nothing falls between; drops anything not newer than
+        what was already yielded; re-reads the row when the bus is quiet, so a lost event only delays.
+        """
+        with self.bus.subscribe(jobs_filter({job_id})) as sub:
+            snapshot = await self.get_job(job_id)
+            last = after_seq
+            if snapshot.seq > last or snapshot.terminal:
+                last = max(last, snapshot.seq)
+                yield snapshot
+            if snapshot.terminal:
+                return
+            while True:
+                try:
+                    message = await asyncio.wait_for(sub.get(), timeout=WATCH_POLL_S)
+                    view = message.job
+                except TimeoutError:
+                    view = await self.get_job(job_id)
+                if view is None or (view.seq <= last and not view.terminal):
+                    continue
+                last = max(last, view.seq)
+                yield view
+                if view.terminal:
+                    return
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> JobView:
+        """Block until the job ends; returns its final state."""
+
+        async def _wait() -> JobView:
+            final: JobView | None = None
+            async for view in self.watch(job_id):
+                final = view
+            assert final is not None
+            return final
+
+        return await asyncio.wait_for(_wait(), timeout=timeout)
+
+    # -- cancelling ---------------------------------------------------------------------------------------
+
+    async def cancel(
+        self, request_id: str, *, source: str | None = None, user_id: str | None = None
+    ) -> RequestView:
+        """Cancel one request; the download stops only when no other request still waits for it."""
+        job_view: JobView | None = None
+        signal_worker = False
+        async with self.sessions() as session, session.begin():
+            request = await session.get(Request, request_id)
+            if request is None or (
+                source is not None and (request.source, request.user_id) != (source, str(user_id))
+            ):
+                raise NotFound()
+            job = await session.scalar(select(Job).where(Job.id == request.job_id).with_for_update())
+            assert job is not None
+            if request.status != RequestStatus.ACTIVE:
+                return request_view(request)
+            request.status = RequestStatus.CANCELLED
+            request.finished_at = utcnow()
+            await session.flush()
+            others = await session.scalar(
+                select(func.count())
+                .select_from(Request)
+                .where(Request.job_id == job.id, Request.status == RequestStatus.ACTIVE)
+            )
+            if not others and job.status in ACTIVE_JOB:
+                # Free the dedup slot at once so a new request starts a fresh download.
+                job.dedup_key = None
+                job.cancel_requested = True
+                job.updated_at = utcnow()
+                if job.status == JobStatus.QUEUED:
+                    job.status = JobStatus.CANCELLED
+                    job.error_code = "cancelled"
+                    job.error_message = "The download was cancelled."
+                    job.finished_at = utcnow()
+                    job.seq += 1
+                    job_view = JobView.from_job(job)
+                else:
+                    signal_worker = True
+            view = request_view(request)
+        if job_view is not None:
+            await self._publish(job_view)
+        if signal_worker:
+            try:
+                await self.bus.publish(Message("cancel", job_id=view.job_id))
+            except Exception as exc:  # noqa: BLE001 - the worker also sees cancel_requested on its next lease renewal
+                log.warning("cancel signal not published (%s)", type(exc).__name__)
+        return view
+
+    async def cancel_all(self, source: str, user_id: str) -> int:
+        active = await self.active_requests(source, user_id)
+        for request, _job in active:
+            await self.cancel(request.id)
+        return len(active)
+
+    # -- files --------------------------------------------------------------------------------------------
+
+    async def _stored(self, job_id: str) -> Job:
+        async with self.sessions() as session:
+            job = await session.get(Job, job_id)
+        if job is None:
+            raise NotFound()
+        if job.status != JobStatus.DONE or not job.storage_key or not job.retained:
+            raise NotFound("The file is not available (not finished, or expired).")
+        return job
+
+    async def link(self, job_id: str, ttl_s: int | None = None) -> str:
+        job = await self._stored(job_id)
+        return await self.storage.link(job.storage_key or "", filename=job.filename or "media", ttl_s=ttl_s)
+
+    async def fetch_file(self, job_id: str, dest: Path) -> Path:
+        """Copy the finished file to `dest` (chat front ends upload from there)."""
+        job = await self._stored(job_id)
+        await self.storage.fetch(job.storage_key or "", dest)
+        return dest
+
+    async def local_path(self, job_id: str) -> Path | None:
+        job = await self._stored(job_id)
+        path_of = getattr(self.storage, "path_for", None)
+        return path_of(job.storage_key) if path_of else None
+
+
+def _quality_order(q: str) -> int:
+    return -1 if q == "best" else -int(q)
+
+
+def _encode_cursor(req: Request) -> str:
+    raw = f"{req.created_at.isoformat()}|{req.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, rid = raw.split("|", 1)
+        return datetime.fromisoformat(created), rid
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("Invalid cursor.") from None
+
+
+_suitable_cache: dict[tuple[str, ...], list[Any]] = {}
+
+
+def _supported(url: str, allowed: tuple[str, ...]) -> bool:
+    """Whether an allowed extractor claims the link (only meaningful when the generic one is not allowed)."""
+    from yt_dlp.extractor import gen_extractor_classes
+
+    classes = _suitable_cache.get(allowed)
+    if classes is None:
+        wanted = {name.lower() for name in allowed}
+        classes = [
+            ie
+            for ie in gen_extractor_classes()
+            if ie.ie_key().lower() in wanted or ie.IE_NAME.lower() in wanted
+        ]
+        _suitable_cache[allowed] = classes
+    return any(ie.suitable(url) for ie in classes)
+
+
+__all__ = ["JobService", "MediabotError"]

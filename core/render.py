@@ -1,0 +1,57 @@
+"""Progress as text, shared by the CLI and the chat front ends."""
+
+from __future__ import annotations
+
+from core.errors import human_duration, human_size
+from core.schemas import JobView
+
+STATUS_WORDS = {
+    "queued": "Queued",
+    "running": "Downloading",
+    "done": "Done",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
+
+
+def bar(percent: float | None, width: int = 12) -> str:
+    if percent is None:
+        return "[" + "·" * width + "]"
+    filled = max(0, min(width, round(width * percent / 100)))
+    return "[" + "█" * filled + "░" * (width - filled) + "]"
+
+
+def progress_line(view: JobView, width: int = 12) -> str:
+    """`[██████░░░░░░] 52% · 14 MB / 27 MB · 2.1 MB/s · ETA 6 s`"""
+    p = view.progress
+    parts = [f"{bar(p.percent, width)} {p.percent:.0f}%" if p.percent is not None else bar(None, width)]
+    if p.downloaded_bytes:
+        size = human_size(p.downloaded_bytes)
+        if p.total_bytes:
+            size += f" / {human_size(p.total_bytes)}"
+        parts.append(size)
+    if p.speed:
+        parts.append(f"{human_size(p.speed)}/s")
+    if p.eta is not None and view.status == "running" and p.eta > 0:
+        parts.append(f"ETA {human_duration(p.eta)}")
+    return " · ".join(parts)
+
+
+def status_text(view: JobView) -> str:
+    """A few lines for a chat message: title, status, progress."""
+    title = view.title or view.url
+    word = STATUS_WORDS.get(view.status, view.status)
+    if (
+        view.status == "running"
+        and view.progress.downloaded_bytes is None
+        and view.progress.total_bytes is None
+    ):
+        word = "Starting"
+    lines = [title, word]
+    if view.status == "running":
+        lines.append(progress_line(view))
+    elif view.status == "failed" and view.error:
+        lines.append(view.error.message)
+    elif view.status == "done" and view.filesize:
+        lines.append(human_size(view.filesize))
+    return "\n".join(lines)

@@ -1,0 +1,708 @@
+"""Running jobs on a worker: claim with a lease, download in a thread, store, finish; all writes are
+conditional on still holding the lease, so a job never completes twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mimetypes
+import os
+import shutil
+import socket
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.config import Settings
+from core.downloader import Control, Downloaded, Downloader, MediaInfo, ProgressUpdate
+from core.errors import Cancelled, DownloadFailed, MediabotError, StorageError
+from core.events import EventBus, Message, control_filter
+from core.models import Job, JobStatus, Request, RequestStatus, Worker, utcnow
+from core.queue import JobQueue
+from core.schemas import JobView
+from core.storage import Storage, make_key
+
+log = logging.getLogger(__name__)
+
+PROGRESS_DB_INTERVAL_S = 1.0
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class _Running:
+    """A job this worker holds: its row (detached, updated in memory), the control shared with yt-dlp."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.control = Control()
+        self.last_db_write = 0.0
+        self.db_write: asyncio.Task[None] | None = None
+        self.lost = False
+        self.handback = False
+
+
+class JobRunner:
+    """Runs downloads for one worker process, at most `worker_concurrency` at a time."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: EventBus,
+        storage: Storage,
+        downloader: Downloader,
+        queue: JobQueue,
+        worker_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.bus = bus
+        self.storage = storage
+        self.downloader = downloader
+        self.queue = queue
+        self.worker_id = worker_id or new_worker_id()
+        self.running: dict[str, _Running] = {}
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.accepting = True
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        self._background: set[asyncio.Task[Any]] = set()
+        self.workdir_root = settings.tmp_dir / self.worker_id
+
+    # -- the task body ------------------------------------------------------------------------------------
+
+    async def run(self, job_id: str) -> None:
+        async with self._slots:
+            if not self.accepting:
+                # Shutting down: leave the job queued and hand it to another worker.
+                await self._safe_enqueue(job_id)
+                return
+            held = await self._claim(job_id)
+            if held is None:
+                return
+            self.running[job_id] = held
+            self.idle.clear()
+            try:
+                await self._execute(held)
+            finally:
+                self.running.pop(job_id, None)
+                if not self.running:
+                    self.idle.set()
+                if held.db_write is not None:
+                    with contextlib.suppress(Exception):
+                        await held.db_write
+
+    async def _claim(self, job_id: str) -> _Running | None:
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.cancel_requested.is_(False))
+                .values(
+                    status=JobStatus.RUNNING,
+                    worker_id=self.worker_id,
+                    attempts=Job.attempts + 1,
+                    lease_until=now + timedelta(seconds=self.settings.lease_s),
+                    started_at=now,
+                    updated_at=now,
+                    seq=Job.seq + 1,
+                )
+            )
+            if result.rowcount != 1:
+                log.debug("job %s not claimed (taken, finished or cancelled)", job_id)
+                return None
+            job = await session.get(Job, job_id)
+        assert job is not None
+        log.info("job %s claimed by %s (attempt %d)", job_id, self.worker_id, job.attempts)
+        await self._publish(job)
+        return _Running(job)
+
+    async def _execute(self, held: _Running) -> None:
+        job = held.job
+        loop = asyncio.get_running_loop()
+        workdir = self.workdir_root / job.id
+        held.control.on_progress = lambda update_: loop.call_soon_threadsafe(self._on_progress, held, update_)
+
+        def on_info(info: MediaInfo) -> bool:
+            # Called from yt-dlp's thread between extraction and download.
+            future = asyncio.run_coroutine_threadsafe(self._on_info(held, info), loop)
+            return future.result(timeout=60)
+
+        started = time.monotonic()
+        stored_key: str | None = None
+        try:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            result: Downloaded | None = await asyncio.to_thread(
+                self.downloader.run, job.id, job.url, job.kind, job.quality, workdir, held.control, on_info
+            )
+            if result is None:
+                return  # finished from an existing file of the same media
+            if held.control.cancel.is_set():
+                raise Cancelled()
+            stored_key = make_key(job.id, result.filename)
+            content_type = mimetypes.guess_type(result.filename)[0]
+            size = await self.storage.save(
+                result.path, stored_key, filename=result.filename, content_type=content_type
+            )
+            if not await self._finish_done(held, result, stored_key, size):
+                await self.storage.delete(stored_key)
+                return
+            log.info("job %s done in %.2fs (%d bytes)", job.id, time.monotonic() - started, size)
+        except Cancelled:
+            if held.lost:
+                log.warning("job %s: lease lost, stopped without writing", job.id)
+            elif held.handback:
+                await self._hand_back(held)
+            else:
+                await self._finish(held, JobStatus.CANCELLED, Cancelled())
+        except StorageError as exc:
+            await self._finish(held, JobStatus.FAILED, exc)
+        except MediabotError as exc:
+            await self._finish(held, JobStatus.FAILED, exc)
+        except Exception:
+            log.exception("job %s failed unexpectedly", job.id)
+            await self._finish(held, JobStatus.FAILED, DownloadFailed())
+        finally:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    # -- progress and metadata ------------------------------------------------------------------------------
+
+    def _on_progress(self, held: _Running, upd: ProgressUpdate) -> None:
+        if held.lost or held.control.cancel.is_set():
+            return
+        job = held.job
+        if upd.status == "downloading":
+            job.downloaded_bytes = upd.downloaded_bytes
+            job.total_bytes = upd.total_bytes
+            job.speed = upd.speed
+            job.eta = upd.eta
+        else:
+            job.speed = None
+            job.eta = None
+        job.seq += 1
+        job.updated_at = utcnow()
+        self._spawn(self._publish(job))
+        now = time.monotonic()
+        if now - held.last_db_write >= PROGRESS_DB_INTERVAL_S and (
+            held.db_write is None or held.db_write.done()
+        ):
+            held.last_db_write = now
+            held.db_write = self._spawn(self._write_progress(held))
+
+    async def _write_progress(self, held: _Running) -> None:
+        job = held.job
+        try:
+            async with self.sessions() as session, session.begin():
+                await session.execute(
+                    self._owned(job.id).values(
+                        downloaded_bytes=job.downloaded_bytes,
+                        total_bytes=job.total_bytes,
+                        speed=job.speed,
+                        eta=job.eta,
+                        seq=job.seq,
+                        updated_at=job.updated_at,
+                    )
+                )
+        except Exception as exc:  # noqa: BLE001 - progress is advisory; the lease loop notices real outages
+            log.debug("progress write failed: %s", exc)
+
+    async def _on_info(self, held: _Running, info: MediaInfo) -> bool:
+        job = held.job
+        job.title, job.duration, job.extractor, job.media_id = (
+            info.title,
+            info.duration,
+            info.extractor,
+            info.media_id,
+        )
+        job.width, job.height, job.uploader, job.ext = info.width, info.height, info.uploader, info.ext
+        job.total_bytes = info.filesize
+        job.media_key = f"{info.media_key}|{job.kind}:{job.quality}" if info.media_key else None
+        job.seq += 1
+        job.updated_at = utcnow()
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                self._owned(job.id).values(
+                    title=job.title,
+                    duration=job.duration,
+                    extractor=job.extractor,
+                    media_id=job.media_id,
+                    width=job.width,
+                    height=job.height,
+                    uploader=job.uploader,
+                    ext=job.ext,
+                    total_bytes=job.total_bytes,
+                    media_key=job.media_key,
+                    seq=job.seq,
+                    updated_at=job.updated_at,
+                )
+            )
+            source = None
+            if job.media_key:
+                source = await session.scalar(
+                    select(Job)
+                    .where(
+                        Job.media_key == job.media_key,
+                        Job.status == JobStatus.DONE,
+                        Job.retained.is_(True),
+                        Job.id != job.id,
+                    )
+                    .limit(1)
+                )
+        await self._publish(job)
+        if source is None:
+            return True
+        log.info("job %s: same media as finished job %s, reusing its file", job.id, source.id)
+        await self._finish_from(held, source)
+        return False
+
+    # -- finishing ----------------------------------------------------------------------------------------
+
+    def _owned(self, job_id: str) -> Any:
+        return update(Job).where(
+            Job.id == job_id, Job.worker_id == self.worker_id, Job.status == JobStatus.RUNNING
+        )
+
+    async def _finish_done(self, held: _Running, result: Downloaded, key: str, size: int) -> bool:
+        info = result.info
+        return await self._complete(
+            held,
+            JobStatus.DONE,
+            dict(
+                storage_key=key,
+                filename=result.filename,
+                filesize=size,
+                ext=info.ext,
+                title=info.title,
+                duration=info.duration,
+                width=info.width,
+                height=info.height,
+                retained=True,
+                downloaded_bytes=size,
+                total_bytes=size,
+            ),
+        )
+
+    async def _finish_from(self, held: _Running, source: Job) -> bool:
+        return await self._complete(
+            held,
+            JobStatus.DONE,
+            dict(
+                storage_key=source.storage_key,
+                filename=source.filename,
+                filesize=source.filesize,
+                ext=source.ext,
+                duration=source.duration,
+                width=source.width,
+                height=source.height,
+                retained=True,
+                downloaded_bytes=source.filesize,
+                total_bytes=source.filesize,
+                cached_from=source.id,
+            ),
+        )
+
+    async def _finish(self, held: _Running, status: JobStatus, error: MediabotError) -> bool:
+        log.info("job %s %s: %s", held.job.id, status, error.code)
+        return await self._complete(
+            held, status, dict(error_code=error.code, error_message=error.message, dedup_key=None)
+        )
+
+    async def _complete(self, held: _Running, status: JobStatus, values: dict[str, Any]) -> bool:
+        job = held.job
+        now = utcnow()
+        values = dict(
+            values,
+            status=status,
+            finished_at=now,
+            updated_at=now,
+            lease_until=None,
+            speed=None,
+            eta=None,
+            seq=job.seq + 1,
+        )
+        request_status = {
+            JobStatus.DONE: RequestStatus.DONE,
+            JobStatus.FAILED: RequestStatus.FAILED,
+            JobStatus.CANCELLED: RequestStatus.CANCELLED,
+        }[status]
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(self._owned(job.id).values(**values))
+            if result.rowcount != 1:
+                log.warning("job %s: lease lost before finishing; leaving it to its new owner", job.id)
+                return False
+            await session.execute(
+                update(Request)
+                .where(Request.job_id == job.id, Request.status == RequestStatus.ACTIVE)
+                .values(status=request_status, finished_at=now)
+            )
+            fresh = await session.get(Job, job.id, populate_existing=True)
+        assert fresh is not None
+        held.job = fresh
+        await self._publish(fresh)
+        return True
+
+    async def _hand_back(self, held: _Running) -> None:
+        """Graceful shutdown: the job goes back to the queue for another worker, attempt not counted."""
+        job = held.job
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                self._owned(job.id).values(
+                    status=JobStatus.QUEUED,
+                    worker_id=None,
+                    lease_until=None,
+                    attempts=Job.attempts - 1,
+                    enqueued_at=utcnow(),
+                    updated_at=utcnow(),
+                    seq=job.seq + 1,
+                )
+            )
+            fresh = await session.get(Job, job.id, populate_existing=True) if result.rowcount == 1 else None
+        if fresh is not None:
+            log.info("job %s handed back to the queue", job.id)
+            await self._publish(fresh)
+            await self._safe_enqueue(job.id)
+
+    # -- leases and control -----------------------------------------------------------------------------
+
+    async def renew_leases(self) -> None:
+        """Extend our leases; notice jobs we lost (another worker took over) or that were cancelled."""
+        if not self.running:
+            return
+        ids = list(self.running)
+        until = utcnow() + timedelta(seconds=self.settings.lease_s)
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Job)
+                .where(Job.id.in_(ids), Job.worker_id == self.worker_id, Job.status == JobStatus.RUNNING)
+                .values(lease_until=until)
+            )
+            rows = (
+                await session.execute(
+                    select(Job.id, Job.cancel_requested).where(
+                        Job.id.in_(ids), Job.worker_id == self.worker_id, Job.status == JobStatus.RUNNING
+                    )
+                )
+            ).all()
+        still_ours = {row[0]: row[1] for row in rows}
+        for job_id in ids:
+            held = self.running.get(job_id)
+            if held is None:
+                continue
+            if job_id not in still_ours:
+                if not held.control.cancel.is_set():
+                    held.lost = True
+                    held.control.cancel.set()
+            elif still_ours[job_id]:
+                held.control.cancel.set()
+
+    def on_control(self, message: Message) -> None:
+        if message.type == "cancel" and message.job_id in self.running:
+            log.info("job %s: cancel received", message.job_id)
+            self.running[message.job_id].control.cancel.set()
+
+    def hand_back_all(self) -> None:
+        for held in self.running.values():
+            held.handback = True
+            held.control.cancel.set()
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    async def _publish(self, job: Job) -> None:
+        try:
+            await self.bus.publish(Message("job", job=JobView.from_job(job)))
+        except Exception as exc:  # noqa: BLE001 - events are best effort; the row is the truth
+            log.debug("event not published: %s", exc)
+
+    async def _safe_enqueue(self, job_id: str) -> None:
+        try:
+            await self.queue.enqueue(job_id)
+        except Exception as exc:  # noqa: BLE001 - the reconciler re-enqueues it later
+            log.warning("could not re-enqueue %s: %s", job_id, exc)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+
+class Reconciler:
+    """Repairs what crashes leave behind. Safe to run in every worker at once: each repair is a
+    conditional update, and only the process whose update matched acts on it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: EventBus,
+        storage: Storage,
+        queue: JobQueue,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.bus = bus
+        self.storage = storage
+        self.queue = queue
+        self._last_retention = 0.0
+
+    async def once(self) -> dict[str, int]:
+        stats = {"requeued": 0, "lost": 0, "reenqueued": 0, "expired": 0}
+        await self._expired_leases(stats)
+        await self._stale_queued(stats)
+        if time.monotonic() - self._last_retention > self.settings.retention_interval_s:
+            self._last_retention = time.monotonic()
+            stats["expired"] = await self.retention()
+        return stats
+
+    async def _expired_leases(self, stats: dict[str, int]) -> None:
+        now = utcnow()
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Job.id, Job.attempts).where(Job.status == JobStatus.RUNNING, Job.lease_until < now)
+                )
+            ).all()
+        for job_id, attempts in rows:
+            expired = (Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_until < now)
+            give_up = attempts >= self.settings.max_attempts
+            async with self.sessions() as session, session.begin():
+                if give_up:
+                    values: dict[str, Any] = dict(
+                        status=JobStatus.FAILED,
+                        error_code="worker_lost",
+                        dedup_key=None,
+                        finished_at=now,
+                        error_message="The download was interrupted several times and was given up. Please try again.",
+                    )
+                else:
+                    values = dict(status=JobStatus.QUEUED, enqueued_at=now)
+                # A gap in seq: the dead worker may have published progress it never wrote down.
+                values.update(worker_id=None, lease_until=None, updated_at=now, seq=Job.seq + 100)
+                result = await session.execute(update(Job).where(*expired).values(**values))
+                if result.rowcount != 1:
+                    continue
+                if give_up:
+                    await session.execute(
+                        update(Request)
+                        .where(Request.job_id == job_id, Request.status == RequestStatus.ACTIVE)
+                        .values(status=RequestStatus.FAILED, finished_at=now)
+                    )
+                job = await session.get(Job, job_id)
+            stats["lost" if give_up else "requeued"] += 1
+            log.warning("job %s: worker lost; %s", job_id, "failed" if give_up else "re-queued")
+            if job is not None:
+                await self._publish(job)
+            if not give_up:
+                await self._enqueue(job_id)
+
+    async def _stale_queued(self, stats: dict[str, int]) -> None:
+        """Queued jobs whose message the queue lost (Redis restarted empty): the queue is idle, yet the
+        database still has jobs waiting."""
+        try:
+            depth = await self.queue.depth()
+        except Exception:  # noqa: BLE001 - broker down: nothing to re-enqueue into
+            return
+        now = utcnow()
+        threshold = now - timedelta(seconds=self.settings.stale_queued_s)
+        # Whatever the depth says, a job waiting ten thresholds long gets a fresh message.
+        long_threshold = now - timedelta(seconds=self.settings.stale_queued_s * 10)
+        cutoff = threshold if depth == 0 else long_threshold
+        async with self.sessions() as session, session.begin():
+            ids = list(
+                await session.scalars(
+                    select(Job.id).where(Job.status == JobStatus.QUEUED, Job.enqueued_at < cutoff).limit(1000)
+                )
+            )
+            if ids:
+                await session.execute(update(Job).where(Job.id.in_(ids)).values(enqueued_at=now))
+        for job_id in ids:
+            await self._enqueue(job_id)
+        stats["reenqueued"] += len(ids)
+        if ids:
+            log.warning("re-enqueued %d queued jobs the queue had lost", len(ids))
+
+    async def retention(self) -> int:
+        """Delete files older than the retention period and drop their cache entries."""
+        cutoff = utcnow() - timedelta(hours=self.settings.retention_hours)
+        async with self.sessions() as session:
+            keys = list(
+                await session.scalars(
+                    select(Job.storage_key)
+                    .where(
+                        Job.status == JobStatus.DONE,
+                        Job.retained.is_(True),
+                        Job.finished_at < cutoff,
+                        Job.cached_from.is_(None),
+                    )
+                    .distinct()
+                    .limit(500)
+                )
+            )
+        removed = 0
+        for key in keys:
+            if not key:
+                continue
+            try:
+                await self.storage.delete(key)
+            except StorageError as exc:
+                log.warning("retention: could not delete a file: %s", exc)
+                continue
+            async with self.sessions() as session, session.begin():
+                await session.execute(
+                    update(Job)
+                    .where(Job.storage_key == key)
+                    .values(retained=False, dedup_key=None, updated_at=utcnow())
+                )
+            removed += 1
+        if removed:
+            log.info("retention: deleted %d expired files", removed)
+        return removed
+
+    async def _publish(self, job: Job) -> None:
+        try:
+            await self.bus.publish(Message("job", job=JobView.from_job(job)))
+        except Exception:  # noqa: BLE001
+            pass
+
+    async def _enqueue(self, job_id: str) -> None:
+        try:
+            await self.queue.enqueue(job_id)
+        except Exception as exc:  # noqa: BLE001 - tried again on the next round
+            log.warning("re-enqueue of %s failed: %s", job_id, exc)
+
+
+class WorkerRuntime:
+    """One worker process's background duties around the runner: heartbeat, leases, cancel signals,
+    reconciling. Started and stopped by whoever hosts the worker (the Taskiq worker, or `mediabot run`)."""
+
+    def __init__(self, runner: JobRunner, reconciler: Reconciler) -> None:
+        self.runner = runner
+        self.reconciler = reconciler
+        self.settings = runner.settings
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = utcnow()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.runner.downloader.warm_up)
+        await self._heartbeat()
+        await asyncio.to_thread(self._sweep_orphan_dirs)
+        self._tasks = [
+            asyncio.create_task(self._loop(self._tick, self.settings.lease_s / 3), name="worker-heartbeat"),
+            asyncio.create_task(
+                self._loop(self._reconcile, self.settings.reconcile_interval_s), name="reconciler"
+            ),
+            asyncio.create_task(self._listen(), name="worker-control"),
+        ]
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop taking jobs; give running ones `grace_s` to finish, then hand them back to the queue."""
+        self.runner.accepting = False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.runner.idle.wait(), grace_s)
+        if self.runner.running:
+            self.runner.hand_back_all()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.runner.idle.wait(), 10)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            async with self.runner.sessions() as session, session.begin():
+                await session.execute(delete(Worker).where(Worker.id == self.runner.worker_id))
+
+    async def _reconcile(self) -> None:
+        await self.reconciler.once()
+        await asyncio.to_thread(self._sweep_orphan_dirs)
+
+    async def _tick(self) -> None:
+        await self.runner.renew_leases()
+        await self._heartbeat()
+
+    async def _heartbeat(self) -> None:
+        now = utcnow()
+        runner = self.runner
+        async with runner.sessions() as session, session.begin():
+            result = await session.execute(
+                update(Worker)
+                .where(Worker.id == runner.worker_id)
+                .values(heartbeat_at=now, running=len(runner.running))
+            )
+            if result.rowcount == 0:
+                session.add(
+                    Worker(
+                        id=runner.worker_id,
+                        hostname=socket.gethostname()[:255],
+                        pid=os.getpid(),
+                        concurrency=self.settings.worker_concurrency,
+                        running=len(runner.running),
+                        started_at=self._started,
+                        heartbeat_at=now,
+                    )
+                )
+            # Workers silent for ten leases are gone; forget them.
+            await session.execute(
+                delete(Worker).where(
+                    Worker.heartbeat_at < now - timedelta(seconds=self.settings.lease_s * 10)
+                )
+            )
+
+    def _sweep_orphan_dirs(self) -> None:
+        """Temp dirs of workers on this machine that no longer run (killed mid-download)."""
+        root = self.settings.tmp_dir
+        if not root.exists():
+            return
+        host_prefix = socket.gethostname()[:40] + "-"
+        for entry in root.iterdir():
+            if (
+                not entry.is_dir()
+                or entry.name == self.runner.worker_id
+                or not entry.name.startswith(host_prefix)
+            ):
+                continue
+            pid = entry.name[len(host_prefix) :].split("-")[0]
+            if pid.isdigit() and _pid_alive(int(pid)):
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+
+    async def _listen(self) -> None:
+        with self.runner.bus.subscribe(control_filter, maxsize=1024) as sub:
+            async for message in sub:
+                self.runner.on_control(message)
+
+    async def _loop(self, fn: Any, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a database or Redis outage: try again next round
+                log.warning("%s failed: %s", getattr(fn, "__name__", fn), type(exc).__name__)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        # A killed process its parent has not reaped yet is a zombie: dead for our purposes.
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+__all__ = ["JobRunner", "Reconciler", "WorkerRuntime", "Path"]

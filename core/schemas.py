@@ -1,0 +1,136 @@
+"""What the core hands to front ends: job snapshots (also the event payload) and submissions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from core.models import Job, JobStatus
+
+Kind = Literal["video", "audio"]
+Source = Literal["api", "telegram", "discord", "cli", "web"]
+
+
+class Progress(BaseModel):
+    downloaded_bytes: int | None = None
+    total_bytes: int | None = None
+    percent: float | None = None
+    speed: float | None = None
+    eta: float | None = None
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class JobView(BaseModel):
+    """A job's state at one `seq`. Every event carries a whole snapshot, so a subscriber that missed some
+    events still ends up with the newest state."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    seq: int
+    url: str
+    kind: str
+    quality: str
+    status: str
+    progress: Progress
+    title: str | None = None
+    duration: float | None = None
+    extractor: str | None = None
+    media_id: str | None = None
+    ext: str | None = None
+    width: int | None = None
+    height: int | None = None
+    uploader: str | None = None
+    filename: str | None = None
+    filesize: int | None = None
+    cached_from: str | None = None
+    error: ErrorInfo | None = None
+    attempts: int = 0
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return JobStatus(self.status).terminal
+
+    @classmethod
+    def from_job(cls, job: Job) -> JobView:
+        total = job.total_bytes
+        done = job.downloaded_bytes
+        percent = round(100.0 * done / total, 1) if total and done is not None else None
+        if job.status == JobStatus.DONE:
+            percent = 100.0
+        return cls(
+            id=job.id,
+            seq=job.seq,
+            url=job.url,
+            kind=job.kind,
+            quality=job.quality,
+            status=job.status,
+            progress=Progress(
+                downloaded_bytes=done, total_bytes=total, percent=percent, speed=job.speed, eta=job.eta
+            ),
+            title=job.title,
+            duration=job.duration,
+            extractor=job.extractor,
+            media_id=job.media_id,
+            ext=job.ext,
+            width=job.width,
+            height=job.height,
+            uploader=job.uploader,
+            filename=job.filename,
+            filesize=job.filesize,
+            cached_from=job.cached_from,
+            error=ErrorInfo(code=job.error_code, message=job.error_message or "") if job.error_code else None,
+            attempts=job.attempts,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+        )
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """One person's ask. `target` is whatever the front end needs to deliver the result later."""
+
+    text: str
+    source: Source
+    user_id: str
+    kind: Kind = "video"
+    quality: str = "best"
+    target: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RequestView:
+    id: str
+    job_id: str
+    source: str
+    user_id: str
+    url: str
+    kind: str
+    quality: str
+    status: str
+    outcome: str
+    target: dict[str, Any]
+    created_at: datetime
+    finished_at: datetime | None
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Submission:
+    request: RequestView
+    job: JobView
+    # queued: a new download; coalesced: joined one already queued or running; cached: finished from a stored file.
+    outcome: Literal["queued", "coalesced", "cached"]

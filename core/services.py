@@ -1,0 +1,80 @@
+"""The one place that builds the core's services from the settings (DESIGN.md section 7)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from core.apikeys import ApiKeyService
+from core.config import Settings
+from core.db import create_engine, session_factory
+from core.delivery import DeliveryCacheService
+from core.downloader import Downloader
+from core.events import EventBus, build_event_bus
+from core.jobs import JobService
+from core.limits import RateLimiter, build_rate_limiter
+from core.prefs import PrefsService
+from core.queue import JobQueue
+from core.runner import JobRunner, Reconciler, WorkerRuntime
+from core.storage import Storage, build_storage
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    queue: JobQueue
+    storage: Storage
+    jobs: JobService
+    keys: ApiKeyService
+    limits: RateLimiter
+    prefs: PrefsService
+    deliveries: DeliveryCacheService
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.bus.close()
+        with contextlib.suppress(Exception):
+            await self.limits.close()
+        await self.engine.dispose()
+
+
+async def build_services(settings: Settings, queue: JobQueue) -> Services:
+    """Front-end side services. The queue comes from the caller: the worker package owns Taskiq."""
+    settings.ensure_dirs()
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    bus = build_event_bus(settings.redis_url)
+    await bus.start()
+    storage = build_storage(settings)
+    jobs = JobService(settings, sessions, bus, queue, storage)
+    keys = ApiKeyService(sessions)
+    limits = build_rate_limiter(settings)
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        bus=bus,
+        queue=queue,
+        storage=storage,
+        jobs=jobs,
+        keys=keys,
+        limits=limits,
+        prefs=PrefsService(sessions),
+        deliveries=DeliveryCacheService(sessions),
+    )
+
+
+def build_worker(services: Services, worker_id: str | None = None) -> WorkerRuntime:
+    """What a worker process adds on top: the downloader, the runner and the reconciler."""
+    settings = services.settings
+    downloader = Downloader(settings)
+    runner = JobRunner(
+        settings, services.sessions, services.bus, services.storage, downloader, services.queue, worker_id
+    )
+    reconciler = Reconciler(settings, services.sessions, services.bus, services.storage, services.queue)
+    return WorkerRuntime(runner, reconciler)

@@ -1,0 +1,1 @@
+"""The `mediabot` command: the composition root that wires core, worker, web and bots together."""

@@ -1,0 +1,178 @@
+"""The distributed form: real `mediabot worker` processes on Redis + PostgreSQL, and what happens when
+they die."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+from redis.asyncio import Redis
+from sqlalchemy import inspect, select
+
+from core import db
+from core.models import Job, Worker
+from core.schemas import SubmitRequest
+from core.services import Services
+from tests.support.media import ffprobe
+from tests.support.services import make_settings, running_services, wait_until
+
+
+def ask(url: str, user: str = "alice") -> SubmitRequest:
+    return SubmitRequest(text=url, source="cli", user_id=user)
+
+
+async def job_row(services: Services, job_id: str) -> Job:
+    async with services.sessions() as session:
+        job = await session.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+async def workers(services: Services) -> list[Worker]:
+    async with services.sessions() as session:
+        return list(await session.scalars(select(Worker)))
+
+
+async def test_worker_process_on_redis_and_postgres(
+    tmp_path: Path, pg_url, redis_url, media_site, worker_processes
+) -> None:
+    settings = make_settings(tmp_path, database_url=pg_url, redis_url=redis_url)
+    async with running_services(settings, worker=False) as services:
+        proc = worker_processes(settings)
+        await wait_until(lambda: workers(services), timeout=30)
+        clip = f"/clip/{uuid.uuid4().hex}.mp4"
+        submission = await services.jobs.submit(ask(media_site.url(clip)))
+        final = await services.jobs.wait(submission.job.id, timeout=60)
+        assert final.status == "done", (final.error, proc.output())
+        path = await services.jobs.local_path(final.id)
+        assert path is not None and ffprobe(path)["streams"]
+        assert media_site.downloads(clip) == 1
+        (heartbeat,) = await workers(services)
+        assert heartbeat.pid == proc.pid and heartbeat.concurrency == settings.worker_concurrency
+
+
+async def test_identical_requests_across_processes_make_one_download(
+    tmp_path: Path, pg_url, redis_url, media_site, worker_processes
+) -> None:
+    """Two front-end processes (separate engines, buses and queues) and two workers, one Redis and one
+    PostgreSQL: the database decides, so 40 identical requests still make one download."""
+    settings = make_settings(tmp_path, database_url=pg_url, redis_url=redis_url)
+    worker_processes(settings)
+    worker_processes(settings)
+    async with (
+        running_services(settings, worker=False) as one,
+        running_services(settings, worker=False) as two,
+    ):
+        clip = f"/clip/{uuid.uuid4().hex}.mp4"
+        url = media_site.url(clip)
+        subs = await asyncio.gather(
+            *(svc.jobs.submit(ask(url, user=f"u{i}")) for i, svc in enumerate([one, two] * 20))
+        )
+        assert len({s.job.id for s in subs}) == 1
+        finals = await asyncio.gather(
+            *(svc.jobs.wait(s.job.id, timeout=60) for svc, s in zip([one, two] * 20, subs, strict=True))
+        )
+        assert {f.status for f in finals} == {"done"}
+        assert media_site.downloads(clip) == 1
+
+
+async def test_sigkilled_worker_job_is_taken_over(
+    tmp_path: Path, pg_url, redis_url, media_site, worker_processes
+) -> None:
+    settings = make_settings(
+        tmp_path, database_url=pg_url, redis_url=redis_url, lease_s=3, reconcile_interval_s=1
+    )
+    async with running_services(settings, worker=False) as services:
+        first = worker_processes(settings)
+        await wait_until(lambda: workers(services), timeout=30)
+        url = media_site.url(f"/slow.mp4?rate=3000000&n={uuid.uuid4().hex}")
+        submission = await services.jobs.submit(ask(url))
+        async for view in services.jobs.watch(submission.job.id):
+            if view.status == "running" and (view.progress.downloaded_bytes or 0) > 500_000:
+                break
+        job = await job_row(services, submission.job.id)
+        assert job.worker_id and str(first.pid) in job.worker_id
+        worker_tmp = settings.tmp_dir / job.worker_id
+        assert any(worker_tmp.rglob("*")), "the partial download is in the worker's temp dir"
+        first.kill(9)
+        killed_at = time.monotonic()
+        worker_processes(settings)
+        final = await services.jobs.wait(submission.job.id, timeout=90)
+        assert final.status == "done", final.error
+        assert time.monotonic() - killed_at < 60
+        job = await job_row(services, submission.job.id)
+        assert job.attempts == 2 and str(first.pid) not in (job.worker_id or "")
+        assert not worker_tmp.exists(), "the dead worker's partial files were cleaned"
+        path = await services.jobs.local_path(final.id)
+        assert path is not None and path.stat().st_size == media_site_size(media_site)
+
+
+def media_site_size(media_site) -> int:  # type: ignore[no-untyped-def]
+    return media_site.files.big_mp4.stat().st_size
+
+
+async def test_job_fails_with_worker_lost_after_the_attempt_limit(
+    tmp_path: Path, pg_url, redis_url, media_site, worker_processes
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        database_url=pg_url,
+        redis_url=redis_url,
+        lease_s=2,
+        reconcile_interval_s=0.5,
+        max_attempts=1,
+    )
+    async with running_services(settings, worker=False) as services:
+        first = worker_processes(settings)
+        await wait_until(lambda: workers(services), timeout=30)
+        submission = await services.jobs.submit(
+            ask(media_site.url(f"/slow.mp4?rate=200000&n={uuid.uuid4().hex}"))
+        )
+        await wait_until(lambda: _running(services, submission.job.id), timeout=30)
+        first.kill(9)
+        worker_processes(settings)
+        final = await services.jobs.wait(submission.job.id, timeout=60)
+        assert final.status == "failed"
+        assert final.error and final.error.code == "worker_lost"
+        request, _ = await services.jobs.get_request(submission.request.id)
+        assert request.status == "failed"
+
+
+async def _running(services: Services, job_id: str) -> bool:
+    return (await job_row(services, job_id)).status == "running"
+
+
+async def test_jobs_survive_a_queue_that_lost_its_messages(
+    tmp_path: Path, pg_url, redis_url, media_site, worker_processes
+) -> None:
+    """Redis restarted empty: the database still says queued, so the reconciler queues them again."""
+    settings = make_settings(tmp_path, database_url=pg_url, redis_url=redis_url, stale_queued_s=2)
+    async with running_services(settings, worker=False) as services:
+        subs = [
+            await services.jobs.submit(ask(media_site.url(f"/clip/{uuid.uuid4().hex}.mp4"))) for _ in range(5)
+        ]
+        client = Redis.from_url(redis_url)
+        await client.flushdb()
+        await client.aclose()
+        worker_processes(settings)
+        finals = await asyncio.gather(*(services.jobs.wait(s.job.id, timeout=60) for s in subs))
+        assert {f.status for f in finals} == {"done"}
+
+
+async def test_migrations_go_up_and_down(database_url: str) -> None:
+    engine = db.create_engine(database_url)
+
+    async def tables() -> set[str]:
+        async with engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+
+    try:
+        assert {"jobs", "requests", "workers", "api_keys"} <= await tables()
+        await db.downgrade(database_url, "base")
+        assert not {"jobs", "requests"} & await tables()
+        await db.upgrade(database_url)
+        assert {"jobs", "requests", "workers", "api_keys"} <= await tables()
+    finally:
+        await engine.dispose()

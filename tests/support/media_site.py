@@ -1,0 +1,595 @@
+"""A local media web site (aiohttp, 127.0.0.1 only) for tests and benchmarks.
+
+Usage::
+
+    site = MediaSite()            # or MediaSite(generate_media(...))
+    await site.start()
+    url = site.url("/video.mp4")  # http://127.0.0.1:PORT/video.mp4
+    ...
+    site.hits("/video.mp4"), site.downloads("/video.mp4")
+    await site.stop()
+
+Routes (all GET also answer HEAD; every response has a Content-Type):
+
+==========================  ===========================================================
+``/video.mp4``              small H.264/AAC mp4 (Range, Accept-Ranges, HEAD)
+``/audio.m4a``              AAC tone
+``/big.mp4``                ~30 MB mp4
+``/clip/{n}.mp4``           the small video under any name (counted per concrete path)
+``/page.html``              ``og:video`` (absolute URL) + title/og:title "Test Clip"
+``/video-tag.html``         ``<video><source src="/video.mp4" type="video/mp4"></video>``
+``/hls/index.m3u8``         HLS playlist of the small video; segments ``/hls/segNNN.ts``
+``/hls-page.html``          ``<video>`` pointing at ``/hls/index.m3u8``
+``/nomedia.html``           plain HTML without media
+``/missing.mp4``            404
+``/slow.mp4``               big.mp4 throttled (default 500 000 B/s, ``?rate=B_PER_S``), 16 KiB chunks, Range
+``/redirect?to=URL``        302 to URL
+``/cookie.mp4``             small video if the Cookie header contains ``session=ok``, else 403
+``/playlist.html?n=N``      N (default 3) items: ``<a href="/clip/i.mp4">`` and one ``<video>`` each, i = 1..N
+==========================  ===========================================================
+
+Counting:
+
+* ``hits(path)``: GET requests for the path (query string ignored; HEAD is counted by ``heads``).
+* ``downloads(path)``: GET responses whose body reached the client completely, and whose
+  body is the whole resource or larger than 64 KiB (so tiny probe ranges do not count).
+  "Reached the client" means every byte left our buffers and was acknowledged by the
+  client's TCP stack while the connection was still open (Linux ``TCP_INFO`` + ``SIOCOUTQ``
+  on a dup of the socket). yt-dlp's generic extractor first GETs a direct URL, reads only the
+  headers and hangs up; its socket cannot absorb a body larger than the client's receive
+  window (~64-130 KiB on loopback), so that probe is not counted, while the real download is.
+  Bodies smaller than the receive window cannot be told apart that way: keep media files
+  larger than ~200 KB if a test depends on the distinction (``video.mp4`` is ~250 KB).
+  The count is evaluated when ``downloads()`` is called, so no sleep is needed after the
+  client returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import html
+import logging
+import socket
+import struct
+import termios
+import time
+from collections import Counter
+from dataclasses import dataclass
+from email.utils import formatdate
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from .media import MediaFiles, generate_media
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256 * 1024  # unthrottled write size
+SLOW_CHUNK = 16 * 1024
+SLOW_DEFAULT_RATE = 500_000  # bytes per second
+DOWNLOAD_MIN_PARTIAL = 64 * 1024
+PENDING_TIMEOUT = 60.0  # give up deciding about a delivery after this long
+
+_TCP_ESTABLISHED = 1
+_TCP_CLOSE_WAIT = 8
+_OPEN_STATES = (_TCP_ESTABLISHED, _TCP_CLOSE_WAIT)
+
+HTML = "text/html; charset=utf-8"
+TEXT = "text/plain; charset=utf-8"
+CONTENT_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4a": "audio/mp4",
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".ts": "video/mp2t",
+}
+
+_CLIENT_GONE = (ConnectionError,)
+
+
+@dataclass(frozen=True)
+class Blob:
+    data: bytes
+    content_type: str
+    last_modified: str
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    method: str
+    path: str
+    query: str
+    range: str | None
+    cookie: str | None
+    user_agent: str | None
+
+
+class _Pending:
+    """A response whose body was fully handed to the kernel; waiting for the client's ACKs."""
+
+    __slots__ = ("path", "sock", "transport", "deadline")
+
+    def __init__(self, path: str, sock: socket.socket, transport: asyncio.BaseTransport | None) -> None:
+        self.path = path
+        self.sock = sock
+        self.transport = transport
+        self.deadline = time.monotonic() + PENDING_TIMEOUT
+
+    def state(self) -> bool | None:
+        """True: delivered; False: connection broke first; None: not known yet."""
+        t = self.transport
+        if t is not None and getattr(t, "get_write_buffer_size", lambda: 0)() > 0:
+            return None if time.monotonic() < self.deadline else False
+        try:
+            state = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+            if state not in _OPEN_STATES:
+                return False
+            outq = struct.unpack("i", fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except OSError:
+            return False
+        if outq == 0:
+            return True
+        return None if time.monotonic() < self.deadline else False
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def _norm_path(path: str) -> str:
+    """'/a?b=1' -> '/a'; 'http://h:1/a?b' -> '/a'."""
+    return urlsplit(path).path or "/"
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
+    """Single byte range -> (start, end_inclusive); None = serve whole; 'unsatisfiable' -> 416."""
+    if not header:
+        return None
+    header = header.strip()
+    if not header.lower().startswith("bytes=") or "," in header:
+        return None  # unknown unit or multi-range: ignoring Range is allowed (RFC 9110)
+    spec = header[6:].strip()
+    first, sep, last = spec.partition("-")
+    if not sep:
+        return None
+    try:
+        if first == "":  # suffix range: last N bytes
+            n = int(last)
+            if n <= 0:
+                return "unsatisfiable"
+            return (max(size - n, 0), size - 1) if size else "unsatisfiable"
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start < 0 or (last and end < start):
+        return None  # syntactically invalid: ignore the header
+    if start >= size:
+        return "unsatisfiable"
+    return start, min(end, size - 1)
+
+
+class MediaSite:
+    def __init__(self, files: MediaFiles | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("MediaSite serves on loopback only")
+        self.files = files
+        self.host = host
+        self._port = port
+        self.base_url = ""
+        self.last_cookie: str | None = None
+        self.requests: list[RequestRecord] = []
+        self._hits: Counter[str] = Counter()
+        self._heads: Counter[str] = Counter()
+        self._downloads: Counter[str] = Counter()
+        self._pending: set[_Pending] = set()
+        self._active: set[asyncio.BaseTransport] = set()  # connections with a body in flight
+        self._blobs: dict[str, Blob] = {}
+        self._runner: web.AppRunner | None = None
+        self._reaper: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.app = self._make_app()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> MediaSite:
+        if self._runner is not None:
+            return self
+        if self.files is None:
+            self.files = await asyncio.to_thread(generate_media)
+        self._blobs = await asyncio.to_thread(self._load_blobs, self.files)
+        self._stopping = False
+        if self.app.frozen:  # restarted after stop(): an aiohttp Application runs once
+            self.app = self._make_app()
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0, handle_signals=False)
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self._port))
+        sock.listen(512)
+        sock.setblocking(False)
+        site = web.SockSite(runner, sock)
+        await site.start()
+        self._runner = runner
+        port = sock.getsockname()[1]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.base_url = f"http://{host}:{port}"
+        self._reaper = asyncio.create_task(self._reap_loop(), name="media-site-reaper")
+        return self
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        # Cut connections still receiving a body (e.g. /slow.mp4, or a client that stopped
+        # reading): the handlers then end at once instead of holding up runner.cleanup().
+        for transport in list(self._active):
+            transport.abort()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        self._resolve_pending(final=True)
+
+    async def __aenter__(self) -> MediaSite:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1]) if self.base_url else 0
+
+    # ------------------------------------------------------------------ counters
+
+    def url(self, path: str) -> str:
+        if not self.base_url:
+            raise RuntimeError("MediaSite is not started")
+        return self.base_url + (path if path.startswith("/") else "/" + path)
+
+    def hits(self, path: str) -> int:
+        return self._hits[_norm_path(path)]
+
+    def heads(self, path: str) -> int:
+        return self._heads[_norm_path(path)]
+
+    def downloads(self, path: str, settle: float = 0.1) -> int:
+        """Completed downloads of path (see module doc).
+
+        A body the client has read may still wait for the client's delayed ACK (up to
+        ~40 ms on Linux loopback); bodies of this path still in flight are therefore given up
+        to ``settle`` seconds (a short blocking wait: ACKs are handled by the kernel, not by
+        this event loop) before counting.
+        """
+        key = _norm_path(path)
+        self._resolve_pending()
+        deadline = time.monotonic() + settle
+        while any(p.path == key for p in self._pending) and time.monotonic() < deadline:
+            time.sleep(0.001)
+            self._resolve_pending()
+        return self._downloads[key]
+
+    def pending_downloads(self) -> int:
+        """Bodies written but not yet known to be delivered (or broken)."""
+        self._resolve_pending()
+        return len(self._pending)
+
+    def in_flight(self) -> int:
+        """Responses whose body is being written right now (e.g. a /slow.mp4 stream)."""
+        return len(self._active)
+
+    def reset_counts(self) -> None:
+        self._resolve_pending(final=True)
+        self._hits.clear()
+        self._heads.clear()
+        self._downloads.clear()
+        self.requests.clear()
+        self.last_cookie = None
+
+    def _resolve_pending(self, final: bool = False) -> None:
+        for p in list(self._pending):
+            ok = p.state()
+            if ok is None and not final:
+                continue
+            if ok:
+                self._downloads[p.path] += 1
+            self._pending.discard(p)
+            p.close()
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.05 if self._pending else 0.25)
+            self._resolve_pending()
+
+    # ------------------------------------------------------------------ app
+
+    @staticmethod
+    def _load_blobs(files: MediaFiles) -> dict[str, Blob]:
+        def blob(p: Path) -> Blob:
+            ctype = CONTENT_TYPES.get(p.suffix, "application/octet-stream")
+            return Blob(p.read_bytes(), ctype, formatdate(p.stat().st_mtime, usegmt=True))
+
+        blobs = {
+            "video": blob(files.video_mp4),
+            "audio": blob(files.audio_m4a),
+            "big": blob(files.big_mp4),
+        }
+        for p in sorted(files.hls_dir.iterdir()):
+            if p.suffix in (".m3u8", ".ts"):
+                blobs["hls/" + p.name] = blob(p)
+        return blobs
+
+    def _make_app(self) -> web.Application:
+        app = web.Application()
+        app.middlewares.append(self._record_middleware)
+        r = app.router
+        r.add_get("/video.mp4", self._blob_handler("video"))
+        r.add_get("/audio.m4a", self._blob_handler("audio"))
+        r.add_get("/big.mp4", self._blob_handler("big"))
+        r.add_get("/clip/{name:[^/]+}.mp4", self._blob_handler("video"))
+        r.add_get("/cookie.mp4", self._cookie)
+        r.add_get("/slow.mp4", self._slow)
+        r.add_get("/missing.mp4", self._missing)
+        r.add_get("/hls/{name:[^/]+}", self._hls)
+        r.add_get("/page.html", self._page)
+        r.add_get("/video-tag.html", self._video_tag)
+        r.add_get("/hls-page.html", self._hls_page)
+        r.add_get("/nomedia.html", self._nomedia)
+        r.add_get("/playlist.html", self._playlist)
+        r.add_get("/redirect", self._redirect)
+        r.add_get("/", self._index)
+        return app
+
+    @web.middleware
+    async def _record_middleware(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
+        path = request.path
+        if request.method == "GET":
+            self._hits[path] += 1
+        elif request.method == "HEAD":
+            self._heads[path] += 1
+        h = request.headers
+        self.requests.append(
+            RequestRecord(
+                request.method,
+                path,
+                request.query_string,
+                h.get("Range"),
+                h.get("Cookie"),
+                h.get("User-Agent"),
+            )
+        )
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.content_type in ("", "application/octet-stream"):
+                exc.content_type = "text/plain"
+            raise
+
+    # ------------------------------------------------------------------ body sending
+
+    async def _send(
+        self,
+        request: web.Request,
+        data: bytes,
+        content_type: str,
+        *,
+        rate: float | None = None,
+        last_modified: str | None = None,
+        status: int = 200,
+    ) -> web.StreamResponse:
+        """Send data (honouring a single Range) and record whether it was delivered."""
+        size = len(data)
+        start, end = 0, size - 1
+        rng = _parse_range(request.headers.get("Range"), size) if status == 200 else None
+        if rng == "unsatisfiable":
+            return web.Response(
+                status=416, text="range not satisfiable\n", content_type="text/plain",
+                headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
+            )  # fmt: skip
+        resp = web.StreamResponse(status=status)
+        resp.content_type = content_type.split(";")[0]
+        if "charset=" in content_type:
+            resp.charset = content_type.split("charset=")[1]
+        resp.headers["Accept-Ranges"] = "bytes"
+        if last_modified:
+            resp.headers["Last-Modified"] = last_modified
+        if isinstance(rng, tuple):
+            start, end = rng
+            resp.set_status(206)
+            resp.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        length = max(end - start + 1, 0)
+        resp.content_length = length
+        if request.method == "HEAD":
+            await resp.prepare(request)
+            return resp
+
+        path = request.path
+        view = memoryview(data)[start : end + 1]
+        transport = request.transport
+        if transport is not None:
+            self._active.add(transport)
+        try:
+            await resp.prepare(request)
+            if rate is None:
+                for off in range(0, length, CHUNK):
+                    if self._stopping:
+                        return self._abort(request, resp)
+                    await resp.write(view[off : off + CHUNK])
+            else:
+                await self._throttled_write(request, resp, view, rate)
+                if self._stopping:
+                    return self._abort(request, resp)
+            await resp.write_eof()
+        except _CLIENT_GONE:
+            return resp  # the client hung up: not a download
+        finally:
+            if transport is not None:
+                self._active.discard(transport)
+        if length == size or length > DOWNLOAD_MIN_PARTIAL:
+            self._track_delivery(request, path)
+        return resp
+
+    async def _throttled_write(
+        self, request: web.Request, resp: web.StreamResponse, view: memoryview, rate: float
+    ) -> None:
+        t0 = time.monotonic()
+        sent = 0
+        n = len(view)
+        while sent < n and not self._stopping:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                raise ConnectionResetError("client went away")
+            chunk = view[sent : sent + SLOW_CHUNK]
+            await resp.write(chunk)
+            sent += len(chunk)
+            delay = t0 + sent / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    def _abort(self, request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+        # The site is stopping: cut the connection so the client sees an error, not a hang.
+        if request.transport is not None:
+            request.transport.abort()
+        return resp
+
+    def _track_delivery(self, request: web.Request, path: str) -> None:
+        transport = request.transport
+        tsock = transport.get_extra_info("socket") if transport is not None else None
+        try:
+            sock = tsock.dup() if tsock is not None and tsock.fileno() >= 0 else None
+        except OSError:
+            sock = None
+        if sock is None:
+            return  # connection already gone before we could look: cannot confirm delivery
+        try:
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+        except (OSError, AttributeError):
+            # No TCP_INFO (not Linux / not TCP): fall back to "body written to the kernel".
+            sock.close()
+            self._downloads[path] += 1
+            return
+        p = _Pending(path, sock, transport)
+        self._pending.add(p)
+        self._resolve_one(p)
+
+    def _resolve_one(self, p: _Pending) -> None:
+        ok = p.state()
+        if ok is None:
+            return
+        if ok:
+            self._downloads[p.path] += 1
+        self._pending.discard(p)
+        p.close()
+
+    # ------------------------------------------------------------------ handlers
+
+    def _blob_handler(self, key: str):  # type: ignore[no-untyped-def]
+        async def handler(request: web.Request) -> web.StreamResponse:
+            b = self._blobs[key]
+            return await self._send(request, b.data, b.content_type, last_modified=b.last_modified)
+
+        return handler
+
+    async def _cookie(self, request: web.Request) -> web.StreamResponse:
+        cookie = request.headers.get("Cookie")
+        self.last_cookie = cookie
+        if not cookie or "session=ok" not in cookie:
+            return web.Response(status=403, text="forbidden: no session cookie\n", content_type="text/plain")
+        b = self._blobs["video"]
+        return await self._send(request, b.data, b.content_type, last_modified=b.last_modified)
+
+    async def _slow(self, request: web.Request) -> web.StreamResponse:
+        try:
+            rate = float(request.query.get("rate", SLOW_DEFAULT_RATE))
+        except ValueError:
+            rate = 0
+        if not rate > 0:
+            return web.Response(
+                status=400, text="rate must be a positive number\n", content_type="text/plain"
+            )
+        b = self._blobs["big"]
+        return await self._send(request, b.data, b.content_type, rate=rate, last_modified=b.last_modified)
+
+    async def _missing(self, request: web.Request) -> web.Response:
+        return web.Response(status=404, text="404: Not Found\n", content_type="text/plain")
+
+    async def _hls(self, request: web.Request) -> web.StreamResponse:
+        b = self._blobs.get("hls/" + request.match_info["name"])
+        if b is None:
+            return await self._missing(request)
+        return await self._send(request, b.data, b.content_type)
+
+    async def _html(self, request: web.Request, title: str, body: str, head: str = "") -> web.StreamResponse:
+        t = html.escape(title)
+        doc = (
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{t}</title>\n{head}</head>\n<body>\n{body}\n</body>\n</html>\n"
+        )
+        return await self._send(request, doc.encode(), HTML)
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        video = html.escape(self.url("/video.mp4"))
+        head = (
+            '<meta property="og:title" content="Test Clip">\n'
+            '<meta property="og:type" content="video.other">\n'
+            f'<meta property="og:video" content="{video}">\n'
+            '<meta property="og:video:type" content="video/mp4">\n'
+            '<meta property="og:video:width" content="320">\n'
+            '<meta property="og:video:height" content="240">\n'
+        )
+        return await self._html(
+            request, "Test Clip", "<h1>Test Clip</h1>\n<p>A page with an og:video.</p>", head
+        )
+
+    async def _video_tag(self, request: web.Request) -> web.StreamResponse:
+        body = '<h1>Video tag</h1>\n<video controls><source src="/video.mp4" type="video/mp4"></video>'
+        return await self._html(request, "Video Tag Clip", body)
+
+    async def _hls_page(self, request: web.Request) -> web.StreamResponse:
+        body = (
+            "<h1>HLS</h1>\n<video controls>"
+            '<source src="/hls/index.m3u8" type="application/x-mpegURL"></video>'
+        )
+        return await self._html(request, "HLS Clip", body)
+
+    async def _nomedia(self, request: web.Request) -> web.StreamResponse:
+        body = '<h1>Nothing to see</h1>\n<p>This page has no media at all. <a href="/">Home</a></p>'
+        return await self._html(request, "No Media Here", body)
+
+    async def _playlist(self, request: web.Request) -> web.StreamResponse:
+        try:
+            n = int(request.query.get("n", "3"))
+        except ValueError:
+            n = -1
+        if not 0 <= n <= 10_000:
+            return web.Response(
+                status=400, text="n must be an integer in 0..10000\n", content_type="text/plain"
+            )
+        links = "\n".join(f'<li><a href="/clip/{i}.mp4">Clip {i}</a></li>' for i in range(1, n + 1))
+        videos = "\n".join(
+            f'<video controls><source src="/clip/{i}.mp4" type="video/mp4"></video>' for i in range(1, n + 1)
+        )
+        body = f"<h1>Playlist of {n}</h1>\n<ul>\n{links}\n</ul>\n{videos}"
+        return await self._html(request, f"Playlist of {n}", body)
+
+    async def _redirect(self, request: web.Request) -> web.Response:
+        to = request.query.get("to")
+        if not to:
+            return web.Response(status=400, text="missing ?to=\n", content_type="text/plain")
+        return web.Response(
+            status=302, headers={"Location": to}, text=f"redirecting to {to}\n", content_type="text/plain"
+        )
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        items = [
+            "/video.mp4", "/audio.m4a", "/big.mp4", "/clip/1.mp4", "/page.html", "/video-tag.html",
+            "/hls/index.m3u8", "/hls-page.html", "/nomedia.html", "/missing.mp4", "/slow.mp4",
+            "/cookie.mp4", "/playlist.html?n=3",
+        ]  # fmt: skip
+        body = "<ul>\n" + "\n".join(f"<li><span>{html.escape(p)}</span></li>" for p in items) + "\n</ul>"
+        return await self._html(request, "mediabot test media site", body)

@@ -1,0 +1,275 @@
+"""Fixtures for the real services: PostgreSQL, Redis, fresh databases, and mediabot's own services.
+
+A test that needs PostgreSQL or Redis fails when it is absent in CI (CI=true) and is skipped with a reason
+on a laptop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from core import db
+from core.config import Settings, load_settings
+from core.services import Services
+
+PG_URL = os.environ.get("MEDIABOT_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("MEDIABOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url.replace("+asyncpg", ""))
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require(url: str, default_port: int, what: str) -> None:
+    if _reachable(url, default_port):
+        return
+    message = f"{what} is not reachable at {url}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: services must be running)")
+    pytest.skip(message)
+
+
+def redis_test_url(db_number: int = 3) -> str:
+    parts = urlsplit(REDIS_URL)
+    return f"{parts.scheme}://{parts.netloc}/{db_number}"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    require(PG_URL, 5432, "PostgreSQL")
+    return PG_URL
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_url: str) -> Iterator[str]:
+    """A migrated template database; each test clones it (much faster than migrating per test).
+
+    Synchronous (its own loop in a thread) so that async fixtures can ask for it with getfixturevalue."""
+    import asyncpg
+
+    name = f"mb_tmpl_{os.getpid()}"
+    dsn = pg_admin_url.replace("+asyncpg", "")
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    def run(coro: Any) -> None:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, coro).result(timeout=120)
+
+    run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    run(admin(f'CREATE DATABASE "{name}"'))
+    run(db.upgrade(_with_db(pg_admin_url, name)))
+    yield name
+    run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _with_db(url: str, name: str) -> str:
+    base = url.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+@contextlib.asynccontextmanager
+async def fresh_pg_database(admin_url: str, template: str) -> AsyncIterator[str]:
+    import asyncpg
+
+    name = f"mb_t_{uuid.uuid4().hex[:10]}"
+    dsn = admin_url.replace("+asyncpg", "")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await conn.close()
+    try:
+        yield _with_db(admin_url, name)
+    finally:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, migrated database: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'mediabot.db'}"
+        await db.upgrade(url)
+        yield url
+    else:
+        admin = request.getfixturevalue("pg_admin_url")
+        template = request.getfixturevalue("pg_template")
+        async with fresh_pg_database(admin, template) as url:
+            yield url
+
+
+@pytest.fixture
+async def pg_url(pg_admin_url: str, pg_template: str) -> AsyncIterator[str]:
+    async with fresh_pg_database(pg_admin_url, pg_template) as url:
+        yield url
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """A Redis database emptied for this test."""
+    require(REDIS_URL, 6379, "Redis")
+    from redis.asyncio import Redis
+
+    url = redis_test_url()
+    client = Redis.from_url(url)
+    await client.flushdb()
+    yield url
+    await client.flushdb()
+    await client.aclose()
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings as an operator would write them for the test media site: generic extractor only, the
+    loopback media site allowed."""
+    base: dict[str, Any] = dict(
+        data_dir=tmp_path / "data",
+        allowed_extractors=["generic"],
+        allow_private_urls=True,
+        reconcile_interval_s=1,
+        stale_queued_s=5,
+        log_level="INFO",
+    )
+    base.update(overrides)
+    return load_settings(**base)
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
+    return lambda **overrides: make_settings(tmp_path, **overrides)
+
+
+@contextlib.asynccontextmanager
+async def running_services(settings: Settings, *, worker: bool = True) -> AsyncIterator[Services]:
+    """mediabot's services as `mediabot run` builds them (in-process worker unless `worker=False`)."""
+    from mediabot.cli import services_for
+
+    await db.upgrade(settings.database_url)
+    async with services_for(settings, worker=worker) as services:
+        yield services
+
+
+@pytest.fixture
+async def embedded(tmp_path: Path, database_url: str) -> AsyncIterator[Services]:
+    """The embedded default (in-process queue and bus, local storage) on SQLite and on PostgreSQL."""
+    settings = make_settings(tmp_path, database_url=database_url)
+    async with running_services(settings) as services:
+        yield services
+
+
+class WorkerProcess:
+    """A real `mediabot worker` subprocess."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mediabot", "worker"],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=str(ROOT),
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def kill(self, sig: int = 9) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
+    def wait(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.kill(15)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill(9)
+                self.proc.wait(timeout=10)
+        with contextlib.suppress(Exception):
+            self._log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment a subprocess needs to build the same settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIABOT_")}
+    for name, value in settings.model_dump().items():
+        if value is None or value == "" or value == []:
+            continue
+        if isinstance(value, list):
+            value = ",".join(value)
+        env[f"MEDIABOT_{name.upper()}"] = str(value)
+    return env
+
+
+@pytest.fixture
+def worker_processes(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings) -> WorkerProcess:
+        proc = WorkerProcess(settings_env(settings), tmp_path / f"worker-{len(started)}.log")
+        proc.start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float = 20, interval: float = 0.1) -> Any:
+    """Poll `predicate` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(interval)

@@ -1,0 +1,78 @@
+"""Hosting the worker: inside `mediabot run` (in-process broker) or as `mediabot worker` (Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from taskiq import AsyncBroker, InMemoryBroker, TaskiqEvents, TaskiqState
+from taskiq.api import run_receiver_task
+
+from core.runner import WorkerRuntime
+from core.services import Services, build_worker
+
+log = logging.getLogger(__name__)
+
+
+def attach_runtime(broker: AsyncBroker, services: Services, worker_id: str | None = None) -> None:
+    """Create the worker's resources on WORKER_STARTUP and release them on WORKER_SHUTDOWN."""
+
+    async def startup(state: TaskiqState) -> None:
+        runtime = build_worker(services, worker_id)
+        await runtime.start()
+        state.runtime = runtime
+        log.info(
+            "worker %s started (concurrency %d)",
+            runtime.runner.worker_id,
+            services.settings.worker_concurrency,
+        )
+
+    async def shutdown(state: TaskiqState) -> None:
+        runtime: WorkerRuntime | None = getattr(state, "runtime", None)
+        if runtime is not None:
+            await runtime.stop(grace_s=services.settings.shutdown_grace_s)
+            log.info("worker %s stopped", runtime.runner.worker_id)
+
+    broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, startup)
+    broker.add_event_handler(TaskiqEvents.WORKER_SHUTDOWN, shutdown)
+
+
+@contextlib.asynccontextmanager
+async def hosted_worker(broker: AsyncBroker, services: Services) -> AsyncIterator[WorkerRuntime]:
+    """Run the worker in this process until the block exits."""
+    attach_runtime(broker, services)
+    broker.is_worker_process = True
+    await broker.startup()
+    receiver: asyncio.Task[None] | None = None
+    if not isinstance(broker, InMemoryBroker):
+        receiver = asyncio.create_task(
+            _receive_forever(broker, services.settings.worker_concurrency), name="receiver"
+        )
+    try:
+        yield broker.state.runtime
+    finally:
+        if receiver is not None:
+            # Stop fetching first, so nothing new is taken while running jobs finish or are handed back.
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await receiver
+        await broker.shutdown()
+
+
+async def _receive_forever(broker: AsyncBroker, concurrency: int) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await run_receiver_task(broker, max_async_tasks=concurrency, max_prefetch=0, run_startup=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Redis went away; wait and listen again
+            log.warning("queue connection lost (%s); retrying in %.1fs", type(exc).__name__, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+        declare = getattr(broker, "_declare_consumer_group", None)
+        if declare is not None:
+            with contextlib.suppress(Exception):
+                await declare()
