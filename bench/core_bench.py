@@ -72,8 +72,8 @@ async def bench_embedded(site: MediaSite, work: Path, runs: int) -> dict[str, fl
         await jobs.wait(warm.job.id, timeout=60)
 
         service_times = []
-        for i in range(runs):
-            path = f"/big.mp4?svc={i}-{uuid.uuid4().hex[:6]}"
+        paths = [f"/big.mp4?svc={i}-{uuid.uuid4().hex[:6]}" for i in range(runs)]
+        for path in paths:
             site.reset_counts()
             started = time.perf_counter()
             sub = await jobs.submit(ask(site.url(path)))
@@ -85,7 +85,7 @@ async def bench_embedded(site: MediaSite, work: Path, runs: int) -> dict[str, fl
         out["service_s"] = statistics.median(service_times)
 
         # Cache hits: the same link again, 100 times, each a full submit through the job service.
-        cached_url = site.url("/big.mp4?svc=0")
+        cached_url = site.url(paths[0])
         hit_times = []
         for _ in range(100):
             started = time.perf_counter()

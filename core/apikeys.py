@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +26,9 @@ KEY_PREFIX = "mb_"
 _KEY_SHAPE = re.compile(r"mb_[A-Za-z0-9_-]{20,100}")
 _NAME_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}")
 LAST_USED_EVERY = timedelta(minutes=1)
+# A verified key is remembered this long in each process: it saves a database read on every API call, and
+# bounds how long a key revoked from another process keeps working here.
+VERIFY_CACHE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,13 @@ def _info(row: ApiKey) -> ApiKeyInfo:
 
 
 class ApiKeyService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], cache_s: float = VERIFY_CACHE_S) -> None:
         self.sessions = sessions
+        self._cache_s = cache_s
+        self._verified: dict[str, tuple[float, ApiKeyInfo]] = {}
+        self._lookups: dict[str, asyncio.Task[ApiKeyInfo | None]] = {}
+        # Keys revoked by this process, and when: a lookup that raced a revocation is not cached.
+        self._revocations: dict[str, float] = {}
 
     async def create(self, name: str) -> tuple[ApiKeyInfo, str]:
         """A new key named `name`; the plaintext is returned once and never stored."""
@@ -95,6 +105,8 @@ class ApiKeyService:
                 raise NotFound(f"No active key named {name!r}.")
             row.revoked_at = utcnow()
             info = _info(row)
+        self._verified = {digest: hit for digest, hit in self._verified.items() if hit[1].id != info.id}
+        self._revocations[info.id] = time.monotonic()
         log.info("API key %r revoked", name)
         return info
 
@@ -102,11 +114,24 @@ class ApiKeyService:
         """The active key matching `plaintext`, or None.
 
         The lookup is by SHA-256, so comparing against stored keys leaks nothing about them through
-        timing; `last_used_at` is written at most once a minute per key.
+        timing; `last_used_at` is written at most once a minute per key. A verified key is remembered for
+        `cache_s` seconds (a revocation made by another process takes effect here within that time).
         """
         if not plaintext or not _KEY_SHAPE.fullmatch(plaintext):
             return None
         digest = hash_key(plaintext)
+        cached = self._verified.get(digest)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        # One database lookup per key at a time, however many requests arrive with it meanwhile.
+        task = self._lookups.get(digest)
+        if task is None:
+            task = self._lookups[digest] = asyncio.create_task(self._lookup(digest))
+            task.add_done_callback(lambda _: self._lookups.pop(digest, None))
+        return await asyncio.shield(task)
+
+    async def _lookup(self, digest: str) -> ApiKeyInfo | None:
+        started = time.monotonic()
         async with self.sessions() as session:
             row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
         if row is None or row.revoked_at is not None:
@@ -128,7 +153,16 @@ class ApiKeyService:
                 row.last_used_at = now
             except Exception as exc:  # noqa: BLE001 - bookkeeping only; never refuse a valid key for it
                 log.debug("last_used_at not updated: %s", exc)
-        return _info(row)
+        info = _info(row)
+        if self._cache_s > 0 and info.id not in self._revoked_since(started):
+            if len(self._verified) > 10_000:
+                now_mono = time.monotonic()
+                self._verified = {d: hit for d, hit in self._verified.items() if hit[0] > now_mono}
+            self._verified[digest] = (started + self._cache_s, info)
+        return info
+
+    def _revoked_since(self, started: float) -> set[str]:
+        return {key_id for key_id, at in self._revocations.items() if at >= started}
 
     async def count_active(self) -> int:
         async with self.sessions() as session:

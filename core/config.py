@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     telegram_upload_limit_mb: float | None = None
     telegram_allowed_users: Annotated[list[str], NoDecode] = []
     telegram_webhook_url: str | None = None
+    # Where the bot listens for webhook calls (behind the proxy that serves telegram_webhook_url).
+    telegram_webhook_listen: str = "127.0.0.1"
+    telegram_webhook_port: int = Field(default=8443, ge=0, le=65535)
     discord_token: str | None = None
     discord_api_url: str = "https://discord.com/api/v10"
     discord_guild_ids: Annotated[list[str], NoDecode] = []

@@ -8,7 +8,6 @@ which raises inside yt-dlp's thread.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
@@ -35,6 +34,7 @@ from core.errors import (
     human_duration,
     human_size,
 )
+from core.probe import probe_media
 from core.urls import AddressPolicy
 
 log = logging.getLogger(__name__)
@@ -67,61 +67,6 @@ def ffmpeg_version(ffmpeg: str | None) -> str | None:
         return None
     match = re.search(r"ffmpeg version (\S+)", out)
     return match.group(1) if match else None
-
-
-@dataclass(frozen=True)
-class Probe:
-    duration: float | None = None
-    width: int | None = None
-    height: int | None = None
-    has_video: bool = False
-    has_audio: bool = False
-
-
-def probe_media(path: Path, ffmpeg: str | None) -> Probe:
-    """Duration and size of a finished file: ffprobe when it exists, else parse `ffmpeg -i`."""
-    ffprobe = None
-    if ffmpeg:
-        sibling = Path(ffmpeg).with_name("ffprobe")
-        ffprobe = str(sibling) if sibling.exists() else shutil.which("ffprobe")
-    if ffprobe:
-        try:
-            out = subprocess.run(
-                [ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            ).stdout
-            data = json.loads(out or "{}")
-        except (OSError, subprocess.SubprocessError, ValueError):
-            return Probe()
-        streams = data.get("streams", [])
-        video = next((s for s in streams if s.get("codec_type") == "video" and s.get("width")), None)
-        duration = data.get("format", {}).get("duration")
-        return Probe(
-            duration=float(duration) if duration else None,
-            width=int(video["width"]) if video else None,
-            height=int(video["height"]) if video else None,
-            has_video=video is not None,
-            has_audio=any(s.get("codec_type") == "audio" for s in streams),
-        )
-    if not ffmpeg:
-        return Probe()
-    try:
-        err = subprocess.run(
-            [ffmpeg, "-hide_banner", "-i", str(path)], capture_output=True, text=True, timeout=30
-        ).stderr
-    except (OSError, subprocess.SubprocessError):
-        return Probe()
-    dur = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", err)
-    size = re.search(r"Stream .*Video: .*?(\d{2,5})x(\d{2,5})", err)
-    return Probe(
-        duration=int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else None,
-        width=int(size.group(1)) if size else None,
-        height=int(size.group(2)) if size else None,
-        has_video=size is not None,
-        has_audio="Audio:" in err,
-    )
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -410,6 +410,8 @@ class JobRunner:
 
     def hand_back_all(self) -> None:
         for held in self.running.values():
+            if held.control.cancel.is_set():
+                continue  # already being cancelled (or lost): let that finish as it is
             held.handback = True
             held.control.cancel.set()
 
@@ -422,6 +424,10 @@ class JobRunner:
             log.debug("event not published: %s", exc)
 
     async def _safe_enqueue(self, job_id: str) -> None:
+        if not self.accepting and self.queue.name == "in-process":
+            # The in-process queue dies with us; the job stays queued in the database and the next start
+            # picks it up (WorkerRuntime.start).
+            return
         try:
             await self.queue.enqueue(job_id)
         except Exception as exc:  # noqa: BLE001 - the reconciler re-enqueues it later
@@ -529,6 +535,15 @@ class Reconciler:
         if ids:
             log.warning("re-enqueued %d queued jobs the queue had lost", len(ids))
 
+    async def enqueue_all_queued(self) -> int:
+        async with self.sessions() as session:
+            ids = list(await session.scalars(select(Job.id).where(Job.status == JobStatus.QUEUED)))
+        for job_id in ids:
+            await self._enqueue(job_id)
+        if ids:
+            log.info("enqueued %d jobs left queued by the previous run", len(ids))
+        return len(ids)
+
     async def retention(self) -> int:
         """Delete files older than the retention period and drop their cache entries."""
         cutoff = utcnow() - timedelta(hours=self.settings.retention_hours)
@@ -593,6 +608,9 @@ class WorkerRuntime:
     async def start(self) -> None:
         await asyncio.to_thread(self.runner.downloader.warm_up)
         await self._heartbeat()
+        if self.runner.queue.name == "in-process":
+            # Nothing outlives an in-process queue: whatever the database says is queued needs a message.
+            await self.reconciler.enqueue_all_queued()
         await asyncio.to_thread(self._sweep_orphan_dirs)
         self._tasks = [
             asyncio.create_task(self._loop(self._tick, self.settings.lease_s / 3), name="worker-heartbeat"),

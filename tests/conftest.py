@@ -1,1 +1,7 @@
-pytest_plugins = ["tests.support.s3", "tests.support.media_fixtures", "tests.support.services"]
+pytest_plugins = [
+    "tests.support.s3",
+    "tests.support.media_fixtures",
+    "tests.support.services",
+    "tests.fakes.telegram",
+    "tests.fakes.discord",
+]

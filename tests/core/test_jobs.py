@@ -245,3 +245,20 @@ async def test_s3_storage_and_presigned_link(tmp_path: Path, media_site, media_f
             assert "attachment" in resp.headers.get("Content-Disposition", "")
         assert body == media_files.video_mp4.read_bytes()
         assert not any(p.is_file() for p in settings.tmp_dir.rglob("*"))
+
+
+async def test_embedded_restart_hands_running_jobs_back_and_resumes_them(tmp_path: Path, media_site) -> None:
+    settings = make_settings(tmp_path, shutdown_grace_s=0)
+    url = media_site.url(f"/slow.mp4?rate=8000000&n={uuid.uuid4().hex}")
+    async with running_services(settings) as services:
+        submission = await services.jobs.submit(ask(url))
+        async for view in services.jobs.watch(submission.job.id):
+            if view.status == "running" and (view.progress.downloaded_bytes or 0) > 100_000:
+                break
+    # Stopped mid-download: the job went back to the queue, its attempt not counted.
+    async with running_services(settings) as services:
+        final = await services.jobs.wait(submission.job.id, timeout=60)
+        assert final.status == "done", final.error
+        assert final.attempts == 1
+        request, _ = await services.jobs.get_request(submission.request.id)
+        assert request.status == "done"

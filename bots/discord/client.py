@@ -1,0 +1,105 @@
+"""The discord.py client: services injected through the constructor, commands synced in `setup_hook`."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+import yarl
+from discord import app_commands
+from discord.gateway import DiscordWebSocket
+
+from bots.discord import commands
+from bots.discord.delivery import Deliveries
+from bots.discord.views import CancelButton
+from core.errors import MediabotError
+
+if TYPE_CHECKING:
+    from core.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class Tree(app_commands.CommandTree[discord.Client]):
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        original = getattr(error, "original", error)
+        if isinstance(original, MediabotError):
+            message = original.message
+        else:
+            name = interaction.command.name if interaction.command else "?"
+            log.error("Discord command %s failed", name, exc_info=original)
+            message = "Something went wrong. Please try again."
+        try:
+            if interaction.response.is_done():
+                await interaction.edit_original_response(content=message, view=None)
+            else:
+                await interaction.response.send_message(message, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not report a command error to Discord")
+
+
+class MediaBot(discord.Client):
+    def __init__(
+        self,
+        services: Services,
+        *,
+        follow_gateway: bool = False,
+        guild_ready_timeout: float = 2.0,
+        edit_interval_s: float = 1.5,
+        **options: Any,
+    ) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # not privileged; keeps guilds (and their upload limits) cached
+        super().__init__(
+            intents=intents, guild_ready_timeout=guild_ready_timeout,
+            allowed_mentions=discord.AllowedMentions.none(), **options,
+        )  # fmt: skip
+        self.services = services
+        self.settings = services.settings
+        self.follow_gateway = follow_gateway
+        self.tree = Tree(self)
+        commands.register(self.tree)
+        self.deliveries = Deliveries(self, services, edit_interval_s=edit_interval_s)
+
+    async def setup_hook(self) -> None:
+        if self.follow_gateway:
+            await self.use_server_gateway()
+        self.add_dynamic_items(CancelButton)
+        await self.sync_commands()
+        try:
+            await self.deliveries.resume()
+        except Exception:  # noqa: BLE001 - the bot still serves new commands; the next start resumes again
+            log.exception("could not resume Discord deliveries")
+
+    async def use_server_gateway(self) -> None:
+        """Connect to the gateway that the configured API server names (a Discord-compatible server, a test's
+        fake); a REST-only proxy that does not answer `/gateway/bot` leaves Discord's gateway in place."""
+        try:
+            _, url, _ = await self.http.get_bot_gateway()
+        except discord.GatewayNotFound:
+            log.warning("the Discord API server names no gateway; using %s", DiscordWebSocket.DEFAULT_GATEWAY)
+            return
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
+
+    async def sync_commands(self) -> None:
+        """Bulk-overwrite the commands: in the configured guilds (visible at once), else globally."""
+        try:
+            if self.settings.discord_guild_ids:
+                for guild_id in self.settings.discord_guild_ids:
+                    guild = discord.Object(int(guild_id))
+                    self.tree.copy_global_to(guild=guild)
+                    synced = await self.tree.sync(guild=guild)
+                    log.info("synced %d Discord commands to guild %s", len(synced), guild_id)
+            else:
+                synced = await self.tree.sync()
+                log.info("synced %d Discord commands globally", len(synced))
+        except discord.HTTPException as exc:
+            log.error("could not sync Discord commands (%s %s); the previous ones stay", exc.status, exc.code)
+
+    async def on_ready(self) -> None:
+        log.info("Discord bot connected as %s (%d guilds)", self.user, len(self.guilds))
+
+    async def close(self) -> None:
+        await self.deliveries.close()
+        await super().close()

@@ -1,0 +1,347 @@
+"""What the bot does with each update: links, commands, buttons; who may use it and where."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telegram import Message, MessageEntity, Update, User
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bots.telegram import texts
+from bots.telegram.delivery import NO_PREVIEW, Deliverer, Target
+from core.delivery import variant_key
+from core.errors import InvalidUrl, MediabotError, NotFound
+from core.schemas import RequestView, SubmitRequest
+from core.services import Services
+from core.urls import extract_url, extract_urls
+
+log = logging.getLogger(__name__)
+
+SOURCE = "telegram"
+MAX_LINKS_PER_MESSAGE = 10
+HOUR_S = 3600
+
+Context = ContextTypes.DEFAULT_TYPE
+Handler = Callable[["Handlers", Update, Context], Awaitable[None]]
+
+
+class Refused(Exception):
+    """A per-user limit said no; the message is the sentence to send."""
+
+
+def replies_errors(fn: Handler) -> Handler:
+    """A core error becomes its one sentence, as a reply; anything else goes to the error handler."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Handlers, update: Update, context: Context) -> None:
+        try:
+            await fn(self, update, context)
+        except MediabotError as exc:
+            await self.answer(update, exc.message)
+
+    return wrapper
+
+
+class Handlers:
+    def __init__(self, services: Services, deliverer: Deliverer) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.deliverer = deliverer
+        allowed = [entry.strip() for entry in self.settings.telegram_allowed_users if entry.strip()]
+        self.allowed_ids = {int(e) for e in allowed if e.lstrip("-").isdigit()}
+        self.allowed_names = {e.lstrip("@").lower() for e in allowed if not e.lstrip("-").isdigit()}
+
+    def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        new = filters.UpdateType.MESSAGE  # edits of old messages are not new requests
+        app.add_handler(TypeHandler(Update, self.gate), group=-1)
+        app.add_handler(CommandHandler(["start", "help"], self.help, filters=new))
+        app.add_handler(CommandHandler("audio", self.audio, filters=new))
+        app.add_handler(CommandHandler("video", self.video, filters=new))
+        app.add_handler(CommandHandler("settings", self.settings_menu, filters=new))
+        app.add_handler(CommandHandler("status", self.status, filters=new))
+        app.add_handler(CommandHandler("cancel", self.cancel_all, filters=new))
+        app.add_handler(CallbackQueryHandler(self.cancel_button, pattern=r"^cancel:"))
+        app.add_handler(CallbackQueryHandler(self.settings_button, pattern=r"^set:"))
+        app.add_handler(
+            MessageHandler(new & (filters.TEXT | filters.CAPTION) & ~filters.COMMAND, self.on_message)
+        )
+        app.add_handler(
+            MessageHandler(new & filters.COMMAND & filters.ChatType.PRIVATE, self.unknown_command)
+        )
+        app.add_error_handler(self.on_error)
+
+    # -- who and where ------------------------------------------------------------------------------------
+
+    def allowed(self, user: User) -> bool:
+        if not self.allowed_ids and not self.allowed_names:
+            return True
+        return user.id in self.allowed_ids or (user.username or "").lower() in self.allowed_names
+
+    @staticmethod
+    def addressed(message: Message, bot_id: int, bot_username: str) -> bool:
+        """Private chats always; in groups only commands, mentions of the bot and replies to it."""
+        if message.chat.type == "private":
+            return True
+        if message.reply_to_message and message.reply_to_message.from_user:
+            if message.reply_to_message.from_user.id == bot_id:
+                return True
+        entities = message.parse_entities() or message.parse_caption_entities()
+        for entity, text in entities.items():
+            if entity.type == MessageEntity.MENTION and text.lower() == f"@{bot_username.lower()}":
+                return True
+            if entity.type == MessageEntity.TEXT_MENTION and entity.user and entity.user.id == bot_id:
+                return True
+            if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+                # "/cmd" or "/cmd@this_bot"; "/cmd@other_bot" is for someone else
+                _, _, at = text.partition("@")
+                return not at or at.lower() == bot_username.lower()
+        return False
+
+    async def gate(self, update: Update, context: Context) -> None:
+        """Runs before every handler: people outside the allowlist get one polite refusal, nothing else."""
+        user = update.effective_user
+        if user is None or self.allowed(user):
+            return
+        text = texts.NOT_ALLOWED.format(user_id=user.id)
+        if update.callback_query is not None:
+            await update.callback_query.answer(text, show_alert=True)
+        elif update.message is not None and self.addressed(
+            update.message, context.bot.id, context.bot.username
+        ):
+            await self.answer(update, text)
+        log.info("telegram: refused user %s (not in MEDIABOT_TELEGRAM_ALLOWED_USERS)", user.id)
+        raise ApplicationHandlerStop
+
+    # -- messages and commands ----------------------------------------------------------------------------
+
+    @replies_errors
+    async def on_message(self, update: Update, context: Context) -> None:
+        message = update.message
+        assert message is not None and message.from_user is not None
+        if not self.addressed(message, context.bot.id, context.bot.username):
+            return
+        text = message.text or message.caption or ""
+        if message.chat.type != "private" and not self._links(message, text):
+            return  # "thanks" in reply to the bot, in a group: not worth an error message
+        prefs = await self.services.prefs.get(SOURCE, str(message.from_user.id))
+        await self.handle_links(message, text, prefs.kind, prefs.quality)
+
+    @replies_errors
+    async def audio(self, update: Update, context: Context) -> None:
+        await self._kind_command(update, context, "audio", texts.NO_LINK_AUDIO)
+
+    @replies_errors
+    async def video(self, update: Update, context: Context) -> None:
+        await self._kind_command(update, context, "video", texts.NO_LINK_VIDEO)
+
+    async def _kind_command(self, update: Update, context: Context, kind: str, usage: str) -> None:
+        message = update.message
+        assert message is not None and message.from_user is not None
+        text = " ".join(context.args or [])
+        if not self._links(message, text):
+            await self.answer(update, usage)
+            return
+        prefs = await self.services.prefs.get(SOURCE, str(message.from_user.id))
+        await self.handle_links(message, text, kind, prefs.quality)
+
+    async def help(self, update: Update, context: Context) -> None:
+        await self.answer(update, texts.help_text(self.settings.telegram_upload_limit_bytes))
+
+    async def unknown_command(self, update: Update, context: Context) -> None:
+        await self.answer(update, texts.UNKNOWN_COMMAND)
+
+    @replies_errors
+    async def settings_menu(self, update: Update, context: Context) -> None:
+        assert update.effective_user is not None
+        prefs = await self.services.prefs.get(SOURCE, str(update.effective_user.id))
+        await self.answer(
+            update, texts.settings_text(prefs.kind, prefs.quality),
+            reply_markup=texts.settings_keyboard(prefs.kind, prefs.quality),
+        )  # fmt: skip
+
+    @replies_errors
+    async def status(self, update: Update, context: Context) -> None:
+        assert update.effective_user is not None
+        active = await self.services.jobs.active_requests(SOURCE, str(update.effective_user.id))
+        if not active:
+            await self.answer(update, texts.NOTHING_RUNNING)
+            return
+        await self.answer(update, texts.status_list([(r.id, j) for r, j in reversed(active)]))
+
+    @replies_errors
+    async def cancel_all(self, update: Update, context: Context) -> None:
+        assert update.effective_user is not None
+        user_id = str(update.effective_user.id)
+        cancelled = 0
+        for request, _job in await self.services.jobs.active_requests(SOURCE, user_id):
+            done = await self._cancel(request.id, user_id)
+            if done is not None:
+                await self.deliverer.show_cancelled(done)
+                cancelled += 1
+        await self.answer(update, texts.cancelled_count(cancelled) if cancelled else texts.NOTHING_TO_CANCEL)
+
+    # -- buttons ------------------------------------------------------------------------------------------
+
+    async def cancel_button(self, update: Update, context: Context) -> None:
+        query = update.callback_query
+        assert query is not None and query.data is not None
+        request_id = query.data.partition(":")[2]
+        try:
+            done = await self._cancel(request_id, str(query.from_user.id))
+        except NotFound:
+            await query.answer("Only the person who asked can cancel this download.")
+            return
+        await query.answer(texts.CANCELLED if done else texts.ALREADY_FINISHED)
+        if done is not None:
+            await self.deliverer.show_cancelled(done)
+
+    async def _cancel(self, request_id: str, user_id: str) -> RequestView | None:
+        """Cancel one of the user's requests; None when it had already finished."""
+        tracker = self.deliverer.trackers.get(request_id)
+        if tracker is not None:
+            tracker.cancelling = True
+        try:
+            request = await self.services.jobs.cancel(request_id, source=SOURCE, user_id=user_id)
+        finally:
+            if tracker is not None:
+                tracker.cancelling = False
+        return request if request.status == "cancelled" else None
+
+    async def settings_button(self, update: Update, context: Context) -> None:
+        query = update.callback_query
+        assert query is not None and query.data is not None
+        _, field, value = query.data.split(":", 2)
+        user_id = str(query.from_user.id)
+        try:
+            if field == "kind":
+                prefs = await self.services.prefs.set(SOURCE, user_id, kind=value)
+            else:
+                prefs = await self.services.prefs.set(SOURCE, user_id, quality=value)
+        except MediabotError as exc:
+            await query.answer(exc.message)
+            return
+        await query.answer("Saved.")
+        try:
+            await query.edit_message_text(
+                texts.settings_text(prefs.kind, prefs.quality),
+                reply_markup=texts.settings_keyboard(prefs.kind, prefs.quality),
+            )
+        except TelegramError as exc:
+            log.debug("settings message not updated: %s", exc)
+
+    # -- links --------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _links(message: Message, text: str) -> list[str]:
+        """Links in the text (and hidden behind link text); else in the message it replies to."""
+        urls = extract_urls(text)
+        for entity in list(message.entities or []) + list(message.caption_entities or []):
+            if entity.type == MessageEntity.TEXT_LINK and entity.url and entity.url not in urls:
+                urls.append(entity.url)
+        replied = message.reply_to_message
+        if not urls and replied is not None and not (replied.from_user and replied.from_user.is_bot):
+            urls = extract_urls(replied.text or replied.caption or "")
+        return urls
+
+    async def handle_links(self, message: Message, text: str, kind: str, quality: str) -> None:
+        urls = self._links(message, text)
+        if not urls:
+            extract_url(text)  # raises InvalidUrl with the reason a person understands
+            raise InvalidUrl()
+        for url in urls[:MAX_LINKS_PER_MESSAGE]:
+            try:
+                await self._request(message, url, kind, quality)
+            except Refused as exc:
+                await self._reply(message, str(exc))
+                return
+            except MediabotError as exc:
+                await self._reply(message, exc.message)
+        if len(urls) > MAX_LINKS_PER_MESSAGE:
+            await self._reply(message, texts.TOO_MANY_LINKS.format(n=MAX_LINKS_PER_MESSAGE))
+
+    async def _request(self, message: Message, url: str, kind: str, quality: str) -> None:
+        assert message.from_user is not None
+        user_id = str(message.from_user.id)
+        settings, services = self.settings, self.services
+        target = Target(
+            chat_id=message.chat_id, reply_to=message.message_id,
+            thread_id=message.message_thread_id if message.is_topic_message else None,
+        )  # fmt: skip
+        key = variant_key(url, kind, quality)
+        cached = await services.deliveries.get(SOURCE, key)
+        if (
+            cached is None
+            and await services.jobs.count_active(SOURCE, user_id) >= settings.user_max_concurrent
+        ):
+            raise Refused(texts.too_many_running(settings.user_max_concurrent))
+        allowed, retry_after = await services.limits.hit(
+            f"telegram:hour:{user_id}", settings.user_requests_per_hour, HOUR_S
+        )
+        if not allowed:
+            raise Refused(texts.rate_limited(settings.user_requests_per_hour, retry_after))
+        if cached is not None:
+            if await self.deliverer.resend(cached, target):
+                return
+            await services.deliveries.forget(SOURCE, key)
+        submission = await services.jobs.submit(
+            SubmitRequest(
+                text=url, source=SOURCE, user_id=user_id, kind=kind,  # type: ignore[arg-type]
+                quality=quality, target=target.to_dict(),
+            )
+        )  # fmt: skip
+        request = submission.request
+        if submission.job.terminal:
+            self.deliverer.follow(request, target)
+            return
+        shown = (texts.progress_text(submission.job), True)
+        progress = await self.deliverer.reply(
+            target, shown[0], reply_markup=texts.cancel_keyboard(request.id)
+        )
+        target.progress_id = progress.message_id
+        await services.jobs.update_target(request.id, target.to_dict())
+        self.deliverer.follow(request, target, shown=shown)
+
+    # -- answering ----------------------------------------------------------------------------------------
+
+    async def _reply(self, message: Message, text: str, **kwargs: Any) -> None:
+        target = Target(
+            message.chat_id,
+            message.message_id,
+            thread_id=message.message_thread_id if message.is_topic_message else None,
+        )
+        await self.deliverer.reply(target, text, **kwargs)
+
+    async def answer(self, update: Update, text: str, **kwargs: Any) -> None:
+        if update.effective_message is not None:
+            await self._reply(update.effective_message, text, **kwargs)
+        elif update.effective_chat is not None:
+            await update.effective_chat.send_message(text, link_preview_options=NO_PREVIEW, **kwargs)
+
+    async def on_error(self, update: object, context: Context) -> None:
+        """Anything unexpected: logged with the update id, answered with a generic apology."""
+        update_id = update.update_id if isinstance(update, Update) else None
+        log.error(
+            "telegram update %s failed: %s", update_id, type(context.error).__name__, exc_info=context.error
+        )
+        if not isinstance(update, Update):
+            return
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer(texts.APOLOGY)
+            elif update.effective_message is not None:
+                await self.answer(update, texts.APOLOGY)
+        except TelegramError as exc:
+            log.warning("telegram update %s: apology not sent either (%s)", update_id, type(exc).__name__)

@@ -1,0 +1,125 @@
+"""The Telegram bot's lifecycle inside an already running asyncio loop (`mediabot run` / `mediabot telegram`)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import Application, ApplicationBuilder
+
+from bots.telegram import texts
+from bots.telegram.delivery import Deliverer
+from bots.telegram.handlers import Handlers
+from bots.telegram.webhook import serving_webhook
+from core.config import Settings
+from core.errors import MediabotError
+from core.logs import REDACTOR, install_redaction
+from core.services import Services
+
+log = logging.getLogger(__name__)
+
+App = Application[Any, Any, Any, Any, Any, Any]
+
+CONCURRENT_UPDATES = 64
+POLL_TIMEOUT_S = 10
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+
+class TelegramUnavailable(MediabotError):
+    """The bot could not start: a rejected token or an unreachable Bot API (`mediabot` prints the sentence)."""
+
+    code = "telegram_unavailable"
+
+
+def build_application(settings: Settings) -> App:
+    assert settings.telegram_token, "MEDIABOT_TELEGRAM_TOKEN is not set"
+    api = settings.telegram_api_url.rstrip("/")
+    return (
+        ApplicationBuilder()
+        .token(settings.telegram_token)
+        # no trailing slash: ".../bot/" makes every call a 404, reported as InvalidToken
+        .base_url(f"{api}/bot")
+        .base_file_url(f"{api}/file/bot")
+        # or a Cancel press waits until the handler of a running download returns
+        .concurrent_updates(CONCURRENT_UPDATES)
+        .read_timeout(15)
+        .write_timeout(15)
+        .job_queue(None)
+        .build()
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(services: Services) -> AsyncIterator[App]:
+    """Start the bot inside the running loop; on exit stop receiving, stop, shut down (that order)."""
+    settings = services.settings
+    # Request URLs carry the token (httpx logs them at INFO): redact it from every log record.
+    install_redaction([settings.telegram_token or ""])
+    app = build_application(settings)
+    deliverer = Deliverer(services, app.bot)
+    Handlers(services, deliverer).register(app)
+    await _initialize(app, settings)
+    try:
+        await app.start()
+        async with _receiving(app, settings):
+            # post_init does not fire on this path: our start-up work, explicitly.
+            await _set_commands(app)
+            try:
+                await deliverer.resume()
+            except Exception:  # noqa: BLE001 - a database hiccup must not stop the bot from answering
+                log.exception("telegram: could not resume undelivered requests")
+            log.info("telegram bot @%s running", app.bot.username)
+            yield app
+    finally:
+        if app.running:
+            await app.stop()
+        await deliverer.close()
+        await app.shutdown()
+        log.info("telegram bot stopped")
+
+
+async def _initialize(app: App, settings: Settings) -> None:
+    """getMe: a wrong token or an unreachable server fails here, as one sentence without the token."""
+    try:
+        await app.initialize()
+    except TelegramError as exc:
+        with contextlib.suppress(Exception):
+            await app.bot.shutdown()  # the HTTP clients it opened
+        if isinstance(exc, InvalidToken):
+            # PTB's message quotes the token; `from None` keeps it out of tracebacks too.
+            raise TelegramUnavailable(
+                f"The Telegram Bot API at {settings.telegram_api_url} rejected MEDIABOT_TELEGRAM_TOKEN. "
+                "Check the token with @BotFather."
+            ) from None
+        raise TelegramUnavailable(
+            f"The Telegram Bot API at {settings.telegram_api_url} cannot be reached ({REDACTOR.redact(str(exc))})."
+        ) from None
+
+
+@contextlib.asynccontextmanager
+async def _receiving(app: App, settings: Settings) -> AsyncIterator[None]:
+    """Updates in: long polling by default, a webhook listener when MEDIABOT_TELEGRAM_WEBHOOK_URL is set."""
+    if settings.telegram_webhook_url:
+        async with serving_webhook(app, settings, ALLOWED_UPDATES):
+            yield
+        return
+    updater = app.updater
+    assert updater is not None
+    await updater.start_polling(
+        timeout=POLL_TIMEOUT_S, allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
+    )
+    try:
+        yield
+    finally:
+        if updater.running:
+            await updater.stop()
+
+
+async def _set_commands(app: App) -> None:
+    try:
+        await app.bot.set_my_commands(texts.COMMANDS)
+    except TelegramError as exc:
+        log.warning("telegram: setMyCommands failed (%s); the command menu may be outdated", exc)

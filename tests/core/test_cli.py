@@ -1,0 +1,93 @@
+"""`mediabot download` as a person runs it, and ffmpeg found without a system install."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from core.downloader import find_ffmpeg
+from core.schemas import SubmitRequest
+from tests.support.media import ffprobe
+from tests.support.services import ROOT, make_settings, running_services, settings_env
+
+
+async def run_cli(env: dict[str, str], *args: str, timeout: float = 90) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mediabot",
+        *args,
+        env=env,
+        cwd=str(ROOT),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_download_command_prints_the_file(tmp_path: Path, media_site, media_files) -> None:
+    env = settings_env(make_settings(tmp_path))
+    clip = f"/clip/{uuid.uuid4().hex}.mp4"
+    code, out, err = await run_cli(env, "download", media_site.url(clip))
+    assert code == 0, err
+    path = Path(out.strip().splitlines()[-1])
+    assert path.read_bytes() == media_files.video_mp4.read_bytes()
+    code, out, err = await run_cli(env, "download", media_site.url(clip), "--audio")
+    assert code == 0, err
+    audio = Path(out.strip().splitlines()[-1])
+    assert [s["codec_type"] for s in ffprobe(audio)["streams"]] == ["audio"]
+    # The second video request is a cache hit: same file, no new download.
+    downloads = media_site.downloads(clip)
+    code, out, err = await run_cli(env, "download", media_site.url(clip))
+    assert code == 0 and Path(out.strip().splitlines()[-1]) == path
+    assert "from cache" in err
+    assert media_site.downloads(clip) == downloads
+
+
+async def test_download_command_reports_errors_in_words(tmp_path: Path, media_site) -> None:
+    env = settings_env(make_settings(tmp_path))
+    code, out, err = await run_cli(env, "download", media_site.url("/nomedia.html"))
+    assert code == 1 and out == ""
+    assert "This site is not supported." in err and "Traceback" not in err
+    code, _, err = await run_cli(env, "download", "ftp://example.com/x.mp4")
+    assert code == 1 and "Only http:// and https://" in err
+
+
+async def test_download_command_through_the_shared_queue(
+    tmp_path: Path, pg_url, redis_url, media_site, worker_processes
+) -> None:
+    settings = make_settings(tmp_path, database_url=pg_url, redis_url=redis_url)
+    worker_processes(settings)
+    code, out, err = await run_cli(
+        settings_env(settings), "download", media_site.url(f"/clip/{uuid.uuid4().hex}.mp4")
+    )
+    assert code == 0, err
+    assert Path(out.strip().splitlines()[-1]).exists()
+
+
+def test_ffmpeg_falls_back_to_the_wheel_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    found = find_ffmpeg("auto")
+    assert found and "imageio_ffmpeg" in found and os.access(found, os.X_OK)
+
+
+async def test_audio_extraction_with_only_the_wheel_ffmpeg(tmp_path: Path, media_site) -> None:
+    import imageio_ffmpeg
+
+    settings = make_settings(tmp_path, ffmpeg=imageio_ffmpeg.get_ffmpeg_exe())
+    async with running_services(settings) as services:
+        submission = await services.jobs.submit(
+            SubmitRequest(
+                text=media_site.url(f"/clip/{uuid.uuid4().hex}.mp4"), source="cli", user_id="a", kind="audio"
+            )
+        )
+        final = await services.jobs.wait(submission.job.id, timeout=60)
+        assert final.status == "done", final.error
+        path = await services.jobs.local_path(final.id)
+        assert path is not None and [s["codec_type"] for s in ffprobe(path)["streams"]] == ["audio"]

@@ -1,0 +1,569 @@
+"""A fake Telegram Bot API server (aiohttp on 127.0.0.1) that the real python-telegram-bot client talks to.
+
+It speaks the Bot API's HTTP shape (``POST /bot<TOKEN>/<method>``, form-encoded or multipart parameters,
+``{"ok": true, "result": ...}`` answers), keeps the chats' messages so edits and deletes behave like the real
+server (400 "message is not modified" for an identical edit), stores uploaded files on disk, and records every
+call. Tests play the users: :meth:`FakeTelegram.send` puts a message into ``getUpdates``, :meth:`press` a
+button, and :meth:`flood` / :meth:`fail` make the next calls of a method fail.
+
+Fixture: ``telegram_server`` (function scope), enabled by ``tests.fakes.telegram`` in ``pytest_plugins``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+# Parameters whose values are text as sent (everything else is JSON-decoded when it parses).
+_TEXT_PARAMS = {
+    "text", "caption", "title", "performer", "callback_query_id", "description", "short_description",
+    "file_id", "url", "secret_token", "action", "query", "filename", "video", "audio", "document",
+}  # fmt: skip
+_MEDIA = {"sendVideo": "video", "sendAudio": "audio", "sendDocument": "document"}
+
+
+@dataclass
+class Call:
+    """One request the bot made."""
+
+    method: str
+    params: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)  # multipart field -> stored upload
+    status: int = 200
+    at: float = field(default_factory=time.monotonic)
+    result: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    def __getitem__(self, key: str) -> Any:
+        return self.params[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.params.get(key, default)
+
+
+@dataclass
+class User:
+    id: int
+    first_name: str
+    username: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.username:
+            body["username"] = self.username
+        return body
+
+
+ALICE = User(1001, "Alice", "alice")
+BOB = User(1002, "Bob", "bob")
+CAROL = User(1003, "Carol", None)
+GROUP_CHAT_ID = -100500
+
+
+class FakeTelegram:
+    def __init__(
+        self, root: Path, *, token: str | None = None, bot_username: str = "mediabot_test_bot"
+    ) -> None:
+        self.token = token or f"{secrets.randbelow(9 * 10**9) + 10**9}:{secrets.token_urlsafe(26)}"
+        self.root = root
+        self.uploads_dir = root / "uploads"
+        self.bot = {
+            "id": 777000111, "is_bot": True, "first_name": "Mediabot", "username": bot_username,
+            "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False,
+        }  # fmt: skip
+        self.calls: list[Call] = []
+        self.updates: list[dict[str, Any]] = []
+        # (chat_id, message_id) -> message dict as the server holds it (text, reply_markup, deleted flag)
+        self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self.files: dict[str, Path] = {}  # file_id -> uploaded file
+        self.commands: list[dict[str, Any]] = []
+        self.upload_limit: int | None = None  # bytes; larger request bodies get an nginx-style 413
+        self.webhook: dict[str, Any] | None = None  # set by setWebhook: updates are POSTed there, not polled
+        self.webhook_posts: list[int] = []  # HTTP status of each webhook delivery
+        self._failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self._update_ids = itertools.count(1)
+        self._message_ids: dict[int, itertools.count[int]] = {}
+        self._new_update = asyncio.Condition()
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._closing = False
+        self.port = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        """What MEDIABOT_TELEGRAM_API_URL points at."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        app = web.Application(client_max_size=4 * 1024**3)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_route("*", "/file/bot{token}/{path:.*}", self._file)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        self._closing = True
+        async with self._new_update:
+            self._new_update.notify_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- what tests do ------------------------------------------------------------------------------------
+
+    def send(
+        self,
+        text: str,
+        *,
+        user: User = ALICE,
+        chat_id: int | None = None,
+        group: bool = False,
+        reply_to: dict[str, Any] | int | None = None,
+    ) -> dict[str, Any]:
+        """A user sends a text message to the bot (private chat, or the test group). Returns the message."""
+        if group and chat_id is None:
+            chat_id = GROUP_CHAT_ID
+        chat_id = chat_id if chat_id is not None else user.id
+        chat: dict[str, Any] = (
+            {"id": chat_id, "type": "group", "title": "Test group"}
+            if chat_id < 0
+            else {"id": chat_id, "type": "private", "first_name": user.first_name}
+        )
+        message: dict[str, Any] = {
+            "message_id": self._next_message_id(chat_id),
+            "date": int(time.time()),
+            "chat": chat,
+            "from": user.to_dict(),
+            "text": text,
+        }
+        entities = _entities(text)
+        if entities:
+            message["entities"] = entities
+        if reply_to is not None:
+            if isinstance(reply_to, int):
+                reply_to = self.messages[(chat_id, reply_to)]
+            message["reply_to_message"] = {k: v for k, v in reply_to.items() if not k.startswith("_")}
+        self.messages[(chat_id, message["message_id"])] = message
+        message["_update_id"] = self._push({"message": message})
+        return message
+
+    def press(self, message: dict[str, Any] | tuple[int, int], data: str, *, user: User = ALICE) -> str:
+        """A user presses an inline button (by its callback data) under one of the bot's messages."""
+        if isinstance(message, tuple):
+            message = self.messages[message]
+        query_id = uuid.uuid4().hex[:16]
+        visible = {k: v for k, v in message.items() if not k.startswith("_")}
+        self._push(
+            {
+                "callback_query": {
+                    "id": query_id, "from": user.to_dict(), "chat_instance": "ci-1", "data": data,
+                    "message": visible,
+                }
+            }
+        )  # fmt: skip
+        return query_id
+
+    def flood(self, method: str, count: int = 1, retry_after: int = 1) -> None:
+        """The next `count` calls of `method` answer 429 with parameters.retry_after."""
+        body = {
+            "ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {retry_after}",
+            "parameters": {"retry_after": retry_after},
+        }  # fmt: skip
+        self._failures.setdefault(method, []).extend([(429, body)] * count)
+
+    def fail(
+        self, method: str, status: int = 500, description: str = "Internal Server Error", count: int = 1
+    ) -> None:
+        """The next `count` calls of `method` fail with this status."""
+        body = {"ok": False, "error_code": status, "description": description}
+        self._failures.setdefault(method, []).extend([(status, body)] * count)
+
+    def calls_to(self, *methods: str, ok: bool | None = None) -> list[Call]:
+        return [c for c in self.calls if c.method in methods and (ok is None or c.ok == ok)]
+
+    def bot_messages(self, chat_id: int) -> list[dict[str, Any]]:
+        """The bot's messages in a chat, oldest first, deleted ones included (flag `_deleted`)."""
+        return [m for (cid, _), m in sorted(self.messages.items()) if cid == chat_id and m.get("_from_bot")]
+
+    def replies_to(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        chat_id = message["chat"]["id"]
+        return [
+            m for m in self.bot_messages(chat_id)
+            if m.get("reply_to_message", {}).get("message_id") == message["message_id"]
+        ]  # fmt: skip
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 20) -> Any:
+        """Wait until `predicate()` is truthy (re-checked whenever the bot makes a call)."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"condition not met within {timeout}s; last calls: {self._summary()}")
+                try:
+                    await asyncio.wait_for(self._changed.wait(), min(remaining, 0.5))
+                except TimeoutError:
+                    pass
+
+    async def wait_call(
+        self, method: str, predicate: Callable[[Call], bool] = lambda c: True, **kw: Any
+    ) -> Call:
+        """The first successful call of `method` matching `predicate`."""
+        return await self.wait_for(
+            lambda: next((c for c in self.calls_to(method, ok=True) if predicate(c)), None), **kw
+        )
+
+    def _summary(self) -> str:
+        return ", ".join(f"{c.method}:{c.status}" for c in self.calls[-15:] if c.method != "getUpdates")
+
+    # -- the server ---------------------------------------------------------------------------------------
+
+    def _next_message_id(self, chat_id: int) -> int:
+        counter = self._message_ids.setdefault(chat_id, itertools.count(1))
+        return next(counter)
+
+    def _push(self, update: dict[str, Any]) -> int:
+        update["update_id"] = next(self._update_ids)
+        if self.webhook is not None:
+            asyncio.get_running_loop().create_task(
+                self._post_webhook(_public_update(update), dict(self.webhook))
+            )
+            return int(update["update_id"])
+        self.updates.append(update)
+
+        async def notify() -> None:
+            async with self._new_update:
+                self._new_update.notify_all()
+
+        asyncio.get_running_loop().create_task(notify())
+        return int(update["update_id"])
+
+    async def _post_webhook(
+        self, update: dict[str, Any], hook: dict[str, Any], secret: str | None = None
+    ) -> int:
+        """Deliver one update the way Telegram does in webhook mode (a POST with the secret header)."""
+        import aiohttp
+
+        headers = {
+            "X-Telegram-Bot-Api-Secret-Token": secret if secret is not None else hook.get("secret_token", "")
+        }
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+            http.post(hook["url"], json=update, headers=headers) as resp,
+        ):
+            status = resp.status
+        self.webhook_posts.append(status)
+        self._record(Call("(webhook)", {"update_id": update.get("update_id")}, status=status))
+        return status
+
+    async def post_to_webhook(self, update: dict[str, Any], secret: str) -> int:
+        """A POST to the bot's webhook with a chosen secret (to see a forged one refused)."""
+        assert self.webhook is not None
+        return await self._post_webhook(update, self.webhook, secret)
+
+    async def _file(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["token"] != self.token:
+            return web.json_response(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+            )
+        method = request.match_info["method"]
+        if self.upload_limit is not None and (request.content_length or 0) > self.upload_limit:
+            # What nginx in front of the real server does: an HTML page, before reading the body.
+            call = Call(method, {}, status=413)
+            self._record(call)
+            return web.Response(
+                status=413, content_type="text/html",
+                text="<html><head><title>413 Request Entity Too Large</title></head>"
+                "<body><center><h1>413 Request Entity Too Large</h1></center><hr><center>nginx</center></body></html>",
+            )  # fmt: skip
+        params, files = await self._read_params(request)
+        call = Call(method, params, files)
+        failures = self._failures.get(method)
+        if failures:
+            status, body = failures.pop(0)
+            call.status = status
+            self._record(call)
+            return web.json_response(body, status=status)
+        handler = getattr(self, f"_m_{method}", None)
+        if handler is None:
+            call.status = 404
+            self._record(call)
+            return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+        try:
+            result = await handler(call)
+        except _ApiError as exc:
+            call.status = exc.status
+            self._record(call)
+            return web.json_response(
+                {"ok": False, "error_code": exc.status, "description": exc.description}, status=exc.status
+            )
+        call.result = result
+        self._record(call)
+        return web.json_response({"ok": True, "result": result})
+
+    def _record(self, call: Call) -> None:
+        self.calls.append(call)
+
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        asyncio.get_running_loop().create_task(notify())
+
+    async def _read_params(self, request: web.Request) -> tuple[dict[str, Any], dict[str, Path]]:
+        raw: dict[str, str] = {}
+        files: dict[str, Path] = {}
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            async for part in reader:
+                if part is None or not hasattr(part, "read_chunk"):
+                    continue
+                name = part.name or ""
+                if part.filename:
+                    dest = self.uploads_dir / f"{uuid.uuid4().hex[:10]}-{Path(part.filename).name}"
+                    with dest.open("wb") as out:
+                        while chunk := await part.read_chunk(1 << 20):
+                            out.write(chunk)
+                    files[name] = dest
+                else:
+                    raw[name] = await part.text()
+        elif request.content_type == "application/json":
+            body = await request.json() if request.can_read_body else {}
+            return dict(body or {}), files
+        else:
+            raw.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+            raw.update({k: v for k, v in request.query.items()})
+        params = {k: _decode(k, v) for k, v in raw.items()}
+        return params, files
+
+    # -- methods ------------------------------------------------------------------------------------------
+
+    async def _m_getMe(self, call: Call) -> Any:
+        return self.bot
+
+    async def _m_deleteWebhook(self, call: Call) -> Any:
+        self.webhook = None
+        return True
+
+    async def _m_setWebhook(self, call: Call) -> Any:
+        self.webhook = (
+            {"url": call["url"], "secret_token": call.get("secret_token") or ""} if call.get("url") else None
+        )
+        return True
+
+    async def _m_setMyCommands(self, call: Call) -> Any:
+        self.commands = list(call.get("commands") or [])
+        return True
+
+    async def _m_getMyCommands(self, call: Call) -> Any:
+        return self.commands
+
+    async def _m_sendChatAction(self, call: Call) -> Any:
+        return True
+
+    async def _m_answerCallbackQuery(self, call: Call) -> Any:
+        return True
+
+    async def _m_getUpdates(self, call: Call) -> Any:
+        offset = int(call.get("offset") or 0)
+        timeout = float(call.get("timeout") or 0)
+        limit = int(call.get("limit") or 100)
+        if offset:
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        deadline = time.monotonic() + timeout
+        async with self._new_update:
+            while True:
+                pending = [u for u in self.updates if u["update_id"] >= offset]
+                remaining = deadline - time.monotonic()
+                if pending or remaining <= 0 or self._closing:
+                    return [_public_update(u) for u in pending[:limit]]
+                try:
+                    await asyncio.wait_for(self._new_update.wait(), remaining)
+                except TimeoutError:
+                    pass
+
+    async def _m_sendMessage(self, call: Call) -> Any:
+        if not str(call.get("text") or "").strip():
+            raise _ApiError(400, "Bad Request: message text is empty")
+        return self._new_bot_message(call, {"text": call["text"]})
+
+    async def _m_editMessageText(self, call: Call) -> Any:
+        message = self._existing(call, "Bad Request: message to edit not found")
+        markup = call.get("reply_markup")
+        if message.get("text") == call.get("text") and message.get("reply_markup") == markup:
+            raise _ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply markup are exactly "
+                "the same as a current content and reply markup of the message",
+            )
+        message["text"] = call["text"]
+        if markup:
+            message["reply_markup"] = markup
+        else:
+            message.pop("reply_markup", None)
+        message["edit_date"] = int(time.time())
+        message.setdefault("_edits", []).append(call["text"])
+        return _public(message)
+
+    async def _m_editMessageReplyMarkup(self, call: Call) -> Any:
+        message = self._existing(call, "Bad Request: message to edit not found")
+        markup = call.get("reply_markup")
+        if markup:
+            message["reply_markup"] = markup
+        else:
+            message.pop("reply_markup", None)
+        return _public(message)
+
+    async def _m_deleteMessage(self, call: Call) -> Any:
+        message = self._existing(call, "Bad Request: message to delete not found")
+        message["_deleted"] = True
+        return True
+
+    async def _m_sendVideo(self, call: Call) -> Any:
+        return self._send_media(call)
+
+    async def _m_sendAudio(self, call: Call) -> Any:
+        return self._send_media(call)
+
+    async def _m_sendDocument(self, call: Call) -> Any:
+        return self._send_media(call)
+
+    def _send_media(self, call: Call) -> Any:
+        kind = _MEDIA[call.method]
+        if kind in call.files:
+            path = call.files[kind]
+            file_id = f"{kind}-{uuid.uuid4().hex}"
+            self.files[file_id] = path
+        else:
+            file_id = str(call.get(kind) or "")
+            if file_id not in self.files:
+                raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+            path = self.files[file_id]
+        media: dict[str, Any] = {
+            "file_id": file_id, "file_unique_id": file_id[-12:], "file_size": path.stat().st_size,
+            "file_name": path.name.split("-", 1)[-1],
+        }  # fmt: skip
+        if kind == "video":
+            media.update(
+                width=int(call.get("width") or 0), height=int(call.get("height") or 0),
+                duration=int(call.get("duration") or 0), mime_type="video/mp4",
+            )  # fmt: skip
+        elif kind == "audio":
+            media.update(
+                duration=int(call.get("duration") or 0),
+                title=call.get("title"),
+                performer=call.get("performer"),
+            )
+            media = {k: v for k, v in media.items() if v is not None}
+        return self._new_bot_message(call, {kind: media})
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _existing(self, call: Call, missing: str) -> dict[str, Any]:
+        key = (int(call["chat_id"]), int(call["message_id"]))
+        message = self.messages.get(key)
+        if message is None or message.get("_deleted") or not message.get("_from_bot"):
+            raise _ApiError(400, missing)
+        return message
+
+    def _new_bot_message(self, call: Call, content: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(call["chat_id"])
+        chat = (
+            {"id": chat_id, "type": "group", "title": "Test group"}
+            if chat_id < 0
+            else {"id": chat_id, "type": "private", "first_name": "User"}
+        )
+        message: dict[str, Any] = {
+            "message_id": self._next_message_id(chat_id), "date": int(time.time()), "chat": chat,
+            "from": {k: self.bot[k] for k in ("id", "is_bot", "first_name", "username")}, **content,
+            "_from_bot": True,
+        }  # fmt: skip
+        reply = call.get("reply_parameters") or {}
+        reply_id = reply.get("message_id") if isinstance(reply, dict) else None
+        reply_id = reply_id or call.get("reply_to_message_id")
+        if reply_id:
+            original = self.messages.get((chat_id, int(reply_id)))
+            if original is None and not (
+                isinstance(reply, dict) and reply.get("allow_sending_without_reply")
+            ):
+                raise _ApiError(400, "Bad Request: message to be replied not found")
+            if original is not None:
+                message["reply_to_message"] = _public(original)
+        if call.get("reply_markup"):
+            message["reply_markup"] = call["reply_markup"]
+        self.messages[(chat_id, message["message_id"])] = message
+        return _public(message)
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+
+
+def _public(message: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if not k.startswith("_")}
+
+
+def _public_update(update: dict[str, Any]) -> dict[str, Any]:
+    return {k: _public(v) if isinstance(v, dict) else v for k, v in update.items()}
+
+
+def _decode(key: str, value: str) -> Any:
+    if key in _TEXT_PARAMS:
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _entities(text: str) -> list[dict[str, Any]]:
+    """What the real server adds to a message: a bot_command at the start, urls, @mentions (ASCII offsets)."""
+    import re
+
+    found: list[dict[str, Any]] = []
+    command = re.match(r"/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?", text)
+    if command:
+        found.append({"type": "bot_command", "offset": 0, "length": command.end()})
+    for match in re.finditer(r"https?://\S+", text):
+        found.append({"type": "url", "offset": match.start(), "length": match.end() - match.start()})
+    for match in re.finditer(r"(?<![\w/])@[A-Za-z0-9_]{5,}", text):
+        found.append({"type": "mention", "offset": match.start(), "length": match.end() - match.start()})
+    return sorted(found, key=lambda e: e["offset"])
+
+
+@pytest.fixture
+async def telegram_server(tmp_path: Path) -> AsyncIterator[FakeTelegram]:
+    server = FakeTelegram(tmp_path / "telegram")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

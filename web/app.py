@@ -1,0 +1,41 @@
+"""The aiohttp application: built from the services by a factory, nothing global."""
+
+from __future__ import annotations
+
+import weakref
+from importlib.metadata import PackageNotFoundError, version
+
+from aiohttp import web
+
+from core.services import Services
+from web import events, files, health, jobs, metrics, openapi
+from web.events import EventEncoder, JobOwners, close_all
+from web.keys import ENCODER, METRICS, OPENAPI, OWNERS, SERVICES, SOCKETS, TRUSTED_PROXIES
+from web.metrics import WebMetrics
+from web.middlewares import errors, forwarded, parse_networks, request_log
+
+
+def _version() -> str:
+    try:
+        return version("mediabot")
+    except PackageNotFoundError:
+        return "0"
+
+
+def create_app(services: Services) -> web.Application:
+    settings = services.settings
+    app = web.Application(
+        middlewares=[forwarded, request_log, errors],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SERVICES] = services
+    app[METRICS] = WebMetrics()
+    app[OWNERS] = JobOwners(services.jobs)
+    app[ENCODER] = EventEncoder(services)
+    app[SOCKETS] = weakref.WeakSet()
+    app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
+    app[OPENAPI] = openapi.build_openapi(_version())
+    for module in (jobs, events, files, health, metrics, openapi):
+        app.router.add_routes(module.routes)
+    app.on_shutdown.append(close_all)
+    return app

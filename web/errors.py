@@ -1,0 +1,75 @@
+"""Errors only the web app raises, and the one table that turns error codes into HTTP statuses."""
+
+from __future__ import annotations
+
+import math
+
+from aiohttp import web
+
+from core.errors import MediabotError
+
+
+class Unauthorized(MediabotError):
+    code = "unauthorized"
+    default_message = "A valid API key is required (Authorization: Bearer <key> or X-API-Key: <key>)."
+
+
+class RateLimited(MediabotError):
+    code = "rate_limited"
+    default_message = "Too many requests. Try again later."
+
+    def __init__(self, retry_after_s: float, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class TooManyJobs(RateLimited):
+    code = "too_many_jobs"
+    default_message = "Too many of your downloads are still running. Wait for one to finish."
+
+
+class NotReady(MediabotError):
+    code = "not_ready"
+    default_message = "This job has no file (it has not finished, or it ended without one)."
+
+
+STATUS_BY_CODE: dict[str, int] = {
+    "invalid_request": 400,
+    "unauthorized": 401,
+    "link_invalid": 403,
+    "not_found": 404,
+    "not_ready": 409,
+    # An expired link is Gone (the link, not necessarily the file): ask for the job's file again.
+    "link_expired": 410,
+    "body_too_large": 413,
+    "invalid_url": 422,
+    "unsupported_url": 422,
+    "private_address": 422,
+    "too_large": 422,
+    "too_long": 422,
+    "rate_limited": 429,
+    "too_many_jobs": 429,
+    "unavailable": 503,
+    "storage_error": 503,
+}
+
+CODE_BY_STATUS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request", "The request is not valid."),
+    404: ("not_found", "There is nothing at this address."),
+    405: ("method_not_allowed", "This method is not allowed here."),
+    413: ("body_too_large", "The request body is too large."),
+}
+
+
+def status_for(exc: MediabotError) -> int:
+    return STATUS_BY_CODE.get(exc.code, 500)
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+def retry_after(seconds: float) -> str:
+    return str(max(1, math.ceil(seconds)))

@@ -1,0 +1,251 @@
+"""Live progress over WebSockets: one job (closed after its end), or every job of the calling key."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from aiohttp import WSCloseCode, web
+
+from core.apikeys import ApiKeyInfo
+from core.errors import InvalidRequest, MediabotError
+from core.events import jobs_filter
+from core.jobs import JobService
+from core.schemas import JobView, RequestView
+from core.services import Services
+from web.auth import SOURCE, authenticate
+from web.jobs import owned, to_api
+from web.keys import ENCODER, OWNERS, SERVICES, SOCKETS
+from web.schemas import JobEvent
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+HEARTBEAT_S = 30.0
+OWNERS_TTL_S = 1.0
+
+
+class JobOwners:
+    """Which API requests wait on a job, looked up once per job per second for the whole process, however
+    many WebSockets ask (a request made through another process is found within that second)."""
+
+    def __init__(self, jobs: JobService, ttl_s: float = OWNERS_TTL_S) -> None:
+        self._jobs = jobs
+        self._ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, list[RequestView]]] = {}
+        # One lookup task per job, shared by every asker; a task, so an asker leaving does not cancel it.
+        self._inflight: dict[str, asyncio.Task[list[RequestView]]] = {}
+        self._final: OrderedDict[tuple[str, int], asyncio.Task[list[RequestView]]] = OrderedDict()
+
+    async def requests(self, job_id: str) -> list[RequestView]:
+        cached = self._cache.get(job_id)
+        if cached is not None and time.monotonic() - cached[0] < self._ttl_s:
+            return cached[1]
+        task = self._inflight.get(job_id)
+        if task is None:
+            task = self._inflight[job_id] = asyncio.create_task(self._lookup(job_id))
+        return await asyncio.shield(task)
+
+    async def final(self, job_id: str, seq: int) -> list[RequestView]:
+        """The requests as they ended with the job's terminal state `seq`: read once for the process (the
+        terminal event is published after its commit, so a read started on receiving it sees it)."""
+        key = (job_id, seq)
+        task = self._final.get(key)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._final[key] = asyncio.create_task(self._jobs.requests_of_job(job_id, SOURCE))
+            if len(self._final) > 1024:
+                self._final.popitem(last=False)
+        return await asyncio.shield(task)
+
+    async def _lookup(self, job_id: str) -> list[RequestView]:
+        try:
+            found = await self._jobs.requests_of_job(job_id, SOURCE)
+        finally:
+            del self._inflight[job_id]
+        self._cache[job_id] = (time.monotonic(), found)
+        if len(self._cache) > 10_000:
+            cutoff = time.monotonic() - 60
+            for stale in [k for k, (at, _) in self._cache.items() if at < cutoff]:
+                del self._cache[stale]
+        return found
+
+
+async def _open(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
+    if not ws.can_prepare(request).ok:
+        raise InvalidRequest("This address is a WebSocket: connect with a WebSocket client.")
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    return ws
+
+
+async def _serve(ws: web.WebSocketResponse, send: Callable[[], Awaitable[None]]) -> None:
+    """Run `send` while reading (and ignoring) what the client sends; whichever side closes ends both."""
+
+    async def run() -> None:
+        try:
+            await send()
+        except asyncio.CancelledError:
+            raise
+        except (ConnectionError, RuntimeError) as exc:  # the client went away mid-send
+            log.debug("websocket send ended: %s", exc)
+        except MediabotError as exc:
+            log.warning("websocket stream ended: %s", exc.code)
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=exc.code.encode())
+        except Exception:
+            log.exception("websocket stream failed")
+            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
+        finally:
+            if not ws.closed:
+                await ws.close()
+
+    sender = asyncio.create_task(run())
+    try:
+        async for _message in ws:  # ends when the client closes, or when we do (job over, shutdown)
+            pass
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender
+
+
+class EventEncoder:
+    """Each request's state at each job snapshot is encoded once, however many sockets send it (1,000
+    dashboards following one job cost one serialisation per event, not 1,000)."""
+
+    def __init__(self, services: Services, size: int = 4096) -> None:
+        self._services = services
+        self._size = size
+        self._cache: OrderedDict[tuple[object, ...], asyncio.Task[str]] = OrderedDict()
+
+    async def encode(self, req: RequestView, view: JobView) -> str:
+        # The minute is part of the key: a finished job's message holds a fresh file link, not an old one.
+        minute = int(time.monotonic() // 60)
+        key = (req.id, req.status, req.finished_at, view.id, view.seq, view.status, minute)
+        task = self._cache.get(key)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            # A task, so a socket closing mid-encode does not leave the others waiting on nothing.
+            task = self._cache[key] = asyncio.create_task(self._encode(req, view))
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return await asyncio.shield(task)
+
+    async def _encode(self, req: RequestView, view: JobView) -> str:
+        return JobEvent(job=await to_api(self._services, req, view)).model_dump_json()
+
+
+async def _send(ws: web.WebSocketResponse, encoder: EventEncoder, req: RequestView, job: JobView) -> None:
+    await ws.send_str(await encoder.encode(req, job))
+
+
+@routes.get("/api/v1/jobs/{id}/events")
+async def job_events(request: web.Request) -> web.WebSocketResponse:
+    """The job's current state, then one message per change; closed (1000) after its last state."""
+    services = request.app[SERVICES]
+    key = await authenticate(request, allow_query=True)
+    req, job = await owned(services, key, request.match_info["id"])
+    ws = await _open(request)
+    encoder, owners = request.app[ENCODER], request.app[OWNERS]
+
+    async def send() -> None:
+        current = req
+        async for view in services.jobs.watch(job.id):
+            if view.terminal:
+                # The request's own final state (finished_at, or cancelled while others kept the download).
+                ended = await owners.final(view.id, view.seq)
+                current = next((r for r in ended if r.id == current.id), current)
+            await _send(ws, encoder, current, view)
+            if current.status == "cancelled" and not view.terminal:
+                # This caller cancelled; the download goes on for others, but this stream is over.
+                return
+        await ws.close(code=WSCloseCode.OK, message=b"job finished")
+
+    await _serve(ws, send)
+    return ws
+
+
+@routes.get("/api/v1/events")
+async def key_events(request: web.Request) -> web.WebSocketResponse:
+    """Every job of the calling key: the active ones' current state first, then every change of any of
+    them, including jobs submitted after connecting (through any process)."""
+    services = request.app[SERVICES]
+    key = await authenticate(request, allow_query=True)
+    ws = await _open(request)
+    owners = request.app[OWNERS]
+
+    async def send() -> None:
+        await _stream_key(ws, services, owners, request.app[ENCODER], key)
+
+    await _serve(ws, send)
+    return ws
+
+
+async def _stream_key(
+    ws: web.WebSocketResponse, services: Services, owners: JobOwners, encoder: EventEncoder, key: ApiKeyInfo
+) -> None:
+    last_seq: dict[str, int] = {}
+    ended: dict[str, float] = {}
+    with services.bus.subscribe(jobs_filter(None), maxsize=1024) as sub:
+        # Subscribed first, so nothing happening while we read the snapshot is missed.
+        active, _ = await services.jobs.list_requests(
+            SOURCE, key.id, statuses=["queued", "running"], limit=100
+        )
+        for req, job in reversed(active):
+            if req.status != "active":
+                continue
+            last_seq[job.id] = max(last_seq.get(job.id, 0), job.seq)
+            await _send(ws, encoder, req, job)
+        while True:
+            message = await sub.get()
+            view = message.job
+            if view is None or view.id in ended:
+                continue
+            if view.seq <= last_seq.get(view.id, 0) and not view.terminal:
+                continue
+            try:
+                mine = [
+                    r
+                    for r in await (
+                        owners.final(view.id, view.seq) if view.terminal else owners.requests(view.id)
+                    )
+                    # Requests this key cancelled while others kept the download going are over for it.
+                    if r.user_id == key.id and not (r.status == "cancelled" and view.status != "cancelled")
+                ]
+            except Exception as exc:  # noqa: BLE001 - a database hiccup skips one event, not the stream
+                log.warning("could not look up the owners of job %s: %s", view.id, type(exc).__name__)
+                continue
+            if not mine:
+                continue
+            last_seq[view.id] = view.seq
+            for req in mine:
+                await _send(ws, encoder, req, view)
+            if view.terminal:
+                last_seq.pop(view.id, None)
+                ended[view.id] = time.monotonic()
+                if len(ended) > 1000:
+                    cutoff = time.monotonic() - 300
+                    for job_id in [k for k, at in ended.items() if at < cutoff]:
+                        del ended[job_id]
+
+
+async def close_all(app: web.Application) -> None:
+    """on_shutdown: tell every client we are going away, so it reconnects elsewhere."""
+    sockets = list(app[SOCKETS])
+    if sockets:
+        log.info("closing %d websockets", len(sockets))
+    await asyncio.gather(
+        *(
+            ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+            for ws in sockets
+            if not ws.closed
+        ),
+        return_exceptions=True,
+    )
+
+
+__all__ = ["EventEncoder", "JobOwners", "close_all", "routes"]

@@ -1,0 +1,177 @@
+"""REST routes for jobs: submit, read, list, cancel, and a redirect to the file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from core.apikeys import ApiKeyInfo
+from core.errors import InvalidRequest, NotFound, StorageError
+from core.schemas import ErrorInfo, JobView, RequestView, SubmitRequest
+from core.services import Services
+from web.auth import SOURCE, authenticate, limit_submissions
+from web.errors import NotReady
+from web.keys import SERVICES
+from web.schemas import STATUSES, Job, JobCreate, JobList
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+_ID = re.compile(r"[0-9a-f]{32}")
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
+MAX_LIMIT = 100
+
+
+def api_status(request: RequestView, job: JobView) -> str:
+    """The caller's view: a cancelled request reads as cancelled even while others still wait for the job."""
+    if request.status == "cancelled":
+        return "cancelled"
+    return job.status
+
+
+async def to_api(services: Services, request: RequestView, job: JobView) -> Job:
+    status = api_status(request, job)
+    file_url = None
+    if status == "done":
+        try:
+            file_url = await services.jobs.link(job.id)
+        except (NotFound, StorageError) as exc:
+            log.debug("no link for job %s: %s", job.id, exc)
+    error = job.error
+    if status == "cancelled" and job.status != "cancelled":
+        error = ErrorInfo(code="cancelled", message="The download was cancelled.")
+    finished_at = request.finished_at or job.finished_at
+    updated_at = max(job.updated_at, request.finished_at) if request.finished_at else job.updated_at
+    return Job(
+        id=request.id,
+        url=request.url,
+        kind=request.kind,
+        quality=request.quality,  # type: ignore[arg-type]
+        status=status,  # type: ignore[arg-type]
+        progress=job.progress,
+        title=job.title,
+        duration=job.duration,
+        filename=job.filename,
+        filesize=job.filesize,
+        ext=job.ext,
+        width=job.width,
+        height=job.height,
+        file_url=file_url,
+        cached=request.outcome == "cached" or job.cached_from is not None,
+        outcome=request.outcome,  # type: ignore[arg-type]
+        error=error,
+        created_at=request.created_at,
+        updated_at=updated_at,
+        started_at=job.started_at,
+        finished_at=finished_at if status in ("done", "failed", "cancelled") else None,
+    )
+
+
+def dump(model: Job | JobList) -> dict[str, object]:
+    return model.model_dump(mode="json")
+
+
+async def owned(services: Services, key: ApiKeyInfo, request_id: str) -> tuple[RequestView, JobView]:
+    """The caller's request and its job; 404 for anything else, including other keys' requests."""
+    if not _ID.fullmatch(request_id):
+        raise NotFound()
+    request, job = await services.jobs.get_request(request_id)
+    if request.source != SOURCE or request.user_id != key.id:
+        raise NotFound()
+    return request, job
+
+
+async def _body(request: web.Request) -> JobCreate:
+    raw = await request.read()  # client_max_size caps it: 413 beyond
+    try:
+        data = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("The body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest('The body must be a JSON object such as {"url": "https://..."}.')
+    try:
+        return JobCreate.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(part) for part in err["loc"]) or "body"
+        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append(f"{where}: {message}")
+    return "Invalid request: " + "; ".join(problems) + "."
+
+
+@routes.post("/api/v1/jobs")
+async def create_job(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    key = await authenticate(request)
+    await limit_submissions(request, key)
+    body = await _body(request)
+    submission = await services.jobs.submit(
+        SubmitRequest(text=body.url, source=SOURCE, user_id=key.id, kind=body.kind, quality=body.quality)
+    )
+    job = await to_api(services, submission.request, submission.job)
+    status = 200 if submission.outcome == "cached" else 202
+    return web.json_response(dump(job), status=status, headers={"Location": f"/api/v1/jobs/{job.id}"})
+
+
+@routes.get("/api/v1/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    key = await authenticate(request)
+    query = request.query
+    try:
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        raise InvalidRequest("limit must be a whole number from 1 to 100.") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest("limit must be a whole number from 1 to 100.")
+    statuses = [s for value in query.getall("status", []) for s in value.split(",") if s]
+    if any(s not in STATUSES for s in statuses):
+        raise InvalidRequest(f"status must be among: {', '.join(STATUSES)}.")
+    cursor = query.get("cursor") or None
+    if cursor is not None and not _CURSOR.fullmatch(cursor):
+        raise InvalidRequest("Invalid cursor.")
+    items, next_cursor = await services.jobs.list_requests(
+        SOURCE, key.id, statuses=statuses or None, limit=limit, cursor=cursor
+    )
+    jobs = [await to_api(services, req, job) for req, job in items]
+    return web.json_response(dump(JobList(items=jobs, next_cursor=next_cursor)))
+
+
+@routes.get("/api/v1/jobs/{id}")
+async def get_job(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    key = await authenticate(request)
+    req, job = await owned(services, key, request.match_info["id"])
+    return web.json_response(dump(await to_api(services, req, job)))
+
+
+@routes.delete("/api/v1/jobs/{id}")
+async def cancel_job(request: web.Request) -> web.Response:
+    """Cancel the caller's request; the download itself stops only when nobody else waits for it."""
+    services = request.app[SERVICES]
+    key = await authenticate(request)
+    req, _ = await owned(services, key, request.match_info["id"])
+    await services.jobs.cancel(req.id, source=SOURCE, user_id=key.id)
+    req, job = await services.jobs.get_request(req.id)
+    return web.json_response(dump(await to_api(services, req, job)))
+
+
+@routes.get("/api/v1/jobs/{id}/file")
+async def job_file(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    key = await authenticate(request)
+    req, job = await owned(services, key, request.match_info["id"])
+    if api_status(req, job) != "done":
+        raise NotReady()
+    link = await services.jobs.link(job.id)
+    raise web.HTTPFound(link, headers={"Cache-Control": "no-store"})

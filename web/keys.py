@@ -1,0 +1,30 @@
+"""Every typed key the web app stores on the application or on a request, in one place."""
+
+from __future__ import annotations
+
+import ipaddress
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from core.apikeys import ApiKeyInfo
+from core.services import Services
+
+if TYPE_CHECKING:
+    from web.events import EventEncoder, JobOwners
+    from web.metrics import WebMetrics
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+SERVICES = web.AppKey("services", Services)
+METRICS: web.AppKey[WebMetrics] = web.AppKey("metrics")
+OWNERS: web.AppKey[JobOwners] = web.AppKey("owners")
+ENCODER: web.AppKey[EventEncoder] = web.AppKey("encoder")
+# Open WebSockets, closed with "going away" when the app shuts down.
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+TRUSTED_PROXIES: web.AppKey[tuple[Network, ...]] = web.AppKey("trusted_proxies")
+OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
+
+# The API key that made the request (set once authenticated; the request log shows its name).
+API_KEY = web.RequestKey("api_key", ApiKeyInfo)

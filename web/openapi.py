@@ -1,0 +1,316 @@
+"""The OpenAPI 3.1 document, generated from the pydantic models in web.schemas, and the docs page."""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from web.keys import OPENAPI
+from web.schemas import STATUSES, ErrorResponse, Health, HealthDetailed, Job, JobCreate, JobEvent, JobList
+
+routes = web.RouteTableDef()
+
+REF = "#/components/schemas/{model}"
+_MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+    (JobCreate, "validation"),
+    (Job, "serialization"),
+    (JobList, "serialization"),
+    (JobEvent, "serialization"),
+    (ErrorResponse, "serialization"),
+    (Health, "serialization"),
+    (HealthDetailed, "serialization"),
+]
+ERROR_TEXT = {
+    400: "The request is malformed (bad JSON, unknown or invalid fields, bad query parameters).",
+    401: "No valid API key.",
+    403: "The link's signature is not valid.",
+    404: "Not found (or not yours).",
+    405: "Method not allowed.",
+    409: "The job has no file (yet).",
+    410: "The link has expired.",
+    413: "The request body is too large.",
+    422: "The link was refused (invalid_url, private_address, unsupported_url).",
+    429: "Over the key's rate (rate_limited) or too many running downloads (too_many_jobs).",
+    503: "A dependency (database, queue) is unavailable; try again shortly.",
+}
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer", "minimum": 1}}
+}
+
+
+def build_openapi(version: str) -> dict[str, Any]:
+    refs, top = models_json_schema(_MODELS, ref_template=REF)
+
+    def ref(model: type[BaseModel], mode: JsonSchemaMode = "serialization") -> dict[str, Any]:
+        return dict(refs[(model, mode)])
+
+    def json_body(model: type[BaseModel], description: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": ref(model)}}}
+
+    def errors(*statuses: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for status in statuses:
+            out[str(status)] = json_body(ErrorResponse, ERROR_TEXT[status])
+            if status == 429:
+                out[str(status)]["headers"] = RETRY_AFTER
+        return out
+
+    job_id = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "description": "The job id.",
+        "schema": {"type": "string"},
+    }
+    secured = [{"bearer": []}, {"apiKeyHeader": []}]
+    ws_secured = [*secured, {"tokenQuery": []}]
+    websocket = {
+        "101": {"description": "Switching to the WebSocket protocol. Each message is a JobEvent (JSON)."},
+        **errors(400, 401, 404, 429, 503),
+    }
+    events_note = 'Messages are `JobEvent` objects: `{"type": "job", "job": {...}}`.'
+
+    paths: dict[str, Any] = {
+        "/api/v1/jobs": {
+            "post": {
+                "summary": "Start a download",
+                "description": "202 when a download was queued or joined an identical running one; 200 with the "
+                "finished job when a stored file of the same media was used.",
+                "operationId": "createJob",
+                "security": secured,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref(JobCreate, "validation")}},
+                },
+                "responses": {
+                    "200": json_body(Job, "Finished at once from a stored file (cached: true)."),
+                    "202": {
+                        **json_body(Job, "Queued, or joined a running download of the same media."),
+                        "headers": {
+                            "Location": {"description": "The job's address.", "schema": {"type": "string"}}
+                        },
+                    },
+                    **errors(400, 401, 413, 422, 429, 503),
+                },
+            },
+            "get": {
+                "summary": "Your jobs, newest first",
+                "operationId": "listJobs",
+                "security": secured,
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "`next_cursor` of the previous page.",
+                    },
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "style": "form",
+                        "explode": True,
+                        "schema": {"type": "array", "items": {"type": "string", "enum": list(STATUSES)}},
+                        "description": "Only jobs in these statuses (repeat the parameter, or separate with commas).",
+                    },
+                ],
+                "responses": {"200": json_body(JobList, "A page of jobs."), **errors(400, 401, 429, 503)},
+            },
+        },
+        "/api/v1/jobs/{id}": {
+            "parameters": [job_id],
+            "get": {
+                "summary": "One job",
+                "operationId": "getJob",
+                "security": secured,
+                "responses": {"200": json_body(Job, "The job."), **errors(401, 404, 429, 503)},
+            },
+            "delete": {
+                "summary": "Cancel a job",
+                "description": "Cancels your request. The download stops only when nobody else waits for it. "
+                "Cancelling a job that already ended changes nothing and returns it as it is.",
+                "operationId": "cancelJob",
+                "security": secured,
+                "responses": {
+                    "200": json_body(Job, "The job after cancelling."),
+                    **errors(401, 404, 429, 503),
+                },
+            },
+        },
+        "/api/v1/jobs/{id}/file": {
+            "parameters": [job_id],
+            "get": {
+                "summary": "Redirect to a fresh link to the file",
+                "operationId": "getJobFile",
+                "security": secured,
+                "responses": {
+                    "302": {
+                        "description": "To the file.",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                    },
+                    **errors(401, 404, 409, 429, 503),
+                },
+            },
+        },
+        "/api/v1/jobs/{id}/events": {
+            "parameters": [job_id],
+            "get": {
+                "summary": "Follow one job (WebSocket)",
+                "description": "The current state first, then one message per change; the server closes the "
+                "socket (1000) after the last state. " + events_note,
+                "operationId": "jobEvents",
+                "security": ws_secured,
+                "responses": websocket,
+            },
+        },
+        "/api/v1/events": {
+            "get": {
+                "summary": "Follow all your jobs (WebSocket)",
+                "description": "The current state of each running job, then every change of any of your jobs, "
+                "including ones started after connecting. " + events_note,
+                "operationId": "keyEvents",
+                "security": ws_secured,
+                "responses": websocket,
+            },
+        },
+        "/files/{key}": {
+            "parameters": [
+                {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "exp", "in": "query", "required": True, "schema": {"type": "string"}},
+                {"name": "name", "in": "query", "required": True, "schema": {"type": "string"}},
+                {"name": "sig", "in": "query", "required": True, "schema": {"type": "string"}},
+            ],
+            **{
+                method: {
+                    "summary": "Download a stored file (signed link from file_url; local storage only)",
+                    "operationId": f"{method}File",
+                    "responses": {
+                        "200": {
+                            "description": "The file.",
+                            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                        },
+                        "206": {
+                            "description": "Part of the file (Range).",
+                            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                        },
+                        "304": {"description": "Not modified."},
+                        "416": {"description": "The range is not satisfiable."},
+                        **errors(403, 404, 410),
+                    },
+                }
+                for method in ("get", "head")
+            },
+        },
+        "/health": {
+            "get": {
+                "summary": "The process is up",
+                "operationId": "health",
+                "responses": {"200": json_body(Health, "Up.")},
+            },
+        },
+        "/health/detailed": {
+            "get": {
+                "summary": "Each dependency with its status and latency",
+                "operationId": "healthDetailed",
+                "responses": {
+                    "200": json_body(HealthDetailed, "Everything works."),
+                    "503": json_body(HealthDetailed, "Something does not."),
+                },
+            },
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "operationId": "metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "503": {
+                        "description": "The database is unavailable; HTTP figures only.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                },
+            },
+        },
+        "/api/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "operationId": "openapi",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            },
+        },
+        "/api/docs": {
+            "get": {
+                "summary": "This document as a page",
+                "operationId": "docs",
+                "responses": {
+                    "200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}
+                },
+            },
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "mediabot",
+            "version": version,
+            "description": "Download media from a link: submit a job, follow it live, fetch the file. "
+            'Errors are `{"error": {"code", "message"}}`.',
+        },
+        "paths": paths,
+        "components": {
+            "schemas": top.get("$defs", {}),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer mb_..."},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "tokenQuery": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "token",
+                    "description": "WebSockets only (browsers cannot set headers there).",
+                },
+            },
+        },
+    }
+
+
+@routes.get("/api/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+@functools.cache
+def _docs_page() -> str:
+    return resources.files("web").joinpath("static/docs.html").read_text(encoding="utf-8")
+
+
+# The page is self-contained: its script and styles are inline, it only fetches /api/openapi.json.
+DOCS_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"
+
+
+@routes.get("/api/docs")
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(
+        text=_docs_page(),
+        content_type="text/html",
+        headers={"Cache-Control": "no-cache", "Content-Security-Policy": DOCS_CSP},
+    )
