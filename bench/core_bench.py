@@ -32,7 +32,7 @@ from tests.support.media_site import MediaSite  # noqa: E402
 from tests.support.services import settings_env  # noqa: E402
 
 PG = os.environ.get("MEDIABOT_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("MEDIABOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/5"
+REDIS = os.environ.get("MEDIABOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/15"
 
 
 def ask(url: str, user: str = "bench", kind: str = "video") -> SubmitRequest:

@@ -129,29 +129,33 @@ class JobService:
         job_id = new_id()
         try:
             async with self.sessions() as session, session.begin():
-                inserted = await session.execute(
-                    insert_ignoring_conflict(
-                        self._dialect,
-                        dict(
-                            id=job_id,
-                            url=url,
-                            cache_key=cache_key,
-                            kind=req.kind,
-                            quality=quality,
-                            dedup_key=key,
-                            status=JobStatus.QUEUED,
-                            seq=1,
-                            retained=False,
-                            attempts=0,
-                            cancel_requested=False,
-                            created_at=now,
-                            updated_at=now,
-                            enqueued_at=now,
-                        ),
-                    )
-                )
-                created = inserted.rowcount == 1
+                # Look first: a cache hit or a join then costs one read and one insert.
                 job = await session.scalar(select(Job).where(Job.dedup_key == key).with_for_update())
+                created = False
+                if job is None:
+                    values = dict(
+                        id=job_id,
+                        url=url,
+                        cache_key=cache_key,
+                        kind=req.kind,
+                        quality=quality,
+                        dedup_key=key,
+                        status=JobStatus.QUEUED,
+                        seq=1,
+                        retained=False,
+                        attempts=0,
+                        cancel_requested=False,
+                        created_at=now,
+                        updated_at=now,
+                        enqueued_at=now,
+                    )
+                    # The unique dedup key decides between processes inserting the same job at once.
+                    inserted = await session.execute(insert_ignoring_conflict(self._dialect, values))
+                    created = inserted.rowcount == 1
+                    if created:
+                        job = Job(**values)
+                    else:
+                        job = await session.scalar(select(Job).where(Job.dedup_key == key).with_for_update())
                 if job is None:
                     # The job we collided with ended (failed, cancelled, expired) in between: try again.
                     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import mimetypes
 import os
@@ -12,6 +13,7 @@ import shutil
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,11 @@ class JobRunner:
         self.idle.set()
         self.accepting = True
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        # yt-dlp gets threads of its own, one per slot: each thread that allocates gets a malloc arena,
+        # so a small fixed pool keeps a long-running worker's memory flat.
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.worker_concurrency, thread_name_prefix="download"
+        )
         self._background: set[asyncio.Task[Any]] = set()
         self.workdir_root = settings.tmp_dir / self.worker_id
 
@@ -140,8 +147,8 @@ class JobRunner:
         stored_key: str | None = None
         try:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
-            result: Downloaded | None = await asyncio.to_thread(
-                self.downloader.run, job.id, job.url, job.kind, job.quality, workdir, held.control, on_info
+            result: Downloaded | None = await loop.run_in_executor(
+                self._pool, _download, self.downloader, job, workdir, held.control, on_info
             )
             if result is None:
                 return  # finished from an existing file of the same media
@@ -408,6 +415,9 @@ class JobRunner:
             log.info("job %s: cancel received", message.job_id)
             self.running[message.job_id].control.cancel.set()
 
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def hand_back_all(self) -> None:
         for held in self.running.values():
             if held.control.cancel.is_set():
@@ -637,6 +647,7 @@ class WorkerRuntime:
         with contextlib.suppress(Exception):
             async with self.runner.sessions() as session, session.begin():
                 await session.execute(delete(Worker).where(Worker.id == self.runner.worker_id))
+        self.runner.close()
 
     async def _reconcile(self) -> None:
         await self.reconciler.once()
@@ -706,6 +717,27 @@ class WorkerRuntime:
                 raise
             except Exception as exc:  # noqa: BLE001 - a database or Redis outage: try again next round
                 log.warning("%s failed: %s", getattr(fn, "__name__", fn), type(exc).__name__)
+
+
+_libc: Any = None
+
+
+def _download(
+    downloader: Downloader, job: Job, workdir: Path, control: Control, on_info: Any
+) -> Downloaded | None:
+    """The blocking part of a job, on a download thread; afterwards freed memory goes back to the OS
+    (glibc keeps it otherwise, and RSS creeps up job after job)."""
+    global _libc
+    try:
+        return downloader.run(job.id, job.url, job.kind, job.quality, workdir, control, on_info)
+    finally:
+        if _libc is None:
+            try:
+                _libc = ctypes.CDLL("libc.so.6")
+            except OSError:
+                _libc = False
+        if _libc:
+            _libc.malloc_trim(0)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -2,21 +2,49 @@
 
 from __future__ import annotations
 
-from taskiq import AsyncBroker, InMemoryBroker
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+
+from redis.exceptions import RedisError
+from taskiq import AckableMessage, AsyncBroker, InMemoryBroker
 from taskiq_redis import RedisStreamBroker
 
 from core.config import Settings
 from worker.tasks import TASK_NAME, download
 
+log = logging.getLogger(__name__)
+
 STREAM = "mediabot:jobs"
 GROUP = "mediabot-workers"
+
+
+class ResilientStreamBroker(RedisStreamBroker):
+    """A stream broker that survives Redis going away. Taskiq's receiver restarts a failing `listen()`
+    at once, in a tight loop that starves the event loop; here the listener waits with back-off and
+    re-creates the consumer group (gone when Redis restarted empty) before reading again."""
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        delay = 0.5
+        while True:
+            try:
+                async for message in super().listen():
+                    delay = 0.5
+                    yield message
+            except (RedisError, OSError) as exc:
+                log.warning("queue unavailable (%s); listening again in %.1fs", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                with contextlib.suppress(RedisError, OSError):
+                    await self._declare_consumer_group()
 
 
 def make_broker(settings: Settings) -> AsyncBroker:
     """Redis streams (acknowledged, shared by every worker) when Redis is set; in-process otherwise."""
     broker: AsyncBroker
     if settings.redis_url:
-        broker = RedisStreamBroker(
+        broker = ResilientStreamBroker(
             settings.redis_url,
             queue_name=STREAM,
             consumer_group_name=GROUP,

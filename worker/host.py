@@ -62,17 +62,5 @@ async def hosted_worker(broker: AsyncBroker, services: Services) -> AsyncIterato
 
 
 async def _receive_forever(broker: AsyncBroker, concurrency: int) -> None:
-    delay = 0.5
-    while True:
-        try:
-            await run_receiver_task(broker, max_async_tasks=concurrency, max_prefetch=0, run_startup=False)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - Redis went away; wait and listen again
-            log.warning("queue connection lost (%s); retrying in %.1fs", type(exc).__name__, delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 5.0)
-        declare = getattr(broker, "_declare_consumer_group", None)
-        if declare is not None:
-            with contextlib.suppress(Exception):
-                await declare()
+    # The broker's own listen() rides out Redis outages (worker.broker.ResilientStreamBroker).
+    await run_receiver_task(broker, max_async_tasks=concurrency, max_prefetch=0, run_startup=False)

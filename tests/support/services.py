@@ -50,7 +50,10 @@ def require(url: str, default_port: int, what: str) -> None:
     pytest.skip(message)
 
 
-def redis_test_url(db_number: int = 3) -> str:
+def redis_test_url(db_number: int | None = None) -> str:
+    """A Redis database of this test run's own (by pid), so two runs on one machine don't collide."""
+    if db_number is None:
+        db_number = 3 + os.getpid() % 12
     parts = urlsplit(REDIS_URL)
     return f"{parts.scheme}://{parts.netloc}/{db_number}"
 
