@@ -2,6 +2,7 @@ pytest_plugins = [
     "tests.support.s3",
     "tests.support.media_fixtures",
     "tests.support.services",
+    "tests.support.servers",
     "tests.fakes.telegram",
     "tests.fakes.discord",
 ]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 import uuid
 from pathlib import Path
 
@@ -13,38 +11,23 @@ import pytest
 from core.downloader import find_ffmpeg
 from core.schemas import SubmitRequest
 from tests.support.media import ffprobe
-from tests.support.services import ROOT, make_settings, running_services, settings_env
-
-
-async def run_cli(env: dict[str, str], *args: str, timeout: float = 90) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mediabot",
-        *args,
-        env=env,
-        cwd=str(ROOT),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
-    return proc.returncode or 0, out.decode(), err.decode()
+from tests.support.services import make_settings, run_mediabot, running_services, settings_env
 
 
 async def test_download_command_prints_the_file(tmp_path: Path, media_site, media_files) -> None:
     env = settings_env(make_settings(tmp_path))
     clip = f"/clip/{uuid.uuid4().hex}.mp4"
-    code, out, err = await run_cli(env, "download", media_site.url(clip))
+    code, out, err = await run_mediabot(env, "download", media_site.url(clip))
     assert code == 0, err
     path = Path(out.strip().splitlines()[-1])
     assert path.read_bytes() == media_files.video_mp4.read_bytes()
-    code, out, err = await run_cli(env, "download", media_site.url(clip), "--audio")
+    code, out, err = await run_mediabot(env, "download", media_site.url(clip), "--audio")
     assert code == 0, err
     audio = Path(out.strip().splitlines()[-1])
     assert [s["codec_type"] for s in ffprobe(audio)["streams"]] == ["audio"]
     # The second video request is a cache hit: same file, no new download.
     downloads = media_site.downloads(clip)
-    code, out, err = await run_cli(env, "download", media_site.url(clip))
+    code, out, err = await run_mediabot(env, "download", media_site.url(clip))
     assert code == 0 and Path(out.strip().splitlines()[-1]) == path
     assert "from cache" in err
     assert media_site.downloads(clip) == downloads
@@ -52,10 +35,10 @@ async def test_download_command_prints_the_file(tmp_path: Path, media_site, medi
 
 async def test_download_command_reports_errors_in_words(tmp_path: Path, media_site) -> None:
     env = settings_env(make_settings(tmp_path))
-    code, out, err = await run_cli(env, "download", media_site.url("/nomedia.html"))
+    code, out, err = await run_mediabot(env, "download", media_site.url("/nomedia.html"))
     assert code == 1 and out == ""
     assert "This site is not supported." in err and "Traceback" not in err
-    code, _, err = await run_cli(env, "download", "ftp://example.com/x.mp4")
+    code, _, err = await run_mediabot(env, "download", "ftp://example.com/x.mp4")
     assert code == 1 and "Only http:// and https://" in err
 
 
@@ -64,7 +47,7 @@ async def test_download_command_through_the_shared_queue(
 ) -> None:
     settings = make_settings(tmp_path, database_url=pg_url, redis_url=redis_url)
     worker_processes(settings)
-    code, out, err = await run_cli(
+    code, out, err = await run_mediabot(
         settings_env(settings), "download", media_site.url(f"/clip/{uuid.uuid4().hex}.mp4")
     )
     assert code == 0, err

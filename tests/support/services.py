@@ -276,3 +276,19 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 20, interval
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+async def run_mediabot(env: dict[str, str], *args: str, timeout: float = 90) -> tuple[int, str, str]:
+    """`mediabot ARGS` as a person runs it: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mediabot",
+        *args,
+        env=env,
+        cwd=str(ROOT),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    return proc.returncode or 0, out.decode(), err.decode()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -14,17 +13,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from core import db
 from core.config import Settings
 from core.services import Services
-from tests.support.services import fresh_pg_database, make_settings, running_services, wait_until
+from tests.support.servers import free_port
+from tests.support.services import make_settings, running_services, wait_until
 from web.server import serving
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -94,31 +87,6 @@ async def web_api(settings: Settings, *, worker: bool = True) -> AsyncIterator[A
 
 def web_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return make_settings(tmp_path, port=free_port(), **overrides)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_choice(request: pytest.FixtureRequest) -> tuple[str, str] | None:
-    """None for SQLite, else PostgreSQL's admin URL and template database.
-
-    Resolved in a sync fixture: tests.support.services.database_url asks for the async session fixture
-    `pg_template` with getfixturevalue from inside a running loop, which fails when no earlier test set
-    it up ("Runner.run() cannot be called from a running event loop").
-    """
-    if request.param == "sqlite":
-        return None
-    return request.getfixturevalue("pg_admin_url"), request.getfixturevalue("pg_template")
-
-
-@pytest.fixture
-async def database_url(database_choice: tuple[str, str] | None, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, migrated database: once on SQLite, once on PostgreSQL (overrides the shared fixture)."""
-    if database_choice is None:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'mediabot.db'}"
-        await db.upgrade(url)
-        yield url
-    else:
-        async with fresh_pg_database(*database_choice) as url:
-            yield url
 
 
 @pytest.fixture

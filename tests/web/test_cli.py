@@ -12,32 +12,17 @@ import aiohttp
 
 from core import db
 from core.apikeys import ApiKeyService
-from tests.support.services import ROOT, settings_env
+from tests.support.services import ROOT, run_mediabot, settings_env
 from tests.web.conftest import web_settings
 
 KEY = re.compile(r"mb_[A-Za-z0-9_-]{40,}")
-
-
-async def mediabot(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mediabot",
-        *args,
-        env=env,
-        cwd=str(ROOT),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    return proc.returncode or 0, out.decode(), err.decode()
 
 
 async def test_apikey_commands(tmp_path: Path) -> None:
     settings = web_settings(tmp_path)
     env = settings_env(settings)
 
-    code, out, err = await mediabot(env, "apikey", "create", "ci-bot")
+    code, out, err = await run_mediabot(env, "apikey", "create", "ci-bot")
     assert code == 0, err
     key = out.strip().splitlines()[-1]
     assert KEY.fullmatch(key)
@@ -49,11 +34,11 @@ async def test_apikey_commands(tmp_path: Path) -> None:
         found = await keys.verify(key)
         assert found is not None and found.name == "ci-bot"
 
-        code, out, err = await mediabot(env, "apikey", "revoke", "ci-bot")
+        code, out, err = await run_mediabot(env, "apikey", "revoke", "ci-bot")
         assert code == 0 and "ci-bot" in out, err
         assert await keys.verify(key) is None
         listed = [
-            line for line in (await mediabot(env, "apikey", "list"))[1].splitlines() if "ci-bot" in line
+            line for line in (await run_mediabot(env, "apikey", "list"))[1].splitlines() if "ci-bot" in line
         ]
         assert len(listed) == 1 and "revoked" in listed[0] and key not in listed[0]
     finally:

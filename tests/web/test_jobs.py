@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 
 from core.storage import make_key
-from tests.web.conftest import Api, free_port
+from tests.support.servers import free_port
+from tests.web.conftest import Api
 from web.server import serving
 
 
