@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # yt-dlp extractor names that may be used ("youtube", "vimeo", "generic"...); empty means all of them.
     allowed_extractors: Annotated[list[str], NoDecode] = []
     ffmpeg: str = "auto"
+    # Netscape cookies.txt files named by domain (youtube.com.txt), for sites that want a login.
+    cookies_dir: Path | None = None
     audio_format: Literal["m4a", "mp3", "opus"] = "m4a"
 
     lease_s: float = Field(default=30, gt=1)

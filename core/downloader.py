@@ -23,9 +23,11 @@ import yt_dlp
 from yt_dlp.utils import DownloadCancelled, DownloadError
 
 from core.config import Settings
+from core.cookies import check_cookies_dir, cookie_file_for, private_copy
 from core.errors import (
     Cancelled,
     DownloadFailed,
+    LoginRequired,
     MediabotError,
     PrivateAddress,
     TooLarge,
@@ -282,6 +284,8 @@ def translate_error(exc: BaseException, control: Control) -> MediabotError:
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)
     if "Unsupported URL" in text or "is not a valid URL" in text or "No suitable extractor" in text:
         return UnsupportedUrl()
+    if _LOGIN_RE.search(text):
+        return LoginRequired()
     match = re.search(r"HTTP Error (\d{3}): ([^\n(]+)", text)
     if match:
         code, reason = match.group(1), match.group(2).strip().rstrip(".")
@@ -294,9 +298,16 @@ def translate_error(exc: BaseException, control: Control) -> MediabotError:
         return DownloadFailed("No format of this media matches the requested quality.")
     if re.search(r"timed out|Connection refused|Name or service not known|getaddrinfo", text, re.I):
         return DownloadFailed("The site could not be reached. Please try again later.")
-    if "Sign in" in text or "login" in text.lower() or "not a bot" in text:
-        return DownloadFailed("This site wants a login for that media, which this bot doesn't have.")
     return DownloadFailed()
+
+
+# What extractors say when they want an account or a bot check (YouTube, Instagram, X, TikTok, Vimeo...).
+_LOGIN_RE = re.compile(
+    r"sign in to confirm|confirm you.re not a bot|login required|log in to|requires? (?:a )?login|"
+    r"--cookies|cookies-from-browser|account authentication|private video|video is private|members[- ]only|"
+    r"age[- ]restricted|inappropriate for some users|rate-limit reached or login",
+    re.IGNORECASE,
+)
 
 
 class Downloader:
@@ -307,6 +318,9 @@ class Downloader:
         self.ffmpeg = find_ffmpeg(settings.ffmpeg)
         self.policy = AddressPolicy(settings.allow_private_urls, tuple(settings.allowed_private_hosts))
         _install_connection_guard()
+        sites = check_cookies_dir(settings.cookies_dir)
+        if sites:
+            log.info("cookies available for: %s", ", ".join(sites))
 
     def warm_up(self) -> None:
         """Import the extractors once per process, so the first job doesn't pay for it."""
@@ -336,6 +350,9 @@ class Downloader:
         workdir.mkdir(parents=True, exist_ok=True)
         opts = build_options(self.settings, kind=kind, quality=quality, workdir=workdir, ffmpeg=self.ffmpeg)
         opts["logger"] = _Logger(job_id)
+        cookies = cookie_file_for(self.settings.cookies_dir, url)
+        if cookies is not None:
+            opts["cookiefile"] = str(private_copy(cookies, workdir))
         opts["progress_hooks"] = [self._progress_hook(control)]
         opts["postprocessor_hooks"] = [self._postprocessor_hook(control)]
         control.max_bytes = self.settings.max_filesize_bytes

@@ -45,6 +45,14 @@ class DownloadFailed(MediabotError):
     default_message = "The download failed."
 
 
+class LoginRequired(MediabotError):
+    code = "login_required"
+    default_message = (
+        "This site wants a login (or a check that you're not a bot) before it hands out that media. "
+        "The operator can add a cookies file for the site to MEDIABOT_COOKIES_DIR."
+    )
+
+
 class Cancelled(MediabotError):
     code = "cancelled"
     default_message = "The download was cancelled."
