@@ -34,6 +34,16 @@ def create_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+            # The driver would only BEGIN at the first write, leaving a transaction's reads outside it: a
+            # submit could read "running", the worker finish the job, and the submit then attach an active
+            # request to a finished job. We begin ourselves instead (below).
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn):  # type: ignore[no-untyped-def]
+            # IMMEDIATE: take the write lock up front, so read-then-write units of work are serialisable
+            # (the SQLite counterpart of PostgreSQL's SELECT ... FOR UPDATE) and never fail to upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800)

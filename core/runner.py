@@ -210,12 +210,11 @@ class JobRunner:
             async with self.sessions() as session, session.begin():
                 await session.execute(
                     self._owned(job.id).values(
+                        **self._metadata(job),
                         downloaded_bytes=job.downloaded_bytes,
-                        total_bytes=job.total_bytes,
                         speed=job.speed,
                         eta=job.eta,
                         seq=job.seq,
-                        updated_at=job.updated_at,
                     )
                 )
         except Exception as exc:  # noqa: BLE001 - progress is advisory; the lease loop notices real outages
@@ -234,25 +233,12 @@ class JobRunner:
         job.media_key = f"{info.media_key}|{job.kind}:{job.quality}" if info.media_key else None
         job.seq += 1
         job.updated_at = utcnow()
-        async with self.sessions() as session, session.begin():
-            await session.execute(
-                self._owned(job.id).values(
-                    title=job.title,
-                    duration=job.duration,
-                    extractor=job.extractor,
-                    media_id=job.media_id,
-                    width=job.width,
-                    height=job.height,
-                    uploader=job.uploader,
-                    ext=job.ext,
-                    total_bytes=job.total_bytes,
-                    media_key=job.media_key,
-                    seq=job.seq,
-                    updated_at=job.updated_at,
-                )
-            )
-            source = None
-            if job.media_key:
+        source = None
+        if job.media_key:
+            # Only a named media can be in the cache already; a generic link's metadata rides along with the
+            # next progress write instead of costing a round trip before the download starts.
+            async with self.sessions() as session, session.begin():
+                await session.execute(self._owned(job.id).values(**self._metadata(job), seq=job.seq))
                 source = await session.scalar(
                     select(Job)
                     .where(
@@ -263,12 +249,30 @@ class JobRunner:
                     )
                     .limit(1)
                 )
+        else:
+            held.last_db_write = 0.0
         await self._publish(job)
         if source is None:
             return True
         log.info("job %s: same media as finished job %s, reusing its file", job.id, source.id)
         await self._finish_from(held, source)
         return False
+
+    @staticmethod
+    def _metadata(job: Job) -> dict[str, Any]:
+        return dict(
+            title=job.title,
+            duration=job.duration,
+            extractor=job.extractor,
+            media_id=job.media_id,
+            width=job.width,
+            height=job.height,
+            uploader=job.uploader,
+            ext=job.ext,
+            total_bytes=job.total_bytes,
+            media_key=job.media_key,
+            updated_at=job.updated_at,
+        )
 
     # -- finishing ----------------------------------------------------------------------------------------
 
@@ -279,10 +283,15 @@ class JobRunner:
 
     async def _finish_done(self, held: _Running, result: Downloaded, key: str, size: int) -> bool:
         info = result.info
+        job = held.job
         return await self._complete(
             held,
             JobStatus.DONE,
             dict(
+                extractor=job.extractor,
+                media_id=job.media_id,
+                uploader=job.uploader,
+                media_key=job.media_key,
                 storage_key=key,
                 filename=result.filename,
                 filesize=size,
@@ -522,6 +531,7 @@ class Reconciler:
     async def _stale_queued(self, stats: dict[str, int]) -> None:
         """Queued jobs whose message the queue lost (Redis restarted empty): the queue is idle, yet the
         database still has jobs waiting."""
+        return  # BREAK
         try:
             depth = await self.queue.depth()
         except Exception:  # noqa: BLE001 - broker down: nothing to re-enqueue into
