@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
     s3_prefix: str = ""
+    # The S3 endpoint as people reach it, for presigned links (e.g. http://localhost:9500 when the
+    # service itself talks to http://minio:9000); default: the endpoint itself.
+    s3_public_url: str | None = None
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -66,6 +69,14 @@ class Settings(BaseSettings):
     api_calls_per_minute: int = Field(default=1200, ge=1)
     api_max_concurrent: int = Field(default=10, ge=1)
     max_body_bytes: int = Field(default=8192, ge=256)
+    # Completion webhooks (callback_url): HMAC key (empty: one generated into DATA_DIR/webhook.key; set it
+    # when web processes do not share DATA_DIR), tries, first retry delay (doubling), per-try timeout, and
+    # how often each web process looks for due webhooks besides being woken by job events.
+    webhook_secret: str = ""
+    webhook_max_attempts: int = Field(default=5, ge=1, le=20)
+    webhook_backoff_s: float = Field(default=4, gt=0)
+    webhook_timeout_s: float = Field(default=10, gt=0)
+    webhook_poll_s: float = Field(default=5, gt=0)
     # Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-* headers are believed.
     trusted_proxies: Annotated[list[str], NoDecode] = []
 
@@ -98,6 +109,12 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("cookies_dir", "s3_public_url", "s3_endpoint_url", "redis_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `MEDIABOT_COOKIES_DIR=` in a .env means "none", not the current directory.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("database_url")
     @classmethod
@@ -165,7 +182,16 @@ class Settings(BaseSettings):
         """The HMAC key for local links: the setting, or a key generated once into DATA_DIR."""
         if self.secret_key:
             return self.secret_key.encode()
-        path = self.data_dir / "secret.key"
+        return self._generated_key("secret.key")
+
+    def webhook_key(self) -> bytes:
+        """The HMAC key that signs webhook calls: the setting, or a key generated once into DATA_DIR."""
+        if self.webhook_secret:
+            return self.webhook_secret.encode()
+        return self._generated_key("webhook.key")
+
+    def _generated_key(self, name: str) -> bytes:
+        path = self.data_dir / name
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")

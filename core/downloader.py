@@ -8,6 +8,7 @@ which raises inside yt-dlp's thread.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import shutil
@@ -30,6 +31,7 @@ from core.errors import (
     LoginRequired,
     MediabotError,
     PrivateAddress,
+    StorageError,
     TooLarge,
     TooLong,
     UnsupportedUrl,
@@ -280,6 +282,10 @@ def translate_error(exc: BaseException, control: Control) -> MediabotError:
         return control.error
     if getattr(_guard, "blocked", False):
         return PrivateAddress("That link leads to a private network address, which is not allowed.")
+    cause = (getattr(exc, "exc_info", None) or (None, None))[1]
+    if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+        # Our disk filled up while writing the download: not the site's fault, so not download_failed.
+        return StorageError.from_os_error(cause)
     text = str(exc)
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)
     if "Unsupported URL" in text or "is not a valid URL" in text or "No suitable extractor" in text:

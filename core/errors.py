@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class MediabotError(Exception):
     code = "error"
@@ -62,6 +64,13 @@ class StorageError(MediabotError):
     code = "storage_error"
     default_message = "The file could not be saved. Please try again later."
 
+    @classmethod
+    def from_os_error(cls, exc: OSError) -> StorageError:
+        """A full disk (or quota) said plainly; other failures in general words (details go to the log)."""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return cls("The file could not be saved: the server's storage is full. Please try again later.")
+        return cls()
+
 
 class WorkerLost(MediabotError):
     code = "worker_lost"
@@ -104,3 +113,11 @@ def human_duration(seconds: float) -> str:
 class InvalidRequest(MediabotError):
     code = "invalid_request"
     default_message = "The request is not valid."
+
+
+class IdempotencyConflict(MediabotError):
+    code = "idempotency_conflict"
+    default_message = (
+        "This Idempotency-Key was used in the last 24 hours for a different request. "
+        "Send the same request again, or use a new key."
+    )

@@ -4,31 +4,44 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
-from core.errors import InvalidRequest, InvalidUrl, MediabotError, NotFound, Unavailable, UnsupportedUrl
+from core.errors import (
+    IdempotencyConflict,
+    InvalidRequest,
+    InvalidUrl,
+    MediabotError,
+    NotFound,
+    Unavailable,
+    UnsupportedUrl,
+)
 from core.events import EventBus, Message, jobs_filter
-from core.models import Job, JobStatus, Request, RequestStatus, utcnow
+from core.models import Job, JobStatus, Request, RequestStatus, Webhook, WebhookStatus, utcnow
 from core.queue import JobQueue
 from core.schemas import JobView, RequestView, Submission, SubmitRequest
 from core.storage import Storage
 from core.urls import AddressPolicy, check_url, extract_url, normalize_url
+from core.webhooks import check_callback_url
 
 log = logging.getLogger(__name__)
 
 ACTIVE_JOB = (JobStatus.QUEUED, JobStatus.RUNNING)
 QUALITIES = {"best", "2160", "1440", "1080", "720", "480", "360", "240", "144"}
 WATCH_POLL_S = 5.0
+# How long an idempotency key returns the request it first made; after that it starts a new one.
+IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
 def new_id() -> str:
@@ -55,6 +68,12 @@ def request_view(req: Request) -> RequestView:
         finished_at=req.finished_at,
         delivered_at=req.delivered_at,
     )
+
+
+def fingerprint(req: SubmitRequest) -> str:
+    """What a submission asked for, so a reused idempotency key with a different ask is caught."""
+    asked = {"url": req.text, "kind": req.kind, "quality": req.quality, "callback_url": req.callback_url}
+    return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
 
 
 def insert_ignoring_conflict(dialect: str, values: dict[str, Any]) -> Any:
@@ -107,11 +126,17 @@ class JobService:
             raise InvalidRequest(
                 f"Quality must be one of: {', '.join(sorted(QUALITIES, key=_quality_order))}."
             )
+        replay = await self.replay(req)
+        if replay is not None:
+            return replay
         url = await self.check(req.text)
+        callback = None
+        if req.callback_url is not None:
+            callback = await check_callback_url(req.callback_url, self.policy)
         cache_key = normalize_url(url)
         key = dedup_key(cache_key, req.kind, quality)
         for _ in range(5):
-            result = await self._attach(req, url, cache_key, key, quality)
+            result = await self._attach(req, url, cache_key, key, quality, callback)
             if result is not None:
                 break
         else:
@@ -122,13 +147,65 @@ class JobService:
             await self._enqueue(submission.job.id)
         return submission
 
+    async def replay(self, req: SubmitRequest) -> Submission | None:
+        """What an earlier submission with the same idempotency key made, if one did in the last 24 hours;
+        IdempotencyConflict when it asked for something else."""
+        if req.idempotency_key is None:
+            return None
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(Request, Job)
+                    .join(Job, Job.id == Request.job_id)
+                    .where(
+                        Request.source == req.source,
+                        Request.user_id == str(req.user_id),
+                        Request.idempotency_key == req.idempotency_key,
+                        Request.created_at >= utcnow() - IDEMPOTENCY_TTL,
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        request, job = row
+        if request.idempotency_hash != fingerprint(req):
+            raise IdempotencyConflict()
+        return Submission(
+            request=request_view(request), job=JobView.from_job(job), outcome=request.outcome, replayed=True
+        )
+
     async def _attach(
-        self, req: SubmitRequest, url: str, cache_key: str, key: str, quality: str
+        self, req: SubmitRequest, url: str, cache_key: str, key: str, quality: str, callback: str | None
+    ) -> tuple[Submission, bool] | None:
+        try:
+            return await self._attach_once(req, url, cache_key, key, quality, callback)
+        except IntegrityError:
+            # Only the idempotency index can collide: the same key came in at the same moment elsewhere,
+            # and that transaction won (ours, job included, was rolled back).
+            replay = await self.replay(req) if req.idempotency_key is not None else None
+            if replay is None:
+                raise
+            return replay, False
+
+    async def _attach_once(
+        self, req: SubmitRequest, url: str, cache_key: str, key: str, quality: str, callback: str | None
     ) -> tuple[Submission, bool] | None:
         now = utcnow()
         job_id = new_id()
         try:
             async with self.sessions() as session, session.begin():
+                if req.idempotency_key is not None:
+                    # A key older than the TTL is free again: take it off the request that held it.
+                    await session.execute(
+                        update(Request)
+                        .where(
+                            Request.source == req.source,
+                            Request.user_id == str(req.user_id),
+                            Request.idempotency_key == req.idempotency_key,
+                            Request.created_at < now - IDEMPOTENCY_TTL,
+                        )
+                        .values(idempotency_key=None)
+                    )
                 # Look first: a cache hit or a join then costs one read and one insert.
                 job = await session.scalar(select(Job).where(Job.dedup_key == key).with_for_update())
                 created = False
@@ -173,12 +250,27 @@ class JobService:
                     created_at=now,
                     status=RequestStatus.DONE if outcome == "cached" else RequestStatus.ACTIVE,
                     finished_at=now if outcome == "cached" else None,
+                    idempotency_key=req.idempotency_key,
+                    idempotency_hash=fingerprint(req) if req.idempotency_key is not None else None,
                 )
                 session.add(request)
+                if callback is not None:
+                    await session.flush()  # the request row first: the webhook refers to it
+                    session.add(
+                        Webhook(
+                            request_id=request.id,
+                            url=callback,
+                            status=WebhookStatus.PENDING,
+                            attempts=0,
+                            created_at=now,
+                        )
+                    )
                 await session.flush()
                 return Submission(
                     request=request_view(request), job=JobView.from_job(job), outcome=outcome
                 ), created
+        except IntegrityError:
+            raise
         except (OperationalError, DBAPIError, OSError) as exc:
             log.warning("database unavailable during submit: %s", type(exc).__name__)
             raise Unavailable() from exc
@@ -265,6 +357,27 @@ class JobService:
                         Request.status != RequestStatus.CANCELLED,
                     )
                     .order_by(Request.created_at)
+                    .limit(limit)
+                )
+            ).all()
+        return [(request_view(r), JobView.from_job(j)) for r, j in rows]
+
+    async def ended_since(
+        self, source: str, user_id: str, since: datetime, limit: int = 500
+    ) -> list[tuple[RequestView, JobView]]:
+        """A user's requests that ended after `since` (and were made in the day before it), oldest first."""
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Request, Job)
+                    .join(Job, Job.id == Request.job_id)
+                    .where(
+                        Request.source == source,
+                        Request.user_id == str(user_id),
+                        Request.created_at > since - timedelta(days=1),
+                        Request.finished_at > since,
+                    )
+                    .order_by(Request.finished_at, Request.id)
                     .limit(limit)
                 )
             ).all()

@@ -149,11 +149,43 @@ class Request(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The client's Idempotency-Key and a hash of what it asked for: the unique index makes a repeated
+    # submission (from any process) find this request. Cleared when reused after IDEMPOTENCY_TTL.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    idempotency_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_requests_owner", "source", "user_id", "created_at"),
         Index("ix_requests_undelivered", "source", "delivered_at", "status"),
+        Index("ix_requests_idempotency", "source", "user_id", "idempotency_key", unique=True),
     )
+
+
+class WebhookStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for its request to end, or for its next try
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class Webhook(Base):
+    """A request's completion callback: POSTed once the request ends, retried with back-off. A sender
+    claims each try with a conditional update, so one process makes it however many look."""
+
+    __tablename__ = "webhooks"
+
+    request_id: Mapped[str] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=WebhookStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the next try is due (NULL: as soon as the request ends); while a try runs, when its claim lapses.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_webhooks_due", "status", "next_attempt_at"),)
 
 
 class Worker(Base):

@@ -531,7 +531,6 @@ class Reconciler:
     async def _stale_queued(self, stats: dict[str, int]) -> None:
         """Queued jobs whose message the queue lost (Redis restarted empty): the queue is idle, yet the
         database still has jobs waiting."""
-        return  # BREAK
         try:
             depth = await self.queue.depth()
         except Exception:  # noqa: BLE001 - broker down: nothing to re-enqueue into

@@ -109,6 +109,10 @@ class SubmitRequest:
     kind: Kind = "video"
     quality: str = "best"
     target: dict[str, Any] = field(default_factory=dict)
+    # Where to POST the request's final state (http(s), same address rules as the link itself).
+    callback_url: str | None = None
+    # The same key from the same user within 24 h returns the first request instead of a new one.
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,3 +138,5 @@ class Submission:
     job: JobView
     # queued: a new download; coalesced: joined one already queued or running; cached: finished from a stored file.
     outcome: Literal["queued", "coalesced", "cached"]
+    # True when an earlier submission with the same idempotency key was returned instead of a new one.
+    replayed: bool = False

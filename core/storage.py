@@ -166,7 +166,7 @@ class LocalStorage:
             return await asyncio.to_thread(self._save_sync, Path(src), dest)
         except OSError as exc:
             log.warning("storing %s as %s failed: %s", src, key, exc)
-            raise StorageError() from exc
+            raise StorageError.from_os_error(exc) from exc
 
     def _save_sync(self, src: Path, dest: Path) -> int:
         for attempt in range(3):
@@ -392,6 +392,14 @@ class S3Storage:
             endpoint_url=settings.s3_endpoint_url or None,
             config=config,
         )
+        # Links must name a host the person can reach; inside compose the endpoint (http://minio:9000) is not.
+        self._signer: BaseClient = (
+            session.client(
+                "s3", region_name=settings.s3_region, endpoint_url=settings.s3_public_url, config=config
+            )
+            if settings.s3_public_url
+            else self._client
+        )
         self._transfer = TransferConfig(
             multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=4, use_threads=True
         )
@@ -456,7 +464,7 @@ class S3Storage:
         }
         try:
             return await asyncio.to_thread(
-                self._client.generate_presigned_url, "get_object", Params=params, ExpiresIn=ttl
+                self._signer.generate_presigned_url, "get_object", Params=params, ExpiresIn=ttl
             )
         except _S3_ERRORS as exc:
             raise StorageError("A download link could not be made. Please try again later.") from exc

@@ -32,7 +32,8 @@ Component = Callable[[Services], AbstractAsyncContextManager[Any]]
 
 def _secrets(settings: Settings) -> list[str]:
     return [
-        str(getattr(settings, name, "") or "") for name in ("secret_key", "telegram_token", "discord_token")
+        str(getattr(settings, name, "") or "")
+        for name in ("secret_key", "webhook_secret", "telegram_token", "discord_token")
     ]
 
 
@@ -73,12 +74,19 @@ def front_ends(settings: Settings, only: str | None = None) -> list[Component]:
     return found
 
 
-async def _until_signalled() -> None:
+def _stop_requested() -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets, handled from this moment on. Called before start-up, so a
+    signal that arrives while the process is still starting stops it cleanly (exit 0) as soon as start-up
+    is done, instead of killing it on the spot by the default action."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _until_signalled(stop: asyncio.Event) -> None:
     await stop.wait()
     log.info("shutting down")
 
@@ -89,21 +97,26 @@ async def _serve(
     worker: bool,
     only: str | None,
     on_ready: Callable[[Services], Awaitable[None]] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> int:
+    stop = stop or _stop_requested()
     components = front_ends(settings, only)
     if only and not components:
         print(f"mediabot: nothing to run for '{only}' (is its token set?)", file=sys.stderr)
         return 2
     async with services_for(settings, worker=worker) as services, AsyncExitStack() as stack:
         for component in components:
+            if stop.is_set():
+                break
             await stack.enter_async_context(component(services))
-        if on_ready is not None:
+        if on_ready is not None and not stop.is_set():
             await on_ready(services)
-        await _until_signalled()
+        await _until_signalled(stop)
     return 0
 
 
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    stop = _stop_requested()
     await db.upgrade(settings.database_url)
     log.info(
         "mediabot running: database %s, queue %s, storage %s",
@@ -111,7 +124,7 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         "Redis" if settings.redis_url else "in-process",
         settings.storage,
     )
-    return await _serve(settings, worker=True, only=None, on_ready=_first_key)
+    return await _serve(settings, worker=True, only=None, on_ready=_first_key, stop=stop)
 
 
 async def _first_key(services: Services) -> None:
@@ -183,8 +196,9 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    stop = _stop_requested()
     async with services_for(settings, worker=True):
-        await _until_signalled()
+        await _until_signalled(stop)
     return 0
 
 

@@ -458,3 +458,24 @@ async def test_s3_probe(moto_s3: MotoS3, tmp_path: Path) -> None:
     with pytest.raises(StorageError) as info:
         await s3_storage(moto_s3, tmp_path, "missing-bucket-probe").probe()
     assert "NoSuchBucket" in info.value.message
+
+
+async def test_s3_links_name_the_public_endpoint(moto_s3: MotoS3, tmp_path: Path) -> None:
+    """Inside compose the service talks to http://minio:9000; people must get a link they can reach."""
+    bucket = moto_s3.new_bucket()
+    public = moto_s3.endpoint_url.replace("127.0.0.1", "localhost")
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path / "data",
+        s3_bucket=bucket,
+        s3_endpoint_url=moto_s3.endpoint_url,
+        s3_public_url=public,
+        s3_region=moto_s3.region,
+    )
+    storage = build_storage(settings)
+    src = make_file(tmp_path / "clip.mp4", 1000)
+    await storage.save(src, "ab/abcd/clip.mp4", filename="clip.mp4")
+    url = await storage.link("ab/abcd/clip.mp4", filename="clip.mp4")
+    assert url.startswith(public + "/") and not url.startswith(moto_s3.endpoint_url)
+    async with aiohttp.ClientSession() as http, http.get(yarl.URL(url, encoded=True)) as resp:
+        assert resp.status == 200 and len(await resp.read()) == 1000

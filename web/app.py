@@ -8,11 +8,12 @@ from importlib.metadata import PackageNotFoundError, version
 from aiohttp import web
 
 from core.services import Services
-from web import events, files, health, jobs, metrics, openapi
+from web import events, files, health, jobs, metrics, openapi, page
 from web.events import EventEncoder, JobOwners, close_all
-from web.keys import ENCODER, METRICS, OPENAPI, OWNERS, SERVICES, SOCKETS, TRUSTED_PROXIES
+from web.keys import ENCODER, METRICS, OPENAPI, OWNERS, SERVICES, SOCKETS, TRUSTED_PROXIES, WEBHOOKS
 from web.metrics import WebMetrics
 from web.middlewares import errors, forwarded, parse_networks, request_log
+from web.webhooks import build_sender, sending
 
 
 def _version() -> str:
@@ -35,7 +36,9 @@ def create_app(services: Services) -> web.Application:
     app[SOCKETS] = weakref.WeakSet()
     app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
     app[OPENAPI] = openapi.build_openapi(_version())
-    for module in (jobs, events, files, health, metrics, openapi):
+    app[WEBHOOKS] = build_sender(services)
+    app.cleanup_ctx.append(sending)
+    for module in (jobs, events, files, health, metrics, openapi, page):
         app.router.add_routes(module.routes)
     app.on_shutdown.append(close_all)
     return app

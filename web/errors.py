@@ -47,6 +47,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "private_address": 422,
     "too_large": 422,
     "too_long": 422,
+    "idempotency_conflict": 422,
     "rate_limited": 429,
     "too_many_jobs": 429,
     "unavailable": 503,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import WSCloseCode, web
 
@@ -28,6 +30,13 @@ routes = web.RouteTableDef()
 
 HEARTBEAT_S = 30.0
 OWNERS_TTL_S = 1.0
+# /api/v1/events?after=T resends what ended since T - RESUME_SLACK (clocks of processes differ a little),
+# looking back at most RESUME_WINDOW.
+RESUME_SLACK = timedelta(seconds=5)
+RESUME_WINDOW = timedelta(hours=24)
+MAX_SEQ = 2**62
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_SECONDS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
 
 
 class JobOwners:
@@ -73,6 +82,32 @@ class JobOwners:
             for stale in [k for k, (at, _) in self._cache.items() if at < cutoff]:
                 del self._cache[stale]
         return found
+
+
+def _after_seq(request: web.Request) -> int:
+    """`?after=N` on a job's stream: only states with a larger seq are sent."""
+    raw = request.query.get("after")
+    if raw is None:
+        return 0
+    if not _DIGITS.fullmatch(raw) or int(raw) > MAX_SEQ:
+        raise InvalidRequest("after must be a job's seq: a whole number, 0 or more.")
+    return int(raw)
+
+
+def _after_time(request: web.Request) -> datetime | None:
+    """`?after=T` on the key's stream: an ISO 8601 time (a job's `updated_at`) or Unix seconds."""
+    raw = request.query.get("after")
+    if raw is None:
+        return None
+    try:
+        if _SECONDS.fullmatch(raw):
+            when = datetime.fromtimestamp(float(raw), UTC)
+        else:
+            when = datetime.fromisoformat(raw.strip().replace(" ", "+"))
+            when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidRequest("after must be a time: ISO 8601 (a job's updated_at) or Unix seconds.") from None
+    return max(when, datetime.now(UTC) - RESUME_WINDOW)
 
 
 async def _open(request: web.Request) -> web.WebSocketResponse:
@@ -145,21 +180,27 @@ async def _send(ws: web.WebSocketResponse, encoder: EventEncoder, req: RequestVi
 
 @routes.get("/api/v1/jobs/{id}/events")
 async def job_events(request: web.Request) -> web.WebSocketResponse:
-    """The job's current state, then one message per change; closed (1000) after its last state."""
+    """The job's current state, then one message per change; closed (1000) after its last state.
+    With `?after=N`, only states whose seq is larger than N (none, and closed at once, if the job ended
+    at or before N)."""
     services = request.app[SERVICES]
     key = await authenticate(request, allow_query=True)
+    after = _after_seq(request)
     req, job = await owned(services, key, request.match_info["id"])
     ws = await _open(request)
     encoder, owners = request.app[ENCODER], request.app[OWNERS]
 
     async def send() -> None:
         current = req
-        async for view in services.jobs.watch(job.id):
+        if current.status == "cancelled" and not job.terminal and job.seq <= after:
+            return  # cancelled by this caller, who has seen it: nothing newer is theirs
+        async for view in services.jobs.watch(job.id, after_seq=after):
             if view.terminal:
                 # The request's own final state (finished_at, or cancelled while others kept the download).
                 ended = await owners.final(view.id, view.seq)
                 current = next((r for r in ended if r.id == current.id), current)
-            await _send(ws, encoder, current, view)
+            if view.seq > after:
+                await _send(ws, encoder, current, view)
             if current.status == "cancelled" and not view.terminal:
                 # This caller cancelled; the download goes on for others, but this stream is over.
                 return
@@ -172,26 +213,38 @@ async def job_events(request: web.Request) -> web.WebSocketResponse:
 @routes.get("/api/v1/events")
 async def key_events(request: web.Request) -> web.WebSocketResponse:
     """Every job of the calling key: the active ones' current state first, then every change of any of
-    them, including jobs submitted after connecting (through any process)."""
+    them, including jobs submitted after connecting (through any process). With `?after=T` (a time),
+    first the final state of each job that ended since T."""
     services = request.app[SERVICES]
     key = await authenticate(request, allow_query=True)
+    since = _after_time(request)
     ws = await _open(request)
     owners = request.app[OWNERS]
 
     async def send() -> None:
-        await _stream_key(ws, services, owners, request.app[ENCODER], key)
+        await _stream_key(ws, services, owners, request.app[ENCODER], key, since)
 
     await _serve(ws, send)
     return ws
 
 
 async def _stream_key(
-    ws: web.WebSocketResponse, services: Services, owners: JobOwners, encoder: EventEncoder, key: ApiKeyInfo
+    ws: web.WebSocketResponse,
+    services: Services,
+    owners: JobOwners,
+    encoder: EventEncoder,
+    key: ApiKeyInfo,
+    since: datetime | None = None,
 ) -> None:
     last_seq: dict[str, int] = {}
     ended: dict[str, float] = {}
     with services.bus.subscribe(jobs_filter(None), maxsize=1024) as sub:
         # Subscribed first, so nothing happening while we read the snapshot is missed.
+        if since is not None:
+            for req, job in await services.jobs.ended_since(SOURCE, key.id, since - RESUME_SLACK):
+                await _send(ws, encoder, req, job)
+                if job.terminal:
+                    ended[job.id] = time.monotonic()
         active, _ = await services.jobs.list_requests(
             SOURCE, key.id, statuses=["queued", "running"], limit=100
         )

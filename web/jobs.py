@@ -15,7 +15,7 @@ from core.schemas import ErrorInfo, JobView, RequestView, SubmitRequest
 from core.services import Services
 from web.auth import SOURCE, authenticate, limit_submissions
 from web.errors import NotReady
-from web.keys import SERVICES
+from web.keys import SERVICES, WEBHOOKS
 from web.schemas import STATUSES, Job, JobCreate, JobList
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ routes = web.RouteTableDef()
 
 _ID = re.compile(r"[0-9a-f]{32}")
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 MAX_LIMIT = 100
 
 
@@ -49,6 +50,7 @@ async def to_api(services: Services, request: RequestView, job: JobView) -> Job:
     updated_at = max(job.updated_at, request.finished_at) if request.finished_at else job.updated_at
     return Job(
         id=request.id,
+        seq=job.seq,
         url=request.url,
         kind=request.kind,
         quality=request.quality,  # type: ignore[arg-type]
@@ -109,18 +111,47 @@ def _describe(exc: ValidationError) -> str:
     return "Invalid request: " + "; ".join(problems) + "."
 
 
+def _idempotency_key(request: web.Request) -> str | None:
+    value = request.headers.get("Idempotency-Key")
+    if value is None:
+        return None
+    value = value.strip()
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID, say).")
+    return value
+
+
 @routes.post("/api/v1/jobs")
 async def create_job(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     key = await authenticate(request)
-    await limit_submissions(request, key)
+    idempotency_key = _idempotency_key(request)
+    if idempotency_key is None:
+        await limit_submissions(request, key)
     body = await _body(request)
-    submission = await services.jobs.submit(
-        SubmitRequest(text=body.url, source=SOURCE, user_id=key.id, kind=body.kind, quality=body.quality)
+    ask = SubmitRequest(
+        text=body.url,
+        source=SOURCE,
+        user_id=key.id,
+        kind=body.kind,
+        quality=body.quality,
+        callback_url=body.callback_url,
+        idempotency_key=idempotency_key,
     )
+    # A repeat starts nothing, so it is answered even when the key is over its limits.
+    submission = await services.jobs.replay(ask)
+    if submission is None:
+        if idempotency_key is not None:
+            await limit_submissions(request, key)
+        submission = await services.jobs.submit(ask)
+    if body.callback_url is not None and submission.request.status != "active":
+        request.app[WEBHOOKS].wake()  # finished at once (cached): its webhook is due now
     job = await to_api(services, submission.request, submission.job)
     status = 200 if submission.outcome == "cached" else 202
-    return web.json_response(dump(job), status=status, headers={"Location": f"/api/v1/jobs/{job.id}"})
+    headers = {"Location": f"/api/v1/jobs/{job.id}"}
+    if submission.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return web.json_response(dump(job), status=status, headers=headers)
 
 
 @routes.get("/api/v1/jobs")
@@ -162,6 +193,7 @@ async def cancel_job(request: web.Request) -> web.Response:
     key = await authenticate(request)
     req, _ = await owned(services, key, request.match_info["id"])
     await services.jobs.cancel(req.id, source=SOURCE, user_id=key.id)
+    request.app[WEBHOOKS].wake()
     req, job = await services.jobs.get_request(req.id)
     return web.json_response(dump(await to_api(services, req, job)))
 

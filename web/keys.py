@@ -10,6 +10,7 @@ from aiohttp import web
 
 from core.apikeys import ApiKeyInfo
 from core.services import Services
+from core.webhooks import WebhookSender
 
 if TYPE_CHECKING:
     from web.events import EventEncoder, JobOwners
@@ -25,6 +26,8 @@ ENCODER: web.AppKey[EventEncoder] = web.AppKey("encoder")
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 TRUSTED_PROXIES: web.AppKey[tuple[Network, ...]] = web.AppKey("trusted_proxies")
 OPENAPI: web.AppKey[dict[str, Any]] = web.AppKey("openapi")
+# Sends completion webhooks from this process (started and stopped by the app's cleanup context).
+WEBHOOKS = web.AppKey("webhooks", WebhookSender)
 
 # The API key that made the request (set once authenticated; the request log shows its name).
 API_KEY = web.RequestKey("api_key", ApiKeyInfo)

@@ -26,7 +26,8 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (HealthDetailed, "serialization"),
 ]
 ERROR_TEXT = {
-    400: "The request is malformed (bad JSON, unknown or invalid fields, bad query parameters).",
+    400: "The request is malformed (bad JSON, unknown or invalid fields, bad query parameters or "
+    "Idempotency-Key).",
     401: "No valid API key.",
     403: "The link's signature is not valid.",
     404: "Not found (or not yours).",
@@ -34,7 +35,8 @@ ERROR_TEXT = {
     409: "The job has no file (yet).",
     410: "The link has expired.",
     413: "The request body is too large.",
-    422: "The link was refused (invalid_url, private_address, unsupported_url).",
+    422: "The link or callback_url was refused (invalid_url, private_address, unsupported_url), or the "
+    "Idempotency-Key was used for a different request (idempotency_conflict).",
     429: "Over the key's rate (rate_limited) or too many running downloads (too_many_jobs).",
     503: "A dependency (database, queue) is unavailable; try again shortly.",
 }
@@ -74,6 +76,12 @@ def build_openapi(version: str) -> dict[str, Any]:
         **errors(400, 401, 404, 429, 503),
     }
     events_note = 'Messages are `JobEvent` objects: `{"type": "job", "job": {...}}`.'
+    replayed = {
+        "Idempotent-Replayed": {
+            "description": "`true` when this is the job an earlier call with the same Idempotency-Key made.",
+            "schema": {"type": "string", "enum": ["true"]},
+        }
+    }
 
     paths: dict[str, Any] = {
         "/api/v1/jobs": {
@@ -83,16 +91,31 @@ def build_openapi(version: str) -> dict[str, Any]:
                 "finished job when a stored file of the same media was used.",
                 "operationId": "createJob",
                 "security": secured,
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "Repeating a call with the same key (and body) within 24 hours returns "
+                        "the job the first call made, with its status code, instead of a new one; the same key "
+                        "with a different body is refused with 422 idempotency_conflict.",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+                    }
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": ref(JobCreate, "validation")}},
                 },
                 "responses": {
-                    "200": json_body(Job, "Finished at once from a stored file (cached: true)."),
+                    "200": {
+                        **json_body(Job, "Finished at once from a stored file (cached: true)."),
+                        "headers": replayed,
+                    },
                     "202": {
                         **json_body(Job, "Queued, or joined a running download of the same media."),
                         "headers": {
-                            "Location": {"description": "The job's address.", "schema": {"type": "string"}}
+                            "Location": {"description": "The job's address.", "schema": {"type": "string"}},
+                            **replayed,
                         },
                     },
                     **errors(400, 401, 413, 422, 429, 503),
@@ -171,6 +194,16 @@ def build_openapi(version: str) -> dict[str, Any]:
                 "description": "The current state first, then one message per change; the server closes the "
                 "socket (1000) after the last state. " + events_note,
                 "operationId": "jobEvents",
+                "parameters": [
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "description": "Resume: send only states whose `seq` is larger (the last one you got). "
+                        "When the job ended at or before it, the socket closes at once (1000).",
+                        "schema": {"type": "integer", "minimum": 0},
+                    }
+                ],
                 "security": ws_secured,
                 "responses": websocket,
             },
@@ -181,6 +214,17 @@ def build_openapi(version: str) -> dict[str, Any]:
                 "description": "The current state of each running job, then every change of any of your jobs, "
                 "including ones started after connecting. " + events_note,
                 "operationId": "keyEvents",
+                "parameters": [
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "description": "Resume: a time (ISO 8601, e.g. the last `updated_at` you got, or Unix "
+                        "seconds); first sends the final state of each of your jobs that ended since then "
+                        "(up to 24 hours back). Drop states you already have by `id` and `seq`.",
+                        "schema": {"type": "string"},
+                    }
+                ],
                 "security": ws_secured,
                 "responses": websocket,
             },
@@ -264,6 +308,34 @@ def build_openapi(version: str) -> dict[str, Any]:
                 "operationId": "docs",
                 "responses": {
                     "200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}
+                },
+            },
+        },
+        "/": {
+            "get": {
+                "summary": "The web page: paste a link, follow the download, save the file",
+                "operationId": "page",
+                "responses": {
+                    "200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}
+                },
+            },
+        },
+        "/static/{name}": {
+            "get": {
+                "summary": "The web page's script and style sheet",
+                "operationId": "pageAsset",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "`app.js` or `app.css`.",
+                        "content": {
+                            "text/javascript": {"schema": {"type": "string"}},
+                            "text/css": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **errors(404),
                 },
             },
         },

@@ -25,6 +25,13 @@ class JobCreate(BaseModel):
     url: str = Field(min_length=1, max_length=4096, description="The page or media link (http or https).")
     kind: Literal["video", "audio"] = Field("video", description="`audio` extracts the sound track only.")
     quality: Quality = Field("best", description="`best`, or a cap on the video height. Ignored for audio.")
+    callback_url: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2048,
+        description="An http(s) address to POST the job to (signed) once it is done, failed or cancelled. "
+        "Private addresses are refused like download links.",
+    )
 
 
 class Job(BaseModel):
@@ -32,6 +39,10 @@ class Job(BaseModel):
     but get different ids."""
 
     id: str
+    seq: int = Field(
+        description="Grows with every change of the download; a WebSocket reconnecting with `?after=seq` "
+        "gets only newer states."
+    )
     url: str
     kind: Literal["video", "audio"]
     quality: str

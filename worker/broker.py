@@ -25,6 +25,16 @@ class ResilientStreamBroker(RedisStreamBroker):
     at once, in a tight loop that starves the event loop; here the listener waits with back-off and
     re-creates the consumer group (gone when Redis restarted empty) before reading again."""
 
+    async def startup(self) -> None:
+        """Like the stream broker's, except that Redis being down is not fatal: a web process still starts
+        (submits stay queued in the database for the reconciler) and a worker's listener declares the
+        consumer group once Redis answers."""
+        await AsyncBroker.startup(self)
+        try:
+            await self._declare_consumer_group()
+        except (RedisError, OSError) as exc:
+            log.warning("queue unavailable at start-up (%s); carrying on without it", type(exc).__name__)
+
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         delay = 0.5
         while True:
