@@ -105,6 +105,11 @@ class Hub:
 
 class EventBus(Protocol):
     name: str
+    # Bumped each time the bus (re)connects: a subscriber that sees it change may have missed events.
+    generation: int
+
+    @property
+    def connected(self) -> bool: ...
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
@@ -126,6 +131,8 @@ def control_filter(m: Message) -> bool:
 
 class MemoryEventBus:
     name = "in-process"
+    generation = 0
+    connected = True
 
     def __init__(self) -> None:
         self.hub = Hub()
@@ -158,6 +165,11 @@ class RedisEventBus:
         self.hub = Hub()
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self.generation = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
 
     async def start(self) -> None:
         if self._reader is None:
@@ -192,6 +204,7 @@ class RedisEventBus:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(CHANNEL)
+                self.generation += 1
                 self._connected.set()
                 delay = 0.2
                 while True:

@@ -214,6 +214,10 @@ async def test_cancel_button_status_and_cancel_all(
         tg.press(p1, cancel)
         await tg.wait_for(lambda: tg.messages[(ALICE.id, p1["message_id"])]["text"] == texts.CANCELLED)
         assert "reply_markup" not in tg.messages[(ALICE.id, p1["message_id"])]
+        # Bob's press is handled concurrently (concurrent_updates) and may be answered after Alice's.
+        await tg.wait_for(
+            lambda: any("Only the person who asked" in c["text"] for c in tg.calls_to("answerCallbackQuery"))
+        )
         answers = [c["text"] for c in tg.calls_to("answerCallbackQuery")]
         assert texts.CANCELLED in answers and any("Only the person who asked" in a for a in answers)
         _, job = await jobs.get_request(request_id)
