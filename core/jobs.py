@@ -22,7 +22,6 @@ from core.errors import (
     IdempotencyConflict,
     InvalidRequest,
     InvalidUrl,
-    MediabotError,
     NotFound,
     Unavailable,
     UnsupportedUrl,
@@ -68,6 +67,11 @@ def request_view(req: Request) -> RequestView:
         finished_at=req.finished_at,
         delivered_at=req.delivered_at,
     )
+
+
+def _with_jobs() -> Any:
+    """Requests joined to their jobs: every listing of requests starts here."""
+    return select(Request, Job).join(Job, Job.id == Request.job_id)
 
 
 def fingerprint(req: SubmitRequest) -> str:
@@ -155,9 +159,7 @@ class JobService:
         async with self.sessions() as session:
             row = (
                 await session.execute(
-                    select(Request, Job)
-                    .join(Job, Job.id == Request.job_id)
-                    .where(
+                    _with_jobs().where(
                         Request.source == req.source,
                         Request.user_id == str(req.user_id),
                         Request.idempotency_key == req.idempotency_key,
@@ -300,11 +302,7 @@ class JobService:
 
     async def get_request(self, request_id: str) -> tuple[RequestView, JobView]:
         async with self.sessions() as session:
-            row = (
-                await session.execute(
-                    select(Request, Job).join(Job, Job.id == Request.job_id).where(Request.id == request_id)
-                )
-            ).first()
+            row = (await session.execute(_with_jobs().where(Request.id == request_id))).first()
             if row is None:
                 raise NotFound()
             return request_view(row[0]), JobView.from_job(row[1])
@@ -320,8 +318,7 @@ class JobService:
     ) -> tuple[list[tuple[RequestView, JobView]], str | None]:
         """A user's requests, newest first; `statuses` filters by the job's status."""
         query = (
-            select(Request, Job)
-            .join(Job, Job.id == Request.job_id)
+            _with_jobs()
             .where(Request.source == source, Request.user_id == str(user_id))
             .order_by(Request.created_at.desc(), Request.id.desc())
             .limit(limit + 1)
@@ -346,41 +343,36 @@ class JobService:
     async def undelivered(self, source: str, limit: int = 500) -> list[tuple[RequestView, JobView]]:
         """A front end's requests not yet marked delivered, active ones included: what it must resume
         following (and deliver) after a restart."""
-        async with self.sessions() as session:
-            rows = (
-                await session.execute(
-                    select(Request, Job)
-                    .join(Job, Job.id == Request.job_id)
-                    .where(
-                        Request.source == source,
-                        Request.delivered_at.is_(None),
-                        Request.status != RequestStatus.CANCELLED,
-                    )
-                    .order_by(Request.created_at)
-                    .limit(limit)
-                )
-            ).all()
-        return [(request_view(r), JobView.from_job(j)) for r, j in rows]
+        return await self._pairs(
+            _with_jobs()
+            .where(
+                Request.source == source,
+                Request.delivered_at.is_(None),
+                Request.status != RequestStatus.CANCELLED,
+            )
+            .order_by(Request.created_at)
+            .limit(limit)
+        )
 
     async def ended_since(
         self, source: str, user_id: str, since: datetime, limit: int = 500
     ) -> list[tuple[RequestView, JobView]]:
         """A user's requests that ended after `since` (and were made in the day before it), oldest first."""
+        return await self._pairs(
+            _with_jobs()
+            .where(
+                Request.source == source,
+                Request.user_id == str(user_id),
+                Request.created_at > since - timedelta(days=1),
+                Request.finished_at > since,
+            )
+            .order_by(Request.finished_at, Request.id)
+            .limit(limit)
+        )
+
+    async def _pairs(self, query: Any) -> list[tuple[RequestView, JobView]]:
         async with self.sessions() as session:
-            rows = (
-                await session.execute(
-                    select(Request, Job)
-                    .join(Job, Job.id == Request.job_id)
-                    .where(
-                        Request.source == source,
-                        Request.user_id == str(user_id),
-                        Request.created_at > since - timedelta(days=1),
-                        Request.finished_at > since,
-                    )
-                    .order_by(Request.finished_at, Request.id)
-                    .limit(limit)
-                )
-            ).all()
+            rows = (await session.execute(query)).all()
         return [(request_view(r), JobView.from_job(j)) for r, j in rows]
 
     async def mark_delivered(self, request_id: str, target: dict[str, Any] | None = None) -> None:
@@ -591,4 +583,4 @@ def _supported(url: str, allowed: tuple[str, ...]) -> bool:
     return any(ie.suitable(url) for ie in classes)
 
 
-__all__ = ["JobService", "MediabotError"]
+__all__ = ["JobService"]

@@ -764,4 +764,4 @@ def _pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-__all__ = ["JobRunner", "Reconciler", "WorkerRuntime", "Path"]
+__all__ = ["JobRunner", "Reconciler", "WorkerRuntime"]
