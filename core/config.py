@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     # Netscape cookies.txt files named by domain (youtube.com.txt), for sites that want a login.
     cookies_dir: Path | None = None
     audio_format: Literal["m4a", "mp3", "opus"] = "m4a"
+    # When a finished file is too big for a chat, the delivery planner tries, in order: a smaller format the
+    # site offers (sizes known before downloading), a two-pass FFmpeg re-encode to the limit (CPU-heavy,
+    # so off unless turned on), splitting into parts (Telegram only, off unless turned on), then a link.
+    fit_smaller_format: bool = True
+    reencode_to_fit: bool = False
+    # A playlist or channel link becomes at most this many downloads (the rest is never fetched).
+    max_playlist_items: int = Field(default=10, ge=1, le=500)
 
     lease_s: float = Field(default=30, gt=1)
     max_attempts: int = Field(default=3, ge=1)
@@ -84,6 +91,8 @@ class Settings(BaseSettings):
     telegram_token: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
     telegram_upload_limit_mb: float | None = None
+    # Send a file too large for Telegram as parts that each fit (when no smaller copy does).
+    telegram_split: bool = False
     telegram_allowed_users: Annotated[list[str], NoDecode] = []
     telegram_webhook_url: str | None = None
     # Where the bot listens for webhook calls (behind the proxy that serves telegram_webhook_url).

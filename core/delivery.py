@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.jobs import dedup_key
+from core.attach import dedup_key
 from core.models import DeliveryCache, utcnow
 from core.urls import extract_url, normalize_url
 

@@ -35,6 +35,7 @@ from core.errors import (
     TooLarge,
     TooLong,
     UnsupportedUrl,
+    WontFit,
     human_duration,
     human_size,
 )
@@ -167,6 +168,15 @@ class MediaInfo:
 
 
 @dataclass(frozen=True)
+class PlaylistFound:
+    """A playlist link, read no further than its first `max_playlist_items` entries."""
+
+    title: str | None
+    entries: list[dict[str, Any]]  # [{url, title}]
+    total: int | None
+
+
+@dataclass(frozen=True)
 class Downloaded:
     path: Path
     info: MediaInfo
@@ -215,6 +225,10 @@ def build_options(
         "format": format_selector(kind, quality),
         "outtmpl": {"default": str(workdir / "media.%(ext)s")},
         "noplaylist": True,
+        # A playlist's entries are listed, not extracted, and only as far as we take them: mixes and
+        # channels are paged lazily by yt-dlp, so an endless list is never walked.
+        "extract_flat": "in_playlist",
+        "playlistend": settings.max_playlist_items,
         "quiet": True,
         "no_warnings": False,
         "noprogress": True,
@@ -266,6 +280,25 @@ def _info_from(info: dict[str, Any]) -> MediaInfo:
         filesize=int(size) if size else None,
         webpage_url=info.get("webpage_url"),
     )
+
+
+def _playlist(raw: dict[str, Any], entries: list[dict[str, Any]], limit: int) -> PlaylistFound:
+    items = []
+    for entry in entries[:limit]:
+        if entry.get("_type") in ("url", "url_transparent"):
+            url = entry.get("url")
+        elif entry.get("webpage_url") and entry["webpage_url"] != raw.get("webpage_url"):
+            url = entry["webpage_url"]
+        else:
+            # Several videos on one page: the entry has no page of its own, so take its media file.
+            formats = entry.get("formats") or []
+            url = entry.get("url") or (formats[-1].get("url") if formats else None)
+        if isinstance(url, str) and url.startswith(("http://", "https://")):
+            items.append({"url": url, "title": entry.get("title")})
+    if not items:
+        raise UnsupportedUrl("No media was found at that link.")
+    total = raw.get("playlist_count")
+    return PlaylistFound(title=raw.get("title"), entries=items, total=int(total) if total else None)
 
 
 _FILENAME_BAD = re.compile(r"[^\w\s.()\-\[\]]+", re.UNICODE)
@@ -348,10 +381,16 @@ class Downloader:
         workdir: Path,
         control: Control,
         on_info: Callable[[MediaInfo], bool],
-    ) -> Downloaded | None:
+        *,
+        expand_playlist: bool = False,
+        choose_format: Callable[[dict[str, Any]], str | None] | None = None,
+        max_bytes: int | None = None,
+    ) -> Downloaded | PlaylistFound | None:
         """Extract, check limits, ask `on_info` whether to go on (False: finished elsewhere), download.
 
-        Returns None when `on_info` said stop. Raises MediabotError subclasses.
+        A playlist comes back as PlaylistFound when `expand_playlist`, else its first entry is downloaded.
+        `choose_format(info)` picks the format spec after extraction (None: WontFit); `max_bytes` lowers the
+        size limit. Returns None when `on_info` said stop. Raises MediabotError subclasses.
         """
         workdir.mkdir(parents=True, exist_ok=True)
         opts = build_options(self.settings, kind=kind, quality=quality, workdir=workdir, ffmpeg=self.ffmpeg)
@@ -361,7 +400,9 @@ class Downloader:
             opts["cookiefile"] = str(private_copy(cookies, workdir))
         opts["progress_hooks"] = [self._progress_hook(control)]
         opts["postprocessor_hooks"] = [self._postprocessor_hook(control)]
-        control.max_bytes = self.settings.max_filesize_bytes
+        control.max_bytes = min(
+            self.settings.max_filesize_bytes, max_bytes or self.settings.max_filesize_bytes
+        )
         _guard.policy = self.policy
         _guard.blocked = False
         try:
@@ -376,9 +417,23 @@ class Downloader:
                     entries = [e for e in raw.get("entries") or [] if e]
                     if not entries:
                         raise UnsupportedUrl("No media was found at that link.")
+                    if expand_playlist:
+                        return _playlist(raw, entries, self.settings.max_playlist_items)
                     raw = entries[0]
-                info = _info_from(raw)
-                self._check_limits(info)
+                    if raw.get("_type") in ("url", "url_transparent"):
+                        try:
+                            raw = ydl.process_ie_result(raw, download=False)
+                        except (DownloadError, DownloadCancelled) as exc:
+                            raise translate_error(exc, control) from None
+                if choose_format is not None:
+                    spec = choose_format(raw)
+                    if spec is None:
+                        raise WontFit()
+                    ydl.format_selector = ydl.build_format_selector(spec)
+                    info = _info_from(raw)
+                else:
+                    info = _info_from(raw)
+                    self._check_limits(info)
                 if control.cancel.is_set():
                     raise Cancelled()
                 if not on_info(info):

@@ -72,6 +72,11 @@ class StorageError(MediabotError):
         return cls()
 
 
+class WontFit(MediabotError):
+    code = "wont_fit"
+    default_message = "No smaller copy of this media fits the limit."
+
+
 class WorkerLost(MediabotError):
     code = "worker_lost"
     default_message = "The download was interrupted several times and was given up. Please try again."

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.attach import add_playlist_items, dedup_key, find_or_create_job, new_request
 from core.config import Settings
 from core.errors import (
     IdempotencyConflict,
@@ -43,14 +43,6 @@ WATCH_POLL_S = 5.0
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-def dedup_key(cache_key: str, kind: str, quality: str) -> str:
-    return f"{cache_key}|{kind}:{quality}"
-
-
 def request_view(req: Request) -> RequestView:
     return RequestView(
         id=req.id,
@@ -66,6 +58,7 @@ def request_view(req: Request) -> RequestView:
         created_at=req.created_at,
         finished_at=req.finished_at,
         delivered_at=req.delivered_at,
+        parent_id=req.parent_id,
     )
 
 
@@ -78,15 +71,6 @@ def fingerprint(req: SubmitRequest) -> str:
     """What a submission asked for, so a reused idempotency key with a different ask is caught."""
     asked = {"url": req.text, "kind": req.kind, "quality": req.quality, "callback_url": req.callback_url}
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
-
-
-def insert_ignoring_conflict(dialect: str, values: dict[str, Any]) -> Any:
-    """INSERT ... ON CONFLICT (dedup_key) DO NOTHING on both SQLite and PostgreSQL."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(Job).values(**values).on_conflict_do_nothing(index_elements=["dedup_key"])
 
 
 class JobService:
@@ -145,7 +129,46 @@ class JobService:
                 break
         else:
             raise Unavailable()
-        submission, created = result
+        submission, new_jobs = result
+        if submission.job.id in new_jobs:
+            await self._publish(submission.job)
+        for job_id in new_jobs:
+            await self._enqueue(job_id)
+        return submission
+
+    async def fit(self, request_id: str, limit: int, *, split: bool = False) -> Submission:
+        """A copy of a request's finished file that fits in `limit` bytes, made by a worker (a smaller
+        format, a re-encode, or parts when `split`), as a child request of `request_id`. Copies are cached
+        like any download: the next request for the same media and limit gets the same job."""
+        variant = f"fit:{int(limit)}" + (":split" if split else "")
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            row = (await session.execute(_with_jobs().where(Request.id == request_id))).first()
+            if row is None:
+                raise NotFound()
+            parent, source = row
+            if source.status != JobStatus.DONE or not source.retained:
+                raise NotFound("The file is not available (not finished, or expired).")
+            key = dedup_key(source.cache_key, source.kind, source.quality, variant)
+            for _ in range(5):
+                found = await find_or_create_job(
+                    session, self._dialect, url=source.url, cache_key=source.cache_key, kind=source.kind,
+                    quality=source.quality, key=key, now=now,
+                    extra={"variant": variant, "source_job_id": source.id, "title": source.title,
+                           "duration": source.duration},
+                )  # fmt: skip
+                if found is not None:
+                    break
+            else:
+                raise Unavailable()
+            job, created = found
+            request, outcome = new_request(
+                job, created, now=now, source=parent.source, user_id=parent.user_id, url=parent.url,
+                target=dict(parent.target or {}), parent_id=parent.id,
+            )  # fmt: skip
+            session.add(request)
+            await session.flush()
+            submission = Submission(request=request_view(request), job=JobView.from_job(job), outcome=outcome)
         if created:
             await self._publish(submission.job)
             await self._enqueue(submission.job.id)
@@ -178,7 +201,7 @@ class JobService:
 
     async def _attach(
         self, req: SubmitRequest, url: str, cache_key: str, key: str, quality: str, callback: str | None
-    ) -> tuple[Submission, bool] | None:
+    ) -> tuple[Submission, list[str]] | None:
         try:
             return await self._attach_once(req, url, cache_key, key, quality, callback)
         except IntegrityError:
@@ -187,13 +210,12 @@ class JobService:
             replay = await self.replay(req) if req.idempotency_key is not None else None
             if replay is None:
                 raise
-            return replay, False
+            return replay, []
 
     async def _attach_once(
         self, req: SubmitRequest, url: str, cache_key: str, key: str, quality: str, callback: str | None
-    ) -> tuple[Submission, bool] | None:
+    ) -> tuple[Submission, list[str]] | None:
         now = utcnow()
-        job_id = new_id()
         try:
             async with self.sessions() as session, session.begin():
                 if req.idempotency_key is not None:
@@ -208,56 +230,26 @@ class JobService:
                         )
                         .values(idempotency_key=None)
                     )
-                # Look first: a cache hit or a join then costs one read and one insert.
-                job = await session.scalar(select(Job).where(Job.dedup_key == key).with_for_update())
-                created = False
-                if job is None:
-                    values = dict(
-                        id=job_id,
-                        url=url,
-                        cache_key=cache_key,
-                        kind=req.kind,
-                        quality=quality,
-                        dedup_key=key,
-                        status=JobStatus.QUEUED,
-                        seq=1,
-                        retained=False,
-                        attempts=0,
-                        cancel_requested=False,
-                        created_at=now,
-                        updated_at=now,
-                        enqueued_at=now,
-                    )
-                    # The unique dedup key decides between processes inserting the same job at once.
-                    inserted = await session.execute(insert_ignoring_conflict(self._dialect, values))
-                    created = inserted.rowcount == 1
-                    if created:
-                        job = Job(**values)
-                    else:
-                        job = await session.scalar(select(Job).where(Job.dedup_key == key).with_for_update())
-                if job is None:
+                found = await find_or_create_job(
+                    session, self._dialect, url=url, cache_key=cache_key, kind=req.kind, quality=quality,
+                    key=key, now=now,
+                )  # fmt: skip
+                if found is None:
                     # The job we collided with ended (failed, cancelled, expired) in between: try again.
                     return None
-                outcome = "queued" if created else ("cached" if job.status == JobStatus.DONE else "coalesced")
-                request = Request(
-                    id=new_id(),
-                    job_id=job.id,
-                    source=req.source,
-                    user_id=str(req.user_id),
-                    url=url,
-                    kind=req.kind,
-                    quality=quality,
-                    target=dict(req.target),
-                    outcome=outcome,
-                    created_at=now,
-                    status=RequestStatus.DONE if outcome == "cached" else RequestStatus.ACTIVE,
-                    finished_at=now if outcome == "cached" else None,
-                    idempotency_key=req.idempotency_key,
+                job, created = found
+                request, outcome = new_request(
+                    job, created, now=now, source=req.source, user_id=str(req.user_id), url=url,
+                    target=dict(req.target), idempotency_key=req.idempotency_key,
                     idempotency_hash=fingerprint(req) if req.idempotency_key is not None else None,
-                )
+                )  # fmt: skip
                 session.add(request)
+                await session.flush()  # the request row first: webhooks and playlist items refer to it
+                new_jobs = [job.id] if created else []
+                if job.entries is not None and job.status == JobStatus.DONE:
+                    # A playlist expanded earlier: this request gets its own items.
+                    new_jobs += await add_playlist_items(session, self._dialect, request, job, now)
                 if callback is not None:
-                    await session.flush()  # the request row first: the webhook refers to it
                     session.add(
                         Webhook(
                             request_id=request.id,
@@ -270,7 +262,7 @@ class JobService:
                 await session.flush()
                 return Submission(
                     request=request_view(request), job=JobView.from_job(job), outcome=outcome
-                ), created
+                ), new_jobs
         except IntegrityError:
             raise
         except (OperationalError, DBAPIError, OSError) as exc:
@@ -349,6 +341,8 @@ class JobService:
                 Request.source == source,
                 Request.delivered_at.is_(None),
                 Request.status != RequestStatus.CANCELLED,
+                # Child requests are delivered by their parent's front-end task.
+                Request.parent_id.is_(None),
             )
             .order_by(Request.created_at)
             .limit(limit)
@@ -368,6 +362,12 @@ class JobService:
             )
             .order_by(Request.finished_at, Request.id)
             .limit(limit)
+        )
+
+    async def children(self, request_id: str) -> list[tuple[RequestView, JobView]]:
+        """The requests made on behalf of `request_id` (playlist items, fitted copies), oldest first."""
+        return await self._pairs(
+            _with_jobs().where(Request.parent_id == request_id).order_by(Request.created_at, Request.id)
         )
 
     async def _pairs(self, query: Any) -> list[tuple[RequestView, JobView]]:
@@ -468,7 +468,24 @@ class JobService:
     async def cancel(
         self, request_id: str, *, source: str | None = None, user_id: str | None = None
     ) -> RequestView:
-        """Cancel one request; the download stops only when no other request still waits for it."""
+        """Cancel one request and the requests made on its behalf (playlist items, fitted copies); a
+        download stops only when no other request still waits for it."""
+        view = await self._cancel_one(request_id, source=source, user_id=user_id)
+        async with self.sessions() as session:
+            children = list(
+                await session.scalars(
+                    select(Request.id).where(
+                        Request.parent_id == request_id, Request.status == RequestStatus.ACTIVE
+                    )
+                )
+            )
+        for child in children:
+            await self._cancel_one(child)
+        return view
+
+    async def _cancel_one(
+        self, request_id: str, *, source: str | None = None, user_id: str | None = None
+    ) -> RequestView:
         job_view: JobView | None = None
         signal_worker = False
         async with self.sessions() as session, session.begin():
@@ -530,20 +547,30 @@ class JobService:
             raise NotFound("The file is not available (not finished, or expired).")
         return job
 
-    async def link(self, job_id: str, ttl_s: int | None = None) -> str:
+    async def _file_of(self, job_id: str, part: int | None) -> tuple[str, str]:
+        """(storage key, filename) of a finished job's file, or of part `part` (from 1) of a split."""
         job = await self._stored(job_id)
-        return await self.storage.link(job.storage_key or "", filename=job.filename or "media", ttl_s=ttl_s)
+        if part is None:
+            return job.storage_key or "", job.filename or "media"
+        parts = job.parts or []
+        if not 1 <= part <= len(parts):
+            raise NotFound("No such part.")
+        return parts[part - 1]["key"], parts[part - 1]["filename"]
 
-    async def fetch_file(self, job_id: str, dest: Path) -> Path:
-        """Copy the finished file to `dest` (chat front ends upload from there)."""
-        job = await self._stored(job_id)
-        await self.storage.fetch(job.storage_key or "", dest)
+    async def link(self, job_id: str, ttl_s: int | None = None, *, part: int | None = None) -> str:
+        key, filename = await self._file_of(job_id, part)
+        return await self.storage.link(key, filename=filename, ttl_s=ttl_s)
+
+    async def fetch_file(self, job_id: str, dest: Path, *, part: int | None = None) -> Path:
+        """Copy the finished file (or one part of it) to `dest` (chat front ends upload from there)."""
+        key, _ = await self._file_of(job_id, part)
+        await self.storage.fetch(key, dest)
         return dest
 
-    async def local_path(self, job_id: str) -> Path | None:
-        job = await self._stored(job_id)
+    async def local_path(self, job_id: str, *, part: int | None = None) -> Path | None:
+        key, _ = await self._file_of(job_id, part)
         path_of = getattr(self.storage, "path_for", None)
-        return path_of(job.storage_key) if path_of else None
+        return path_of(key) if path_of else None
 
 
 def _quality_order(q: str) -> int:

@@ -115,6 +115,20 @@ class Job(Base):
     retained: Mapped[bool] = mapped_column(Boolean, default=False)
     cached_from: Mapped[str | None] = mapped_column(String(32))
 
+    # A copy made to fit a destination's size limit ("fit:<bytes>", "fit:<bytes>:split"), made from the
+    # finished job `source_job_id`; `fit_method` says how (smaller_format | reencode | split) and `parts`
+    # lists the files of a split ([{key, filename, size}]).
+    variant: Mapped[str | None] = mapped_column(String(64))
+    source_job_id: Mapped[str | None] = mapped_column(String(32))
+    fit_method: Mapped[str | None] = mapped_column(String(16))
+    parts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # A playlist: the job ends once expanded into `entries` ([{url, title}], at most MAX_PLAYLIST_ITEMS,
+    # `playlist_total` items in the whole list when the site says); each entry is a job of its own, and
+    # each request on the playlist gets a child request per entry. `parent_id`: the playlist a job came from.
+    entries: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    playlist_total: Mapped[int | None] = mapped_column(Integer)
+    parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
+
     error_code: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(Text)
 
@@ -153,6 +167,9 @@ class Request(Base):
     # submission (from any process) find this request. Cleared when reused after IDEMPOTENCY_TTL.
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     idempotency_hash: Mapped[str | None] = mapped_column(String(64))
+    # A request made on behalf of another: a playlist item, or a copy made to fit a chat's limit. The
+    # parent's front end delivers it; cancelling the parent cancels it.
+    parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
     __table_args__ = (
         Index("ix_requests_owner", "source", "user_id", "created_at"),

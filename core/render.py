@@ -47,6 +47,13 @@ def status_text(view: JobView) -> str:
         and view.progress.total_bytes is None
     ):
         word = "Starting"
+    if view.variant and view.status in ("queued", "running"):
+        limit = view.variant.split(":")[1] if view.variant.count(":") else ""
+        word = (
+            f"Making a copy that fits {human_size(int(limit))}"
+            if limit.isdigit()
+            else "Making a smaller copy"
+        )
     lines = [title, word]
     if view.status == "running":
         lines.append(progress_line(view))

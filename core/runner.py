@@ -21,18 +21,30 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.attach import add_playlist_items
 from core.config import Settings
-from core.downloader import Control, Downloaded, Downloader, MediaInfo, ProgressUpdate
-from core.errors import Cancelled, DownloadFailed, MediabotError, StorageError
+from core.downloader import (
+    Control,
+    Downloaded,
+    Downloader,
+    MediaInfo,
+    PlaylistFound,
+    ProgressUpdate,
+    user_filename,
+)
+from core.errors import Cancelled, DownloadFailed, MediabotError, StorageError, WontFit
 from core.events import EventBus, Message, control_filter
+from core.fitting import Fitted, Fitter
 from core.models import Job, JobStatus, Request, RequestStatus, Worker, utcnow
 from core.queue import JobQueue
 from core.schemas import JobView
-from core.storage import Storage, make_key
+from core.storage import Storage, make_key, safe_filename
 
 log = logging.getLogger(__name__)
 
 PROGRESS_DB_INTERVAL_S = 1.0
+# A playlist link is listed again after this long: channels and mixes change.
+PLAYLIST_TTL = timedelta(hours=1)
 
 
 def new_worker_id() -> str:
@@ -69,7 +81,9 @@ class JobRunner:
         self.bus = bus
         self.storage = storage
         self.downloader = downloader
+        self.fitter = Fitter(settings, downloader)
         self.queue = queue
+        self._dialect = sessions.kw["bind"].dialect.name
         self.worker_id = worker_id or new_worker_id()
         self.running: dict[str, _Running] = {}
         self.idle = asyncio.Event()
@@ -144,16 +158,21 @@ class JobRunner:
             return future.result(timeout=60)
 
         started = time.monotonic()
-        stored_key: str | None = None
         try:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
-            result: Downloaded | None = await loop.run_in_executor(
+            if job.variant:
+                await self._make_fit(held, workdir)
+                return
+            result = await loop.run_in_executor(
                 self._pool, _download, self.downloader, job, workdir, held.control, on_info
             )
             if result is None:
                 return  # finished from an existing file of the same media
             if held.control.cancel.is_set():
                 raise Cancelled()
+            if isinstance(result, PlaylistFound):
+                await self._expand(held, result)
+                return
             stored_key = make_key(job.id, result.filename)
             content_type = mimetypes.guess_type(result.filename)[0]
             size = await self.storage.save(
@@ -179,6 +198,102 @@ class JobRunner:
             await self._finish(held, JobStatus.FAILED, DownloadFailed())
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    async def _make_fit(self, held: _Running, workdir: Path) -> None:
+        """A copy of a finished job that fits the variant's limit (see core.fitting)."""
+        job = held.job
+        loop = asyncio.get_running_loop()
+        async with self.sessions() as session:
+            source = await session.get(Job, job.source_job_id) if job.source_job_id else None
+        stored = source.storage_key if source is not None and source.retained else None
+
+        def fetch_source(directory: Path) -> Path:
+            # On a download thread: the full-quality file, in place when local, else fetched beside us.
+            if not stored or source is None:
+                raise WontFit("The full-quality file has expired. Send the link again.")
+            path_of = getattr(self.storage, "path_for", None)
+            if path_of is not None and path_of(stored).exists():
+                return Path(path_of(stored))
+            directory.mkdir(parents=True, exist_ok=True)
+            dest = directory / safe_filename(source.filename or "media")
+            asyncio.run_coroutine_threadsafe(self.storage.fetch(stored, dest), loop).result(timeout=3600)
+            return dest
+
+        fitted: Fitted = await loop.run_in_executor(
+            self._pool, _fit, self.fitter, job, fetch_source, workdir, held.control
+        )
+        if held.control.cancel.is_set():
+            raise Cancelled()
+        parts: list[dict[str, Any]] = []
+        try:
+            for path, name in zip(fitted.paths, fitted.filenames, strict=True):
+                key = make_key(job.id, name)
+                size = await self.storage.save(
+                    path, key, filename=name, content_type=mimetypes.guess_type(name)[0]
+                )
+                parts.append({"key": key, "filename": name, "size": size})
+            info = fitted.info
+            done = await self._complete(
+                held,
+                JobStatus.DONE,
+                dict(
+                    storage_key=parts[0]["key"],
+                    filename=parts[0]["filename"] if len(parts) == 1 else user_filename(info.title, info.ext),
+                    filesize=sum(p["size"] for p in parts),
+                    parts=parts if len(parts) > 1 else None,
+                    fit_method=fitted.method,
+                    ext=info.ext,
+                    duration=info.duration or job.duration,
+                    width=info.width,
+                    height=info.height,
+                    retained=True,
+                    downloaded_bytes=sum(p["size"] for p in parts),
+                    total_bytes=sum(p["size"] for p in parts),
+                ),
+            )
+        except BaseException:
+            for part in parts:
+                with contextlib.suppress(Exception):
+                    await self.storage.delete(part["key"])
+            raise
+        if not done:
+            for part in parts:
+                await self.storage.delete(part["key"])
+            return
+        log.info("job %s: fitted by %s into %d file(s)", job.id, fitted.method, len(parts))
+
+    async def _expand(self, held: _Running, found: PlaylistFound) -> None:
+        """A playlist: the job ends listing its entries, and every request on it gets an item per entry."""
+        job = held.job
+        now = utcnow()
+        created: list[str] = []
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                self._owned(job.id).values(
+                    status=JobStatus.DONE, entries=found.entries, playlist_total=found.total,
+                    title=found.title or job.title, finished_at=now, updated_at=now, lease_until=None,
+                    speed=None, eta=None, seq=job.seq + 1,
+                )
+            )  # fmt: skip
+            if result.rowcount != 1:
+                log.warning("job %s: lease lost before expanding the playlist", job.id)
+                return
+            playlist = await session.get(Job, job.id, populate_existing=True)
+            assert playlist is not None
+            requests = list(
+                await session.scalars(
+                    select(Request).where(Request.job_id == job.id, Request.status == RequestStatus.ACTIVE)
+                )
+            )
+            for request in requests:
+                created += await add_playlist_items(session, self._dialect, request, playlist, now)
+                request.status = RequestStatus.DONE
+                request.finished_at = now
+        log.info("job %s: playlist of %d items (%s in all)", job.id, len(found.entries), found.total or "?")
+        held.job = playlist
+        await self._publish(playlist)
+        for job_id in created:
+            await self._safe_enqueue(job_id)
 
     # -- progress and metadata ------------------------------------------------------------------------------
 
@@ -564,27 +679,40 @@ class Reconciler:
         return len(ids)
 
     async def retention(self) -> int:
-        """Delete files older than the retention period and drop their cache entries."""
-        cutoff = utcnow() - timedelta(hours=self.settings.retention_hours)
+        """Delete files older than the retention period and drop their cache entries; let playlists be
+        listed afresh after PLAYLIST_TTL (channels grow)."""
+        now = utcnow()
+        cutoff = now - timedelta(hours=self.settings.retention_hours)
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Job)
+                .where(
+                    Job.entries.is_not(None),
+                    Job.dedup_key.is_not(None),
+                    Job.finished_at < now - min(PLAYLIST_TTL, timedelta(hours=self.settings.retention_hours)),
+                )
+                .values(dedup_key=None, updated_at=now)
+            )
         async with self.sessions() as session:
-            keys = list(
-                await session.scalars(
-                    select(Job.storage_key)
+            rows = (
+                await session.execute(
+                    select(Job.storage_key, Job.parts)
                     .where(
                         Job.status == JobStatus.DONE,
                         Job.retained.is_(True),
                         Job.finished_at < cutoff,
                         Job.cached_from.is_(None),
                     )
-                    .distinct()
                     .limit(500)
                 )
-            )
+            ).all()
         removed = 0
-        for key in keys:
+        for key, parts in {row[0]: row[1] for row in rows}.items():
             if not key:
                 continue
             try:
+                for part in parts or []:
+                    await self.storage.delete(part["key"])
                 await self.storage.delete(key)
             except StorageError as exc:
                 log.warning("retention: could not delete a file: %s", exc)
@@ -733,20 +861,45 @@ _libc: Any = None
 
 def _download(
     downloader: Downloader, job: Job, workdir: Path, control: Control, on_info: Any
-) -> Downloaded | None:
-    """The blocking part of a job, on a download thread; afterwards freed memory goes back to the OS
-    (glibc keeps it otherwise, and RSS creeps up job after job)."""
-    global _libc
+) -> Downloaded | PlaylistFound | None:
+    """The blocking part of a job, on a download thread. Only a link someone sent expands as a playlist;
+    a playlist's own items never do."""
     try:
-        return downloader.run(job.id, job.url, job.kind, job.quality, workdir, control, on_info)
+        return downloader.run(
+            job.id,
+            job.url,
+            job.kind,
+            job.quality,
+            workdir,
+            control,
+            on_info,
+            expand_playlist=job.parent_id is None,
+        )
     finally:
-        if _libc is None:
-            try:
-                _libc = ctypes.CDLL("libc.so.6")
-            except OSError:
-                _libc = False
-        if _libc:
-            _libc.malloc_trim(0)
+        _trim()
+
+
+def _fit(fitter: Fitter, job: Job, source: Any, workdir: Path, control: Control) -> Fitted:
+    try:
+        return fitter.run(
+            job.id, job.url, job.kind, job.quality, job.variant or "", source, workdir, control,
+            lambda _info: True, title=job.title,
+        )  # fmt: skip
+    finally:
+        _trim()
+
+
+def _trim() -> None:
+    """Give freed memory back to the OS after each job (glibc keeps it otherwise, and a worker's RSS
+    creeps up job after job)."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL("libc.so.6")
+        except OSError:
+            _libc = False
+    if _libc:
+        _libc.malloc_trim(0)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -27,6 +27,19 @@ class ErrorInfo(BaseModel):
     message: str
 
 
+class Part(BaseModel):
+    """One file of a split: parts are numbered from 1 and each fits the limit they were made for."""
+
+    index: int
+    filename: str
+    size: int
+
+
+class Playlist(BaseModel):
+    count: int  # items taken (at most MEDIABOT_MAX_PLAYLIST_ITEMS)
+    total: int | None = None  # items in the whole list, when the site says
+
+
 class JobView(BaseModel):
     """A job's state at one `seq`. Every event carries a whole snapshot, so a subscriber that missed some
     events still ends up with the newest state."""
@@ -51,6 +64,13 @@ class JobView(BaseModel):
     filename: str | None = None
     filesize: int | None = None
     cached_from: str | None = None
+    # A copy made to fit a size limit: the variant, how it was made, from which job; a split's parts.
+    variant: str | None = None
+    fit_method: str | None = None
+    source_job_id: str | None = None
+    parts: list[Part] | None = None
+    playlist: Playlist | None = None
+    parent_id: str | None = None
     error: ErrorInfo | None = None
     attempts: int = 0
     created_at: datetime
@@ -90,6 +110,16 @@ class JobView(BaseModel):
             filename=job.filename,
             filesize=job.filesize,
             cached_from=job.cached_from,
+            variant=job.variant,
+            fit_method=job.fit_method,
+            source_job_id=job.source_job_id,
+            parts=[Part(index=i, filename=p["filename"], size=p["size"]) for i, p in enumerate(job.parts, 1)]
+            if job.parts
+            else None,
+            playlist=Playlist(count=len(job.entries), total=job.playlist_total)
+            if job.entries is not None
+            else None,
+            parent_id=job.parent_id,
             error=ErrorInfo(code=job.error_code, message=job.error_message or "") if job.error_code else None,
             attempts=job.attempts,
             created_at=job.created_at,
@@ -130,6 +160,7 @@ class RequestView:
     created_at: datetime
     finished_at: datetime | None
     delivered_at: datetime | None
+    parent_id: str | None = None
 
 
 @dataclass(frozen=True)

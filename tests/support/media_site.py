@@ -50,6 +50,7 @@ import asyncio
 import contextlib
 import fcntl
 import html
+import json
 import logging
 import socket
 import struct
@@ -341,6 +342,8 @@ class MediaSite:
         r.add_get("/hls-page.html", self._hls_page)
         r.add_get("/nomedia.html", self._nomedia)
         r.add_get("/playlist.html", self._playlist)
+        r.add_get("/feed.xml", self._feed)
+        r.add_get("/qualities.html", self._qualities)
         r.add_get("/redirect", self._redirect)
         r.add_get("/", self._index)
         return app
@@ -577,6 +580,41 @@ class MediaSite:
         body = f"<h1>Playlist of {n}</h1>\n<ul>\n{links}\n</ul>\n{videos}"
         return await self._html(request, f"Playlist of {n}", body)
 
+    async def _feed(self, request: web.Request) -> web.StreamResponse:
+        """An RSS feed of n clips (a channel, as yt-dlp's generic extractor reads one)."""
+        try:
+            n = int(request.query.get("n", "3"))
+        except ValueError:
+            n = -1
+        if not 0 <= n <= 10_000:
+            return web.Response(
+                status=400, text="n must be an integer in 0..10000\n", content_type="text/plain"
+            )
+        items = "\n".join(
+            f"<item><title>Clip {i}</title><link>{html.escape(self.url(f'/clip/{i}.mp4'))}</link>"
+            f"<guid>clip-{i}</guid></item>"
+            for i in range(1, n + 1)
+        )
+        doc = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+            f"<title>Channel of {n}</title><link>{html.escape(self.url('/'))}</link>"
+            f"<description>A feed of {n} clips</description>\n{items}\n</channel></rss>\n"
+        )
+        return await self._send(request, doc.encode(), "application/rss+xml")
+
+    async def _qualities(self, request: web.Request) -> web.StreamResponse:
+        """A player page offering the clip at two qualities with their sizes (as JW Player sites do), so a
+        smaller format can be chosen before downloading."""
+        sources = [
+            {"file": self.url("/big.mp4"), "label": "360p", "height": 360, "type": "mp4",
+             "filesize": len(self._blobs["big"].data)},
+            {"file": self.url("/video.mp4"), "label": "240p", "height": 240, "type": "mp4",
+             "filesize": len(self._blobs["video"].data)},
+        ]  # fmt: skip
+        setup = json.dumps({"playlist": [{"title": "Two Qualities", "duration": 10, "sources": sources}]})
+        body = f'<div id="player"></div>\n<script>jwplayer("player").setup({setup});</script>'
+        return await self._html(request, "Two Qualities", body)
+
     async def _redirect(self, request: web.Request) -> web.Response:
         to = request.query.get("to")
         if not to:
@@ -589,7 +627,7 @@ class MediaSite:
         items = [
             "/video.mp4", "/audio.m4a", "/big.mp4", "/clip/1.mp4", "/page.html", "/video-tag.html",
             "/hls/index.m3u8", "/hls-page.html", "/nomedia.html", "/missing.mp4", "/slow.mp4",
-            "/cookie.mp4", "/playlist.html?n=3",
+            "/cookie.mp4", "/playlist.html?n=3", "/feed.xml?n=3", "/qualities.html",
         ]  # fmt: skip
         body = "<ul>\n" + "\n".join(f"<li><span>{html.escape(p)}</span></li>" for p in items) + "\n</ul>"
         return await self._html(request, "mediabot test media site", body)
