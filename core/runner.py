@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.attach import add_playlist_items
 from core.config import Settings
+from core.db import is_unavailable
 from core.downloader import (
     Control,
     Downloaded,
@@ -35,7 +36,8 @@ from core.downloader import (
 from core.errors import Cancelled, DownloadFailed, MediabotError, StorageError, WontFit
 from core.events import EventBus, Message, control_filter
 from core.fitting import Fitted, Fitter
-from core.models import Job, JobStatus, Request, RequestStatus, Worker, utcnow
+from core.jobs import IDEMPOTENCY_TTL
+from core.models import Job, JobStatus, Request, RequestStatus, Webhook, WebhookStatus, Worker, utcnow
 from core.queue import JobQueue
 from core.schemas import JobView
 from core.storage import Storage, make_key, safe_filename
@@ -54,8 +56,11 @@ def new_worker_id() -> str:
 class _Running:
     """A job this worker holds: its row (detached, updated in memory), the control shared with yt-dlp."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, lease_s: float) -> None:
         self.job = job
+        # When our lease runs out by our own clock (the one that wrote it): until then a final write that
+        # fails because the database is away can be tried again, and nobody else will take the job.
+        self.lease_deadline = time.monotonic() + lease_s
         self.control = Control()
         self.last_db_write = 0.0
         self.db_write: asyncio.Task[None] | None = None
@@ -144,7 +149,7 @@ class JobRunner:
         assert job is not None
         log.info("job %s claimed by %s (attempt %d)", job_id, self.worker_id, job.attempts)
         await self._publish(job)
-        return _Running(job)
+        return _Running(job, self.settings.lease_s)
 
     async def _execute(self, held: _Running) -> None:
         job = held.job
@@ -337,12 +342,10 @@ class JobRunner:
 
     async def _on_info(self, held: _Running, info: MediaInfo) -> bool:
         job = held.job
-        job.title, job.duration, job.extractor, job.media_id = (
-            info.title,
-            info.duration,
-            info.extractor,
-            info.media_id,
-        )
+        # The generic extractor names a bare file after its URL; a playlist entry's own title says more.
+        if not (job.title and (info.extractor or "").lower() == "generic"):
+            job.title = info.title
+        job.duration, job.extractor, job.media_id = info.duration, info.extractor, info.media_id
         job.width, job.height, job.uploader, job.ext = info.width, info.height, info.uploader, info.ext
         job.total_bytes = info.filesize
         job.media_key = f"{info.media_key}|{job.kind}:{job.quality}" if info.media_key else None
@@ -411,7 +414,7 @@ class JobRunner:
                 filename=result.filename,
                 filesize=size,
                 ext=info.ext,
-                title=info.title,
+                title=job.title or info.title,
                 duration=info.duration,
                 width=info.width,
                 height=info.height,
@@ -464,17 +467,31 @@ class JobRunner:
             JobStatus.FAILED: RequestStatus.FAILED,
             JobStatus.CANCELLED: RequestStatus.CANCELLED,
         }[status]
-        async with self.sessions() as session, session.begin():
-            result = await session.execute(self._owned(job.id).values(**values))
-            if result.rowcount != 1:
-                log.warning("job %s: lease lost before finishing; leaving it to its new owner", job.id)
-                return False
-            await session.execute(
-                update(Request)
-                .where(Request.job_id == job.id, Request.status == RequestStatus.ACTIVE)
-                .values(status=request_status, finished_at=now)
-            )
-            fresh = await session.get(Job, job.id, populate_existing=True)
+        delay = 0.5
+        while True:
+            try:
+                async with self.sessions() as session, session.begin():
+                    result = await session.execute(self._owned(job.id).values(**values))
+                    if result.rowcount != 1:
+                        log.warning(
+                            "job %s: lease lost before finishing; leaving it to its new owner", job.id
+                        )
+                        return False
+                    await session.execute(
+                        update(Request)
+                        .where(Request.job_id == job.id, Request.status == RequestStatus.ACTIVE)
+                        .values(status=request_status, finished_at=now)
+                    )
+                    fresh = await session.get(Job, job.id, populate_existing=True)
+                break
+            except Exception as exc:
+                # The database went away just as the work was done: keep trying while the lease is ours,
+                # rather than leaving the job to be downloaded again once the lease runs out.
+                if not is_unavailable(exc) or time.monotonic() + delay >= held.lease_deadline:
+                    raise
+                log.warning("job %s: database unavailable while finishing; trying again", job.id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
         assert fresh is not None
         held.job = fresh
         await self._publish(fresh)
@@ -508,6 +525,7 @@ class JobRunner:
         if not self.running:
             return
         ids = list(self.running)
+        renewed_at = time.monotonic()
         until = utcnow() + timedelta(seconds=self.settings.lease_s)
         async with self.sessions() as session, session.begin():
             await session.execute(
@@ -531,8 +549,10 @@ class JobRunner:
                 if not held.control.cancel.is_set():
                     held.lost = True
                     held.control.cancel.set()
-            elif still_ours[job_id]:
-                held.control.cancel.set()
+            else:
+                held.lease_deadline = renewed_at + self.settings.lease_s
+                if still_ours[job_id]:
+                    held.control.cancel.set()
 
     def on_control(self, message: Message) -> None:
         if message.type == "cancel" and message.job_id in self.running:
@@ -680,10 +700,19 @@ class Reconciler:
 
     async def retention(self) -> int:
         """Delete files older than the retention period and drop their cache entries; let playlists be
-        listed afresh after PLAYLIST_TTL (channels grow)."""
+        listed afresh after PLAYLIST_TTL (channels grow); forget ended webhooks and used idempotency keys."""
         now = utcnow()
         cutoff = now - timedelta(hours=self.settings.retention_hours)
         async with self.sessions() as session, session.begin():
+            # Bookkeeping that would otherwise grow for ever: ended webhooks, idempotency keys past their day.
+            await session.execute(
+                delete(Webhook).where(Webhook.status != WebhookStatus.PENDING, Webhook.created_at < cutoff)
+            )
+            await session.execute(
+                update(Request)
+                .where(Request.idempotency_key.is_not(None), Request.created_at < now - IDEMPOTENCY_TTL)
+                .values(idempotency_key=None)
+            )
             await session.execute(
                 update(Job)
                 .where(

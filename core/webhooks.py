@@ -27,8 +27,9 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from core.config import Settings
 from core.db import is_unavailable
@@ -244,8 +245,14 @@ class WebhookSender:
         """Start every due try; returns how long to wait before looking again."""
         now = utcnow()
         due = or_(Webhook.next_attempt_at.is_(None), Webhook.next_attempt_at <= now)
-        # Pending webhooks of requests that have ended.
-        ended = (Webhook.status == WebhookStatus.PENDING, Request.status != RequestStatus.ACTIVE)
+        # Pending webhooks of requests that have ended, playlists once every item has too.
+        item = aliased(Request)
+        items_active = exists().where(item.parent_id == Request.id, item.status == RequestStatus.ACTIVE)
+        ended = (
+            Webhook.status == WebhookStatus.PENDING,
+            Request.status != RequestStatus.ACTIVE,
+            ~items_active,
+        )
         async with self.sessions() as session:
             rows = (
                 await session.execute(

@@ -18,8 +18,9 @@ from core.apikeys import ApiKeyService
 from core.config import Settings, SettingsError, load_settings
 from core.errors import MediabotError
 from core.logs import setup_logging
+from core.planner import finished_items, playlist_line
 from core.render import progress_line
-from core.schemas import SubmitRequest
+from core.schemas import JobView, SubmitRequest
 from core.services import Services, build_services
 from worker.broker import make_broker
 from worker.host import hosted_worker
@@ -219,6 +220,27 @@ async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _where(services: Services, view: JobView) -> str:
+    path = await services.jobs.local_path(view.id)
+    return str(path) if path is not None and path.exists() else await services.jobs.link(view.id)
+
+
+async def _print_items(services: Services, request_id: str, playlist: JobView) -> int:
+    """A playlist: each item's file as it finishes, one per line; 1 when any item failed."""
+    print(playlist_line(playlist), file=sys.stderr)
+    failed = 0
+    async for request, view in finished_items(services.jobs, request_id):
+        if view.status == "done":
+            print(await _where(services, view))
+        else:
+            failed += 1
+            reason = view.error.message if view.error else view.status
+            print(f"mediabot: {view.title or request.url}: {reason}", file=sys.stderr)
+        await services.jobs.mark_delivered(request.id)
+    await services.jobs.mark_delivered(request_id)
+    return 1 if failed else 0
+
+
 async def cmd_download(settings: Settings, args: argparse.Namespace) -> int:
     await db.upgrade(settings.database_url)
     async with services_for(settings, worker=not settings.redis_url) as services:
@@ -255,10 +277,11 @@ async def cmd_download(settings: Settings, args: argparse.Namespace) -> int:
             message = final.error.message if final.error else f"The download ended as {final.status}."
             print(f"mediabot: {message}", file=sys.stderr)
             return 1
+        if final.playlist is not None:
+            return await _print_items(services, submission.request.id, final)
         if submission.outcome == "cached" or final.cached_from:
             print("(from cache)", file=sys.stderr)
-        path = await services.jobs.local_path(final.id)
-        print(path if path is not None and path.exists() else await services.jobs.link(final.id))
+        print(await _where(services, final))
         return 0
 
 

@@ -74,3 +74,14 @@ async def test_audio_extraction_with_only_the_wheel_ffmpeg(tmp_path: Path, media
         assert final.status == "done", final.error
         path = await services.jobs.local_path(final.id)
         assert path is not None and [s["codec_type"] for s in ffprobe(path)["streams"]] == ["audio"]
+
+
+async def test_download_command_prints_each_playlist_item(tmp_path: Path, media_site) -> None:
+    env = settings_env(make_settings(tmp_path, max_playlist_items=2))
+    media_site.reset_counts()
+    code, out, err = await run_mediabot(env, "download", media_site.url("/feed.xml?n=143"))
+    assert code == 0, err
+    assert "Playlist: 2 of 143 items" in err
+    paths = [Path(line) for line in out.split()]
+    assert len(paths) == 2 and all(p.is_file() and p.suffix == ".mp4" for p in paths)
+    assert media_site.downloads("/clip/3.mp4") == 0
