@@ -144,6 +144,15 @@ def _norm_path(path: str) -> str:
     return urlsplit(path).path or "/"
 
 
+def _item_count(request: web.Request) -> int | None:
+    """`?n=` of the list pages: 0..10000 (3 when absent), None when it is anything else."""
+    try:
+        n = int(request.query.get("n", "3"))
+    except ValueError:
+        return None
+    return n if 0 <= n <= 10_000 else None
+
+
 def _parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
     """Single byte range -> (start, end_inclusive); None = serve whole; 'unsatisfiable' -> 416."""
     if not header:
@@ -565,11 +574,8 @@ class MediaSite:
         return await self._html(request, "No Media Here", body)
 
     async def _playlist(self, request: web.Request) -> web.StreamResponse:
-        try:
-            n = int(request.query.get("n", "3"))
-        except ValueError:
-            n = -1
-        if not 0 <= n <= 10_000:
+        n = _item_count(request)
+        if n is None:
             return web.Response(
                 status=400, text="n must be an integer in 0..10000\n", content_type="text/plain"
             )
@@ -581,17 +587,20 @@ class MediaSite:
         return await self._html(request, f"Playlist of {n}", body)
 
     async def _feed(self, request: web.Request) -> web.StreamResponse:
-        """An RSS feed of n clips (a channel, as yt-dlp's generic extractor reads one)."""
-        try:
-            n = int(request.query.get("n", "3"))
-        except ValueError:
-            n = -1
-        if not 0 <= n <= 10_000:
+        """An RSS feed of n clips (a channel, as yt-dlp's generic extractor reads one); `item=slow&rate=R`
+        makes every item a slow download (R bytes/s) of its own."""
+        n = _item_count(request)
+        if n is None:
             return web.Response(
                 status=400, text="n must be an integer in 0..10000\n", content_type="text/plain"
             )
+        if request.query.get("item") == "slow":
+            rate = request.query.get("rate", str(SLOW_DEFAULT_RATE))
+            links = [self.url(f"/slow.mp4?rate={rate}&item={i}") for i in range(1, n + 1)]
+        else:
+            links = [self.url(f"/clip/{i}.mp4") for i in range(1, n + 1)]
         items = "\n".join(
-            f"<item><title>Clip {i}</title><link>{html.escape(self.url(f'/clip/{i}.mp4'))}</link>"
+            f"<item><title>Clip {i}</title><link>{html.escape(links[i - 1])}</link>"
             f"<guid>clip-{i}</guid></item>"
             for i in range(1, n + 1)
         )
