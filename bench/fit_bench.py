@@ -62,7 +62,13 @@ async def main() -> None:
         async with MediaSite(generate_media()) as site:
             for name, overrides, url, limit, split in (
                 ("smaller format (30.7 MB -> 240p, 1 MB limit)", {}, "/qualities.html", 1_000_000, False),
-                ("re-encode (30.7 MB, 10 s -> 10 MiB)", {"reencode_to_fit": True}, "/big.mp4", TEN_MIB, False),
+                (
+                    "re-encode (30.7 MB, 10 s -> 10 MiB)",
+                    {"reencode_to_fit": True},
+                    "/big.mp4",
+                    TEN_MIB,
+                    False,
+                ),
                 # Parts are cut at keyframes by stream copy; the 30.7 MB clip has a single keyframe, so the
                 # split row uses the 3 s clip (a keyframe a second) cut to half its size.
                 ("split (254 KB, 3 s -> 127 KB parts)", {}, "/video.mp4", 127_000, True),
@@ -85,7 +91,9 @@ async def main() -> None:
             playlist, separate = [], []
             for _ in range(args.runs):
                 data = work / uuid.uuid4().hex
-                settings = load_settings(data_dir=data, allowed_extractors=["generic"], allow_private_urls=True)
+                settings = load_settings(
+                    data_dir=data, allowed_extractors=["generic"], allow_private_urls=True
+                )
                 await db.upgrade(settings.database_url)
                 async with services_for(settings, worker=True) as services:
                     tag = uuid.uuid4().hex[:6]

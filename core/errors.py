@@ -104,6 +104,12 @@ def human_size(num_bytes: float) -> str:
     raise AssertionError("unreachable")
 
 
+def human_limit(limit: int) -> str:
+    """A size limit as the platform states it: Discord's are whole MiB, and it calls 10 MiB "10 MB"."""
+    mib = 1024 * 1024
+    return f"{limit // mib} MB" if limit and limit % mib == 0 else human_size(limit)
+
+
 def human_duration(seconds: float) -> str:
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)

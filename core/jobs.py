@@ -387,10 +387,11 @@ class JobService:
             await session.execute(update(Request).where(Request.id == request_id).values(target=target))
 
     async def count_active(self, source: str, user_id: str) -> int:
-        """How many of a user's requests still wait for their download (for per-user concurrency caps)."""
+        """How many of a user's asks still wait for their download (for per-user concurrency caps): a
+        playlist counts once however many of its items run, and so does a copy being made to fit."""
         async with self.sessions() as session:
             count = await session.scalar(
-                select(func.count())
+                select(func.count(func.distinct(func.coalesce(Request.parent_id, Request.id))))
                 .select_from(Request)
                 .where(
                     Request.source == source,
@@ -471,11 +472,14 @@ class JobService:
         """Cancel one request and the requests made on its behalf (playlist items, fitted copies); a
         download stops only when no other request still waits for it."""
         view = await self._cancel_one(request_id, source=source, user_id=user_id)
+        # Two levels: a playlist's items, and the copies being made to fit for items already downloaded.
+        items = select(Request.id).where(Request.parent_id == request_id)
         async with self.sessions() as session:
             children = list(
                 await session.scalars(
                     select(Request.id).where(
-                        Request.parent_id == request_id, Request.status == RequestStatus.ACTIVE
+                        or_(Request.parent_id == request_id, Request.parent_id.in_(items)),
+                        Request.status == RequestStatus.ACTIVE,
                     )
                 )
             )

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from core.errors import MediabotError, NotFound, human_size
+from core.errors import MediabotError, NotFound, human_limit, human_size
 from core.jobs import JobService
 from core.schemas import JobView, RequestView
 
@@ -34,6 +34,9 @@ class Destination:
     limit: int | None
     split: bool = False
     tiers: tuple[int, ...] = ()
+    # Set when the platform refused a file under its stated limit and no known tier lies below it: the
+    # limit aimed for is then a guess, and the person is told what was refused instead.
+    refused: int | None = None
 
     def fits(self, view: JobView) -> bool:
         if self.limit is None:
@@ -48,7 +51,7 @@ class Destination:
         limit = max(below) if below else int(refused * 0.75)
         if self.limit is not None:
             limit = min(limit, self.limit)
-        return replace(self, limit=limit)
+        return replace(self, limit=limit, refused=None if below else refused)
 
 
 class Refused(Exception):
@@ -71,8 +74,13 @@ class Planned:
 
 def fit_note(copy: JobView, dest: Destination) -> str:
     """ "Sent at 480p to fit Discord's 10 MB limit." and the like."""
-    limit = human_size(dest.limit or 0)
-    where = f"{dest.name}'s {limit} limit"
+    if dest.refused is not None:
+        where = f"{dest.name} refused the {human_size(dest.refused)} file"
+        if copy.fit_method == "split" and copy.parts:
+            return f"Sent in {len(copy.parts)} parts: {where}."
+        at = f" at {copy.height}p" if copy.height else ""
+        return f"{'Re-encoded' if copy.fit_method == 'reencode' else 'Sent'}{at}: {where}."
+    where = f"{dest.name}'s {human_limit(dest.limit or 0)} limit"
     if copy.fit_method == "split" and copy.parts:
         return f"Sent in {len(copy.parts)} parts to fit {where}."
     at = f" at {copy.height}p" if copy.height else ""
@@ -85,7 +93,7 @@ def link_note(view: JobView, dest: Destination) -> str:
     size = f" ({human_size(view.filesize)})" if view.filesize else ""
     if dest.limit is None:
         return f"Download it{size}:"
-    return f"Too large for {dest.name}{size}, and no smaller copy fits its {human_size(dest.limit)} limit."
+    return f"Too large for {dest.name}{size}, and no smaller copy fits its {human_limit(dest.limit)} limit."
 
 
 class DeliveryPlanner:
@@ -144,10 +152,10 @@ class DeliveryPlanner:
             log.info("no copy could be asked for: %s", exc.code)
             raise
         final = await follow(self.jobs, submission.job, show)
-        if final.status == "cancelled":
-            child, _ = await self.jobs.get_request(submission.request.id)
-            if child.status == "cancelled":
-                return None
+        # The copy may be shared with someone else and end done although this person cancelled theirs.
+        child, _ = await self.jobs.get_request(submission.request.id)
+        if child.status == "cancelled":
+            return None
         return final
 
 

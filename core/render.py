@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import human_duration, human_size
+from core.errors import human_duration, human_limit, human_size
 from core.schemas import JobView
 
 STATUS_WORDS = {
@@ -50,7 +50,7 @@ def status_text(view: JobView) -> str:
     if view.variant and view.status in ("queued", "running"):
         limit = view.variant.split(":")[1] if view.variant.count(":") else ""
         word = (
-            f"Making a copy that fits {human_size(int(limit))}"
+            f"Making a copy that fits {human_limit(int(limit))}"
             if limit.isdigit()
             else "Making a smaller copy"
         )

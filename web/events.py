@@ -16,11 +16,11 @@ from aiohttp import WSCloseCode, web
 from core.apikeys import ApiKeyInfo
 from core.errors import InvalidRequest, MediabotError
 from core.events import jobs_filter
-from core.jobs import JobService
+from core.jobs import WATCH_POLL_S, JobService
 from core.schemas import JobView, RequestView
 from core.services import Services
 from web.auth import SOURCE, authenticate
-from web.jobs import owned, to_api
+from web.jobs import ENDED, Pair, api_status, is_playlist, items_of, owned, playlist_seq, to_api
 from web.keys import ENCODER, OWNERS, SERVICES, SOCKETS
 from web.schemas import JobEvent
 
@@ -159,6 +159,9 @@ class EventEncoder:
         self._cache: OrderedDict[tuple[object, ...], asyncio.Task[str]] = OrderedDict()
 
     async def encode(self, req: RequestView, view: JobView) -> str:
+        if is_playlist(req, view):
+            # A playlist's message sums up its items, which its own (finished) job does not show: read it.
+            return await encode_playlist(self._services, req, view)
         # The minute is part of the key: a finished job's message holds a fresh file link, not an old one.
         minute = int(time.monotonic() // 60)
         key = (req.id, req.status, req.finished_at, view.id, view.seq, view.status, minute)
@@ -174,15 +177,25 @@ class EventEncoder:
         return JobEvent(job=await to_api(self._services, req, view)).model_dump_json()
 
 
+async def encode_playlist(
+    services: Services, req: RequestView, view: JobView, items: list[Pair] | None = None
+) -> str:
+    return JobEvent(job=await to_api(services, req, view, items=items)).model_dump_json()
+
+
 async def _send(ws: web.WebSocketResponse, encoder: EventEncoder, req: RequestView, job: JobView) -> None:
     await ws.send_str(await encoder.encode(req, job))
+
+
+def _ended(items: list[Pair]) -> bool:
+    return all(api_status(r, j) in ENDED for r, j in items)
 
 
 @routes.get("/api/v1/jobs/{id}/events")
 async def job_events(request: web.Request) -> web.WebSocketResponse:
     """The job's current state, then one message per change; closed (1000) after its last state.
     With `?after=N`, only states whose seq is larger than N (none, and closed at once, if the job ended
-    at or before N)."""
+    at or before N). A playlist: its state once read, then its items' changes, then its final state."""
     services = request.app[SERVICES]
     key = await authenticate(request, allow_query=True)
     after = _after_seq(request)
@@ -199,6 +212,9 @@ async def job_events(request: web.Request) -> web.WebSocketResponse:
                 # The request's own final state (finished_at, or cancelled while others kept the download).
                 ended = await owners.final(view.id, view.seq)
                 current = next((r for r in ended if r.id == current.id), current)
+            if is_playlist(current, view):
+                await _follow_playlist(ws, services, encoder, owners, current, view, after)
+                break  # every item has ended
             if view.seq > after:
                 await _send(ws, encoder, current, view)
             if current.status == "cancelled" and not view.terminal:
@@ -208,6 +224,68 @@ async def job_events(request: web.Request) -> web.WebSocketResponse:
 
     await _serve(ws, send)
     return ws
+
+
+async def _follow_playlist(
+    ws: web.WebSocketResponse,
+    services: Services,
+    encoder: EventEncoder,
+    owners: JobOwners,
+    req: RequestView,
+    job: JobView,
+    after: int,
+) -> None:
+    """A read playlist: its state (with every item) when newer than `after`, then each item's changes as
+    item messages (`job.parent_id` = the playlist), then its final state once every item has ended. Its
+    `seq` sums its items', so `?after=` the last playlist message's seq resumes with one catch-up message."""
+    known = await items_of(services, req)
+    with services.bus.subscribe(jobs_filter({j.id for _, j in known}), maxsize=1024) as sub:
+        # Subscribed first, so no change after this read is missed.
+        items = await items_of(services, req)
+        sent = max(after, playlist_seq(job, items))
+        if sent > after:
+            await ws.send_str(await encode_playlist(services, req, job, items))
+        if _ended(items):
+            return  # that was the final state (or the client had it already)
+        state = {r.id: (r, j) for r, j in items}
+
+        async def show(request: RequestView, view: JobView) -> None:
+            seen, shown = state[request.id]
+            if api_status(seen, shown) in ENDED or (view.seq <= shown.seq and request.status == seen.status):
+                return
+            state[request.id] = (request, view)
+            await _send(ws, encoder, request, view)
+
+        quiet, generation = 0, services.bus.generation
+        while not _ended(list(state.values())):
+            try:
+                message = await asyncio.wait_for(sub.get(), timeout=WATCH_POLL_S)
+            except TimeoutError:
+                quiet += 1
+                # As JobService.watch: re-read at once when the bus dropped, else now and then (an item
+                # cancelled while its download goes on for someone else changes no job).
+                if services.bus.connected and services.bus.generation == generation and quiet % 6:
+                    continue
+                generation = services.bus.generation
+                for request, view in await items_of(services, req):
+                    await show(request, view)
+                continue
+            view = message.job
+            if view is None:
+                continue
+            try:
+                owners_now = await (
+                    owners.final(view.id, view.seq) if view.terminal else owners.requests(view.id)
+                )
+            except Exception as exc:  # noqa: BLE001 - a database hiccup skips one event, not the stream
+                log.warning("could not look up the owners of job %s: %s", view.id, type(exc).__name__)
+                continue
+            for request in owners_now:
+                if request.id in state:
+                    await show(request, view)
+        final = await to_api(services, req, job)
+        if final.seq > sent:
+            await ws.send_str(JobEvent(job=final).model_dump_json())
 
 
 @routes.get("/api/v1/events")
@@ -238,11 +316,48 @@ async def _stream_key(
 ) -> None:
     last_seq: dict[str, int] = {}
     ended: dict[str, float] = {}
+    # Playlists whose state was sent (`shown`), and those sent in their final state (`settled`): a playlist
+    # is announced before its first item, and sent again once its last item has ended.
+    shown: set[str] = set()
+    settled: set[str] = set()
+
+    async def playlist(parent_id: str, *, final_only: bool = False) -> None:
+        if parent_id in settled:
+            return
+        try:
+            req, job = await services.jobs.get_request(parent_id)
+            items = await items_of(services, req) if is_playlist(req, job) else None
+        except Exception as exc:  # noqa: BLE001 - a database hiccup skips one message, not the stream
+            log.warning("could not read playlist %s: %s", parent_id, type(exc).__name__)
+            return
+        if len(shown) > 10_000:
+            shown.clear()
+            settled.clear()
+        shown.add(parent_id)
+        if items is None:
+            settled.add(parent_id)  # not a playlist: nothing to sum up
+            return
+        if final_only and not _ended(items):
+            return
+        await ws.send_str(await encode_playlist(services, req, job, items))
+        if _ended(items):
+            settled.add(parent_id)
+
+    async def send(req: RequestView, job: JobView) -> None:
+        if req.parent_id is not None and req.parent_id not in shown:
+            await playlist(req.parent_id)
+        if is_playlist(req, job):
+            await playlist(req.id)
+            return
+        await _send(ws, encoder, req, job)
+        if req.parent_id is not None and api_status(req, job) in ENDED:
+            await playlist(req.parent_id, final_only=True)
+
     with services.bus.subscribe(jobs_filter(None), maxsize=1024) as sub:
         # Subscribed first, so nothing happening while we read the snapshot is missed.
         if since is not None:
             for req, job in await services.jobs.ended_since(SOURCE, key.id, since - RESUME_SLACK):
-                await _send(ws, encoder, req, job)
+                await send(req, job)
                 if job.terminal:
                     ended[job.id] = time.monotonic()
         active, _ = await services.jobs.list_requests(
@@ -252,7 +367,7 @@ async def _stream_key(
             if req.status != "active":
                 continue
             last_seq[job.id] = max(last_seq.get(job.id, 0), job.seq)
-            await _send(ws, encoder, req, job)
+            await send(req, job)
         while True:
             message = await sub.get()
             view = message.job
@@ -276,7 +391,7 @@ async def _stream_key(
                 continue
             last_seq[view.id] = view.seq
             for req in mine:
-                await _send(ws, encoder, req, view)
+                await send(req, view)
             if view.terminal:
                 last_seq.pop(view.id, None)
                 ended[view.id] = time.monotonic()

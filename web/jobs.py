@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+from collections.abc import Sequence
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from core.apikeys import ApiKeyInfo
 from core.errors import InvalidRequest, NotFound, StorageError
-from core.schemas import ErrorInfo, JobView, RequestView, SubmitRequest
+from core.schemas import ErrorInfo, JobView, Progress, RequestView, SubmitRequest
 from core.services import Services
 from web.auth import SOURCE, authenticate, limit_submissions
 from web.errors import NotReady
 from web.keys import SERVICES, WEBHOOKS
-from web.schemas import STATUSES, Job, JobCreate, JobList
+from web.schemas import STATUSES, FilePart, Job, JobCreate, JobList
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,11 @@ _ID = re.compile(r"[0-9a-f]{32}")
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 MAX_LIMIT = 100
+# Core pages read at most per listing call (playlist items and filtered-out playlists are skipped).
+SCAN_PAGES = 20
+ACTIVE = ("queued", "running")
+ENDED = ("done", "failed", "cancelled")
+Pair = tuple[RequestView, JobView]
 
 
 def api_status(request: RequestView, job: JobView) -> str:
@@ -35,14 +42,96 @@ def api_status(request: RequestView, job: JobView) -> str:
     return job.status
 
 
-async def to_api(services: Services, request: RequestView, job: JobView) -> Job:
+def is_playlist(request: RequestView, job: JobView) -> bool:
+    """A request whose link was read as a playlist: it is answered by its items, not by a file."""
+    return job.playlist is not None and request.status != "cancelled"
+
+
+def playlist_status(statuses: Sequence[str]) -> str:
+    """A playlist's status from its items': running while any is active; once all ended, done if any is
+    done, else failed if any failed, else cancelled."""
+    if any(s in ACTIVE for s in statuses):
+        return "running"
+    if not statuses or "done" in statuses:
+        return "done"
+    return "failed" if "failed" in statuses else "cancelled"
+
+
+def playlist_seq(job: JobView, items: Sequence[Pair]) -> int:
+    """Grows with every change of the playlist or of any item: item jobs' seqs only grow, and an item request
+    ends once (it may end while its shared download goes on for others)."""
+    return job.seq + sum(j.seq + (r.status != "active") for r, j in items)
+
+
+async def items_of(services: Services, request: RequestView) -> list[Pair]:
+    """A playlist request's items, in playlist order."""
+    return [(r, j) for r, j in await services.jobs.children(request.id) if j.variant is None]
+
+
+async def to_api(
+    services: Services, request: RequestView, job: JobView, *, items: Sequence[Pair] | None = None
+) -> Job:
+    """The API's job: one download, or a playlist with its items (read here unless given)."""
+    if not is_playlist(request, job):
+        return await _single(services, request, job)
+    if items is None:
+        items = await items_of(services, request)
+    shown = list(await asyncio.gather(*(_single(services, r, j) for r, j in items)))
+    status = playlist_status([item.status for item in shown])
+    ended = status in ENDED
+    error = None
+    if status == "failed":
+        error = next(item.error for item in shown if item.status == "failed")
+    elif status == "cancelled":
+        error = ErrorInfo(code="cancelled", message="The download was cancelled.")
+    percents = [100.0 if item.status in ENDED else (item.progress.percent or 0.0) for item in shown]
+    finished = [item.finished_at for item in shown if item.finished_at is not None]
+    return Job(
+        id=request.id,
+        seq=playlist_seq(job, items),
+        url=request.url,
+        kind=request.kind,
+        quality=request.quality,  # type: ignore[arg-type]
+        status=status,  # type: ignore[arg-type]
+        progress=Progress(percent=round(sum(percents) / len(percents), 1) if percents else 100.0),
+        title=job.title,
+        cached=request.outcome == "cached",
+        outcome=request.outcome,  # type: ignore[arg-type]
+        error=error,
+        created_at=request.created_at,
+        updated_at=max(
+            [job.updated_at, request.finished_at or job.updated_at, *(i.updated_at for i in shown)]
+        ),
+        started_at=job.started_at,
+        finished_at=max([job.finished_at or request.created_at, *finished]) if ended else None,
+        parent_id=request.parent_id,
+        playlist=job.playlist,
+        items=shown,
+    )
+
+
+async def _link(services: Services, job_id: str, part: int | None = None) -> str | None:
+    try:
+        return await services.jobs.link(job_id, part=part)
+    except (NotFound, StorageError) as exc:
+        log.debug("no link for job %s: %s", job_id, exc)
+        return None
+
+
+async def _single(services: Services, request: RequestView, job: JobView) -> Job:
     status = api_status(request, job)
-    file_url = None
-    if status == "done":
-        try:
-            file_url = await services.jobs.link(job.id)
-        except (NotFound, StorageError) as exc:
-            log.debug("no link for job %s: %s", job.id, exc)
+    file_url = await _link(services, job.id) if status == "done" else None
+    parts = None
+    if job.parts:
+        parts = [
+            FilePart(
+                index=part.index,
+                filename=part.filename,
+                size=part.size,
+                file_url=await _link(services, job.id, part.index) if status == "done" else None,
+            )
+            for part in job.parts
+        ]
     error = job.error
     if status == "cancelled" and job.status != "cancelled":
         error = ErrorInfo(code="cancelled", message="The download was cancelled.")
@@ -70,7 +159,9 @@ async def to_api(services: Services, request: RequestView, job: JobView) -> Job:
         created_at=request.created_at,
         updated_at=updated_at,
         started_at=job.started_at,
-        finished_at=finished_at if status in ("done", "failed", "cancelled") else None,
+        finished_at=finished_at if status in ENDED else None,
+        parts=parts,
+        parent_id=request.parent_id,
     )
 
 
@@ -147,7 +238,9 @@ async def create_job(request: web.Request) -> web.Response:
     if body.callback_url is not None and submission.request.status != "active":
         request.app[WEBHOOKS].wake()  # finished at once (cached): its webhook is due now
     job = await to_api(services, submission.request, submission.job)
-    status = 200 if submission.outcome == "cached" else 202
+    # 200: finished at once from stored files (a playlist read before, whose items were all stored too).
+    cached = submission.outcome == "cached" and all(item.outcome == "cached" for item in job.items or ())
+    status = 200 if cached else 202
     headers = {"Location": f"/api/v1/jobs/{job.id}"}
     if submission.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -171,11 +264,34 @@ async def list_jobs(request: web.Request) -> web.Response:
     cursor = query.get("cursor") or None
     if cursor is not None and not _CURSOR.fullmatch(cursor):
         raise InvalidRequest("Invalid cursor.")
-    items, next_cursor = await services.jobs.list_requests(
-        SOURCE, key.id, statuses=statuses or None, limit=limit, cursor=cursor
-    )
-    jobs = [await to_api(services, req, job) for req, job in items]
+    jobs, next_cursor = await _submitted(services, key, statuses, limit, cursor)
     return web.json_response(dump(JobList(items=jobs, next_cursor=next_cursor)))
+
+
+async def _submitted(
+    services: Services, key: ApiKeyInfo, statuses: list[str], limit: int, cursor: str | None
+) -> tuple[list[Job], str | None]:
+    """A page of the jobs the key submitted. Playlist items are left out (each is in its playlist's
+    `items`). A playlist's status is its items' sum while the core filters on its own (done) listing job,
+    so a status filter also asks for done jobs and is applied here. Whole core pages are used, so the
+    core's cursor stays exact; a page can come back short (even empty) with a cursor to follow."""
+    asked = sorted({*statuses, "done"}) if set(statuses) - {"done"} else statuses
+    jobs: list[Job] = []
+    for _ in range(SCAN_PAGES):
+        rows, cursor = await services.jobs.list_requests(
+            SOURCE, key.id, statuses=asked or None, limit=limit - len(jobs), cursor=cursor
+        )
+        for req, job in rows:
+            if req.parent_id is not None:
+                continue
+            if statuses and not is_playlist(req, job) and api_status(req, job) not in statuses:
+                continue
+            shown = await to_api(services, req, job)
+            if not statuses or shown.status in statuses:
+                jobs.append(shown)
+        if len(jobs) >= limit or cursor is None:
+            break
+    return jobs, cursor
 
 
 @routes.get("/api/v1/jobs/{id}")
@@ -203,6 +319,8 @@ async def job_file(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     key = await authenticate(request)
     req, job = await owned(services, key, request.match_info["id"])
+    if is_playlist(req, job):
+        raise NotReady("A playlist has no file of its own: each of its items has one.")
     if api_status(req, job) != "done":
         raise NotReady()
     link = await services.jobs.link(job.id)

@@ -88,7 +88,10 @@ def build_openapi(version: str) -> dict[str, Any]:
             "post": {
                 "summary": "Start a download",
                 "description": "202 when a download was queued or joined an identical running one; 200 with the "
-                "finished job when a stored file of the same media was used.",
+                "finished job when a stored file of the same media was used. A playlist or channel link is "
+                "read by a worker and becomes a job with `playlist` and `items` (one job per entry, each with "
+                "its own id, status, progress and file_url); a playlist read before answers 200 only when "
+                "every item's file was stored too.",
                 "operationId": "createJob",
                 "security": secured,
                 "parameters": [
@@ -123,6 +126,10 @@ def build_openapi(version: str) -> dict[str, Any]:
             },
             "get": {
                 "summary": "Your jobs, newest first",
+                "description": "The jobs you submitted. A playlist's items are not listed beside it: they are "
+                "in its `items` (and each can be read, followed or cancelled by its own id). `status` filters "
+                "on the status shown, a playlist's included. A page may hold fewer than `limit` jobs, even "
+                "none, while `next_cursor` is set: follow it until it is null.",
                 "operationId": "listJobs",
                 "security": secured,
                 "parameters": [
@@ -163,7 +170,9 @@ def build_openapi(version: str) -> dict[str, Any]:
             "delete": {
                 "summary": "Cancel a job",
                 "description": "Cancels your request. The download stops only when nobody else waits for it. "
-                "Cancelling a job that already ended changes nothing and returns it as it is.",
+                "Cancelling a job that already ended changes nothing and returns it as it is. Cancelling a "
+                "playlist cancels its items that have not ended (items already done keep their files); "
+                "cancelling one item leaves the others running.",
                 "operationId": "cancelJob",
                 "security": secured,
                 "responses": {
@@ -176,6 +185,8 @@ def build_openapi(version: str) -> dict[str, Any]:
             "parameters": [job_id],
             "get": {
                 "summary": "Redirect to a fresh link to the file",
+                "description": "409 while the job has no file, and always for a playlist (each of its items "
+                "has its own).",
                 "operationId": "getJobFile",
                 "security": secured,
                 "responses": {
@@ -192,7 +203,10 @@ def build_openapi(version: str) -> dict[str, Any]:
             "get": {
                 "summary": "Follow one job (WebSocket)",
                 "description": "The current state first, then one message per change; the server closes the "
-                "socket (1000) after the last state. " + events_note,
+                "socket (1000) after the last state. For a playlist: its state while the link is read, then "
+                "its state with `playlist` and every item, then one message per change of an item (the "
+                "item's own job, with `parent_id` set to the playlist's id), then the playlist's final "
+                "state once every item has ended. " + events_note,
                 "operationId": "jobEvents",
                 "parameters": [
                     {
@@ -200,7 +214,10 @@ def build_openapi(version: str) -> dict[str, Any]:
                         "in": "query",
                         "required": False,
                         "description": "Resume: send only states whose `seq` is larger (the last one you got). "
-                        "When the job ended at or before it, the socket closes at once (1000).",
+                        "When the job ended at or before it, the socket closes at once (1000). For a playlist, "
+                        "pass the `seq` of the last message about the playlist itself: its `seq` sums its "
+                        "items', so one message with the playlist and every item brings you up to date, and "
+                        "item changes follow.",
                         "schema": {"type": "integer", "minimum": 0},
                     }
                 ],
@@ -212,7 +229,8 @@ def build_openapi(version: str) -> dict[str, Any]:
             "get": {
                 "summary": "Follow all your jobs (WebSocket)",
                 "description": "The current state of each running job, then every change of any of your jobs, "
-                "including ones started after connecting. " + events_note,
+                "including ones started after connecting. A playlist is sent (with its items) before its "
+                "items' own messages, and again once its last item has ended. " + events_note,
                 "operationId": "keyEvents",
                 "parameters": [
                     {

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.schemas import ErrorInfo, Progress
+from core.schemas import ErrorInfo, Playlist, Progress
 
 Quality = Literal["best", "2160", "1440", "1080", "720", "480", "360", "240", "144"]
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -29,19 +29,36 @@ class JobCreate(BaseModel):
         None,
         min_length=1,
         max_length=2048,
-        description="An http(s) address to POST the job to (signed) once it is done, failed or cancelled. "
-        "Private addresses are refused like download links.",
+        description="An http(s) address to POST the job to (signed) once it is done, failed or cancelled; "
+        "for a playlist, once every item has ended (one call, with the items). Private addresses are refused "
+        "like download links.",
     )
+
+
+class FilePart(BaseModel):
+    """One file of a download delivered in parts, numbered from 1."""
+
+    index: int
+    filename: str
+    size: int = Field(description="Bytes.")
+    file_url: str | None = Field(None, description="A link to this part, like `file_url`; set when done.")
 
 
 class Job(BaseModel):
     """One of your downloads. `id` is yours alone: two keys asking for the same link share the download
-    but get different ids."""
+    but get different ids.
+
+    A playlist or channel link becomes a job with `playlist` and `items`: one job per entry (at most
+    MEDIABOT_MAX_PLAYLIST_ITEMS), each with its own `id`, `status`, `progress` and `file_url`, and
+    `parent_id` set to the playlist's `id`. The playlist's own `status` sums its items up: `queued` or
+    `running` while the link is being read; then `running` while any item is queued or running; once every
+    item has ended, `done` if at least one item is done, else `failed` if one failed, else `cancelled`. A
+    playlist has no file of its own (`file_url` stays null)."""
 
     id: str
     seq: int = Field(
-        description="Grows with every change of the download; a WebSocket reconnecting with `?after=seq` "
-        "gets only newer states."
+        description="Grows with every change of the download (of a playlist: of any of its items); a "
+        "WebSocket reconnecting with `?after=seq` gets only newer states."
     )
     url: str
     kind: Literal["video", "audio"]
@@ -70,17 +87,37 @@ class Job(BaseModel):
     updated_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    parts: list[FilePart] | None = Field(
+        None, description="Set when the file comes in parts (each with its own link); null otherwise."
+    )
+    parent_id: str | None = Field(
+        None,
+        description="The `id` of the job this one was made for (a playlist's item names its playlist); null "
+        "for a job you submitted.",
+    )
+    playlist: Playlist | None = Field(
+        None,
+        description="Set on a playlist or channel link once it has been read: `count` items taken (at most "
+        "MEDIABOT_MAX_PLAYLIST_ITEMS), `total` in the whole list when the site says (else null).",
+    )
+    items: list[Job] | None = Field(
+        None, description="A playlist's items, in playlist order, each a whole job; null for other jobs."
+    )
 
 
 class JobList(BaseModel):
-    items: list[Job]
+    items: list[Job] = Field(
+        description="The jobs you submitted, newest first; playlist items appear inside their playlist's "
+        "`items`, not here."
+    )
     next_cursor: str | None = Field(
         None, description="Pass as `cursor` to get the next page; null on the last page."
     )
 
 
 class JobEvent(BaseModel):
-    """One WebSocket message: the job's whole state after a change."""
+    """One WebSocket message: the job's whole state after a change (for a playlist item, `job.parent_id`
+    is the playlist's id)."""
 
     type: Literal["job"] = "job"
     job: Job

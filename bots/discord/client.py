@@ -47,6 +47,7 @@ class MediaBot(discord.Client):
         follow_gateway: bool = False,
         guild_ready_timeout: float = 2.0,
         edit_interval_s: float = 1.5,
+        chat_interval_s: float = 0.5,
         **options: Any,
     ) -> None:
         intents = discord.Intents.none()
@@ -60,7 +61,9 @@ class MediaBot(discord.Client):
         self.follow_gateway = follow_gateway
         self.tree = Tree(self)
         commands.register(self.tree)
-        self.deliveries = Deliveries(self, services, edit_interval_s=edit_interval_s)
+        self.deliveries = Deliveries(
+            self, services, edit_interval_s=edit_interval_s, chat_interval_s=chat_interval_s
+        )
 
     async def setup_hook(self) -> None:
         if self.follow_gateway:

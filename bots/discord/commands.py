@@ -10,7 +10,7 @@ from discord import app_commands
 
 from bots.discord.delivery import Target
 from core.errors import MediabotError, NotFound, human_duration
-from core.schemas import SubmitRequest
+from core.schemas import RequestView, SubmitRequest
 from core.urls import extract_url, extract_urls
 
 if TYPE_CHECKING:
@@ -61,15 +61,22 @@ async def download_message(interaction: discord.Interaction, message: discord.Me
 async def cancel(interaction: discord.Interaction) -> None:
     """Cancel your downloads that are still running."""
     bot = _bot(interaction)
+    jobs = bot.services.jobs
     user_id = str(interaction.user.id)
+    # A playlist item or a copy being made is cancelled through the request it was made for (whose
+    # reply shows it), and cancelling that one cancels all of its items.
+    roots: dict[str, None] = {}
+    for request, _ in await jobs.active_requests(SOURCE, user_id):
+        roots.setdefault(await _root(bot, request))
     cancelled = []
-    for request, job in await bot.services.jobs.active_requests(SOURCE, user_id):
+    for root in roots:
         try:
-            view = await bot.services.jobs.cancel(request.id, source=SOURCE, user_id=user_id)
+            view = await jobs.cancel(root, source=SOURCE, user_id=user_id)
         except NotFound:
             continue
-        if view.status == "cancelled":
-            cancelled.append((view, job))
+        # Done but not delivered yet (a copy that fits or a playlist's items on their way): stopped too.
+        if view.status == "cancelled" or view.delivered_at is None:
+            cancelled.append(await jobs.get_request(root))
     if not cancelled:
         text = "You have no downloads running."
     else:
@@ -77,6 +84,15 @@ async def cancel(interaction: discord.Interaction) -> None:
     await interaction.response.send_message(text, ephemeral=True)
     for request, job in cancelled:
         await bot.deliveries.show_cancelled(request, job)
+
+
+async def _root(bot: MediaBot, request: RequestView) -> str:
+    """The id of the request a person made that `request` belongs to (itself, a playlist, a file)."""
+    for _ in range(3):
+        if request.parent_id is None:
+            break
+        request, _job = await bot.services.jobs.get_request(request.parent_id)
+    return request.id
 
 
 async def start_download(interaction: discord.Interaction, text: str, kind: str, quality: str) -> None:

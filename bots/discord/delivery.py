@@ -1,11 +1,14 @@
 """Following a request's job and delivering the result into Discord.
 
 Each request gets one task that watches its job, edits the command's reply with throttled progress, and when
-the job ends edits the reply once more with the file (when it fits the upload limit), a download link, or
-the error. The reply is edited through the interaction's webhook token, which Discord honours for 15 minutes;
-after that (or when the reply is gone) the result goes out as a channel message that mentions the person,
-or as a DM when the channel refuses. Everything a delivery needs lives in the request's `target`, so the
-tasks are recreated from the database after a restart.
+the job ends edits the reply once more with the file, a copy that fits the upload limit (with a link to the
+full quality), a download link, or the error; the delivery planner (core/planner.py) decides which. A
+playlist's reply becomes a list of its items, each item is posted as its own follow-up message as soon as it
+is ready, and the list ends with a summary. The reply is edited through the interaction's webhook token,
+which Discord honours for 15 minutes; after that (or when the reply is gone) results go out as channel
+messages that mention the person, or as DMs when the channel refuses. Everything a delivery needs lives in
+the request's `target` (and its items' requests), so the tasks are recreated from the database after a
+restart.
 """
 
 from __future__ import annotations
@@ -26,10 +29,16 @@ import aiohttp
 import discord
 
 from bots.discord.texts import (
+    MAX_CONTENT,
     cancelled_text,
     done_text,
     error_text,
+    fitted_text,
+    item_line,
+    item_state,
     link_text,
+    playlist_footer,
+    playlist_text,
     progress_text,
     same_text,
     title_of,
@@ -37,6 +46,7 @@ from bots.discord.texts import (
 from bots.discord.views import cancel_view
 from bots.progress import ChatPacer, LatestSender
 from core.errors import MediabotError, NotFound
+from core.planner import DeliveryPlanner, Destination, Planned, Refused, finished_items
 from core.schemas import JobView, RequestView
 
 if TYPE_CHECKING:
@@ -46,7 +56,12 @@ log = logging.getLogger(__name__)
 
 FINAL_TIMEOUT_S = 30 * 60.0
 RETRY_S = 5.0
-MAX_CONTENT = 2000
+MIB = 1024 * 1024
+# The upload limits Discord is known to use (by plan and boost level): a refusal below the limit an
+# interaction states steps down to the next one.
+TIERS = (10 * MIB, 50 * MIB, 100 * MIB, 500 * MIB)
+# Stored in a playlist item's target once it is delivered: file | copy | link | failed | cancelled.
+DELIVERED_AS = "delivered_as"
 # Error codes: 40005 request entity too large; 50027 invalid webhook token; 10015 unknown webhook;
 # 10008 unknown message (the reply was deleted).
 TOO_LARGE = 40005
@@ -132,6 +147,7 @@ class _Delivery:
     job_id: str
     target: Target
     token_gone: bool = False
+    refused: int | None = None  # the smallest upload Discord refused as too large in this delivery
 
     def can_edit(self) -> bool:
         return not self.token_gone and self.target.alive()
@@ -139,6 +155,111 @@ class _Delivery:
     @property
     def chat(self) -> str:
         return self.target.channel_id or f"user:{self.target.user_id}"
+
+    def destination(self) -> Destination:
+        """Discord as the planner sees it: the interaction's upload limit (it moves with plans and boosts),
+        lowered for the rest of this delivery once Discord refused a file below it."""
+        dest = Destination("Discord", self.target.filesize_limit, split=False, tiers=TIERS)
+        return dest.lowered(self.refused) if self.refused is not None else dest
+
+
+class _ReplyEdits:
+    """Throttled edits of the command's reply made from inside a delivery (a copy's progress, a playlist's
+    list): the newest text wins, one edit per interval at most, Cancel button kept. The delivery runs in the
+    LatestSender's send, so these edits go out directly; `settle()` lets an edit in flight land (and drops
+    the pending one) before the delivery's own edit, so that one is always the last."""
+
+    def __init__(self, deliveries: Deliveries, delivery: _Delivery) -> None:
+        self._deliveries = deliveries
+        self._delivery = delivery
+        self._text: str | None = None
+        self._shown: str | None = None
+        self._last = 0.0
+        self._editing = False
+        self._task: asyncio.Task[None] | None = None
+
+    def offer(self, text: str) -> None:
+        if not self._delivery.can_edit():
+            return
+        self._text = text
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(
+                self._run(), name=f"discord-edits-{self._delivery.request_id[:8]}"
+            )
+
+    async def _run(self) -> None:
+        delivery = self._delivery
+        while self._text is not None and self._text != self._shown and delivery.can_edit():
+            wait = self._last + self._deliveries.edit_interval_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            await self._deliveries.pacer.wait(delivery.chat)
+            text = self._text
+            self._editing = True
+            try:
+                await self._deliveries._edit(
+                    delivery, content=text[:MAX_CONTENT], view=cancel_view(delivery.request_id)
+                )
+            except TokenGone:
+                return
+            except (discord.HTTPException, *TRANSIENT) as exc:
+                log.info("progress edit of request %s failed (%s)", delivery.request_id, type(exc).__name__)
+            except Exception:  # noqa: BLE001 - a progress edit never ends a delivery
+                log.warning("progress edit of request %s failed", delivery.request_id, exc_info=True)
+            finally:
+                self._editing = False
+                self._last = time.monotonic()
+            self._shown = text
+
+    async def settle(self) -> None:
+        """Wait for an edit in flight, drop the pending one; later offers start afresh."""
+        task, self._task, self._text = self._task, None, None
+        if task is not None and not task.done():
+            if self._editing:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(task)
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._shown = None
+
+
+class _Playlist:
+    """A playlist's items as its reply lists them: each item's job, and how the delivered ones went out."""
+
+    def __init__(self, view: JobView, items: list[tuple[RequestView, JobView]]) -> None:
+        self.view = view
+        self.order = [request.id for request, _ in items]
+        self.jobs = {request.id: job for request, job in items}
+        self.cancelled = {request.id for request, _ in items if request.status == "cancelled"}
+        self.delivered = {
+            request.id: str(request.target.get(DELIVERED_AS) or "file")
+            for request, _ in items
+            if request.delivered_at is not None
+        }
+        self.copies: dict[str, JobView] = {}  # item -> the copy being made for it
+
+    def update(self, request: RequestView, job: JobView) -> None:
+        if request.id in self.jobs:
+            self.jobs[request.id] = job
+        if request.status == "cancelled":
+            self.cancelled.add(request.id)
+
+    def text(self, *, done: bool = False, cancelled: bool = False) -> str:
+        lines = []
+        for index, item in enumerate(self.order, 1):
+            job = self.jobs[item]
+            state = item_state(
+                job, delivered_as=self.delivered.get(item), cancelled=cancelled or item in self.cancelled,
+                copy=self.copies.get(item),
+            )  # fmt: skip
+            lines.append(item_line(index, job, state))
+        footer = None
+        if done or cancelled:
+            footer = playlist_footer(list(self.delivered.values()), len(self.order), cancelled=cancelled)
+        return playlist_text(self.view, lines, footer)
 
 
 class Deliveries:
@@ -198,7 +319,8 @@ class Deliveries:
         return len(rows)
 
     async def show_cancelled(self, request: RequestView, job: JobView) -> None:
-        """After /cancel: stop following and turn the progress reply into "Cancelled" while it can be edited."""
+        """After /cancel: stop following and turn the reply into "Cancelled" (a playlist: its list with what
+        was sent) while it can be edited; the request needs no delivery any more."""
         await self.stop(request.id)
         try:
             delivery = _Delivery(request.id, job.id, Target.from_dict(request.target))
@@ -206,7 +328,15 @@ class Deliveries:
             return
         if delivery.can_edit():
             with contextlib.suppress(TokenGone, discord.HTTPException, *TRANSIENT):
-                await self._edit(delivery, content=cancelled_text(job), view=None)
+                await self._edit(delivery, content=await self.cancelled_content(request, job), view=None)
+        await self.jobs.mark_delivered(request.id)
+
+    async def cancelled_content(self, request: RequestView, job: JobView) -> str:
+        """What the reply says once the request was cancelled."""
+        if job.playlist is None:
+            return cancelled_text(job)
+        playlist = _Playlist(job, await self.jobs.children(request.id))
+        return playlist.text(cancelled=True)
 
     # -- following ----------------------------------------------------------------------------------------
 
@@ -241,7 +371,9 @@ class Deliveries:
                         RETRY_S,
                     )
                     await asyncio.sleep(RETRY_S)
-            await sender.finish(final, timeout=FINAL_TIMEOUT_S)
+            # A playlist's delivery posts every item, each perhaps after a copy that fits was made.
+            items = final.playlist.count if final.playlist is not None else 0
+            await sender.finish(final, timeout=FINAL_TIMEOUT_S * (1 + items))
         finally:
             await sender.close()
 
@@ -279,34 +411,138 @@ class Deliveries:
         if request.status == "cancelled" or view.status == "cancelled":
             if delivery.can_edit():
                 await self._edit(delivery, content=cancelled_text(view), view=None)
+        elif view.status == "done" and view.playlist is not None:
+            await self._deliver_playlist(delivery, request, view)
         elif view.status == "done":
-            await self._deliver_file(delivery, view)
+            await self._deliver_file(delivery, request, view)
         else:
             await self._post(delivery, error_text(view))
         await self.jobs.mark_delivered(delivery.request_id)
 
-    async def _deliver_file(self, delivery: _Delivery, view: JobView) -> None:
-        limit = delivery.target.filesize_limit or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
-        if view.filesize is not None and view.filesize <= limit:
-            try:
-                async with self._file(view) as path:
-                    await self._post(delivery, done_text(view), path, view.filename or path.name)
-                return
-            except AttachmentRefused:
-                log.info(
-                    "Discord refused a %s attachment for request %s; sending a link",
-                    view.filesize,
-                    delivery.request_id,
-                )
-            except MediabotError as exc:
-                await self._post(delivery, f"{title_of(view)}\n{exc.message}")
-                return
+    async def _deliver_file(self, delivery: _Delivery, request: RequestView, view: JobView) -> None:
+        """The file into the reply, or a copy that fits (its making shown in the reply), or a link."""
+        edits = _ReplyEdits(self, delivery)
+
+        async def post(content: str, path: Path | None = None, filename: str | None = None) -> None:
+            await edits.settle()
+            await self._post(delivery, content, path, filename)
+
+        async def show(copy: JobView) -> None:
+            edits.offer(progress_text(copy))
+
         try:
-            link = await self.jobs.link(view.id)
+            planned = await self._plan(delivery, request, view, post=post, show=show)
+        finally:
+            await edits.settle()
+        if planned is not None and planned.outcome == "cancelled" and delivery.can_edit():
+            await self._edit(delivery, content=cancelled_text(view), view=None)
+
+    async def _plan(
+        self,
+        delivery: _Delivery,
+        request: RequestView,
+        view: JobView,
+        *,
+        post: Callable[..., Awaitable[None]],
+        show: Callable[[JobView], Awaitable[None]],
+    ) -> Planned | None:
+        """Walk the delivery plan for one finished file; `post(content, path=None, filename=None)` sends a
+        message. None when a sentence explaining why nothing could be sent was posted instead."""
+        expires_at = time.time() + self.services.settings.link_ttl_s
+
+        async def upload(copy: JobView, note: str | None) -> None:
+            content = done_text(copy)
+            if note is not None:  # a copy that fits: say which, and link the full quality
+                content = fitted_text(copy, note, await self._link_or_none(view), expires_at)
+            async with self._file(copy) as path:
+                try:
+                    await post(content, path, copy.filename or path.name)
+                except AttachmentRefused:
+                    size = copy.filesize or (await asyncio.to_thread(path.stat)).st_size
+                    log.info("Discord refused %d bytes for request %s", size, delivery.request_id)
+                    delivery.refused = min(size, delivery.refused or size)
+                    raise Refused(size) from None
+
+        async def link(original: JobView, note: str) -> None:
+            await post(link_text(original, await self.jobs.link(original.id), expires_at, note))
+
+        try:
+            return await DeliveryPlanner(self.jobs).deliver(
+                request, view, delivery.destination(), upload=upload, show=show, link=link
+            )
         except MediabotError as exc:
-            await self._post(delivery, f"{title_of(view)}\n{exc.message}")
-            return
-        await self._post(delivery, link_text(view, link, time.time() + self.services.settings.link_ttl_s))
+            await post(f"{title_of(view)}\n{exc.message}")
+            return None
+
+    async def _link_or_none(self, view: JobView) -> str | None:
+        try:
+            return await self.jobs.link(view.id)
+        except MediabotError as exc:
+            log.info("no full-quality link for job %s (%s)", view.id, exc.code)
+            return None
+
+    async def _deliver_playlist(self, delivery: _Delivery, request: RequestView, view: JobView) -> None:
+        """The reply lists the items (updated as they end); each item goes out as its own follow-up message
+        through the planner and is marked delivered; the list ends with a summary."""
+        playlist = _Playlist(view, await self.jobs.children(request.id))
+        edits = _ReplyEdits(self, delivery)
+        edits.offer(playlist.text())
+        try:
+            # aclosing: a stopped delivery stops following the items at once, not when garbage-collected.
+            async with contextlib.aclosing(finished_items(self.jobs, request.id)) as finished:
+                async for child, job in finished:
+                    await self._playlist_item(delivery, request, playlist, edits, child, job)
+        finally:
+            await edits.settle()
+        await self._post(delivery, playlist.text(done=True))
+
+    async def _playlist_item(
+        self,
+        delivery: _Delivery,
+        request: RequestView,
+        playlist: _Playlist,
+        edits: _ReplyEdits,
+        child: RequestView,
+        job: JobView,
+    ) -> None:
+        """One item whose job ended: posted as a follow-up, marked delivered (with how), the list updated."""
+        child, _ = await self.jobs.get_request(child.id)  # cancelled since it was listed?
+        playlist.update(child, job)
+        edits.offer(playlist.text())
+
+        async def show(copy: JobView) -> None:
+            playlist.copies[child.id] = copy
+            edits.offer(playlist.text())
+
+        async def post(content: str, path: Path | None = None, filename: str | None = None) -> None:
+            await self._followup(delivery, content, path, filename)
+
+        outcome = await self._deliver_item(delivery, child, job, post=post, show=show)
+        playlist.copies.pop(child.id, None)
+        await self.jobs.mark_delivered(child.id, {**child.target, DELIVERED_AS: outcome})
+        playlist.delivered[child.id] = outcome
+        for item, item_job in await self.jobs.children(request.id):
+            playlist.update(item, item_job)
+        edits.offer(playlist.text())
+
+    async def _deliver_item(
+        self,
+        delivery: _Delivery,
+        child: RequestView,
+        job: JobView,
+        *,
+        post: Callable[..., Awaitable[None]],
+        show: Callable[[JobView], Awaitable[None]],
+    ) -> str:
+        """Post one playlist item; how it went out (file | copy | link | failed | cancelled)."""
+        if child.status == "cancelled" or job.status == "cancelled":
+            return "cancelled"
+        if job.status != "done":
+            return "failed"  # the list shows the item's error
+        planned = await self._plan(delivery, child, job, post=post, show=show)
+        if planned is None:
+            return "failed"
+        return {"as_is": "file", "fitted": "copy", "link": "link"}.get(planned.outcome, "cancelled")
 
     @contextlib.asynccontextmanager
     async def _file(self, view: JobView) -> AsyncIterator[Path]:
@@ -353,6 +589,30 @@ class Deliveries:
                 if _too_large(exc):
                     raise AttachmentRefused() from exc
                 raise
+        await self._message(delivery, content, files)
+
+    async def _followup(
+        self, delivery: _Delivery, content: str, path: Path | None = None, filename: str | None = None
+    ) -> None:
+        """A message of its own (a playlist item): an interaction follow-up while the token lives, else a
+        channel (or DM) message."""
+        files = (lambda: [discord.File(path, filename=filename)]) if path is not None else (lambda: [])
+        if delivery.can_edit():
+            target = delivery.target
+            webhook = discord.Webhook.partial(int(target.app_id), target.token, client=self.bot)
+            try:
+                await webhook.send(
+                    content[:MAX_CONTENT], files=files(), wait=True,
+                    allowed_mentions=discord.AllowedMentions.none(),
+                )  # fmt: skip
+                return
+            except discord.HTTPException as exc:
+                if _too_large(exc):
+                    raise AttachmentRefused() from exc
+                if not _token_gone(exc):
+                    raise
+                delivery.token_gone = True
+                log.info("request %s's interaction token is gone; posting a message", delivery.request_id)
         await self._message(delivery, content, files)
 
     async def _message(

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import discord
 
 from core.errors import human_size
+from core.planner import playlist_line
 from core.render import status_text
 from core.schemas import JobView
 
 MAX_TITLE = 200
+MAX_ITEM_TITLE = 80
+MAX_ITEM_ERROR = 120
+MAX_CONTENT = 2000
+
+# How each playlist item ended up, as stored with the item's request once it is delivered.
+DELIVERED_WORDS = {
+    "file": "sent",
+    "copy": "sent as a smaller copy",
+    "link": "sent as a link",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+ITEM_WORDS = {"queued": "queued", "running": "downloading", "done": "sending"}
 
 
 def title_of(view: JobView) -> str:
@@ -16,6 +32,17 @@ def title_of(view: JobView) -> str:
     if len(title) > MAX_TITLE:
         title = title[: MAX_TITLE - 1] + "…"
     return f"**{discord.utils.escape_markdown(title)}**"
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def status_word(view: JobView) -> str:
+    """The shared status line of a job ("Downloading", "Making a copy that fits 1 MB")."""
+    title_lines = (view.title or view.url).count("\n") + 1
+    return status_text(view).split("\n")[title_lines]
 
 
 def progress_text(view: JobView) -> str:
@@ -28,12 +55,18 @@ def done_text(view: JobView) -> str:
     return f"{title_of(view)} · {human_size(view.filesize)}" if view.filesize else title_of(view)
 
 
-def link_text(view: JobView, link: str, expires_at: float) -> str:
-    size = f" ({human_size(view.filesize)})" if view.filesize else ""
-    return (
-        f"{title_of(view)}{size}\nToo large to attach here. Download it: {link}\n"
-        f"The link expires <t:{int(expires_at)}:R>."
-    )
+def fitted_text(copy: JobView, note: str, link: str | None, expires_at: float) -> str:
+    """A copy made to fit: which one was sent, and the full-quality file as a link."""
+    full = f" Full quality: {link} (expires <t:{int(expires_at)}:R>)" if link else ""
+    return f"{done_text(copy)}\n{note}{full}"
+
+
+def link_text(view: JobView, link: str, expires_at: float, note: str | None = None) -> str:
+    """A download link instead of the file; `note` says why (the planner's sentence)."""
+    if note is None:
+        size = f" ({human_size(view.filesize)})" if view.filesize else ""
+        note = f"Too large to attach here{size}."
+    return f"{title_of(view)}\n{note}\nDownload it: {link}\nThe link expires <t:{int(expires_at)}:R>."
 
 
 def error_text(view: JobView) -> str:
@@ -47,3 +80,61 @@ def cancelled_text(view: JobView) -> str:
 
 def same_text(a: JobView, b: JobView) -> bool:
     return a.terminal == b.terminal and progress_text(a) == progress_text(b)
+
+
+# -- playlists --------------------------------------------------------------------------------------------
+
+
+def item_state(
+    job: JobView,
+    *,
+    delivered_as: str | None = None,
+    cancelled: bool = False,
+    copy: JobView | None = None,
+) -> str:
+    """One playlist item's state in a word or a few: "queued", "downloading", "sent", "failed: ..."."""
+    if delivered_as == "failed" or (delivered_as is None and job.status == "failed"):
+        message = job.error.message if job.error else ""
+        return f"failed: {_shorten(message, MAX_ITEM_ERROR)}" if message else "failed"
+    if delivered_as is not None:
+        return DELIVERED_WORDS.get(delivered_as, delivered_as)
+    if cancelled or job.status == "cancelled":
+        return "cancelled"
+    if copy is not None and not copy.terminal:
+        word = status_word(copy)
+        return word[:1].lower() + word[1:]
+    return ITEM_WORDS.get(job.status, job.status)
+
+
+def item_line(index: int, job: JobView, state: str) -> str:
+    title = discord.utils.escape_markdown(_shorten(job.title or job.url, MAX_ITEM_TITLE))
+    return f"{index}. {title} · {state}"
+
+
+def playlist_text(view: JobView, lines: Sequence[str], footer: str | None = None) -> str:
+    """The playlist's title, "Playlist: 10 of 143 items", a line per item (as many as fit), a footer."""
+    head = [title_of(view), playlist_line(view)]
+    tail = [footer] if footer else []
+    budget = MAX_CONTENT - len("\n".join(head + tail)) - 2
+    body: list[str] = []
+    for index, line in enumerate(lines):
+        more = f"… and {len(lines) - index} more"
+        rest = len(lines) - index - 1
+        if len(line) + 1 > budget - (len(more) + 1 if rest else 0):
+            body.append(more)
+            break
+        body.append(line)
+        budget -= len(line) + 1
+    return "\n".join(head + body + tail)
+
+
+def playlist_footer(delivered: Sequence[str], count: int, *, cancelled: bool = False) -> str:
+    """ "Sent 9 of 10 items; 1 failed." or "Cancelled after sending 3 of 10 items." """
+    sent = sum(1 for outcome in delivered if outcome in ("file", "copy", "link"))
+    if cancelled:
+        return f"Cancelled after sending {sent} of {count} item{'s' if count != 1 else ''}."
+    text = f"Sent {sent} of {count} item{'s' if count != 1 else ''}"
+    failed = sum(1 for outcome in delivered if outcome == "failed")
+    stopped = sum(1 for outcome in delivered if outcome == "cancelled")
+    extra = [f"{failed} failed"] * bool(failed) + [f"{stopped} cancelled"] * bool(stopped)
+    return f"{text}; {', '.join(extra)}." if extra else f"{text}."

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import discord
 
-from bots.discord.texts import cancelled_text
 from core.errors import MediabotError, NotFound
 
 if TYPE_CHECKING:
@@ -49,13 +48,18 @@ class CancelButton(
         except MediabotError as exc:
             await interaction.response.send_message(exc.message, ephemeral=True)
             return
-        if request.status != "cancelled":
+        # A finished download may still be on its way: a copy that fits being made, a playlist's items
+        # being posted (cancel() stopped the items still downloading). Cancelling stops that too.
+        if request.status != "cancelled" and request.delivered_at is not None:
             await interaction.response.send_message("This download has already finished.", ephemeral=True)
             return
         # Stop our progress edits first, so none lands after the "Cancelled" below.
         await bot.deliveries.stop(self.request_id)
-        _, job = await jobs.get_request(self.request_id)
-        await interaction.response.edit_message(content=cancelled_text(job), view=None)
+        request, job = await jobs.get_request(self.request_id)
+        await interaction.response.edit_message(
+            content=await bot.deliveries.cancelled_content(request, job), view=None
+        )
+        await jobs.mark_delivered(self.request_id)
 
 
 def cancel_view(request_id: str) -> discord.ui.View:

@@ -1,5 +1,6 @@
-"""Following a request to its end: progress edits while the job runs, then the file (or a link, or the error
-sentence) as a reply to the person's message. One `Tracker` per request, owned by the `Deliverer`."""
+"""Following a request to its end: progress edits while the job runs, then the file (or a copy that fits, or
+a link, or the error sentence) as a reply to the person's message; a playlist's items one by one. One
+`Tracker` per request, owned by the `Deliverer`; the order of file, copy and link is core.planner's."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +22,16 @@ from bots.telegram import texts
 from bots.telegram.calls import message_gone, not_modified, retry_seconds, too_large, with_flood_retry
 from core.delivery import DeliveryRef, variant_key
 from core.errors import MediabotError, NotFound
-from core.schemas import JobView, RequestView
+from core.planner import DeliveryPlanner, Destination, Planned, Refused, finished_items
+from core.schemas import JobView, Part, RequestView
 from core.services import Services
 from core.storage import safe_filename
 
 log = logging.getLogger(__name__)
 
+PLATFORM = "telegram"
+# The public Bot API's limit: a server that refuses less than it claims to take is aimed at this next.
+TIERS = (50_000_000,)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 EDIT_INTERVAL_S = 2.0  # per progress message
 CHAT_INTERVAL_S = 1.0  # per chat, shared by all progress messages in it
@@ -72,6 +78,26 @@ def media_kind(view: JobView) -> str:
     return "document"
 
 
+class UploadFailed(Exception):
+    """Telegram did not take a file for a reason other than its size (the message says which)."""
+
+
+def _cache_key(request: RequestView, view: JobView) -> str | None:
+    """Where Telegram's handle for `view`'s file is remembered: the media variant the person asked for (what
+    handlers look up before downloading), or for a copy made to fit, that key plus the copy's variant, so a
+    small copy is never resent as if it were the original."""
+    try:
+        key = variant_key(request.url, request.kind, request.quality)
+    except MediabotError:
+        return None
+    return f"{key}|{view.variant}" if view.variant else key
+
+
+def _ended_state(job: JobView) -> str:
+    """A playlist item delivered before a restart, as the playlist message lists it."""
+    return {"done": "sent", "cancelled": "cancelled"}.get(job.status, "failed")
+
+
 def sent_file(message: Message) -> DeliveryRef | None:
     """Telegram's handle for the file it now holds, by the type it actually stored it as."""
     for attr in ("video", "audio", "document"):
@@ -92,6 +118,12 @@ class Deliverer:
         self.bot = bot
         self.pacer = ChatPacer(CHAT_INTERVAL_S)
         self.trackers: dict[str, Tracker] = {}
+
+    def destination(self) -> Destination:
+        settings = self.settings
+        return Destination(
+            "Telegram", settings.telegram_upload_limit_bytes, split=settings.telegram_split, tiers=TIERS
+        )
 
     def follow(self, request: RequestView, target: Target, *, shown: Shown | None = None) -> Tracker:
         existing = self.trackers.get(request.id)
@@ -136,6 +168,12 @@ class Deliverer:
             return
         with contextlib.suppress(TelegramError):
             await self.edit(target, texts.CANCELLED, keyboard=None)
+
+    def children_cancelled(self, request_id: str, n: int) -> bool:
+        """`n` requests made for `request_id` were cancelled (playlist items, a copy being made); its tracker
+        tells the story. True when it is a playlist."""
+        tracker = self.trackers.get(request_id)
+        return tracker.items_cancelled(n) if tracker is not None else False
 
     async def edit(self, target: Target, text: str, keyboard: Any = None) -> None:
         assert target.progress_id is not None
@@ -196,6 +234,9 @@ class Tracker:
         self._sender: LatestSender[Shown] | None = None
         self._shown = shown
         self._gone = False  # the progress message was deleted by the person
+        self._playlist: JobView | None = None  # set once the request turned out to be a playlist
+        self._items: dict[str, texts.Item] = {}  # playlist items by request id, in playlist order
+        self._cancelled_items = 0
 
     @property
     def chat(self) -> str:
@@ -260,12 +301,16 @@ class Tracker:
         raise AssertionError("unreachable")
 
     async def _show(self, view: JobView) -> None:
-        state: Shown = (texts.progress_text(view), True)
+        await self._offer((texts.progress_text(view), True))
+
+    async def _offer(self, state: Shown) -> None:
         if self.target.progress_id is None:
-            # Resumed without a progress message (the process stopped right after submitting): send one.
+            # Resumed without a progress message (the process stopped right after submitting), or a finished
+            # file that needs a copy made first: send one.
             message = await self.owner.reply(
-                self.target, state[0], reply_markup=texts.cancel_keyboard(self.request.id)
-            )
+                self.target, state[0],
+                reply_markup=texts.cancel_keyboard(self.request.id) if state[1] else None,
+            )  # fmt: skip
             self.target.progress_id = message.message_id
             self._shown = state
             await self.services.jobs.update_target(self.request.id, self.target.to_dict())
@@ -319,6 +364,8 @@ class Tracker:
         jobs = self.services.jobs
         if view.status != "done":
             await self._final_text(texts.failed_text(view))
+        elif view.playlist is not None:
+            await self._deliver_playlist(view)
         else:
             try:
                 await self._deliver(view)
@@ -327,42 +374,83 @@ class Tracker:
         await jobs.mark_delivered(self.request.id, self.target.to_dict())
 
     async def _deliver(self, view: JobView) -> None:
-        limit = self.owner.settings.telegram_upload_limit_bytes
-        if view.filesize is not None and view.filesize > limit:
-            await self._send_link(view)
+        """One file, as it is, as a copy that fits, or as a link (the planner decides); then the progress
+        message makes way for the answer."""
+        planned = await self._plan(self.request, view, show=self._show, uploading=self._uploading)
+        if planned.outcome == "cancelled":
+            await self._final_text(texts.CANCELLED)
             return
+        await self._drop_progress(texts.done_summary(view))
+
+    async def _uploading(self, view: JobView) -> None:
         if self.target.progress_id is not None and not self._gone:
             await self._progress_sender().finish((texts.uploading_text(view), False), timeout=10)
             await self._close_sender()
-        try:
-            message = await self._upload(view)
-        except Forbidden:
-            raise
-        except TelegramError as exc:
-            # Too large for this server (a 413), or the upload failed: the file is stored, so the link is
-            # still an answer.
-            log.warning("telegram request %s: upload failed (%s); sending a link", self.request.id, exc)
-            await self._send_link(view, rejected=too_large(exc), failed=not too_large(exc))
-            return
-        ref = sent_file(message)
-        if ref is not None:
-            key = variant_key(self.request.url, self.request.kind, self.request.quality)
-            await self.services.deliveries.put("telegram", key, ref)
-        await self._drop_progress(texts.done_summary(view))
 
-    async def _send_link(self, view: JobView, *, rejected: bool = False, failed: bool = False) -> None:
+    async def _plan(
+        self,
+        request: RequestView,
+        view: JobView,
+        *,
+        show: Callable[[JobView], Awaitable[None]],
+        uploading: Callable[[JobView], Awaitable[None]],
+        title: str | None = None,
+    ) -> Planned:
+        """Walk the delivery plan for `view`, the finished file of `request`. `title` starts the notes of a
+        playlist item, so each says which item it is about."""
+        refused = False
+
+        async def upload(current: JobView, note: str | None) -> None:
+            nonlocal refused
+            await uploading(current)
+            try:
+                await self._upload_view(request, current)
+            except Refused:
+                refused = True
+                raise
+            if note is not None:
+                await self._send_fit_note(view, note, title)
+
+        async def link(original: JobView, note: str) -> None:
+            # The planner's note says no copy fits; link_text says it in the bot's words, with the size.
+            await self._send_link(original, rejected=refused, no_copy=True)
+
+        planner = DeliveryPlanner(self.services.jobs)
+        try:
+            return await planner.deliver(
+                request, view, self.owner.destination(), upload=upload, show=show, link=link
+            )
+        except UploadFailed as exc:
+            # Not a size problem (Telegram down, a bad request...): the file is stored, so a link answers.
+            log.warning("telegram request %s: upload failed (%s); sending a link", request.id, exc)
+            await self._send_link(view, failed=True)
+            return Planned("link", view, None)
+
+    async def _send_link(
+        self, view: JobView, *, rejected: bool = False, failed: bool = False, no_copy: bool = False
+    ) -> None:
         settings = self.owner.settings
         url = await self.services.jobs.link(view.id)
         text = texts.link_text(
-            view,
-            url,
-            settings.telegram_upload_limit_bytes,
-            settings.link_ttl_s,
-            rejected=rejected,
-            failed=failed,
-        )
+            view, url, settings.telegram_upload_limit_bytes, settings.link_ttl_s,
+            rejected=rejected, failed=failed, no_copy=no_copy,
+        )  # fmt: skip
         await self.owner.reply(self.target, text)
-        await self._drop_progress(texts.done_summary(view))
+
+    async def _send_fit_note(self, original: JobView, note: str, title: str | None) -> None:
+        """After a copy that fits: which copy it was, and a link to the full quality."""
+        try:
+            url: str | None = await self.services.jobs.link(original.id)
+        except MediabotError as exc:
+            log.info("telegram: no full-quality link for job %s (%s)", original.id, exc.code)
+            url = None
+        text = texts.fitted_text(note, url, self.owner.settings.link_ttl_s, title)
+        try:
+            await self.owner.reply(self.target, text)
+        except Forbidden:
+            raise
+        except TelegramError as exc:  # the file is there; a lost note is not worth failing for
+            log.warning("telegram request %s: note not sent (%s)", self.request.id, exc.message)
 
     async def _drop_progress(self, summary: str) -> None:
         """Delete the progress message once the answer is there; if that fails, leave a short summary."""
@@ -376,31 +464,150 @@ class Tracker:
             with contextlib.suppress(TelegramError):
                 await self.owner.edit(self.target, summary)
 
-    async def _upload(self, view: JobView) -> Message:
+    # -- playlists --------------------------------------------------------------------------------------
+
+    async def _deliver_playlist(self, view: JobView) -> None:
+        """Each item as its own reply as soon as it is ready (through the planner), the playlist message
+        listing them; items already delivered before a restart are not sent again."""
         jobs = self.services.jobs
-        workdir: Path | None = None
-        path = await jobs.local_path(view.id)
-        if path is None or not path.exists():
-            workdir = self.owner.settings.tmp_dir / "telegram" / self.request.id
-            workdir.mkdir(parents=True, exist_ok=True)
-            path = await jobs.fetch_file(view.id, workdir / safe_filename(view.filename or "media"))
+        self._playlist = view
+        for request, job in await jobs.children(self.request.id):
+            item = texts.Item(job.title or request.url)
+            if request.delivered_at is not None:
+                item.state = _ended_state(job)
+            self._items[request.id] = item
+        await self._show_playlist()
+        async for request, job in finished_items(jobs, self.request.id):
+            await self._deliver_item(request, job)
+            await jobs.mark_delivered(request.id)
+            await self._show_playlist()
+        await self._final_text(self._playlist_state(finished=True)[0])
+
+    async def _deliver_item(self, request: RequestView, view: JobView) -> None:
+        item = self._items.get(request.id)
+        if item is None:
+            item = self._items[request.id] = texts.Item(view.title or request.url)
+        current, _ = await self.services.jobs.get_request(request.id)
+        if current.status == "cancelled" or view.status == "cancelled":
+            item.state = "cancelled"
+            return
+        if view.status != "done":
+            item.state = "failed"
+            await self.owner.reply(self.target, texts.item_failed(item.title, texts.failed_text(view)))
+            return
+
+        async def show(copy: JobView) -> None:
+            item.state, item.detail = "copying", texts.copying_word(copy)
+            await self._show_playlist()
+
+        async def uploading(_: JobView) -> None:
+            item.state = "sending"
+            await self._show_playlist()
+
         try:
+            planned = await self._plan(current, view, show=show, uploading=uploading, title=item.title)
+        except MediabotError as exc:  # the file expired in between, storage down...
+            item.state = "failed"
+            await self.owner.reply(self.target, texts.item_failed(item.title, exc.message))
+            return
+        if planned.outcome == "cancelled":
+            item.state = "cancelled"
+        elif planned.outcome == "link":
+            item.state = "link"
+        else:
+            item.state = "sent"
+            item.detail = texts.fitted_detail(planned.sent) if planned.outcome == "fitted" else ""
+
+    def _playlist_state(self, *, finished: bool = False) -> Shown:
+        assert self._playlist is not None
+        items = list(self._items.values())
+        text = texts.playlist_text(self._playlist, items, finished=finished, cancelling=self._cancelled_items)
+        button = not finished and not self._cancelled_items and any(i.state == "waiting" for i in items)
+        return text, button
+
+    async def _show_playlist(self) -> None:
+        await self._offer(self._playlist_state())
+
+    def items_cancelled(self, n: int) -> bool:
+        """The person cancelled `n` of the requests made for this one (playlist items, a copy being made):
+        the story continues here. True when this is a playlist."""
+        self._cancelled_items += n
+        if self._playlist is None:
+            return False
+        if self.target.progress_id is not None:
+            self._progress_sender().offer(self._playlist_state())
+        return True
+
+    # -- uploading --------------------------------------------------------------------------------------
+
+    async def _upload_view(self, request: RequestView, view: JobView) -> None:
+        """Send `view`'s file, or each of its parts in order. Refused when Telegram says it is too large;
+        UploadFailed when it fails otherwise."""
+        try:
+            if view.parts:
+                for part in view.parts:
+                    caption = texts.part_caption(view, part.index, len(view.parts))
+                    await self._upload_file(request, view, part=part, caption=caption)
+                return
+            key = _cache_key(request, view)
+            deliveries = self.services.deliveries
+            if key is not None:
+                cached = await deliveries.get(PLATFORM, key)
+                if cached is not None:
+                    if await self.owner.resend(cached, self.target):
+                        return
+                    await deliveries.forget(PLATFORM, key)
+            message = await self._upload_file(request, view)
+            ref = sent_file(message)
+            if ref is not None and key is not None:
+                await deliveries.put(PLATFORM, key, ref)
+        except Forbidden:
+            raise
+        except TelegramError as exc:
+            raise UploadFailed(exc.message) from exc
+
+    async def _upload_file(
+        self, request: RequestView, view: JobView, *, part: Part | None = None, caption: str | None = None
+    ) -> Message:
+        """Upload one stored file (or one part), streamed from disk; fetched to a temporary folder first
+        when storage is not local."""
+        jobs = self.services.jobs
+        index = part.index if part is not None else None
+        name = part.filename if part is not None else (view.filename or "media")
+        workdir: Path | None = None
+        path = await jobs.local_path(view.id, part=index)
+        if path is None or not await asyncio.to_thread(path.exists):
+            workdir = self.owner.settings.tmp_dir / "telegram" / request.id
+            await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+            path = await jobs.fetch_file(view.id, workdir / safe_filename(name), part=index)
+        try:
+            size = part.size if part is not None else view.filesize
+            if size is None:
+                size = (await asyncio.to_thread(path.stat)).st_size
             async with self._chat_action(media_kind(view)):
-                return await self._send_file(view, path)
+                try:
+                    return await self._send_file(
+                        view, path, name=name, size=size, caption=caption, whole=part is None
+                    )
+                except TelegramError as exc:
+                    if isinstance(exc, Forbidden) or not too_large(exc):
+                        raise
+                    raise Refused(size) from None
         finally:
             if workdir is not None:
                 await asyncio.to_thread(shutil.rmtree, workdir, True)
 
-    async def _send_file(self, view: JobView, path: Path) -> Message:
+    async def _send_file(
+        self, view: JobView, path: Path, *, name: str, size: int, caption: str | None, whole: bool
+    ) -> Message:
         bot, target = self.bot, self.target
         kind = media_kind(view)
-        name = view.filename or path.name
-        size = view.filesize or 0
         common: dict[str, Any] = dict(
-            reply_parameters=target.reply(), message_thread_id=target.thread_id,
+            reply_parameters=target.reply(), message_thread_id=target.thread_id, caption=caption,
             read_timeout=60 + size / 2_000_000, write_timeout=60,
         )  # fmt: skip
-        duration = round(view.duration) if view.duration else None
+        # A part's length is not the whole's: Telegram reads it from the file.
+        duration = round(view.duration) if view.duration and whole else None
 
         async def once() -> Message:
             # A fresh handle per attempt: a retry after 429 uploads the whole file again, and the file is

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from telegram import Message, MessageEntity, Update, User
@@ -40,6 +41,13 @@ Handler = Callable[["Handlers", Update, Context], Awaitable[None]]
 
 class Refused(Exception):
     """A per-user limit said no; the message is the sentence to send."""
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    request: RequestView
+    # Requests made on its behalf that this cancel stopped: playlist items, a copy being made to fit.
+    children: int = 0
 
 
 def replies_errors(fn: Handler) -> Handler:
@@ -188,9 +196,15 @@ class Handlers:
         cancelled = 0
         for request, _job in await self.services.jobs.active_requests(SOURCE, user_id):
             done = await self._cancel(request.id, user_id)
-            if done is not None:
-                await self.deliverer.show_cancelled(done)
-                cancelled += 1
+            if done is None:
+                continue
+            cancelled += 1
+            if done.request.parent_id is not None:
+                # A playlist item or a copy being made: the parent's tracker tells the story on its message.
+                if done.request.status == "cancelled":
+                    self.deliverer.children_cancelled(done.request.parent_id, 1)
+            elif done.request.status == "cancelled":
+                await self.deliverer.show_cancelled(done.request)
         await self.answer(update, texts.cancelled_count(cancelled) if cancelled else texts.NOTHING_TO_CANCEL)
 
     # -- buttons ------------------------------------------------------------------------------------------
@@ -204,21 +218,47 @@ class Handlers:
         except NotFound:
             await query.answer("Only the person who asked can cancel this download.")
             return
-        await query.answer(texts.CANCELLED if done else texts.ALREADY_FINISHED)
-        if done is not None:
-            await self.deliverer.show_cancelled(done)
+        if done is None:
+            await query.answer(texts.ALREADY_FINISHED)
+        elif done.request.status == "cancelled":
+            await query.answer(texts.CANCELLED)
+            await self.deliverer.show_cancelled(done.request)
+        else:
+            # The request itself had finished: a playlist whose remaining items stop, or a copy being made.
+            playlist = self.deliverer.children_cancelled(done.request.id, done.children)
+            await query.answer(texts.cancelled_items(done.children) if playlist else texts.CANCELLED)
 
-    async def _cancel(self, request_id: str, user_id: str) -> RequestView | None:
-        """Cancel one of the user's requests; None when it had already finished."""
+    async def _cancel(self, request_id: str, user_id: str) -> Cancelled | None:
+        """Cancel one of the user's requests and those made on its behalf; None when nothing was left to
+        cancel."""
+        jobs = self.services.jobs
         tracker = self.deliverer.trackers.get(request_id)
+        active = {rid for rid, status in (await self._descendants(request_id)).items() if status == "active"}
         if tracker is not None:
             tracker.cancelling = True
         try:
-            request = await self.services.jobs.cancel(request_id, source=SOURCE, user_id=user_id)
+            request = await jobs.cancel(request_id, source=SOURCE, user_id=user_id)
         finally:
             if tracker is not None:
                 tracker.cancelling = False
-        return request if request.status == "cancelled" else None
+        children = 0
+        if active:
+            after = await self._descendants(request_id)
+            children = sum(1 for rid in active if after.get(rid) == "cancelled")
+        if request.status != "cancelled" and not children:
+            return None
+        return Cancelled(request, children)
+
+    async def _descendants(self, request_id: str) -> dict[str, str]:
+        """The status of each request made on behalf of `request_id`, as deep as a cancel reaches: playlist
+        items (or a copy being made to fit), and the copies being made for items still being delivered."""
+        jobs = self.services.jobs
+        found: dict[str, str] = {}
+        for request, _ in await jobs.children(request_id):
+            found[request.id] = request.status
+            if request.status == "done" and request.delivered_at is None:
+                found.update({r.id: r.status for r, _ in await jobs.children(request.id)})
+        return found
 
     async def settings_button(self, update: Update, context: Context) -> None:
         query = update.callback_query

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
 from core.errors import human_duration, human_size
+from core.planner import playlist_line
 from core.render import progress_line, status_text
 from core.schemas import JobView
 
@@ -47,7 +49,9 @@ def help_text(upload_limit_bytes: int) -> str:
         "/settings – what plain links give you (video or audio, quality)\n"
         "/status – your running downloads\n"
         "/cancel – cancel all of them\n\n"
-        f"Files up to {human_size(upload_limit_bytes)} arrive as a message; larger ones as a download link.\n"
+        f"Files up to {human_size(upload_limit_bytes)} arrive as a message; larger ones as a smaller copy "
+        "when one fits (with a link to the full quality), else as a download link. A playlist or channel "
+        "link sends its first items one by one.\n"
         "In groups, mention me or reply to me with a link, or use a command."
     )
 
@@ -83,22 +87,131 @@ def failed_text(view: JobView) -> str:
 
 
 def link_text(
-    view: JobView, url: str, limit_bytes: int, ttl_s: int, *, rejected: bool = False, failed: bool = False
+    view: JobView,
+    url: str,
+    limit_bytes: int,
+    ttl_s: int,
+    *,
+    rejected: bool = False,
+    failed: bool = False,
+    no_copy: bool = False,
 ) -> str:
+    """The file as a link: why (over the limit, refused, failed; `no_copy`: no smaller copy fits either),
+    then when the link expires, then the link on a line of its own."""
     size = human_size(view.filesize) if view.filesize else "too large"
-    expires = datetime.now(UTC) + timedelta(seconds=ttl_s)
     if rejected:
         reason = "Telegram refused the upload as too large"
     elif failed:
         reason = "The upload to Telegram failed"
     else:
         reason = f"This file is {size}, over Telegram's {human_size(limit_bytes)} upload limit"
-    return (
-        f"{title_of(view)}\n"
-        f"{reason}, so here is a download link instead. "
-        f"It expires in {human_duration(ttl_s)} ({expires:%Y-%m-%d %H:%M} UTC):\n"
-        f"{url}"
+    if no_copy and not failed:
+        reason += ", and no smaller copy fits"
+    return f"{title_of(view)}\n{reason}, so here is a download link instead. {expiry(ttl_s)}:\n{url}"
+
+
+def expiry(ttl_s: int) -> str:
+    expires = datetime.now(UTC) + timedelta(seconds=ttl_s)
+    return f"It expires in {human_duration(ttl_s)} ({expires:%Y-%m-%d %H:%M} UTC)"
+
+
+def fitted_text(note: str, url: str | None, ttl_s: int, title: str | None = None) -> str:
+    """After a copy that fits: which one it was, and where the full quality is.
+    "Sent at 240p to fit Telegram's 1 MB limit. Full quality: <link> (expires in 24 h)" """
+    text = f"{title}: {note}" if title else note
+    if url:
+        text += f" Full quality: {url} (expires in {human_duration(ttl_s)})"
+    return text
+
+
+def part_caption(view: JobView, index: int, count: int) -> str:
+    return f"{title_of(view)}\nPart {index} of {count}"
+
+
+def item_failed(title: str, sentence: str) -> str:
+    return f"{title}: {sentence}"
+
+
+# -- playlists -------------------------------------------------------------------------------------------
+
+MAX_ITEM_TITLE = 60
+MAX_PLAYLIST_TEXT = 3800  # of Telegram's 4096 characters per message
+
+
+@dataclass
+class Item:
+    """One playlist item as the playlist message shows it."""
+
+    title: str
+    state: str = "waiting"  # waiting | copying | sending | sent | link | failed | cancelled
+    detail: str = ""  # e.g. "making a copy that fits 1 MB" while copying, "at 240p" once sent
+
+
+ITEM_WORDS = {
+    "waiting": "waiting",
+    "sending": "sending…",
+    "sent": "sent",
+    "link": "sent as a link",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+
+
+def playlist_text(view: JobView, items: list[Item], *, finished: bool = False, cancelling: int = 0) -> str:
+    """The playlist message: its title, "Playlist: 10 of 143 items · 4 sent", and one line per item."""
+    counts = {state: sum(1 for item in items if item.state == state) for state in ITEM_WORDS}
+    head = [playlist_line(view)]
+    if counts["sent"] or finished:
+        head.append(f"{counts['sent']} sent")
+    if counts["link"]:
+        head.append(f"{counts['link']} as link{'s' if counts['link'] != 1 else ''}")
+    if counts["failed"]:
+        head.append(f"{counts['failed']} failed")
+    if counts["cancelled"]:
+        head.append(f"{counts['cancelled']} cancelled")
+    elif cancelling and not finished:
+        head.append(f"cancelling {cancelling}")
+    lines = [title_of(view), " · ".join(head)]
+    used = sum(len(line) + 1 for line in lines)
+    for n, item in enumerate(items, 1):
+        title = item.title if len(item.title) <= MAX_ITEM_TITLE else item.title[: MAX_ITEM_TITLE - 1] + "…"
+        word = item.detail if item.state == "copying" else ITEM_WORDS.get(item.state, item.state)
+        if item.state == "sent" and item.detail:
+            word = f"sent {item.detail}"
+        line = f"{n}. {title} · {word}"
+        if used + len(line) + 1 > MAX_PLAYLIST_TEXT:
+            lines.append(f"… and {len(items) - n + 1} more")
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(lines)
+
+
+def copying_word(copy: JobView) -> str:
+    """A playlist item whose copy that fits is being made: "making a copy that fits 1 MB · 40%"."""
+    limit = (copy.variant or "").split(":")[1:2]
+    word = (
+        f"making a copy that fits {human_size(int(limit[0]))}"
+        if limit and limit[0].isdigit()
+        else "making a smaller copy"
     )
+    percent = copy.progress.percent
+    return f"{word} · {percent:.0f}%" if copy.status == "running" and percent is not None else word
+
+
+def fitted_detail(copy: JobView | None) -> str:
+    """How a playlist item that needed a copy was sent: "at 240p", "in 3 parts"."""
+    if copy is None:
+        return ""
+    if copy.parts:
+        return f"in {len(copy.parts)} parts"
+    if copy.height:
+        return f"at {copy.height}p"
+    return "as a smaller copy"
+
+
+def cancelled_items(n: int) -> str:
+    return f"Cancelled {n} item{'s' if n != 1 else ''}."
 
 
 def status_list(items: list[tuple[str, JobView]]) -> str:

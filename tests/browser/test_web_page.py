@@ -174,3 +174,60 @@ async def test_page_shows_api_errors_in_plain_words(browser: Browser, app: Api, 
     assert all("status of 401" in e or "status of 422" in e for e in page.errors), page.errors
     page.errors.clear()
     assert_clean(page, app)
+
+
+async def test_page_follows_a_playlist_to_each_items_file_and_cancels_the_rest(
+    browser: Browser, media_site: Any, tmp_path: Path
+) -> None:
+    source = media_site.files.video_mp4.read_bytes()
+    async with web_api(web_settings(tmp_path / "app", max_playlist_items=3, worker_concurrency=2)) as app:
+        page = await open_page(browser, app, tmp_path)
+        await enter_key(page, app.key)
+        await page.wait_for("!document.querySelector('#key-saved').hidden", what="the key to be accepted")
+
+        # A channel link: the page shows how much of it is taken, then each item reaching its file.
+        await page.type("#url-input", media_site.url("/feed.xml?n=143"))
+        await page.click("#submit")
+        items = "document.querySelectorAll('#current-items > li')"
+        await page.wait_for(
+            f"{items}.length === 3 && [...{items}].every((li) => li.dataset.status === 'done'"
+            " && !li.querySelector('a.download').hidden)",
+            timeout=30,
+            what="the playlist's items to finish",
+        )
+        assert await page.text("#playlist-line") == "Playlist: 3 of 143 items"
+        await page.wait_for(
+            "document.querySelector('#status').textContent === 'Done: 3 files are ready.'", what="the end"
+        )
+        assert await page.text("#progress-text") == "3 of 3 done"
+        assert await page.evaluate("document.querySelector('#download').hidden")
+        links = await page.evaluate(f"[...{items}].map((li) => li.querySelector('a.download').href)")
+        for href in links:
+            async with app.http.get(href) as resp:
+                assert resp.status == 200 and await resp.read() == source
+        playlist_id = await page.evaluate("document.querySelector('#cancel').dataset.jobId")
+        assert (await app.job(playlist_id))["status"] == "done"
+        # Recent downloads: the playlist, its items inside it (not beside it).
+        await page.wait_for(f"{row(playlist_id)}?.dataset.status === 'done'", what="the playlist in the list")
+        assert await page.evaluate("document.querySelectorAll('#jobs > li').length") == 1
+        assert await page.evaluate(f"{row(playlist_id)}.querySelectorAll('.items > li').length") == 3
+
+        # A playlist of slow items: Cancel stops every item still going.
+        await page.type("#url-input", media_site.url("/feed.xml?n=20&item=slow&rate=200000"))
+        await page.click("#submit")
+        await page.wait_for(
+            f"{items}.length === 3 && [...{items}].some((li) => li.dataset.status === 'running')"
+            " && !document.querySelector('#cancel').hidden",
+            timeout=20,
+            what="the slow items to start",
+        )
+        slow_id = await page.evaluate("document.querySelector('#cancel').dataset.jobId")
+        assert slow_id != playlist_id
+        await page.click("#cancel")
+        await page.wait_for(
+            f"document.querySelector('#status').textContent === 'Cancelled.'"
+            f" && [...{items}].every((li) => li.dataset.status === 'cancelled')",
+            what="the cancel to show",
+        )
+        assert [item["status"] for item in (await app.job(slow_id))["items"]] == ["cancelled"] * 3
+        assert_clean(page, app)

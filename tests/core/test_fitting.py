@@ -32,8 +32,18 @@ def unique_clip() -> str:
 # -- choosing a format from what the site states ------------------------------------------------------------
 
 
-def fmt(fid: str, size: int | None, height: int | None = None, v: str = "avc1", a: str = "mp4a", **kw: Any) -> dict[str, Any]:
-    return {"format_id": fid, "filesize": size, "height": height, "vcodec": v, "acodec": a, "ext": "mp4", **kw}
+def fmt(
+    fid: str, size: int | None, height: int | None = None, v: str = "avc1", a: str = "mp4a", **kw: Any
+) -> dict[str, Any]:
+    return {
+        "format_id": fid,
+        "filesize": size,
+        "height": height,
+        "vcodec": v,
+        "acodec": a,
+        "ext": "mp4",
+        **kw,
+    }
 
 
 def test_the_best_combined_format_that_fits_is_chosen() -> None:
@@ -90,7 +100,9 @@ async def fitted(services: Services, request_id: str, limit: int, split: bool = 
     return await services.jobs.wait(sub.job.id, timeout=120)
 
 
-async def test_a_smaller_format_is_chosen_before_downloading_and_cached(embedded: Services, media_site) -> None:
+async def test_a_smaller_format_is_chosen_before_downloading_and_cached(
+    embedded: Services, media_site
+) -> None:
     request_id, full = await done(embedded, media_site.url("/qualities.html"))
     assert full.height == 360 and full.filesize and full.filesize > 30_000_000
     media_site.reset_counts()
@@ -179,7 +191,9 @@ async def test_cancel_stops_a_reencode_at_once(tmp_path: Path, media_site) -> No
         assert not any((settings.tmp_dir).rglob("*.mp4")), "the partial encode is removed"
 
 
-async def test_planner_falls_back_from_a_refused_upload_to_a_copy_then_a_link(embedded: Services, media_site) -> None:
+async def test_planner_falls_back_from_a_refused_upload_to_a_copy_then_a_link(
+    embedded: Services, media_site
+) -> None:
     request_id, full = await done(embedded, media_site.url("/qualities.html"))
     request, _ = await embedded.jobs.get_request(request_id)
     sent: list[tuple[str, str | None]] = []
@@ -202,7 +216,7 @@ async def test_planner_falls_back_from_a_refused_upload_to_a_copy_then_a_link(em
     planned = await planner.deliver(request, full, dest, upload=upload, show=show, link=link)
     assert planned.outcome == "fitted" and planned.sent is not None
     assert planned.sent.height == 240 and sent == [(planned.sent.id, planned.note)]
-    assert planned.note == "Sent at 240p to fit Discord's 10.5 MB limit."
+    assert planned.note == "Sent at 240p to fit Discord's 10 MB limit."
     assert not links
 
     async def refuse_all(view: JobView, note: str | None) -> None:
@@ -212,7 +226,9 @@ async def test_planner_falls_back_from_a_refused_upload_to_a_copy_then_a_link(em
     assert planned.outcome == "link" and links and "no smaller copy fits" in links[-1]
 
 
-async def test_retention_removes_every_part_and_playlists_are_listed_afresh(tmp_path: Path, media_site) -> None:
+async def test_retention_removes_every_part_and_playlists_are_listed_afresh(
+    tmp_path: Path, media_site
+) -> None:
     # Files expire after about a second; the worker's periodic task sweeps every half second.
     settings = make_settings(tmp_path, retention_hours=0.0003, retention_interval_s=0.5, max_playlist_items=2)
     async with running_services(settings) as services:
@@ -232,3 +248,17 @@ async def test_retention_removes_every_part_and_playlists_are_listed_afresh(tmp_
         await wait_until(swept, timeout=15)
         again = await services.jobs.submit(ask(media_site.url(f"/feed.xml?n=5&t={tag}")))
         assert again.outcome == "queued" and again.job.id != first.job.id, "an expired listing is read again"
+
+
+def test_a_guessed_limit_is_not_named_in_the_note() -> None:
+    telegram = Destination("Telegram", 2_000_000_000, tiers=(50_000_000,))
+    assert telegram.lowered(80_000_000).refused is None  # 50 MB is a limit Telegram really has
+    guessed = telegram.lowered(30_700_000)
+    assert guessed.limit == 23_025_000 and guessed.refused == 30_700_000
+    copy = JobView.model_validate(
+        {"id": "c", "seq": 1, "url": "u", "kind": "video", "quality": "best", "status": "done", "progress": {},
+         "height": 240, "fit_method": "smaller_format", "created_at": "2026-11-29T00:00:00Z",
+         "updated_at": "2026-11-29T00:00:00Z"}
+    )  # fmt: skip
+    assert fit_note(copy, guessed) == "Sent at 240p: Telegram refused the 30.7 MB file."
+    assert fit_note(copy, telegram.lowered(80_000_000)) == "Sent at 240p to fit Telegram's 50 MB limit."

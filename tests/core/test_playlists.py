@@ -24,7 +24,10 @@ async def test_a_channel_is_cut_at_the_limit_and_each_item_is_its_own_job(
         sub = await services.jobs.submit(ask(media_site.url("/feed.xml?n=143")))
         playlist = await services.jobs.wait(sub.job.id, timeout=60)
         assert playlist.status == "done", playlist.error
-        assert playlist.playlist is not None and (playlist.playlist.count, playlist.playlist.total) == (3, 143)
+        assert playlist.playlist is not None and (playlist.playlist.count, playlist.playlist.total) == (
+            3,
+            143,
+        )
         assert playlist_line(playlist) == "Playlist: 3 of 143 items"
         assert playlist.title == "Channel of 143"
         items = await services.jobs.children(sub.request.id)
@@ -77,4 +80,44 @@ async def test_cancelling_the_playlist_cancels_its_items(tmp_path: Path, media_s
         finals = [await services.jobs.wait(j.id, timeout=30) for _, j in items]
         assert [j.status for j in finals] == ["cancelled"] * 4
         assert all(r.status == "cancelled" for r, _ in await services.jobs.children(sub.request.id))
+        assert await services.jobs.count_active("cli", "lister") == 0
+
+
+async def test_cancelling_the_playlist_cancels_copies_being_made_for_its_items(
+    tmp_path: Path, media_site
+) -> None:
+    # One worker slot, held by a slow download, so the copy of an item waits in the queue when cancelled.
+    settings = make_settings(tmp_path, max_playlist_items=2, worker_concurrency=1, reencode_to_fit=True)
+    async with running_services(settings) as services:
+        sub = await services.jobs.submit(ask(media_site.url("/feed.xml?n=9&copy=1")))
+        await services.jobs.wait(sub.job.id, timeout=60)
+        items = [(r, j) async for r, j in finished_items(services.jobs, sub.request.id)]
+        assert all(j.status == "done" for _, j in items)
+        blocker = await services.jobs.submit(
+            ask(media_site.url("/slow.mp4?rate=100000&copy=1"), user="other")
+        )
+        await wait_until(lambda: _running(services, blocker.job.id), timeout=30)
+        item_request, item_job = items[0]
+        copy = await services.jobs.fit(item_request.id, (item_job.filesize or 0) // 2)
+        assert copy.job.status == "queued"
+        await services.jobs.cancel(sub.request.id)
+        final = await services.jobs.get_job(copy.job.id)
+        assert final.status == "cancelled"
+        child, _ = await services.jobs.get_request(copy.request.id)
+        assert child.status == "cancelled" and child.parent_id == item_request.id
+        await services.jobs.cancel(blocker.request.id)
+
+
+async def _running(services: Services, job_id: str) -> bool:
+    return (await services.jobs.get_job(job_id)).status == "running"
+
+
+async def test_a_playlist_counts_once_against_a_persons_limit(tmp_path: Path, media_site) -> None:
+    settings = make_settings(tmp_path, max_playlist_items=4, worker_concurrency=1)
+    async with running_services(settings) as services:
+        sub = await services.jobs.submit(ask(media_site.url("/feed.xml?n=20&item=slow&rate=100000&count=1")))
+        await services.jobs.wait(sub.job.id, timeout=60)
+        assert len(await services.jobs.children(sub.request.id)) == 4
+        assert await services.jobs.count_active("cli", "lister") == 1
+        await services.jobs.cancel(sub.request.id)
         assert await services.jobs.count_active("cli", "lister") == 0

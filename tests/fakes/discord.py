@@ -12,7 +12,8 @@ buttons needs:
   `INTERACTION_CREATE` events injected by tests (`slash`, `context_menu`, `click`).
 
 Every REST call is recorded (`calls`). Failures on demand: `rate_limit(...)` answers 429 with a `Via` header
-and a JSON `retry_after` (what discord.py needs to retry rather than assume a Cloudflare ban);
+and a JSON `retry_after` (what discord.py needs to retry rather than assume a Cloudflare ban), optionally
+only after letting some matching requests through;
 `reject_uploads(...)` answers 413 / error 40005 to a request carrying files; `forbid_channel(...)` answers 403
 to channel messages. Interaction tokens expire after `token_ttl_s` (401, error 50027) and an interaction
 must be answered within `callback_deadline_s` (404, error 10062), as on Discord.
@@ -101,6 +102,7 @@ class _Fault:
     body: dict[str, Any]
     headers: dict[str, str]
     needs_files: bool = False
+    skip: int = 0  # matching requests let through before the fault starts
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -203,13 +205,15 @@ class FakeDiscord:
             "flags": 0,
         }
 
-    def rate_limit(self, route: str, *, times: int = 1, retry_after: float = 1.0) -> None:
-        """Answer the next `times` requests whose "METHOD /path" (path after /api/v10) matches `route` with 429."""
+    def rate_limit(self, route: str, *, times: int = 1, retry_after: float = 1.0, after: int = 0) -> None:
+        """Answer the next `times` requests whose "METHOD /path" (path after /api/v10) matches `route` with 429
+        (after letting `after` of them through)."""
         pattern = re.compile(route)
         self._faults.append(
             _Fault(
                 match=lambda r: bool(pattern.search(f"{r.method} {r.path}")),
                 times=times,
+                skip=after,
                 status=429,
                 body={"message": "You are being rate limited.", "retry_after": retry_after, "global": False},
                 headers={
@@ -264,6 +268,13 @@ class FakeDiscord:
     def edits(self, token: str, *, ok: bool = True) -> list[Call]:
         """PATCHes of the interaction's messages (`ok`: only the ones the fake accepted)."""
         return [c for c in self.webhook_calls(token, "PATCH") if not ok or c.status == 200]
+
+    def followups(self, token: str, *, ok: bool = True) -> list[Call]:
+        """Follow-up messages posted with the interaction's token (`ok`: only the ones the fake accepted)."""
+        return [
+            c for c in self.webhook_calls(token, "POST")
+            if "/messages/" not in c.path and (not ok or c.status == 200)
+        ]  # fmt: skip
 
     def callbacks(self, interaction: Interaction) -> list[Call]:
         return [c for c in self.calls if c.path.startswith(f"/interactions/{interaction.id}/")]
@@ -526,6 +537,9 @@ class FakeDiscord:
     def _fault(self, call: Call) -> web.Response | None:
         for fault in self._faults:
             if fault.times <= 0 or (fault.needs_files and not call.files) or not fault.match(call):
+                continue
+            if fault.skip > 0:
+                fault.skip -= 1
                 continue
             fault.times -= 1
             return _json(fault.body, status=fault.status, headers=fault.headers)

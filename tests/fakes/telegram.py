@@ -480,7 +480,10 @@ class FakeTelegram:
                 performer=call.get("performer"),
             )
             media = {k: v for k, v in media.items() if v is not None}
-        return self._new_bot_message(call, {kind: media})
+        content: dict[str, Any] = {kind: media}
+        if call.get("caption"):
+            content["caption"] = call["caption"]
+        return self._new_bot_message(call, content)
 
     # -- helpers ------------------------------------------------------------------------------------------
 

@@ -17,7 +17,9 @@ async def test_the_final_write_waits_for_the_database(tmp_path: Path, pg_url: st
     parts = urlsplit(pg_url)
     proxy = TcpProxy(parts.port or 5432)
     await proxy.start()
-    through_proxy = urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}"))
+    through_proxy = urlunsplit(
+        parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}")
+    )
     settings = make_settings(tmp_path, database_url=through_proxy, lease_s=20)
     try:
         async with running_services(settings) as services:

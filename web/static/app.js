@@ -1,9 +1,11 @@
 // mediabot's page: the API key kept in localStorage, jobs through /api/v1, live progress over each job's
 // WebSocket. Plain DOM, no build step, nothing loaded from elsewhere. Text from the API is only ever set
-// with textContent, never parsed as HTML.
+// with textContent, never parsed as HTML. A playlist is one job with `items` (each a job of its own): its
+// WebSocket sends the playlist, then each item's changes (`parent_id` = the playlist), then its end.
 
 const KEY_STORAGE = "mediabot.apiKey";
 const ACTIVE = new Set(["queued", "running"]);
+const ENDED = new Set(["done", "failed", "cancelled"]);
 const RECENT_LIMIT = 20;
 const FRESH_LINK_MS = 60_000; // older than this, a file link is asked for again before it is followed
 const STATUS_WORDS = { queued: "Queued", running: "Downloading", done: "Done", failed: "Failed", cancelled: "Cancelled" };
@@ -18,6 +20,7 @@ const state = {
   sockets: new Map(), // id -> WebSocket
   retries: new Map(), // id -> reconnect attempts since the last message
   rows: new Map(), // id -> <li>
+  itemRows: new Map(), // item id -> <li> in the current panel's list of playlist items
   announced: "", // the last progress milestone read out
 };
 
@@ -143,15 +146,69 @@ async function saveKey(event) {
   $("url-input").focus();
 }
 
+// ---- playlists -----------------------------------------------------------------------------------------
+
+// "Playlist: 10 of 143 items" (or "Playlist: 3 items" when that is all of it, or the size is unknown).
+function playlistLine(job) {
+  const { count, total } = job.playlist;
+  if (total && total > count) return `Playlist: ${count} of ${total} items`;
+  return `Playlist: ${count} item${count === 1 ? "" : "s"}`;
+}
+
+// Whether item state `a` is newer than `b`: an ended item stays ended, otherwise the larger seq wins.
+function newer(a, b) {
+  if (ENDED.has(b.status)) return false;
+  return ENDED.has(a.status) || a.seq > b.seq;
+}
+
+// The playlist's status and progress from its items, as the server sums them (between its own messages,
+// only the items' messages arrive): running while any item is active; then done if any is done, else
+// failed if any failed, else cancelled.
+function summed(job) {
+  if (!job.items || !job.items.length) return job;
+  const statuses = job.items.map((item) => item.status);
+  let status = "cancelled";
+  if (statuses.some((s) => ACTIVE.has(s))) status = "running";
+  else if (statuses.includes("done")) status = "done";
+  else if (statuses.includes("failed")) status = "failed";
+  const total = job.items.reduce((sum, item) => sum + (ENDED.has(item.status) ? 100 : (item.progress && item.progress.percent) || 0), 0);
+  return { ...job, status, progress: { ...job.progress, percent: total / job.items.length } };
+}
+
+// A playlist's new state, keeping any item state already newer than the one it brings.
+function withItems(job, known) {
+  if (!job.items || !known || !known.items) return job;
+  const old = new Map(known.items.map((item) => [item.id, item]));
+  const items = job.items.map((item) => (old.has(item.id) && !newer(item, old.get(item.id)) ? old.get(item.id) : item));
+  return summed({ ...job, items });
+}
+
+function updateItem(parentId, item) {
+  const parent = state.jobs.get(parentId);
+  if (!parent || !parent.items || !parent.items.some((known) => known.id === item.id)) return;
+  const items = parent.items.map((known) => (known.id === item.id && newer(item, known) ? item : known));
+  state.jobs.set(parentId, summed({ ...parent, items }));
+  state.fetchedAt.set(item.id, Date.now());
+  render();
+}
+
 // ---- jobs ----------------------------------------------------------------------------------------------
 
 function remember(job) {
+  if (job.parent_id) {
+    // An item read on its own (for a fresh link): it lives in its playlist.
+    updateItem(job.parent_id, job);
+    return job;
+  }
   const known = state.jobs.get(job.id);
   // A late snapshot (a list read racing the WebSocket) never takes a finished job back to running.
   if (known && !ACTIVE.has(known.status) && ACTIVE.has(job.status)) return known;
-  state.jobs.set(job.id, job);
-  state.fetchedAt.set(job.id, Date.now());
-  return job;
+  const merged = withItems(job, known);
+  state.jobs.set(job.id, merged);
+  const now = Date.now();
+  state.fetchedAt.set(job.id, now);
+  for (const item of job.items || []) state.fetchedAt.set(item.id, now);
+  return merged;
 }
 
 function update(job) {
@@ -244,9 +301,13 @@ function watch(job) {
     } catch {
       return;
     }
-    if (message && message.type === "job" && message.job && message.job.id === job.id) {
+    if (!message || message.type !== "job" || !message.job) return;
+    if (message.job.id === job.id) {
       state.retries.delete(job.id);
       update(message.job);
+    } else if (message.job.parent_id === job.id) {
+      state.retries.delete(job.id);
+      updateItem(job.id, message.job);
     }
   });
   ws.addEventListener("close", () => {
@@ -317,7 +378,18 @@ function safeLink(href) {
   }
 }
 
+function playlistProgress(job) {
+  const count = (status) => job.items.filter((item) => item.status === status).length;
+  const parts = [`${count("done")} of ${job.items.length} done`];
+  if (count("failed")) parts.push(`${count("failed")} failed`);
+  if (count("cancelled")) parts.push(`${count("cancelled")} cancelled`);
+  const pct = percentOf(job);
+  if (ACTIVE.has(job.status) && pct != null) parts.push(`${pct.toFixed(0)}%`);
+  return parts.join(" · ");
+}
+
 function progressWords(job) {
+  if (job.items) return playlistProgress(job);
   const p = job.progress || {};
   const pct = percentOf(job);
   if (job.status === "queued") return "Waiting for a free downloader…";
@@ -334,6 +406,11 @@ function progressWords(job) {
 // The status line (a live region) changes with the status only; progress is announced every tenth of
 // the way in a second, silent-on-screen region, not on every tick.
 function statusWords(job) {
+  if (job.items && job.status === "running") return "Downloading the playlist…";
+  if (job.items && job.status === "done") {
+    const ready = job.items.filter((item) => item.status === "done" && item.file_url).length;
+    return ready ? `Done: ${ready} file${ready === 1 ? " is" : "s are"} ready.` : "Done, but the files are no longer available.";
+  }
   if (job.status === "running") return "Downloading…";
   if (job.status === "queued") return "Queued: waiting to start.";
   if (job.status === "done") return job.file_url ? "Done: your file is ready." : "Done, but the file is no longer available.";
@@ -384,6 +461,12 @@ function renderCurrent() {
     $("progress-live").textContent = mark;
   }
   setDownload($("download"), job);
+  const line = $("playlist-line");
+  line.hidden = !job.playlist;
+  line.textContent = job.playlist ? playlistLine(job) : "";
+  const items = $("current-items");
+  items.hidden = !job.items;
+  syncRows(items, job.items || [], state.itemRows, fillItem);
   const cancelButton = $("cancel");
   cancelButton.hidden = !ACTIVE.has(job.status);
   cancelButton.dataset.jobId = job.id;
@@ -421,18 +504,31 @@ function makeRow(id) {
   stop.textContent = "Cancel";
   stop.dataset.jobId = id;
   actions.append(link, stop);
-  li.append(title, meta, bar, error, actions);
-  li.parts = { title, badge, details, bar, error, link, stop };
+  const items = document.createElement("ol");
+  items.className = "items";
+  items.hidden = true;
+  li.append(title, meta, bar, error, actions, items);
+  li.parts = { title, badge, details, bar, error, link, stop, items, itemRows: new Map() };
   return li;
 }
 
+// A playlist's item: like a job's row, without a Cancel of its own (the playlist's stops the rest).
+function fillItem(li, job) {
+  fillRow(li, job);
+  li.parts.stop.hidden = true;
+}
+
 function fillRow(li, job) {
-  const { title, badge, details, bar, error, link, stop } = li.parts;
+  const { title, badge, details, bar, error, link, stop, items, itemRows } = li.parts;
   li.dataset.status = job.status;
   title.textContent = titleOf(job);
   badge.className = `badge ${job.status}`;
   badge.textContent = STATUS_WORDS[job.status] || job.status;
-  const what = job.kind === "audio" ? "Audio" : `Video, ${job.quality === "best" ? "best" : `${job.quality}p`}`;
+  items.hidden = !job.items;
+  syncRows(items, job.items || [], itemRows, fillItem);
+  const what = job.playlist
+    ? playlistLine(job)
+    : job.kind === "audio" ? "Audio" : `Video, ${job.quality === "best" ? "best" : `${job.quality}p`}`;
   const pct = percentOf(job);
   const progress = job.status === "running" && pct != null ? `${pct.toFixed(0)}%` : "";
   details.textContent = " · " + [what, progress, bytes(job.filesize), job.cached ? "from cache" : "", when(job.created_at)].filter(Boolean).join(" · ");
@@ -447,25 +543,29 @@ function fillRow(li, job) {
   stop.setAttribute("aria-label", `Cancel ${titleOf(job)}`);
 }
 
-function renderList() {
-  const list = $("jobs");
-  const jobs = [...state.jobs.values()].sort((a, b) => b.created_at.localeCompare(a.created_at)).slice(0, RECENT_LIMIT);
+// Keeps `list` showing one row per job, in order, reusing the rows in `rows` (id -> <li>).
+function syncRows(list, jobs, rows, fill) {
   const shown = new Set(jobs.map((job) => job.id));
-  for (const [id, li] of state.rows) {
+  for (const [id, li] of rows) {
     if (!shown.has(id)) {
       li.remove();
-      state.rows.delete(id);
+      rows.delete(id);
     }
   }
   jobs.forEach((job, index) => {
-    let li = state.rows.get(job.id);
+    let li = rows.get(job.id);
     if (!li) {
       li = makeRow(job.id);
-      state.rows.set(job.id, li);
+      rows.set(job.id, li);
     }
-    fillRow(li, job);
+    fill(li, job);
     if (list.children[index] !== li) list.insertBefore(li, list.children[index] || null);
   });
+}
+
+function renderList() {
+  const jobs = [...state.jobs.values()].sort((a, b) => b.created_at.localeCompare(a.created_at)).slice(0, RECENT_LIMIT);
+  syncRows($("jobs"), jobs, state.rows, fillRow);
   $("recent-empty").hidden = jobs.length > 0;
 }
 
