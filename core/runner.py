@@ -739,19 +739,22 @@ class Reconciler:
         for key, parts in {row[0]: row[1] for row in rows}.items():
             if not key:
                 continue
-            try:
-                for part in parts or []:
-                    await self.storage.delete(part["key"])
-                await self.storage.delete(key)
-            except StorageError as exc:
-                log.warning("retention: could not delete a file: %s", exc)
-                continue
+            # The rows first: from then on nobody is handed a link to the file, or the file as a cache hit.
             async with self.sessions() as session, session.begin():
                 await session.execute(
                     update(Job)
                     .where(Job.storage_key == key)
                     .values(retained=False, dedup_key=None, updated_at=utcnow())
                 )
+            try:
+                for part in parts or []:
+                    await self.storage.delete(part["key"])
+                await self.storage.delete(key)
+            except StorageError as exc:
+                log.warning("retention: could not delete a file (tried again next round): %s", exc)
+                async with self.sessions() as session, session.begin():
+                    await session.execute(update(Job).where(Job.storage_key == key).values(retained=True))
+                continue
             removed += 1
         if removed:
             log.info("retention: deleted %d expired files", removed)
