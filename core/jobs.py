@@ -307,8 +307,10 @@ class JobService:
         statuses: Sequence[str] | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        top_level: bool = False,
     ) -> tuple[list[tuple[RequestView, JobView]], str | None]:
-        """A user's requests, newest first; `statuses` filters by the job's status."""
+        """A user's requests, newest first; `statuses` filters by the job's status; `top_level` leaves out
+        requests made on behalf of others (playlist items, fitted copies)."""
         query = (
             _with_jobs()
             .where(Request.source == source, Request.user_id == str(user_id))
@@ -317,6 +319,8 @@ class JobService:
         )
         if statuses:
             query = query.where(Job.status.in_(list(statuses)))
+        if top_level:
+            query = query.where(Request.parent_id.is_(None))
         if cursor:
             created, rid = _decode_cursor(cursor)
             query = query.where(

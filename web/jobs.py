@@ -274,16 +274,15 @@ async def _submitted(
     """A page of the jobs the key submitted. Playlist items are left out (each is in its playlist's
     `items`). A playlist's status is its items' sum while the core filters on its own (done) listing job,
     so a status filter also asks for done jobs and is applied here. Whole core pages are used, so the
-    core's cursor stays exact; a page can come back short (even empty) with a cursor to follow."""
+    core's cursor stays exact; with a status filter a page can come back short (even empty) with a cursor
+    to follow."""
     asked = sorted({*statuses, "done"}) if set(statuses) - {"done"} else statuses
     jobs: list[Job] = []
     for _ in range(SCAN_PAGES):
         rows, cursor = await services.jobs.list_requests(
-            SOURCE, key.id, statuses=asked or None, limit=limit - len(jobs), cursor=cursor
+            SOURCE, key.id, statuses=asked or None, limit=limit - len(jobs), cursor=cursor, top_level=True
         )
         for req, job in rows:
-            if req.parent_id is not None:
-                continue
             if statuses and not is_playlist(req, job) and api_status(req, job) not in statuses:
                 continue
             shown = await to_api(services, req, job)
