@@ -8,13 +8,16 @@ which raises inside yt-dlp's thread.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,17 +101,27 @@ def _install_connection_guard() -> None:
 
         def guarded(address: Any, *args: Any, **kwargs: Any) -> Any:
             policy: AddressPolicy | None = getattr(_guard, "policy", None)
-            if policy is None or policy.allow_private:
+            control: Control | None = getattr(_guard, "control", None)
+            if policy is None and control is None:
                 return original(address, *args, **kwargs)
             host, port = address[0], address[1]
             make_socket = kwargs.pop("_create_socket_func", _helper._socket_connect)
 
             def checked(ip_addr: Any, *a: Any, **kw: Any) -> Any:
+                if control is not None and control.cancel.is_set():
+                    raise ConnectionAbortedError("download cancelled")
                 ip = ip_addr[4][0]
-                if not policy.permits(str(host), port, ip):
+                if (
+                    policy is not None
+                    and not policy.allow_private
+                    and not policy.permits(str(host), port, ip)
+                ):
                     _guard.blocked = True
                     raise ForbiddenAddress(f"connection to a private address refused ({host})")
-                return make_socket(ip_addr, *a, **kw)
+                sock = make_socket(ip_addr, *a, **kw)
+                if control is not None:
+                    control.track(sock)
+                return sock
 
             return original(address, *args, _create_socket_func=checked, **kwargs)
 
@@ -144,6 +157,29 @@ class Control:
     on_progress: Callable[[ProgressUpdate], None] | None = None
     error: MediabotError | None = None
     max_bytes: int | None = None
+    # The sockets yt-dlp opened for this job (the connection guard records them), so a stop reaches a
+    # download that is stalled in recv() at once instead of after the socket timeout.
+    _sockets: weakref.WeakSet[socket.socket] = field(default_factory=weakref.WeakSet)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+        if self.cancel.is_set():
+            self._shut(sock)
+
+    def stop(self) -> None:
+        """Cancel from any thread: the hooks see the flag, and open connections are shut under yt-dlp."""
+        self.cancel.set()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass(frozen=True)
@@ -404,6 +440,7 @@ class Downloader:
             self.settings.max_filesize_bytes, max_bytes or self.settings.max_filesize_bytes
         )
         _guard.policy = self.policy
+        _guard.control = control
         _guard.blocked = False
         try:
             with yt_dlp.YoutubeDL(opts) as ydl:
@@ -466,6 +503,7 @@ class Downloader:
                 return Downloaded(path=path, info=final, filename=user_filename(final.title, final.ext))
         finally:
             _guard.policy = None
+            _guard.control = None
 
     def _output_path(self, result: dict[str, Any], workdir: Path) -> Path:
         for item in result.get("requested_downloads") or []:

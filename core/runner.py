@@ -548,16 +548,16 @@ class JobRunner:
             if job_id not in still_ours:
                 if not held.control.cancel.is_set():
                     held.lost = True
-                    held.control.cancel.set()
+                    held.control.stop()
             else:
                 held.lease_deadline = renewed_at + self.settings.lease_s
                 if still_ours[job_id]:
-                    held.control.cancel.set()
+                    held.control.stop()
 
     def on_control(self, message: Message) -> None:
         if message.type == "cancel" and message.job_id in self.running:
             log.info("job %s: cancel received", message.job_id)
-            self.running[message.job_id].control.cancel.set()
+            self.running[message.job_id].control.stop()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -567,7 +567,7 @@ class JobRunner:
             if held.control.cancel.is_set():
                 continue  # already being cancelled (or lost): let that finish as it is
             held.handback = True
-            held.control.cancel.set()
+            held.control.stop()
 
     # -- helpers ------------------------------------------------------------------------------------------
 

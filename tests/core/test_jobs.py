@@ -262,3 +262,19 @@ async def test_embedded_restart_hands_running_jobs_back_and_resumes_them(tmp_pat
         assert final.attempts == 1
         request, _ = await services.jobs.get_request(submission.request.id)
         assert request.status == "done"
+
+
+async def test_cancel_reaches_a_stalled_download_at_once(tmp_path: Path, media_site) -> None:
+    # The site sends 256 KB and then nothing: no progress hook runs, yet the cancel must not wait for
+    # yt-dlp's 20 s socket timeout.
+    async with running_services(make_settings(tmp_path)) as services:
+        sub = await services.jobs.submit(ask(media_site.url(f"/stall.mp4?t={uuid.uuid4().hex[:8]}")))
+        async for view in services.jobs.watch(sub.job.id):
+            if view.status == "running" and view.progress.downloaded_bytes:
+                break
+        await asyncio.sleep(1.0)  # stalled in recv() by now
+        started = time.monotonic()
+        await services.jobs.cancel(sub.request.id)
+        final = await services.jobs.wait(sub.job.id, timeout=30)
+        assert final.status == "cancelled"
+        assert time.monotonic() - started < 3, "the cancel shut the connection under yt-dlp"

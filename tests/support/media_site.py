@@ -344,6 +344,7 @@ class MediaSite:
         r.add_get("/clip/{name:[^/]+}.mp4", self._blob_handler("video"))
         r.add_get("/cookie.mp4", self._cookie)
         r.add_get("/slow.mp4", self._slow)
+        r.add_get("/stall.mp4", self._stall)
         r.add_get("/missing.mp4", self._missing)
         r.add_get("/hls/{name:[^/]+}", self._hls)
         r.add_get("/page.html", self._page)
@@ -527,6 +528,20 @@ class MediaSite:
         b = self._blobs["big"]
         return await self._send(request, b.data, b.content_type, rate=rate, last_modified=b.last_modified)
 
+    async def _stall(self, request: web.Request) -> web.StreamResponse:
+        """The first 256 KB of the big clip, then silence with the connection open (a server that hangs
+        mid-download), until the client goes away or a minute has passed."""
+        b = self._blobs["big"]
+        resp = web.StreamResponse(headers={"Content-Type": b.content_type})
+        resp.content_length = len(b.data)
+        await resp.prepare(request)
+        await resp.write(b.data[: 256 * 1024])
+        for _ in range(600):
+            if request.transport is None or request.transport.is_closing():
+                break
+            await asyncio.sleep(0.1)
+        return resp
+
     async def _missing(self, request: web.Request) -> web.Response:
         return web.Response(status=404, text="404: Not Found\n", content_type="text/plain")
 
@@ -636,7 +651,7 @@ class MediaSite:
         items = [
             "/video.mp4", "/audio.m4a", "/big.mp4", "/clip/1.mp4", "/page.html", "/video-tag.html",
             "/hls/index.m3u8", "/hls-page.html", "/nomedia.html", "/missing.mp4", "/slow.mp4",
-            "/cookie.mp4", "/playlist.html?n=3", "/feed.xml?n=3", "/qualities.html",
+            "/cookie.mp4", "/stall.mp4", "/playlist.html?n=3", "/feed.xml?n=3", "/qualities.html",
         ]  # fmt: skip
         body = "<ul>\n" + "\n".join(f"<li><span>{html.escape(p)}</span></li>" for p in items) + "\n</ul>"
         return await self._html(request, "mediabot test media site", body)
