@@ -8,14 +8,17 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, SessionTransaction, SessionTransactionOrigin
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Execution option marking the connections of ORM sessions on SQLite: they say themselves how to BEGIN.
+ORM_BEGINS = "mediabot_orm_begins"
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -41,16 +44,31 @@ def create_engine(url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn):  # type: ignore[no-untyped-def]
-            # IMMEDIATE: take the write lock up front, so read-then-write units of work are serialisable
-            # (the SQLite counterpart of PostgreSQL's SELECT ... FOR UPDATE) and never fail to upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # ORM sessions begin in _session_begin below; anything else (migrations, health checks) takes the
+            # write lock up front.
+            if not conn.get_execution_options().get(ORM_BEGINS):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    if engine.dialect.name == "sqlite":
+        engine = engine.execution_options(**{ORM_BEGINS: True})
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@event.listens_for(Session, "after_begin")
+def _session_begin(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    """SQLite: a unit of work (`session.begin()`) takes the write lock up front (IMMEDIATE), so its reads and
+    writes are serialisable, the counterpart of PostgreSQL's SELECT ... FOR UPDATE, and never fail to
+    upgrade. A plain read (autobegin) runs without BEGIN: each statement sees a committed state and never
+    waits for writers (WAL), and it saves the driver round trips a BEGIN costs on every API poll."""
+    if connection.dialect.name != "sqlite" or not connection.get_execution_options().get(ORM_BEGINS):
+        return
+    if transaction.origin is SessionTransactionOrigin.BEGIN:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def alembic_config(url: str) -> Config:

@@ -569,6 +569,14 @@ class JobService:
         key, filename = await self._file_of(job_id, part)
         return await self.storage.link(key, filename=filename, ttl_s=ttl_s)
 
+    async def link_to(self, view: JobView, ttl_s: int | None = None) -> str:
+        """A link to a finished job's file, signed from the view when it was just read from the database
+        (no second read: API polling asks for one with every GET)."""
+        if view.stored is None:
+            return await self.link(view.id, ttl_s)
+        key, filename = view.stored
+        return await self.storage.link(key, filename=filename, ttl_s=ttl_s)
+
     async def fetch_file(self, job_id: str, dest: Path, *, part: int | None = None) -> Path:
         """Copy the finished file (or one part of it) to `dest` (chat front ends upload from there)."""
         key, _ = await self._file_of(job_id, part)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.models import Job, JobStatus
 
@@ -72,6 +72,9 @@ class JobView(BaseModel):
     playlist: Playlist | None = None
     parent_id: str | None = None
     error: ErrorInfo | None = None
+    # Where the finished file is stored, when this view was read from the database: lets a link be signed
+    # without reading the row again. Never serialised (not in events, not in any API).
+    stored: tuple[str, str] | None = Field(default=None, exclude=True, repr=False)
     attempts: int = 0
     created_at: datetime
     updated_at: datetime
@@ -120,6 +123,9 @@ class JobView(BaseModel):
             if job.entries is not None
             else None,
             parent_id=job.parent_id,
+            stored=(job.storage_key, job.filename or "media")
+            if job.status == JobStatus.DONE and job.retained and job.storage_key
+            else None,
             error=ErrorInfo(code=job.error_code, message=job.error_message or "") if job.error_code else None,
             attempts=job.attempts,
             created_at=job.created_at,

@@ -110,17 +110,19 @@ async def to_api(
     )
 
 
-async def _link(services: Services, job_id: str, part: int | None = None) -> str | None:
+async def _link(services: Services, job: JobView, part: int | None = None) -> str | None:
     try:
-        return await services.jobs.link(job_id, part=part)
+        if part is None:
+            return await services.jobs.link_to(job)
+        return await services.jobs.link(job.id, part=part)
     except (NotFound, StorageError) as exc:
-        log.debug("no link for job %s: %s", job_id, exc)
+        log.debug("no link for job %s: %s", job.id, exc)
         return None
 
 
 async def _single(services: Services, request: RequestView, job: JobView) -> Job:
     status = api_status(request, job)
-    file_url = await _link(services, job.id) if status == "done" else None
+    file_url = await _link(services, job) if status == "done" else None
     parts = None
     if job.parts:
         parts = [
@@ -128,7 +130,7 @@ async def _single(services: Services, request: RequestView, job: JobView) -> Job
                 index=part.index,
                 filename=part.filename,
                 size=part.size,
-                file_url=await _link(services, job.id, part.index) if status == "done" else None,
+                file_url=await _link(services, job, part.index) if status == "done" else None,
             )
             for part in job.parts
         ]
