@@ -262,3 +262,23 @@ def test_a_guessed_limit_is_not_named_in_the_note() -> None:
     )  # fmt: skip
     assert fit_note(copy, guessed) == "Sent at 240p: Telegram refused the 30.7 MB file."
     assert fit_note(copy, telegram.lowered(80_000_000)) == "Sent at 240p to fit Telegram's 50 MB limit."
+
+
+async def test_a_copy_is_made_from_a_file_kept_in_s3(tmp_path: Path, media_site, moto_s3) -> None:
+    import aiohttp
+    import yarl
+
+    settings = make_settings(tmp_path, s3_bucket=moto_s3.new_bucket(), s3_endpoint_url=moto_s3.endpoint_url)
+    async with running_services(settings) as services:
+        assert services.storage.name == "s3"
+        request_id, full = await done(services, media_site.url(unique_clip()))
+        limit = (full.filesize or 0) // 2
+        copy = await fitted(services, request_id, limit, split=True)
+        assert copy.status == "done" and copy.parts and len(copy.parts) >= 2, copy.error
+        async with aiohttp.ClientSession() as http:
+            for part in copy.parts:
+                link = await services.jobs.link(copy.id, part=part.index)
+                assert link.startswith(moto_s3.endpoint_url)
+                async with http.get(yarl.URL(link, encoded=True)) as resp:
+                    assert resp.status == 200 and len(await resp.read()) == part.size <= limit
+        assert not any(settings.tmp_dir.rglob("*.mp4")), "the fetched original and the parts are cleaned up"
