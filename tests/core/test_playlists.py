@@ -121,3 +121,11 @@ async def test_a_playlist_counts_once_against_a_persons_limit(tmp_path: Path, me
         assert await services.jobs.count_active("cli", "lister") == 1
         await services.jobs.cancel(sub.request.id)
         assert await services.jobs.count_active("cli", "lister") == 0
+
+
+async def test_an_empty_channel_fails_in_words(embedded: Services, media_site) -> None:
+    sub = await embedded.jobs.submit(ask(media_site.url("/feed.xml?n=0")))
+    final = await embedded.jobs.wait(sub.job.id, timeout=60)
+    assert final.status == "failed" and final.error is not None
+    assert final.error.code == "unsupported_url" and final.error.message == "No media was found at that link."
+    assert await embedded.jobs.children(sub.request.id) == []
