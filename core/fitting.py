@@ -21,6 +21,7 @@ from core.config import Settings
 from core.downloader import Control, Downloader, MediaInfo, ProgressUpdate, user_filename
 from core.errors import Cancelled, DownloadFailed, TooLarge, WontFit, human_size
 from core.probe import probe_media
+from core.schemas import variant_limit
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,6 @@ class Fitted:
     method: str  # smaller_format | reencode | split
     info: MediaInfo
     filenames: list[str]
-
-
-def variant_limit(variant: str) -> tuple[int, bool]:
-    """("fit:<bytes>[:split]") -> (bytes, split)."""
-    parts = variant.split(":")
-    if len(parts) < 2 or parts[0] != "fit" or not parts[1].isdigit():
-        raise ValueError(f"not a fit variant: {variant!r}")
-    return int(parts[1]), "split" in parts[2:]
 
 
 def _size(fmt: dict[str, Any]) -> float | None:
@@ -117,16 +110,13 @@ class Fitter:
         source: Callable[[Path], Path],
         workdir: Path,
         control: Control,
-        on_info: Callable[[MediaInfo], bool],
         title: str | None = None,
     ) -> Fitted:
         """`source(dir)` gives the full-quality file (stored, or fetched into `dir`)."""
         limit, split = variant_limit(variant)
         workdir.mkdir(parents=True, exist_ok=True)
         if self.settings.fit_smaller_format:
-            found = self._smaller_format(
-                job_id, url, kind, quality, limit, workdir / "format", control, on_info
-            )
+            found = self._smaller_format(job_id, url, kind, quality, limit, workdir / "format", control)
             if found is not None:
                 return found
         if not (self.settings.reencode_to_fit or split):
@@ -160,20 +150,22 @@ class Fitter:
         limit: int,
         workdir: Path,
         control: Control,
-        on_info: Callable[[MediaInfo], bool],
     ) -> Fitted | None:
-        chosen: list[int | None] = []
-
         def choose(info: dict[str, Any]) -> str | None:
             found = choose_fitting_format(info, kind, quality, limit)
-            if found is None:
-                return None
-            chosen.append(found[1])
-            return found[0]
+            return found[0] if found is not None else None
 
         try:
             result = self.downloader.run(
-                job_id, url, kind, quality, workdir, control, on_info, choose_format=choose, max_bytes=limit
+                job_id,
+                url,
+                kind,
+                quality,
+                workdir,
+                control,
+                lambda _info: True,  # a copy never finishes from the media cache: it is always made
+                choose_format=choose,
+                max_bytes=limit,
             )
         except (WontFit, TooLarge) as exc:
             log.info("[%s] no smaller format fits %d bytes (%s)", job_id, limit, exc.code)
@@ -350,4 +342,4 @@ def _target_height(video_bps: int, height: int | None) -> int | None:
     return target if height is None or height > target else None
 
 
-__all__ = ["Fitted", "Fitter", "choose_fitting_format", "variant_limit"]
+__all__ = ["Fitted", "Fitter", "choose_fitting_format"]

@@ -29,7 +29,7 @@ from core.errors import (
 from core.events import EventBus, Message, jobs_filter
 from core.models import Job, JobStatus, Request, RequestStatus, Webhook, WebhookStatus, utcnow
 from core.queue import JobQueue
-from core.schemas import JobView, RequestView, Submission, SubmitRequest
+from core.schemas import JobView, RequestView, Submission, SubmitRequest, fit_variant
 from core.storage import Storage
 from core.urls import AddressPolicy, check_url, extract_url, normalize_url
 from core.webhooks import check_callback_url
@@ -140,7 +140,7 @@ class JobService:
         """A copy of a request's finished file that fits in `limit` bytes, made by a worker (a smaller
         format, a re-encode, or parts when `split`), as a child request of `request_id`. Copies are cached
         like any download: the next request for the same media and limit gets the same job."""
-        variant = f"fit:{int(limit)}" + (":split" if split else "")
+        variant = fit_variant(limit, split)
         now = utcnow()
         async with self.sessions() as session, session.begin():
             row = (await session.execute(_with_jobs().where(Request.id == request_id))).first()

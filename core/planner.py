@@ -146,11 +146,7 @@ class DeliveryPlanner:
     ) -> JobView | None:
         """The final state of a copy that fits `dest`; None when the person cancelled it."""
         assert dest.limit is not None
-        try:
-            submission = await self.jobs.fit(request.id, dest.limit, split=dest.split)
-        except MediabotError as exc:
-            log.info("no copy could be asked for: %s", exc.code)
-            raise
+        submission = await self.jobs.fit(request.id, dest.limit, split=dest.split)
         final = await follow(self.jobs, submission.job, show)
         # The copy may be shared with someone else and end done although this person cancelled theirs.
         child, _ = await self.jobs.get_request(submission.request.id)

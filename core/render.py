@@ -47,13 +47,8 @@ def status_text(view: JobView) -> str:
         and view.progress.total_bytes is None
     ):
         word = "Starting"
-    if view.variant and view.status in ("queued", "running"):
-        limit = view.variant.split(":")[1] if view.variant.count(":") else ""
-        word = (
-            f"Making a copy that fits {human_limit(int(limit))}"
-            if limit.isdigit()
-            else "Making a smaller copy"
-        )
+    if view.fit_limit is not None and view.status in ("queued", "running"):
+        word = f"Making a copy that fits {human_limit(view.fit_limit)}"
     lines = [title, word]
     if view.status == "running":
         lines.append(progress_line(view))

@@ -914,8 +914,7 @@ def _download(
 def _fit(fitter: Fitter, job: Job, source: Any, workdir: Path, control: Control) -> Fitted:
     try:
         return fitter.run(
-            job.id, job.url, job.kind, job.quality, job.variant or "", source, workdir, control,
-            lambda _info: True, title=job.title,
+            job.id, job.url, job.kind, job.quality, job.variant or "", source, workdir, control, title=job.title
         )  # fmt: skip
     finally:
         _trim()

@@ -27,6 +27,19 @@ class ErrorInfo(BaseModel):
     message: str
 
 
+def fit_variant(limit: int, split: bool = False) -> str:
+    """The variant of a copy made to fit `limit` bytes (part of its cache key): "fit:<bytes>[:split]"."""
+    return f"fit:{int(limit)}" + (":split" if split else "")
+
+
+def variant_limit(variant: str) -> tuple[int, bool]:
+    """fit_variant's inverse: (bytes, split)."""
+    parts = variant.split(":")
+    if len(parts) < 2 or parts[0] != "fit" or not parts[1].isdigit():
+        raise ValueError(f"not a fit variant: {variant!r}")
+    return int(parts[1]), "split" in parts[2:]
+
+
 class Part(BaseModel):
     """One file of a split: parts are numbered from 1 and each fits the limit they were made for."""
 
@@ -84,6 +97,11 @@ class JobView(BaseModel):
     @property
     def terminal(self) -> bool:
         return JobStatus(self.status).terminal
+
+    @property
+    def fit_limit(self) -> int | None:
+        """The size limit a copy was made to fit, None for anything else."""
+        return variant_limit(self.variant)[0] if self.variant else None
 
     @classmethod
     def from_job(cls, job: Job) -> JobView:

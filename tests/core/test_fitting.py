@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from core.fitting import choose_fitting_format, variant_limit
+from core.fitting import choose_fitting_format
 from core.planner import DeliveryPlanner, Destination, Refused, fit_note
-from core.schemas import JobView, SubmitRequest
+from core.schemas import JobView, SubmitRequest, variant_limit
 from core.services import Services
 from tests.support.media import ffprobe
 from tests.support.services import make_settings, running_services, wait_until
