@@ -8,6 +8,7 @@ a download.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,8 +24,22 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def dedup_key(cache_key: str, kind: str, quality: str, variant: str | None = None) -> str:
-    key = f"{cache_key}|{kind}:{quality}"
+def choice_suffix(format_id: str | None = None, subtitles: Sequence[str] | None = ()) -> str:
+    """What a person chose beyond kind and quality, as it enters the dedup and media keys."""
+    suffix = f"|f={format_id}" if format_id else ""
+    return suffix + (f"|s={','.join(sorted(subtitles))}" if subtitles else "")
+
+
+def dedup_key(
+    cache_key: str,
+    kind: str,
+    quality: str,
+    variant: str | None = None,
+    *,
+    format_id: str | None = None,
+    subtitles: Sequence[str] | None = (),
+) -> str:
+    key = f"{cache_key}|{kind}:{quality}{choice_suffix(format_id, subtitles)}"
     return f"{key}|{variant}" if variant else key
 
 
@@ -120,11 +135,14 @@ async def add_playlist_items(
         at = now + timedelta(microseconds=index)
         url = entry["url"]
         cache_key = normalize_url(url)
-        key = dedup_key(cache_key, playlist.kind, playlist.quality)
+        # Items share the playlist's subtitle languages; formats are the site's per item, so not its format.
+        subtitles = playlist.subtitle_langs or []
+        key = dedup_key(cache_key, playlist.kind, playlist.quality, subtitles=subtitles)
         for _ in range(5):
             found = await find_or_create_job(
                 session, dialect, url=url, cache_key=cache_key, kind=playlist.kind, quality=playlist.quality,
-                key=key, now=at, extra={"parent_id": playlist.id, "title": entry.get("title")},
+                key=key, now=at, extra={"parent_id": playlist.id, "title": entry.get("title"),
+                                        "subtitle_langs": list(subtitles) or None},
             )  # fmt: skip
             if found is not None:
                 break

@@ -3,6 +3,7 @@ request for the same media is answered by resending the handle, with no download
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -19,10 +20,14 @@ class DeliveryRef:
     file_type: str  # video | audio | document
 
 
-def variant_key(text: str, kind: str, quality: str) -> str:
+def variant_key(
+    text: str, kind: str, quality: str, format_id: str | None = None, subtitles: Sequence[str] = ()
+) -> str:
     """The cache key of the media variant a message asks for (same rules as job coalescing)."""
     quality = "best" if kind == "audio" else (quality or "best")
-    return dedup_key(normalize_url(extract_url(text)), kind, quality)
+    return dedup_key(
+        normalize_url(extract_url(text)), kind, quality, format_id=format_id, subtitles=sorted(set(subtitles))
+    )
 
 
 class DeliveryCacheService:

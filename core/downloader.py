@@ -9,6 +9,7 @@ which raises inside yt-dlp's thread.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import functools
 import logging
@@ -16,10 +17,11 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +40,14 @@ from core.errors import (
     StorageError,
     TooLarge,
     TooLong,
+    UnknownFormat,
     UnsupportedUrl,
     WontFit,
     human_duration,
     human_size,
 )
 from core.probe import probe_media
+from core.thumbnails import frame_time, make_thumbnail
 from core.urls import AddressPolicy
 
 log = logging.getLogger(__name__)
@@ -207,6 +211,7 @@ class MediaInfo:
     uploader: str | None
     filesize: int | None
     webpage_url: str | None
+    upload_date: str | None = None
 
     @property
     def media_key(self) -> str | None:
@@ -230,6 +235,9 @@ class Downloaded:
     path: Path
     info: MediaInfo
     filename: str
+    thumbnail: Path | None = None  # a JPEG within chat limits (core.thumbnails)
+    subtitles: dict[str, Path] = field(default_factory=dict)  # lang -> .srt
+    subtitles_missing: list[str] = field(default_factory=list)
 
 
 class _Abort(DownloadCancelled):
@@ -267,7 +275,13 @@ def format_selector(kind: str, quality: str) -> str:
 
 
 def build_options(
-    settings: Settings, *, kind: str, quality: str, workdir: Path, ffmpeg: str | None
+    settings: Settings,
+    *,
+    kind: str,
+    quality: str,
+    workdir: Path,
+    ffmpeg: str | None,
+    subtitles: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The yt-dlp options for one job: a pure function of the settings and the request."""
     opts: dict[str, Any] = {
@@ -293,7 +307,9 @@ def build_options(
         "cachedir": False,
         "check_formats": False,
         "updatetime": False,
-        "writethumbnail": False,
+        # The site's thumbnail comes along (through the connection guard like the media): the chat
+        # thumbnail is made from it, and audio files carry it as cover art.
+        "writethumbnail": True,
         # The urllib handler opens sockets through yt-dlp's create_connection, which our guard wraps;
         # the requests handler goes through urllib3 and would bypass it.
         "compat_opts": {"prefer-legacy-http-handler"},
@@ -302,12 +318,26 @@ def build_options(
         opts["allowed_extractors"] = list(settings.allowed_extractors)
     if ffmpeg:
         opts["ffmpeg_location"] = ffmpeg
+    # In the order yt-dlp's own command line runs them (yt_dlp.get_postprocessors).
+    postprocessors: list[dict[str, Any]] = []
+    if subtitles:
+        opts.update(writesubtitles=True, subtitleslangs=list(subtitles), subtitlesformat="srt/vtt/best")
+        postprocessors.append({"key": "FFmpegSubtitlesConvertor", "format": "srt", "when": "before_dl"})
     if kind == "audio":
-        opts["postprocessors"] = [
-            {"key": "FFmpegExtractAudio", "preferredcodec": settings.audio_format, "preferredquality": "0"}
+        postprocessors += [
+            {"key": "FFmpegThumbnailsConvertor", "format": "jpg", "when": "before_dl"},
+            {"key": "FFmpegExtractAudio", "preferredcodec": settings.audio_format, "preferredquality": "0"},
+            # Tags (title, artist from the uploader, date) and the cover, as music players show them.
+            {"key": "FFmpegMetadata", "add_metadata": True, "add_chapters": False},
+            {"key": "EmbedThumbnail", "already_have_thumbnail": True},
         ]
     else:
         opts["merge_output_format"] = "mp4"
+        if subtitles:
+            # mp4 takes text subtitles as mov_text; the .srt files are kept to be offered as well.
+            postprocessors.append({"key": "FFmpegEmbedSubtitle", "already_have_subtitle": True})
+    if postprocessors:
+        opts["postprocessors"] = postprocessors
     return opts
 
 
@@ -328,6 +358,7 @@ def _info_from(info: dict[str, Any]) -> MediaInfo:
         uploader=info.get("uploader") or info.get("artist") or info.get("channel"),
         filesize=int(size) if size else None,
         webpage_url=info.get("webpage_url"),
+        upload_date=info.get("upload_date") or info.get("release_date"),
     )
 
 
@@ -398,6 +429,62 @@ _LOGIN_RE = re.compile(
 )
 
 
+def chosen_format(raw: dict[str, Any], format_id: str, kind: str) -> dict[str, Any]:
+    """The format a person picked, from the formats the site offers; UnknownFormat when there is none."""
+    formats = [f for f in raw.get("formats") or [] if f.get("format_id")]
+    for fmt in formats:
+        if str(fmt["format_id"]) == format_id:
+            return fmt
+    names = ", ".join(str(f["format_id"]) for f in formats[-12:])
+    raise UnknownFormat(
+        f'This link has no format "{format_id[:40]}". Its formats are: {names}.'
+        if names
+        else f'This link has no format "{format_id[:40]}".'
+    )
+
+
+def format_spec(fmt: dict[str, Any], kind: str) -> str:
+    """A chosen format as a selector: video without sound gets the best audio merged in."""
+    fid = str(fmt["format_id"])
+    if kind == "video" and fmt.get("acodec") == "none" and fmt.get("vcodec") != "none":
+        return f"{fid}+ba[ext=m4a]/{fid}+ba/{fid}"
+    return fid
+
+
+def _with_format(info: MediaInfo, fmt: dict[str, Any]) -> MediaInfo:
+    """The extracted info as it will be with the chosen format (size, picture) instead of yt-dlp's default."""
+    size = fmt.get("filesize") or fmt.get("filesize_approx")
+    return dataclasses.replace(
+        info,
+        filesize=int(size) if size else None,
+        ext=fmt.get("ext") or info.ext,
+        width=fmt.get("width"),
+        height=fmt.get("height"),
+    )
+
+
+_PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def _written_thumbnail(result: dict[str, Any], workdir: Path) -> Path | None:
+    """The site's thumbnail as yt-dlp wrote it (it may have converted it to jpg), if it wrote one."""
+    for thumb in reversed(result.get("thumbnails") or []):
+        path = thumb.get("filepath")
+        if path and Path(path).is_file():
+            return Path(path)
+    found = [p for p in workdir.glob("media.*") if p.suffix.lower() in _PICTURE_SUFFIXES]
+    return found[0] if found else None
+
+
+def _written_subtitles(result: dict[str, Any], langs: Sequence[str]) -> dict[str, Path]:
+    written: dict[str, Path] = {}
+    for lang, sub in (result.get("requested_subtitles") or {}).items():
+        path = sub.get("filepath")
+        if lang in langs and path and Path(path).is_file():
+            written[lang] = Path(path)
+    return written
+
+
 class Downloader:
     """Owns yt-dlp for one process. Its methods block: call them through `asyncio.to_thread`."""
 
@@ -435,15 +522,26 @@ class Downloader:
         expand_playlist: bool = False,
         choose_format: Callable[[dict[str, Any]], str | None] | None = None,
         max_bytes: int | None = None,
+        format_id: str | None = None,
+        subtitles: Sequence[str] = (),
     ) -> Downloaded | PlaylistFound | None:
         """Extract, check limits, ask `on_info` whether to go on (False: finished elsewhere), download.
 
         A playlist comes back as PlaylistFound when `expand_playlist`, else its first entry is downloaded.
-        `choose_format(info)` picks the format spec after extraction (None: WontFit); `max_bytes` lowers the
-        size limit. Returns None when `on_info` said stop. Raises MediabotError subclasses.
+        `choose_format(info)` picks the format spec after extraction (None: WontFit); `format_id` is the
+        person's own choice (UnknownFormat when the site has no such format); `max_bytes` lowers the size
+        limit. `subtitles`: languages to embed and keep as .srt. Returns None when `on_info` said stop.
+        Raises MediabotError subclasses.
         """
         workdir.mkdir(parents=True, exist_ok=True)
-        opts = build_options(self.settings, kind=kind, quality=quality, workdir=workdir, ffmpeg=self.ffmpeg)
+        opts = build_options(
+            self.settings,
+            kind=kind,
+            quality=quality,
+            workdir=workdir,
+            ffmpeg=self.ffmpeg,
+            subtitles=subtitles,
+        )
         opts["logger"] = _Logger(job_id)
         cookies = cookie_file_for(self.settings.cookies_dir, url)
         if cookies is not None:
@@ -482,9 +580,15 @@ class Downloader:
                         raise WontFit()
                     ydl.format_selector = ydl.build_format_selector(spec)
                     info = _info_from(raw)
+                elif format_id is not None:
+                    chosen = chosen_format(raw, format_id, kind)
+                    ydl.format_selector = ydl.build_format_selector(format_spec(chosen, kind))
+                    info = _with_format(_info_from(raw), chosen)
+                    self._check_limits(info)
                 else:
                     info = _info_from(raw)
                     self._check_limits(info)
+                missing = [lang for lang in subtitles if lang not in (raw.get("subtitles") or {})]
                 if control.cancel.is_set():
                     raise Cancelled()
                 if not on_info(info):
@@ -509,15 +613,65 @@ class Downloader:
                     uploader=final.uploader,
                     filesize=path.stat().st_size,
                     webpage_url=final.webpage_url,
+                    upload_date=final.upload_date,
                 )
                 if final.filesize and final.filesize > self.settings.max_filesize_bytes:
                     raise self._too_large(final.filesize)
                 if final.duration and final.duration > self.settings.max_duration_s:
                     raise self._too_long(final.duration)
-                return Downloaded(path=path, info=final, filename=user_filename(final.title, final.ext))
+                if control.cancel.is_set():
+                    raise Cancelled()
+                picture = _written_thumbnail(result, workdir)
+                if picture is not None:
+                    thumbnail = make_thumbnail(self.ffmpeg, picture, workdir / "thumbnail.jpg")
+                elif probe.has_video or (
+                    kind == "video" and path.suffix.lower() in (".mp4", ".webm", ".mkv")
+                ):
+                    thumbnail = make_thumbnail(
+                        self.ffmpeg, path, workdir / "thumbnail.jpg", at_s=frame_time(final.duration)
+                    )
+                else:
+                    thumbnail = None  # sound only, and the site has no picture: nothing to show
+                return Downloaded(
+                    path=path,
+                    info=final,
+                    filename=user_filename(final.title, final.ext),
+                    thumbnail=thumbnail,
+                    subtitles=_written_subtitles(result, subtitles),
+                    subtitles_missing=missing,
+                )
         finally:
             _guard.policy = None
             _guard.control = None
+
+    def probe(self, url: str) -> dict[str, Any]:
+        """What a link offers (formats, subtitles, thumbnail), without downloading: yt-dlp's info dict,
+        sanitised. Same address rules and cookies as a download."""
+        control = Control()
+        with tempfile.TemporaryDirectory(prefix="probe-", dir=self.settings.tmp_dir) as tmp:
+            workdir = Path(tmp)
+            opts = build_options(
+                self.settings, kind="video", quality="best", workdir=workdir, ffmpeg=self.ffmpeg
+            )
+            opts["logger"] = _Logger("probe")
+            cookies = cookie_file_for(self.settings.cookies_dir, url)
+            if cookies is not None:
+                opts["cookiefile"] = str(private_copy(cookies, workdir))
+            _guard.policy = self.policy
+            _guard.control = control
+            _guard.blocked = False
+            try:
+                with yt_dlp.YoutubeDL(opts) as ydl:
+                    try:
+                        raw = ydl.extract_info(url, download=False)
+                    except (DownloadError, DownloadCancelled) as exc:
+                        raise translate_error(exc, control) from None
+                    if raw is None:
+                        raise UnsupportedUrl()
+                    return dict(ydl.sanitize_info(raw))
+            finally:
+                _guard.policy = None
+                _guard.control = None
 
     def _output_path(self, result: dict[str, Any], workdir: Path) -> Path:
         for item in result.get("requested_downloads") or []:

@@ -72,6 +72,11 @@ class StorageError(MediabotError):
         return cls()
 
 
+class UnknownFormat(MediabotError):
+    code = "unknown_format"
+    default_message = "This link has no format with that id. Ask for its formats first."
+
+
 class WontFit(MediabotError):
     code = "wont_fit"
     default_message = "No smaller copy of this media fits the limit."

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.attach import add_playlist_items, dedup_key, find_or_create_job, new_request
 from core.config import Settings
+from core.downloader import Downloader
 from core.errors import (
     IdempotencyConflict,
     InvalidRequest,
@@ -27,9 +29,10 @@ from core.errors import (
     UnsupportedUrl,
 )
 from core.events import EventBus, Message, jobs_filter
+from core.formats import FormatCache, media_formats
 from core.models import Job, JobStatus, Request, RequestStatus, Webhook, WebhookStatus, utcnow
 from core.queue import JobQueue
-from core.schemas import JobView, RequestView, Submission, SubmitRequest, fit_variant
+from core.schemas import JobView, MediaFormats, RequestView, Submission, SubmitRequest, fit_variant
 from core.storage import Storage
 from core.urls import AddressPolicy, check_url, extract_url, normalize_url
 from core.webhooks import check_callback_url
@@ -69,8 +72,29 @@ def _with_jobs() -> Any:
 
 def fingerprint(req: SubmitRequest) -> str:
     """What a submission asked for, so a reused idempotency key with a different ask is caught."""
-    asked = {"url": req.text, "kind": req.kind, "quality": req.quality, "callback_url": req.callback_url}
+    asked: dict[str, Any] = {"url": req.text, "kind": req.kind, "quality": req.quality,
+                             "callback_url": req.callback_url}  # fmt: skip
+    if req.format_id or req.subtitles:
+        asked.update(format_id=req.format_id, subtitles=sorted(req.subtitles))
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
+
+
+_FORMAT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
+_LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+MAX_SUBTITLE_LANGS = 8
+
+
+def check_choices(format_id: str | None, subtitles: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
+    """A format id and subtitle languages as a person typed them: checked, languages deduplicated."""
+    if format_id is not None and not _FORMAT_ID.match(format_id):
+        raise InvalidRequest("A format id is up to 128 letters, digits, dots, dashes or underscores.")
+    langs = tuple(dict.fromkeys(lang.strip() for lang in subtitles if lang.strip()))
+    if len(langs) > MAX_SUBTITLE_LANGS:
+        raise InvalidRequest(f"Ask for at most {MAX_SUBTITLE_LANGS} subtitle languages.")
+    bad = [lang for lang in langs if not _LANG.match(lang)]
+    if bad:
+        raise InvalidRequest(f'"{bad[0][:20]}" is not a language code (like en, de or pt-BR).')
+    return format_id, langs
 
 
 class JobService:
@@ -89,6 +113,8 @@ class JobService:
         self.storage = storage
         self.policy = AddressPolicy(settings.allow_private_urls, tuple(settings.allowed_private_hosts))
         self._dialect = sessions.kw["bind"].dialect.name
+        self._format_cache = FormatCache()
+        self._prober: Downloader | None = None
 
     # -- submitting -------------------------------------------------------------------------------------
 
@@ -106,6 +132,19 @@ class JobService:
                 raise UnsupportedUrl()
         return url
 
+    async def formats(self, text: str) -> MediaFormats:
+        """What a link offers (formats with sizes, subtitle languages, thumbnail), probed without downloading
+        under the same rules as a download; cached for a few minutes."""
+        url = await self.check(text)
+
+        async def probe() -> MediaFormats:
+            if self._prober is None:
+                self._prober = Downloader(self.settings)
+            raw = await asyncio.to_thread(self._prober.probe, url)
+            return media_formats(url, raw)
+
+        return await self._format_cache.get(normalize_url(url), probe)
+
     async def submit(self, req: SubmitRequest) -> Submission:
         if req.kind not in ("video", "audio"):
             raise InvalidRequest("Kind must be video or audio.")
@@ -114,6 +153,7 @@ class JobService:
             raise InvalidRequest(
                 f"Quality must be one of: {', '.join(sorted(QUALITIES, key=_quality_order))}."
             )
+        format_id, subtitles = check_choices(req.format_id, req.subtitles)
         replay = await self.replay(req)
         if replay is not None:
             return replay
@@ -122,9 +162,10 @@ class JobService:
         if req.callback_url is not None:
             callback = await check_callback_url(req.callback_url, self.policy)
         cache_key = normalize_url(url)
-        key = dedup_key(cache_key, req.kind, quality)
+        key = dedup_key(cache_key, req.kind, quality, format_id=format_id, subtitles=subtitles)
+        choices = {"format_id": format_id, "subtitle_langs": sorted(subtitles) or None}
         for _ in range(5):
-            result = await self._attach(req, url, cache_key, key, quality, callback)
+            result = await self._attach(req, url, cache_key, key, quality, callback, choices)
             if result is not None:
                 break
         else:
@@ -149,13 +190,18 @@ class JobService:
             parent, source = row
             if source.status != JobStatus.DONE or not source.retained:
                 raise NotFound("The file is not available (not finished, or expired).")
-            key = dedup_key(source.cache_key, source.kind, source.quality, variant)
+            key = dedup_key(
+                source.cache_key, source.kind, source.quality, variant,
+                format_id=source.format_id, subtitles=source.subtitle_langs,
+            )  # fmt: skip
             for _ in range(5):
                 found = await find_or_create_job(
                     session, self._dialect, url=source.url, cache_key=source.cache_key, kind=source.kind,
                     quality=source.quality, key=key, now=now,
                     extra={"variant": variant, "source_job_id": source.id, "title": source.title,
-                           "duration": source.duration},
+                           "duration": source.duration, "format_id": source.format_id,
+                           "subtitle_langs": source.subtitle_langs, "uploader": source.uploader,
+                           "upload_date": source.upload_date},
                 )  # fmt: skip
                 if found is not None:
                     break
@@ -200,10 +246,17 @@ class JobService:
         )
 
     async def _attach(
-        self, req: SubmitRequest, url: str, cache_key: str, key: str, quality: str, callback: str | None
+        self,
+        req: SubmitRequest,
+        url: str,
+        cache_key: str,
+        key: str,
+        quality: str,
+        callback: str | None,
+        choices: dict[str, Any],
     ) -> tuple[Submission, list[str]] | None:
         try:
-            return await self._attach_once(req, url, cache_key, key, quality, callback)
+            return await self._attach_once(req, url, cache_key, key, quality, callback, choices)
         except IntegrityError:
             # Only the idempotency index can collide: the same key came in at the same moment elsewhere,
             # and that transaction won (ours, job included, was rolled back).
@@ -213,7 +266,14 @@ class JobService:
             return replay, []
 
     async def _attach_once(
-        self, req: SubmitRequest, url: str, cache_key: str, key: str, quality: str, callback: str | None
+        self,
+        req: SubmitRequest,
+        url: str,
+        cache_key: str,
+        key: str,
+        quality: str,
+        callback: str | None,
+        choices: dict[str, Any],
     ) -> tuple[Submission, list[str]] | None:
         now = utcnow()
         try:
@@ -232,7 +292,7 @@ class JobService:
                     )
                 found = await find_or_create_job(
                     session, self._dialect, url=url, cache_key=cache_key, kind=req.kind, quality=quality,
-                    key=key, now=now,
+                    key=key, now=now, extra=choices,
                 )  # fmt: skip
                 if found is None:
                     # The job we collided with ended (failed, cancelled, expired) in between: try again.
@@ -308,17 +368,34 @@ class JobService:
         limit: int = 20,
         cursor: str | None = None,
         top_level: bool = False,
+        kinds: Sequence[str] | None = None,
+        search: str | None = None,
     ) -> tuple[list[tuple[RequestView, JobView]], str | None]:
-        """A user's requests, newest first; `statuses` filters by the job's status; `top_level` leaves out
-        requests made on behalf of others (playlist items, fitted copies)."""
+        """A user's requests, newest first, without those removed from history; `statuses` filters by the
+        job's status, `kinds` by video/audio, `search` by a case-insensitive piece of the title or link;
+        `top_level` leaves out requests made on behalf of others (playlist items, fitted copies)."""
         query = (
             _with_jobs()
-            .where(Request.source == source, Request.user_id == str(user_id))
+            .where(Request.source == source, Request.user_id == str(user_id), Request.hidden_at.is_(None))
             .order_by(Request.created_at.desc(), Request.id.desc())
             .limit(limit + 1)
         )
         if statuses:
             query = query.where(Job.status.in_(list(statuses)))
+        if kinds:
+            query = query.where(Request.kind.in_(list(kinds)))
+        if search and search.strip():
+            pattern = (
+                "%"
+                + search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                + "%"
+            )
+            query = query.where(
+                or_(
+                    func.lower(Job.title).like(pattern, escape="\\"),
+                    func.lower(Request.url).like(pattern, escape="\\"),
+                )
+            )
         if top_level:
             query = query.where(Request.parent_id.is_(None))
         if cursor:
@@ -345,6 +422,7 @@ class JobService:
                 Request.source == source,
                 Request.delivered_at.is_(None),
                 Request.status != RequestStatus.CANCELLED,
+                Request.hidden_at.is_(None),
                 # Child requests are delivered by their parent's front-end task.
                 Request.parent_id.is_(None),
             )
@@ -538,6 +616,70 @@ class JobService:
                 log.warning("cancel signal not published (%s)", type(exc).__name__)
         return view
 
+    async def remove(self, request_id: str, *, source: str, user_id: str) -> None:
+        """Delete a request from its owner's history: cancel it if it still runs, hide it (and the requests
+        made on its behalf), and delete the stored files of every job nobody else still uses."""
+        request, _ = await self.get_request(request_id)
+        if (request.source, request.user_id) != (source, str(user_id)):
+            raise NotFound()
+        await self.cancel(request_id)
+        now = utcnow()
+        items = select(Request.id).where(Request.parent_id == request_id)
+        family = or_(Request.id == request_id, Request.parent_id == request_id, Request.parent_id.in_(items))
+        async with self.sessions() as session, session.begin():
+            job_ids = set(await session.scalars(select(Request.job_id).where(family)))
+            await session.execute(update(Request).where(family).values(hidden_at=now))
+        for job_id in job_ids:
+            await self._drop_files(job_id)
+
+    async def _drop_files(self, job_id: str) -> None:
+        """Delete a finished job's files when it owns them and no visible request of anyone uses them."""
+        async with self.sessions() as session, session.begin():
+            job = await session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+            if job is None or not job.retained or not job.storage_key or job.cached_from is not None:
+                return
+            sharing = select(Job.id).where(Job.storage_key == job.storage_key)
+            users = await session.scalar(
+                select(func.count())
+                .select_from(Request)
+                .where(Request.job_id.in_(sharing), Request.hidden_at.is_(None))
+            )
+            copies = await session.scalar(
+                select(func.count())
+                .select_from(Job)
+                .where(Job.source_job_id == job.id, Job.retained.is_(True))
+            )
+            if users or copies:
+                return
+            keys = [job.storage_key] + [p["key"] for p in job.parts or []]
+            keys += [a["key"] for a in (job.assets or {}).values()]
+            # The rows first (as retention does): from now on nobody gets a link or a cache hit to them.
+            await session.execute(
+                update(Job)
+                .where(Job.storage_key == job.storage_key)
+                .values(retained=False, dedup_key=None, updated_at=utcnow())
+            )
+        for key in dict.fromkeys(keys):
+            try:
+                await self.storage.delete(key)
+            except Exception as exc:  # noqa: BLE001 - retention deletes what is left later
+                log.warning("could not delete a removed file: %s", type(exc).__name__)
+
+    async def retry(self, request_id: str, *, source: str, user_id: str) -> Submission:
+        """The same ask again (link, kind, quality, format, subtitles, delivery target) as a new request."""
+        request, job = await self.get_request(request_id)
+        if (request.source, request.user_id) != (source, str(user_id)):
+            raise NotFound()
+        if request.status == RequestStatus.ACTIVE:
+            raise InvalidRequest("This download is still running.")
+        return await self.submit(
+            SubmitRequest(
+                text=request.url, source=request.source, user_id=request.user_id,  # type: ignore[arg-type]
+                kind=request.kind, quality=request.quality, target=dict(request.target),  # type: ignore[arg-type]
+                format_id=job.format_id, subtitles=tuple(job.subtitle_langs),
+            )
+        )  # fmt: skip
+
     async def cancel_all(self, source: str, user_id: str) -> int:
         active = await self.active_requests(source, user_id)
         for request, _job in active:
@@ -555,9 +697,15 @@ class JobService:
             raise NotFound("The file is not available (not finished, or expired).")
         return job
 
-    async def _file_of(self, job_id: str, part: int | None) -> tuple[str, str]:
-        """(storage key, filename) of a finished job's file, or of part `part` (from 1) of a split."""
+    async def _file_of(self, job_id: str, part: int | None, asset: str | None = None) -> tuple[str, str]:
+        """(storage key, filename) of a finished job's file, of part `part` (from 1) of a split, or of one
+        of its assets (THUMBNAIL, subtitle_asset(lang))."""
         job = await self._stored(job_id)
+        if asset is not None:
+            found = (job.assets or {}).get(asset)
+            if found is None:
+                raise NotFound("There is no such file for this download.")
+            return found["key"], found["filename"]
         if part is None:
             return job.storage_key or "", job.filename or "media"
         parts = job.parts or []
@@ -565,9 +713,18 @@ class JobService:
             raise NotFound("No such part.")
         return parts[part - 1]["key"], parts[part - 1]["filename"]
 
-    async def link(self, job_id: str, ttl_s: int | None = None, *, part: int | None = None) -> str:
-        key, filename = await self._file_of(job_id, part)
+    async def link(
+        self, job_id: str, ttl_s: int | None = None, *, part: int | None = None, asset: str | None = None
+    ) -> str:
+        key, filename = await self._file_of(job_id, part, asset)
         return await self.storage.link(key, filename=filename, ttl_s=ttl_s)
+
+    async def asset_link(self, view: JobView, asset: str, ttl_s: int | None = None) -> str | None:
+        """A link to one of a finished job's assets, signed from a view just read; None when it has none."""
+        stored = view.stored_assets.get(asset)
+        if stored is None:
+            return None
+        return await self.storage.link(stored[0], filename=stored[1], ttl_s=ttl_s)
 
     async def link_to(self, view: JobView, ttl_s: int | None = None) -> str:
         """A link to a finished job's file, signed from the view when it was just read from the database
@@ -577,14 +734,18 @@ class JobService:
         key, filename = view.stored
         return await self.storage.link(key, filename=filename, ttl_s=ttl_s)
 
-    async def fetch_file(self, job_id: str, dest: Path, *, part: int | None = None) -> Path:
-        """Copy the finished file (or one part of it) to `dest` (chat front ends upload from there)."""
-        key, _ = await self._file_of(job_id, part)
+    async def fetch_file(
+        self, job_id: str, dest: Path, *, part: int | None = None, asset: str | None = None
+    ) -> Path:
+        """Copy the finished file (one part of it, or an asset) to `dest` (chat front ends upload from there)."""
+        key, _ = await self._file_of(job_id, part, asset)
         await self.storage.fetch(key, dest)
         return dest
 
-    async def local_path(self, job_id: str, *, part: int | None = None) -> Path | None:
-        key, _ = await self._file_of(job_id, part)
+    async def local_path(
+        self, job_id: str, *, part: int | None = None, asset: str | None = None
+    ) -> Path | None:
+        key, _ = await self._file_of(job_id, part, asset)
         path_of = getattr(self.storage, "path_for", None)
         return path_of(key) if path_of else None
 

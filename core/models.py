@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -128,6 +129,14 @@ class Job(Base):
     entries: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     playlist_total: Mapped[int | None] = mapped_column(Integer)
     parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    # What the person chose beyond kind and quality (part of the dedup key): a format the site offers, and
+    # subtitle languages; `subtitles_missing` lists the languages the media turned out not to have.
+    format_id: Mapped[str | None] = mapped_column(String(128))
+    subtitle_langs: Mapped[list[str] | None] = mapped_column(JSON)
+    subtitles_missing: Mapped[list[str] | None] = mapped_column(JSON)
+    upload_date: Mapped[str | None] = mapped_column(String(8))
+    # Files stored beside the media, by name ("thumbnail", "subtitles.en"): {name: {key, filename, size}}.
+    assets: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     error_code: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(Text)
@@ -170,6 +179,8 @@ class Request(Base):
     # A request made on behalf of another: a playlist item, or a copy made to fit a chat's limit. The
     # parent's front end delivers it; cancelling the parent cancels it.
     parent_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    # Removed from the person's history (the web app's "Delete"): never listed again.
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         Index("ix_requests_owner", "source", "user_id", "created_at"),
@@ -239,6 +250,10 @@ class UserPrefs(Base):
     user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="video")
     quality: Mapped[str] = mapped_column(String(16), default="best")
+    # Answer a link with the formats it offers instead of downloading the default at once.
+    ask_format: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Subtitle languages asked for with every link, comma-separated ("" for none).
+    subtitles: Mapped[str] = mapped_column(String(64), default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -1,13 +1,15 @@
-"""Per-user defaults chosen in a chat front end (/settings): kind and quality."""
+"""Per-user defaults chosen in a chat front end (/settings, /subs): kind, quality, whether to be asked for a
+format, subtitle languages."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.errors import InvalidRequest
-from core.jobs import QUALITIES
+from core.jobs import QUALITIES, check_choices
 from core.models import UserPrefs, utcnow
 
 
@@ -15,6 +17,13 @@ from core.models import UserPrefs, utcnow
 class Prefs:
     kind: str = "video"
     quality: str = "best"
+    ask_format: bool = False  # answer a link with the formats it offers
+    subtitles: tuple[str, ...] = ()  # languages asked for with every link
+
+
+def _prefs(row: UserPrefs) -> Prefs:
+    langs = tuple(lang for lang in (row.subtitles or "").split(",") if lang)
+    return Prefs(row.kind, row.quality, bool(row.ask_format), langs)
 
 
 class PrefsService:
@@ -24,25 +33,40 @@ class PrefsService:
     async def get(self, source: str, user_id: str) -> Prefs:
         async with self.sessions() as session:
             row = await session.get(UserPrefs, (source, str(user_id)))
-        return Prefs(row.kind, row.quality) if row else Prefs()
+        return _prefs(row) if row else Prefs()
 
     async def set(
-        self, source: str, user_id: str, *, kind: str | None = None, quality: str | None = None
+        self,
+        source: str,
+        user_id: str,
+        *,
+        kind: str | None = None,
+        quality: str | None = None,
+        ask_format: bool | None = None,
+        subtitles: Sequence[str] | None = None,
     ) -> Prefs:
         if kind is not None and kind not in ("video", "audio"):
             raise InvalidRequest("Kind must be video or audio.")
         if quality is not None and quality not in QUALITIES:
             raise InvalidRequest("Unknown quality.")
+        langs = check_choices(None, subtitles)[1] if subtitles is not None else None
+        if langs is not None and len(",".join(langs)) > 64:
+            raise InvalidRequest("Too many subtitle languages.")
         async with self.sessions() as session, session.begin():
             row = await session.get(UserPrefs, (source, str(user_id)), with_for_update=True)
             if row is None:
                 row = UserPrefs(
-                    source=source, user_id=str(user_id), kind="video", quality="best", updated_at=utcnow()
-                )
+                    source=source, user_id=str(user_id), kind="video", quality="best", ask_format=False,
+                    subtitles="", updated_at=utcnow(),
+                )  # fmt: skip
                 session.add(row)
             if kind is not None:
                 row.kind = kind
             if quality is not None:
                 row.quality = quality
+            if ask_format is not None:
+                row.ask_format = ask_format
+            if langs is not None:
+                row.subtitles = ",".join(langs)
             row.updated_at = utcnow()
-            return Prefs(row.kind, row.quality)
+            return _prefs(row)

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.attach import add_playlist_items
+from core.attach import add_playlist_items, choice_suffix
 from core.config import Settings
 from core.db import is_unavailable
 from core.downloader import (
@@ -39,7 +39,7 @@ from core.fitting import Fitted, Fitter
 from core.jobs import IDEMPOTENCY_TTL
 from core.models import Job, JobStatus, Request, RequestStatus, Webhook, WebhookStatus, Worker, utcnow
 from core.queue import JobQueue
-from core.schemas import JobView
+from core.schemas import THUMBNAIL, JobView, subtitle_asset
 from core.storage import Storage, make_key, safe_filename
 
 log = logging.getLogger(__name__)
@@ -183,8 +183,10 @@ class JobRunner:
             size = await self.storage.save(
                 result.path, stored_key, filename=result.filename, content_type=content_type
             )
-            if not await self._finish_done(held, result, stored_key, size):
-                await self.storage.delete(stored_key)
+            assets = await self._save_assets(job, result)
+            if not await self._finish_done(held, result, stored_key, size, assets):
+                for key in [stored_key] + [a["key"] for a in assets.values()]:
+                    await self.storage.delete(key)
                 return
             log.info("job %s done in %.2fs (%d bytes)", job.id, time.monotonic() - started, size)
         except Cancelled:
@@ -203,6 +205,50 @@ class JobRunner:
             await self._finish(held, JobStatus.FAILED, DownloadFailed())
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    async def _save_assets(self, job: Job, result: Downloaded) -> dict[str, Any]:
+        """Store the thumbnail and subtitle files beside the media: {asset name: {key, filename, size}}."""
+        files: dict[str, tuple[Path, str]] = {}
+        if result.thumbnail is not None:
+            files[THUMBNAIL] = (result.thumbnail, "thumbnail.jpg")
+        stem = Path(result.filename).stem
+        for lang, path in sorted(result.subtitles.items()):
+            files[subtitle_asset(lang)] = (path, f"{stem}.{lang}.srt")
+        return await self._store_files(job.id, files)
+
+    async def _store_files(self, job_id: str, files: dict[str, tuple[Path, str]]) -> dict[str, Any]:
+        assets: dict[str, Any] = {}
+        try:
+            for name, (path, filename) in files.items():
+                key = make_key(job_id, filename)
+                size = await self.storage.save(
+                    path, key, filename=filename, content_type=mimetypes.guess_type(filename)[0]
+                )
+                assets[name] = {"key": key, "filename": filename, "size": size}
+        except BaseException:
+            for asset in assets.values():
+                with contextlib.suppress(Exception):
+                    await self.storage.delete(asset["key"])
+            raise
+        return assets
+
+    async def _copy_assets(self, source: Job | None, job_id: str, workdir: Path) -> dict[str, Any]:
+        """A fitted copy gets its own copies of the original's thumbnail and subtitles (small files), so the
+        two can expire apart."""
+        if source is None or not source.retained or not source.assets:
+            return {}
+        directory = workdir / "assets"
+        await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+        files: dict[str, tuple[Path, str]] = {}
+        for name, asset in source.assets.items():
+            dest = directory / safe_filename(asset["filename"])
+            try:
+                await self.storage.fetch(asset["key"], dest)
+            except StorageError as exc:
+                log.info("job %s: asset %s not copied: %s", job_id, name, exc.code)
+                continue
+            files[name] = (dest, asset["filename"])
+        return await self._store_files(job_id, files)
 
     async def _make_fit(self, held: _Running, workdir: Path) -> None:
         """A copy of a finished job that fits the variant's limit (see core.fitting)."""
@@ -230,7 +276,9 @@ class JobRunner:
         if held.control.cancel.is_set():
             raise Cancelled()
         parts: list[dict[str, Any]] = []
+        assets: dict[str, Any] = {}
         try:
+            assets = await self._copy_assets(source, job.id, workdir)
             for path, name in zip(fitted.paths, fitted.filenames, strict=True):
                 key = make_key(job.id, name)
                 size = await self.storage.save(
@@ -254,16 +302,18 @@ class JobRunner:
                     retained=True,
                     downloaded_bytes=sum(p["size"] for p in parts),
                     total_bytes=sum(p["size"] for p in parts),
+                    assets=assets or None,
+                    subtitles_missing=source.subtitles_missing if source is not None else None,
                 ),
             )
         except BaseException:
-            for part in parts:
+            for key in [p["key"] for p in parts] + [a["key"] for a in assets.values()]:
                 with contextlib.suppress(Exception):
-                    await self.storage.delete(part["key"])
+                    await self.storage.delete(key)
             raise
         if not done:
-            for part in parts:
-                await self.storage.delete(part["key"])
+            for key in [p["key"] for p in parts] + [a["key"] for a in assets.values()]:
+                await self.storage.delete(key)
             return
         log.info("job %s: fitted by %s into %d file(s)", job.id, fitted.method, len(parts))
 
@@ -347,8 +397,10 @@ class JobRunner:
             job.title = info.title
         job.duration, job.extractor, job.media_id = info.duration, info.extractor, info.media_id
         job.width, job.height, job.uploader, job.ext = info.width, info.height, info.uploader, info.ext
+        job.upload_date = info.upload_date
         job.total_bytes = info.filesize
-        job.media_key = f"{info.media_key}|{job.kind}:{job.quality}" if info.media_key else None
+        choices = choice_suffix(job.format_id, job.subtitle_langs)
+        job.media_key = f"{info.media_key}|{job.kind}:{job.quality}{choices}" if info.media_key else None
         job.seq += 1
         job.updated_at = utcnow()
         source = None
@@ -386,6 +438,7 @@ class JobRunner:
             width=job.width,
             height=job.height,
             uploader=job.uploader,
+            upload_date=job.upload_date,
             ext=job.ext,
             total_bytes=job.total_bytes,
             media_key=job.media_key,
@@ -399,7 +452,9 @@ class JobRunner:
             Job.id == job_id, Job.worker_id == self.worker_id, Job.status == JobStatus.RUNNING
         )
 
-    async def _finish_done(self, held: _Running, result: Downloaded, key: str, size: int) -> bool:
+    async def _finish_done(
+        self, held: _Running, result: Downloaded, key: str, size: int, assets: dict[str, Any]
+    ) -> bool:
         info = result.info
         job = held.job
         return await self._complete(
@@ -421,6 +476,9 @@ class JobRunner:
                 retained=True,
                 downloaded_bytes=size,
                 total_bytes=size,
+                upload_date=job.upload_date or info.upload_date,
+                assets=assets or None,
+                subtitles_missing=result.subtitles_missing or None,
             ),
         )
 
@@ -440,6 +498,9 @@ class JobRunner:
                 downloaded_bytes=source.filesize,
                 total_bytes=source.filesize,
                 cached_from=source.id,
+                # The same files (they expire with the source's), and what the source found missing.
+                assets=source.assets,
+                subtitles_missing=source.subtitles_missing,
             ),
         )
 
@@ -725,7 +786,7 @@ class Reconciler:
         async with self.sessions() as session:
             rows = (
                 await session.execute(
-                    select(Job.storage_key, Job.parts)
+                    select(Job.storage_key, Job.parts, Job.assets)
                     .where(
                         Job.status == JobStatus.DONE,
                         Job.retained.is_(True),
@@ -736,7 +797,7 @@ class Reconciler:
                 )
             ).all()
         removed = 0
-        for key, parts in {row[0]: row[1] for row in rows}.items():
+        for key, (parts, assets) in {row[0]: (row[1], row[2]) for row in rows}.items():
             if not key:
                 continue
             # The rows first: from then on nobody is handed a link to the file, or the file as a cache hit.
@@ -749,6 +810,8 @@ class Reconciler:
             try:
                 for part in parts or []:
                     await self.storage.delete(part["key"])
+                for asset in (assets or {}).values():
+                    await self.storage.delete(asset["key"])
                 await self.storage.delete(key)
             except StorageError as exc:
                 log.warning("retention: could not delete a file (tried again next round): %s", exc)
@@ -906,6 +969,8 @@ def _download(
             control,
             on_info,
             expand_playlist=job.parent_id is None,
+            format_id=job.format_id,
+            subtitles=tuple(job.subtitle_langs or ()),
         )
     finally:
         _trim()

@@ -40,17 +40,65 @@ def variant_limit(variant: str) -> tuple[int, bool]:
     return int(parts[1]), "split" in parts[2:]
 
 
+class Playlist(BaseModel):
+    count: int  # items taken (at most MEDIABOT_MAX_PLAYLIST_ITEMS)
+    total: int | None = None  # items in the whole list, when the site says
+
+
+THUMBNAIL = "thumbnail"  # the asset name of a job's stored thumbnail (JPEG, <= 320 px a side, <= 200 KB)
+
+
+def subtitle_asset(lang: str) -> str:
+    """The asset name of a job's .srt file in `lang`."""
+    return f"subtitles.{lang}"
+
+
+class Subtitle(BaseModel):
+    """One .srt file made for a finished job (the same text is embedded in an mp4 video)."""
+
+    lang: str
+    filename: str
+    size: int
+
+
+class FormatChoice(BaseModel):
+    """One real format a link offers, as a person picks it."""
+
+    format_id: str
+    ext: str | None = None
+    kind: Literal["video", "audio"]  # video: has a picture (sound in it or merged in); audio: sound only
+    has_audio: bool
+    height: int | None = None
+    width: int | None = None
+    fps: float | None = None
+    vcodec: str | None = None
+    acodec: str | None = None
+    tbr: float | None = None  # kbit/s
+    filesize: int | None = None  # bytes: stated by the site, else estimated from bitrate x duration
+    filesize_estimated: bool = False
+    label: str  # "360p mp4 · 30.7 MB"
+
+
+class MediaFormats(BaseModel):
+    """What a link offers before anything is downloaded."""
+
+    url: str
+    title: str | None = None
+    duration: float | None = None
+    uploader: str | None = None
+    thumbnail: str | None = None  # the site's own thumbnail URL
+    formats: list[FormatChoice] = Field(default_factory=list)  # video by height (best first), then audio
+    subtitles: list[str] = Field(default_factory=list)  # languages that have subtitles
+    playlist: Playlist | None = None  # a playlist link: items choose their own formats, `formats` is empty
+    cached: bool = False
+
+
 class Part(BaseModel):
     """One file of a split: parts are numbered from 1 and each fits the limit they were made for."""
 
     index: int
     filename: str
     size: int
-
-
-class Playlist(BaseModel):
-    count: int  # items taken (at most MEDIABOT_MAX_PLAYLIST_ITEMS)
-    total: int | None = None  # items in the whole list, when the site says
 
 
 class JobView(BaseModel):
@@ -84,10 +132,20 @@ class JobView(BaseModel):
     parts: list[Part] | None = None
     playlist: Playlist | None = None
     parent_id: str | None = None
+    # The format the person chose (None: chosen by kind and quality), the subtitle languages asked for, the
+    # .srt files made and the languages the media lacks; whether a thumbnail is stored.
+    format_id: str | None = None
+    subtitle_langs: list[str] = Field(default_factory=list)
+    subtitles: list[Subtitle] = Field(default_factory=list)
+    subtitles_missing: list[str] = Field(default_factory=list)
+    thumbnail: bool = False
+    upload_date: str | None = None  # YYYYMMDD
     error: ErrorInfo | None = None
     # Where the finished file is stored, when this view was read from the database: lets a link be signed
     # without reading the row again. Never serialised (not in events, not in any API).
     stored: tuple[str, str] | None = Field(default=None, exclude=True, repr=False)
+    # The same for its assets (thumbnail, subtitles): name -> (storage key, filename).
+    stored_assets: dict[str, tuple[str, str]] = Field(default_factory=dict, exclude=True, repr=False)
     attempts: int = 0
     created_at: datetime
     updated_at: datetime
@@ -110,6 +168,8 @@ class JobView(BaseModel):
         percent = round(100.0 * done / total, 1) if total and done is not None else None
         if job.status == JobStatus.DONE:
             percent = 100.0
+        retained = job.status == JobStatus.DONE and bool(job.retained)
+        assets: dict[str, Any] = (job.assets or {}) if retained else {}
         return cls(
             id=job.id,
             seq=job.seq,
@@ -141,9 +201,18 @@ class JobView(BaseModel):
             if job.entries is not None
             else None,
             parent_id=job.parent_id,
-            stored=(job.storage_key, job.filename or "media")
-            if job.status == JobStatus.DONE and job.retained and job.storage_key
-            else None,
+            format_id=job.format_id,
+            subtitle_langs=list(job.subtitle_langs or []),
+            subtitles=[
+                Subtitle(lang=name.split(".", 1)[1], filename=a["filename"], size=a["size"])
+                for name, a in sorted(assets.items())
+                if name.startswith("subtitles.")
+            ],
+            subtitles_missing=list(job.subtitles_missing or []),
+            thumbnail=THUMBNAIL in assets,
+            upload_date=job.upload_date,
+            stored_assets={name: (a["key"], a["filename"]) for name, a in assets.items()} if retained else {},
+            stored=(job.storage_key, job.filename or "media") if retained and job.storage_key else None,
             error=ErrorInfo(code=job.error_code, message=job.error_message or "") if job.error_code else None,
             attempts=job.attempts,
             created_at=job.created_at,
@@ -167,6 +236,10 @@ class SubmitRequest:
     callback_url: str | None = None
     # The same key from the same user within 24 h returns the first request instead of a new one.
     idempotency_key: str | None = None
+    # A format_id the link offers (JobService.formats); an unknown one fails the job with unknown_format.
+    format_id: str | None = None
+    # Subtitle languages: embedded in an mp4 video and stored as .srt; missing ones don't fail the job.
+    subtitles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ def test_generate_media_race_is_atomic(tmp_path: Path, monkeypatch: pytest.Monke
     def fake_generate(tmp: Path) -> dict[str, float]:
         calls.append(1)
         barrier.wait(timeout=5)
-        for name in (media_mod.VIDEO_NAME, media_mod.AUDIO_NAME, media_mod.BIG_NAME):
+        for name in (media_mod.VIDEO_NAME, media_mod.AUDIO_NAME, media_mod.BIG_NAME, media_mod.THUMB_NAME):
             (tmp / name).write_bytes(b"x" * 10)
         (tmp / media_mod.HLS_NAME).mkdir()
         (tmp / media_mod.HLS_NAME / "index.m3u8").write_text("#EXTM3U\n")

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-MEDIA_VERSION = "v1"
+MEDIA_VERSION = "v2"
 DEFAULT_ROOT = Path("/tmp/mediabot-test-media")
 ENV_VAR = "MEDIABOT_TEST_MEDIA_DIR"
 MARKER = "MEDIA_VERSION.json"
@@ -40,6 +40,7 @@ VIDEO_NAME = "video.mp4"
 AUDIO_NAME = "audio.m4a"
 BIG_NAME = "big.mp4"
 HLS_NAME = "hls"
+THUMB_NAME = "thumb.png"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class MediaFiles:
     audio_m4a: Path  # ~3 s AAC sine tone
     big_mp4: Path  # ~30 MB valid mp4 (10 s, 640x360, noise at 24 Mbit/s CBR)
     hls_dir: Path  # index.m3u8 + segNNN.ts (~1 s each) of video_mp4
+    thumb_png: Path  # 1280x720 PNG poster, well over Telegram's thumbnail limits (320 px, 200 KB)
 
 
 def default_cache_dir() -> Path:
@@ -63,6 +65,7 @@ def _files(root: Path) -> MediaFiles:
         audio_m4a=root / AUDIO_NAME,
         big_mp4=root / BIG_NAME,
         hls_dir=root / HLS_NAME,
+        thumb_png=root / THUMB_NAME,
     )
 
 
@@ -74,9 +77,9 @@ def _is_complete(root: Path) -> bool:
     if not isinstance(marker, dict) or marker.get("version") != MEDIA_VERSION:
         return False
     f = _files(root)
-    return all(p.is_file() and p.stat().st_size > 0 for p in (f.video_mp4, f.audio_m4a, f.big_mp4)) and (
-        (f.hls_dir / "index.m3u8").is_file()
-    )
+    return all(
+        p.is_file() and p.stat().st_size > 0 for p in (f.video_mp4, f.audio_m4a, f.big_mp4, f.thumb_png)
+    ) and ((f.hls_dir / "index.m3u8").is_file())
 
 
 def _run(args: list[str], timeout: float = STEP_TIMEOUT) -> None:
@@ -131,6 +134,13 @@ def _gen_big(out: Path) -> None:
     ])  # fmt: skip
 
 
+def _gen_thumb(out: Path) -> None:
+    _run([
+        "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=1:duration=1", "-frames:v", "1",
+        str(out),
+    ])  # fmt: skip
+
+
 def _gen_hls(src: Path, out_dir: Path) -> None:
     out_dir.mkdir()
     _run([
@@ -148,6 +158,7 @@ def _generate_into(tmp: Path) -> dict[str, float]:
         ("audio_m4a", lambda: _gen_audio(tmp / AUDIO_NAME)),
         ("big_mp4", lambda: _gen_big(tmp / BIG_NAME)),
         ("hls_dir", lambda: _gen_hls(tmp / VIDEO_NAME, tmp / HLS_NAME)),
+        ("thumb_png", lambda: _gen_thumb(tmp / THUMB_NAME)),
     ]
     for name, step in steps:
         t0 = time.perf_counter()

@@ -3,7 +3,7 @@
 Enabled by ``pytest_plugins = ["tests.support.media_fixtures"]`` in ``tests/conftest.py``.
 
 * ``media_files`` (session, sync): :class:`~tests.support.media.MediaFiles`, generated once
-  and cached on disk (``$MEDIABOT_TEST_MEDIA_DIR`` or ``/tmp/mediabot-test-media/v1``).
+  and cached on disk (``$MEDIABOT_TEST_MEDIA_DIR`` or ``/tmp/mediabot-test-media/v2``).
 * ``media_site`` (session, async, session event loop): a started
   :class:`~tests.support.media_site.MediaSite` on 127.0.0.1. Counters are shared by the
   whole session: call ``media_site.reset_counts()`` or compare deltas.

@@ -26,6 +26,12 @@ Routes (all GET also answer HEAD; every response has a Content-Type):
 ``/redirect?to=URL``        302 to URL
 ``/cookie.mp4``             small video if the Cookie header contains ``session=ok``, else 403
 ``/playlist.html?n=N``      N (default 3) items: ``<a href="/clip/i.mp4">`` and one ``<video>`` each, i = 1..N
+``/thumb.png``              1280x720 PNG poster (larger than Telegram's thumbnail limits)
+``/subs/{lang}.vtt``        WebVTT subtitles of the small video in ``en``, ``de`` (others 404)
+``/formats.html``           JW Player page "Format Test": 240p (video.mp4) and 360p (big.mp4) with sizes,
+                            poster ``/thumb.png``, subtitle tracks ``en`` and ``de``
+``/song.html``              JSON-LD page "Song Title" by "Some Artist" (2026-11-02) with ``/thumb.png``
+                            as its thumbnail and ``/audio.m4a`` as its content
 ==========================  ===========================================================
 
 Counting:
@@ -85,6 +91,13 @@ CONTENT_TYPES = {
     ".m4a": "audio/mp4",
     ".m3u8": "application/vnd.apple.mpegurl",
     ".ts": "video/mp2t",
+    ".png": "image/png",
+}
+
+# Subtitles of the small video, by language: two cues each.
+SUBTITLES = {
+    "en": ("Hello there", "General Kenobi"),
+    "de": ("Hallo da", "General Kenobi, auf Deutsch"),
 }
 
 _CLIENT_GONE = (ConnectionError,)
@@ -328,6 +341,7 @@ class MediaSite:
             "video": blob(files.video_mp4),
             "audio": blob(files.audio_m4a),
             "big": blob(files.big_mp4),
+            "thumb": blob(files.thumb_png),
         }
         for p in sorted(files.hls_dir.iterdir()):
             if p.suffix in (".m3u8", ".ts"):
@@ -354,6 +368,10 @@ class MediaSite:
         r.add_get("/playlist.html", self._playlist)
         r.add_get("/feed.xml", self._feed)
         r.add_get("/qualities.html", self._qualities)
+        r.add_get("/thumb.png", self._blob_handler("thumb"))
+        r.add_get("/subs/{lang}.vtt", self._subtitles)
+        r.add_get("/formats.html", self._formats)
+        r.add_get("/song.html", self._song)
         r.add_get("/redirect", self._redirect)
         r.add_get("/", self._index)
         return app
@@ -639,6 +657,44 @@ class MediaSite:
         body = f'<div id="player"></div>\n<script>jwplayer("player").setup({setup});</script>'
         return await self._html(request, "Two Qualities", body)
 
+    async def _subtitles(self, request: web.Request) -> web.StreamResponse:
+        cues = SUBTITLES.get(request.match_info["lang"])
+        if cues is None:
+            return web.Response(status=404, text="no such subtitles\n", content_type="text/plain")
+        doc = (
+            "WEBVTT\n\n"
+            f"00:00:00.000 --> 00:00:01.500\n{cues[0]}\n\n"
+            f"00:00:01.500 --> 00:00:03.000\n{cues[1]}\n"
+        )
+        return await self._send(request, doc.encode(), "text/vtt; charset=utf-8")
+
+    async def _formats(self, request: web.Request) -> web.StreamResponse:
+        """A player page with two formats of known size, a poster and two subtitle tracks: what the format
+        picker, thumbnails and subtitles are tested against."""
+        sources = [
+            {"file": self.url("/video.mp4"), "label": "240p", "height": 240, "type": "mp4",
+             "filesize": len(self._blobs["video"].data)},
+            {"file": self.url("/big.mp4"), "label": "360p", "height": 360, "type": "mp4",
+             "filesize": len(self._blobs["big"].data)},
+        ]  # fmt: skip
+        tracks = [
+            {"file": self.url(f"/subs/{lang}.vtt"), "kind": "captions", "label": lang} for lang in SUBTITLES
+        ]
+        setup = json.dumps({"playlist": [{"title": "Format Test", "duration": 3, "image": self.url("/thumb.png"),
+                                          "sources": sources, "tracks": tracks}]})  # fmt: skip
+        body = f'<div id="player"></div>\n<script>jwplayer("player").setup({setup});</script>'
+        return await self._html(request, "Format Test", body)
+
+    async def _song(self, request: web.Request) -> web.StreamResponse:
+        """A page that names its media's title, artist, date and cover (JSON-LD, as music sites do)."""
+        ld = {
+            "@context": "https://schema.org", "@type": "VideoObject", "name": "Song Title",
+            "author": {"@type": "Person", "name": "Some Artist"}, "uploadDate": "2026-11-02",
+            "thumbnailUrl": self.url("/thumb.png"), "contentUrl": self.url("/audio.m4a"), "duration": "PT3S",
+        }  # fmt: skip
+        head = f'<script type="application/ld+json">{json.dumps(ld)}</script>\n'
+        return await self._html(request, "Song Title", "<h1>Song Title</h1>", head)
+
     async def _redirect(self, request: web.Request) -> web.Response:
         to = request.query.get("to")
         if not to:
@@ -652,6 +708,7 @@ class MediaSite:
             "/video.mp4", "/audio.m4a", "/big.mp4", "/clip/1.mp4", "/page.html", "/video-tag.html",
             "/hls/index.m3u8", "/hls-page.html", "/nomedia.html", "/missing.mp4", "/slow.mp4",
             "/cookie.mp4", "/stall.mp4", "/playlist.html?n=3", "/feed.xml?n=3", "/qualities.html",
+            "/thumb.png", "/subs/en.vtt", "/formats.html", "/song.html",
         ]  # fmt: skip
         body = "<ul>\n" + "\n".join(f"<li><span>{html.escape(p)}</span></li>" for p in items) + "\n</ul>"
         return await self._html(request, "mediabot test media site", body)
