@@ -16,6 +16,7 @@ run: $(STAMP)
 	$(BIN)/mediabot run
 
 test: $(STAMP)
+	./scripts/system-deps
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # Netscape cookies.txt files named by domain (youtube.com.txt), for sites that want a login.
     cookies_dir: Path | None = None
     audio_format: Literal["m4a", "mp3", "opus"] = "m4a"
+    # A JPEG thumbnail for every video (the site's, else a frame) and audio with a picture; chats show it.
+    thumbnails: bool = True
+    # Audio files carry title, artist, date and the site's picture as cover art.
+    tag_audio: bool = True
     # When a finished file is too big for a chat, the delivery planner tries, in order: a smaller format the
     # site offers (sizes known before downloading), a two-pass FFmpeg re-encode to the limit (CPU-heavy,
     # so off unless turned on), splitting into parts (Telegram only, off unless turned on), then a link.

@@ -29,6 +29,7 @@ from typing import Any
 import yt_dlp
 from yt_dlp.utils import DownloadCancelled, DownloadError
 
+from core import thumbnails
 from core.config import Settings
 from core.cookies import check_cookies_dir, cookie_file_for, private_copy
 from core.errors import (
@@ -309,7 +310,7 @@ def build_options(
         "updatetime": False,
         # The site's thumbnail comes along (through the connection guard like the media): the chat
         # thumbnail is made from it, and audio files carry it as cover art.
-        "writethumbnail": True,
+        "writethumbnail": settings.thumbnails or (kind == "audio" and settings.tag_audio),
         # The urllib handler opens sockets through yt-dlp's create_connection, which our guard wraps;
         # the requests handler goes through urllib3 and would bypass it.
         "compat_opts": {"prefer-legacy-http-handler"},
@@ -324,13 +325,21 @@ def build_options(
         opts.update(writesubtitles=True, subtitleslangs=list(subtitles), subtitlesformat="srt/vtt/best")
         postprocessors.append({"key": "FFmpegSubtitlesConvertor", "format": "srt", "when": "before_dl"})
     if kind == "audio":
-        postprocessors += [
-            {"key": "FFmpegThumbnailsConvertor", "format": "jpg", "when": "before_dl"},
-            {"key": "FFmpegExtractAudio", "preferredcodec": settings.audio_format, "preferredquality": "0"},
-            # Tags (title, artist from the uploader, date) and the cover, as music players show them.
-            {"key": "FFmpegMetadata", "add_metadata": True, "add_chapters": False},
-            {"key": "EmbedThumbnail", "already_have_thumbnail": True},
-        ]
+        extract = {
+            "key": "FFmpegExtractAudio",
+            "preferredcodec": settings.audio_format,
+            "preferredquality": "0",
+        }
+        if settings.tag_audio:
+            postprocessors += [
+                extract,
+                # Tags (title, artist from the uploader, date) and the cover, as music players show them;
+                # EmbedThumbnail converts a webp cover itself, so no converter runs before it.
+                {"key": "FFmpegMetadata", "add_metadata": True, "add_chapters": False},
+                {"key": "EmbedThumbnail", "already_have_thumbnail": True},
+            ]
+        else:
+            postprocessors.append(extract)
     else:
         opts["merge_output_format"] = "mp4"
         if subtitles:
@@ -502,6 +511,8 @@ class Downloader:
         """Import the extractors once per process, so the first job doesn't pay for it."""
         with yt_dlp.YoutubeDL(self._base_options()) as ydl:
             ydl.get_info_extractor("Generic")
+        if self.settings.thumbnails:
+            thumbnails.warm_up()
 
     def _base_options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {"quiet": True, "noprogress": True, "logger": _Logger("warmup")}
@@ -622,7 +633,9 @@ class Downloader:
                 if control.cancel.is_set():
                     raise Cancelled()
                 picture = _written_thumbnail(result, workdir)
-                if picture is not None:
+                if not self.settings.thumbnails:
+                    thumbnail = None
+                elif picture is not None:
                     thumbnail = make_thumbnail(self.ffmpeg, picture, workdir / "thumbnail.jpg")
                 elif probe.has_video or (
                     kind == "video" and path.suffix.lower() in (".mp4", ".webm", ".mkv")

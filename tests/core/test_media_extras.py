@@ -230,3 +230,38 @@ async def test_history_search_kind_filter_and_retry(embedded: Services, media_si
     assert retried.request.id != failed.request.id and retried.request.url == failed.request.url
     with pytest.raises(NotFound):
         await embedded.jobs.retry(failed.request.id, source="cli", user_id="someone-else")
+
+
+async def test_a_copy_made_to_fit_keeps_its_own_thumbnail_and_subtitles(
+    embedded: Services, media_site, tmp_path: Path
+) -> None:
+    url = media_site.url("/formats.html")
+    submission = await embedded.jobs.submit(ask(url, format_id="360p", subtitles=("de",)))
+    full = await embedded.jobs.wait(submission.job.id, timeout=90)
+    assert full.status == "done" and full.filesize and full.filesize > 30_000_000, full.error
+    fit = await embedded.jobs.fit(submission.request.id, 1_000_000)
+    copy = await embedded.jobs.wait(fit.job.id, timeout=120)
+    assert copy.status == "done" and copy.fit_method == "smaller_format", copy.error
+    assert copy.format_id == "360p" and copy.subtitle_langs == ["de"]
+    assert copy.thumbnail and [s.lang for s in copy.subtitles] == ["de"]
+    original = await embedded.jobs.local_path(full.id, asset=THUMBNAIL)
+    own = await embedded.jobs.local_path(copy.id, asset=THUMBNAIL)
+    assert original is not None and own is not None and own != original
+    assert own.read_bytes() == original.read_bytes()
+
+
+async def test_retention_deletes_thumbnails_and_subtitles_too(tmp_path: Path, media_site) -> None:
+    from tests.support.services import make_settings, running_services, wait_until
+
+    settings = make_settings(tmp_path, retention_hours=0.0003, retention_interval_s=0.5)
+    async with running_services(settings) as services:
+        final = await done(services, ask(media_site.url("/formats.html"), format_id="240p", subtitles=("en",)))
+        paths = [
+            await services.jobs.local_path(final.id, asset=name) for name in (THUMBNAIL, subtitle_asset("en"))
+        ]
+        assert all(p is not None and p.exists() for p in paths)
+
+        async def swept() -> bool:
+            return not any(p is not None and p.exists() for p in paths)
+
+        await wait_until(swept, timeout=15)
