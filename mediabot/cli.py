@@ -250,6 +250,8 @@ async def cmd_download(settings: Settings, args: argparse.Namespace) -> int:
             user_id=getpass.getuser(),
             kind="audio" if args.audio else "video",
             quality=args.quality,
+            format_id=args.format,
+            subtitles=tuple(lang for lang in (args.subs or "").split(",") if lang),
         )
         try:
             submission = await services.jobs.submit(request)
@@ -281,8 +283,27 @@ async def cmd_download(settings: Settings, args: argparse.Namespace) -> int:
             return await _print_items(services, submission.request.id, final)
         if submission.outcome == "cached" or final.cached_from:
             print("(from cache)", file=sys.stderr)
+        if final.subtitles_missing:
+            print(f"(no subtitles in {', '.join(final.subtitles_missing)})", file=sys.stderr)
         print(await _where(services, final))
         return 0
+
+
+async def cmd_formats(settings: Settings, args: argparse.Namespace) -> int:
+    """What a link offers, one format a line: the id to pass to `download --format`, then its label."""
+    await db.upgrade(settings.database_url)
+    async with services_for(settings, worker=False) as services:
+        found = await services.jobs.formats(args.url)
+    print(found.title or found.url)
+    if found.playlist is not None:
+        print(
+            f"a playlist of {found.playlist.total or found.playlist.count} items: each item has its own formats"
+        )
+    for fmt in found.formats:
+        print(f"  {fmt.format_id:<16} {fmt.label}")
+    if found.subtitles:
+        print(f"subtitles: {', '.join(found.subtitles)}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -300,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_dl.add_argument("url")
     p_dl.add_argument("--audio", action="store_true", help="audio only")
     p_dl.add_argument("--quality", default="best", help="best, or a height cap such as 1080, 720, 480")
+    p_dl.add_argument("--format", help="a format id from `mediabot formats URL`")
+    p_dl.add_argument("--subs", help="subtitle languages, comma-separated (en,de)")
+    p_fmt = sub.add_parser(
+        "formats", help="list the formats and subtitles a link offers, without downloading"
+    )
+    p_fmt.add_argument("url")
     p_key = sub.add_parser("apikey", help="create, list or revoke API keys for the web API")
     p_key.add_argument("action", choices=["create", "list", "revoke"])
     p_key.add_argument("name", nargs="?", help="the key's name (create, revoke)")
@@ -316,6 +343,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
     "discord": _role("discord"),
     "db": cmd_db,
     "download": cmd_download,
+    "formats": cmd_formats,
     "apikey": cmd_apikey,
 }
 # (add_parser, handler name, handler) hooks for commands the front ends bring (e.g. `apikey`).

@@ -85,3 +85,25 @@ async def test_download_command_prints_each_playlist_item(tmp_path: Path, media_
     paths = [Path(line) for line in out.split()]
     assert len(paths) == 2 and all(p.is_file() and p.suffix == ".mp4" for p in paths)
     assert media_site.downloads("/clip/3.mp4") == 0
+
+
+async def test_formats_command_lists_choices_and_download_takes_one(tmp_path: Path, media_site) -> None:
+    env = settings_env(make_settings(tmp_path))
+    code, out, err = await run_mediabot(env, "formats", media_site.url("/formats.html"))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "Format Test"
+    assert [line.split()[0] for line in lines[1:3]] == ["360p", "240p"]
+    assert "MB" in lines[1] and "KB" in lines[2]
+    assert lines[-1] == "subtitles: de, en"
+    code, out, err = await run_mediabot(
+        env, "download", media_site.url("/formats.html"), "--format", "240p", "--subs", "en,fr"
+    )
+    assert code == 0, err
+    path = Path(out.strip().splitlines()[-1])
+    streams = ffprobe(path)["streams"]
+    assert [s.get("height") for s in streams if s["codec_type"] == "video"] == [240], "the 240p format"
+    assert [s["codec_name"] for s in streams if s["codec_type"] == "subtitle"] == ["mov_text"]
+    assert "no subtitles in fr" in err
+    code, out, err = await run_mediabot(env, "download", media_site.url("/formats.html"), "--format", "8k")
+    assert code == 1 and 'no format "8k"' in err and "Traceback" not in err
