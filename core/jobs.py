@@ -9,6 +9,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ QUALITIES = {"best", "2160", "1440", "1080", "720", "480", "360", "240", "144"}
 WATCH_POLL_S = 5.0
 # How long an idempotency key returns the request it first made; after that it starts a new one.
 IDEMPOTENCY_TTL = timedelta(hours=24)
+PROBE_THREADS = 4
 
 
 def request_view(req: Request) -> RequestView:
@@ -115,6 +117,7 @@ class JobService:
         self._dialect = sessions.kw["bind"].dialect.name
         self._format_cache = FormatCache()
         self._prober: Downloader | None = None
+        self._probe_pool: ThreadPoolExecutor | None = None
 
     # -- submitting -------------------------------------------------------------------------------------
 
@@ -140,7 +143,11 @@ class JobService:
         async def probe() -> MediaFormats:
             if self._prober is None:
                 self._prober = Downloader(self.settings)
-            raw = await asyncio.to_thread(self._prober.probe, url)
+                # Probes of their own threads: a flood of slow sites must not take the default executor
+                # that storage and file work share.
+                self._probe_pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="probe")
+            loop = asyncio.get_running_loop()
+            raw = await loop.run_in_executor(self._probe_pool, self._prober.probe, url)
             return media_formats(url, raw)
 
         return await self._format_cache.get(normalize_url(url), probe)
