@@ -102,7 +102,9 @@ async def main() -> None:
         ("audio_ms", "3 s audio, tags + cover art + thumbnail"),
     ):
         extra = on[key] - off[key]
-        print(f"{what}: {off[key]:.1f} ms -> {on[key]:.1f} ms (+{extra:.1f} ms, {100 * extra / off[key]:+.1f}%)")
+        print(
+            f"{what}: {off[key]:.1f} ms -> {on[key]:.1f} ms (+{extra:.1f} ms, {100 * extra / off[key]:+.1f}%)"
+        )
 
 
 if __name__ == "__main__":

@@ -402,6 +402,10 @@ def translate_error(exc: BaseException, control: Control) -> MediabotError:
     """yt-dlp's exceptions in the words of the person who sent the link."""
     if control.error is not None:
         return control.error
+    if control.cancel.is_set():
+        # Stopped on purpose (cancel, hand-back, lost lease), also while the page was still being read:
+        # whatever yt-dlp made of the aborted connection is not the site's failure.
+        return Cancelled()
     if getattr(_guard, "blocked", False):
         return PrivateAddress("That link leads to a private network address, which is not allowed.")
     cause = (getattr(exc, "exc_info", None) or (None, None))[1]

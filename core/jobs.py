@@ -64,6 +64,7 @@ def request_view(req: Request) -> RequestView:
         finished_at=req.finished_at,
         delivered_at=req.delivered_at,
         parent_id=req.parent_id,
+        hidden=req.hidden_at is not None,
     )
 
 

@@ -258,6 +258,7 @@ class RequestView:
     finished_at: datetime | None
     delivered_at: datetime | None
     parent_id: str | None = None
+    hidden: bool = False  # removed from its owner's history (JobService.remove)
 
 
 @dataclass(frozen=True)

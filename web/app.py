@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from aiohttp import web
 
 from core.services import Services
-from web import events, files, health, jobs, metrics, openapi, page
+from web import events, files, formats, health, jobs, metrics, openapi, page
 from web.events import EventEncoder, JobOwners, close_all
 from web.keys import ENCODER, METRICS, OPENAPI, OWNERS, SERVICES, SOCKETS, TRUSTED_PROXIES, WEBHOOKS
 from web.metrics import WebMetrics
@@ -38,7 +38,7 @@ def create_app(services: Services) -> web.Application:
     app[OPENAPI] = openapi.build_openapi(_version())
     app[WEBHOOKS] = build_sender(services)
     app.cleanup_ctx.append(sending)
-    for module in (jobs, events, files, health, metrics, openapi, page):
+    for module in (jobs, formats, events, files, health, metrics, openapi, page):
         app.router.add_routes(module.routes)
     app.on_shutdown.append(close_all)
     return app

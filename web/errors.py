@@ -33,12 +33,18 @@ class NotReady(MediabotError):
     default_message = "This job has no file (it has not finished, or it ended without one)."
 
 
+class StillActive(MediabotError):
+    code = "still_active"
+    default_message = "This download is still running: wait for it to end (or cancel it) before retrying it."
+
+
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400,
     "unauthorized": 401,
     "link_invalid": 403,
     "not_found": 404,
     "not_ready": 409,
+    "still_active": 409,
     # An expired link is Gone (the link, not necessarily the file): ask for the job's file again.
     "link_expired": 410,
     "body_too_large": 413,
@@ -48,6 +54,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "too_large": 422,
     "too_long": 422,
     "idempotency_conflict": 422,
+    # Reading a link's formats: the site answered with an error, or wants a login first.
+    "download_failed": 422,
+    "login_required": 422,
     "rate_limited": 429,
     "too_many_jobs": 429,
     "unavailable": 503,

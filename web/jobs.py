@@ -1,4 +1,5 @@
-"""REST routes for jobs: submit, read, list, cancel, and a redirect to the file."""
+"""REST routes for jobs: submit, read, list (with filters), cancel, retry, remove from history, and a redirect
+to the file."""
 
 from __future__ import annotations
 
@@ -7,18 +8,27 @@ import json
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from core.apikeys import ApiKeyInfo
 from core.errors import InvalidRequest, NotFound, StorageError
-from core.schemas import ErrorInfo, JobView, Progress, RequestView, SubmitRequest
+from core.schemas import (
+    THUMBNAIL,
+    ErrorInfo,
+    JobView,
+    Progress,
+    RequestView,
+    SubmitRequest,
+    subtitle_asset,
+)
 from core.services import Services
 from web.auth import SOURCE, authenticate, limit_submissions
-from web.errors import NotReady
+from web.errors import NotReady, StillActive
 from web.keys import SERVICES, WEBHOOKS
-from web.schemas import STATUSES, FilePart, Job, JobCreate, JobList
+from web.schemas import KINDS, STATUSES, FilePart, Job, JobCreate, JobList, SubtitleFile
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +38,7 @@ _ID = re.compile(r"[0-9a-f]{32}")
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 MAX_LIMIT = 100
+MAX_SEARCH = 200
 # Core pages read at most per listing call (playlist items and filtered-out playlists are skipped).
 SCAN_PAGES = 20
 ACTIVE = ("queued", "running")
@@ -107,6 +118,10 @@ async def to_api(
         parent_id=request.parent_id,
         playlist=job.playlist,
         items=shown,
+        uploader=job.uploader,
+        upload_date=job.upload_date,
+        format_id=job.format_id,
+        subtitle_langs=job.subtitle_langs,
     )
 
 
@@ -120,9 +135,18 @@ async def _link(services: Services, job: JobView, part: int | None = None) -> st
         return None
 
 
+async def _asset_link(services: Services, job: JobView, asset: str) -> str | None:
+    try:
+        return await services.jobs.asset_link(job, asset)
+    except StorageError as exc:
+        log.debug("no %s link for job %s: %s", asset, job.id, exc)
+        return None
+
+
 async def _single(services: Services, request: RequestView, job: JobView) -> Job:
     status = api_status(request, job)
-    file_url = await _link(services, job) if status == "done" else None
+    done = status == "done"
+    file_url = await _link(services, job) if done else None
     parts = None
     if job.parts:
         parts = [
@@ -134,6 +158,15 @@ async def _single(services: Services, request: RequestView, job: JobView) -> Job
             )
             for part in job.parts
         ]
+    subtitles = [
+        SubtitleFile(
+            lang=sub.lang,
+            filename=sub.filename,
+            size=sub.size,
+            url=await _asset_link(services, job, subtitle_asset(sub.lang)) if done else None,
+        )
+        for sub in job.subtitles
+    ]
     error = job.error
     if status == "cancelled" and job.status != "cancelled":
         error = ErrorInfo(code="cancelled", message="The download was cancelled.")
@@ -164,6 +197,13 @@ async def _single(services: Services, request: RequestView, job: JobView) -> Job
         finished_at=finished_at if status in ENDED else None,
         parts=parts,
         parent_id=request.parent_id,
+        uploader=job.uploader,
+        upload_date=job.upload_date,
+        format_id=job.format_id,
+        subtitle_langs=job.subtitle_langs,
+        subtitles=subtitles,
+        subtitles_missing=job.subtitles_missing,
+        thumbnail_url=await _asset_link(services, job, THUMBNAIL) if done else None,
     )
 
 
@@ -171,12 +211,15 @@ def dump(model: Job | JobList) -> dict[str, object]:
     return model.model_dump(mode="json")
 
 
-async def owned(services: Services, key: ApiKeyInfo, request_id: str) -> tuple[RequestView, JobView]:
-    """The caller's request and its job; 404 for anything else, including other keys' requests."""
+async def owned(
+    services: Services, key: ApiKeyInfo, request_id: str, *, removed: bool = False
+) -> tuple[RequestView, JobView]:
+    """The caller's request and its job; 404 for anything else, including other keys' requests and, unless
+    `removed`, requests removed from the history."""
     if not _ID.fullmatch(request_id):
         raise NotFound()
     request, job = await services.jobs.get_request(request_id)
-    if request.source != SOURCE or request.user_id != key.id:
+    if request.source != SOURCE or request.user_id != key.id or (request.hidden and not removed):
         raise NotFound()
     return request, job
 
@@ -230,6 +273,8 @@ async def create_job(request: web.Request) -> web.Response:
         quality=body.quality,
         callback_url=body.callback_url,
         idempotency_key=idempotency_key,
+        format_id=body.format_id,
+        subtitles=tuple(body.subtitles),
     )
     # A repeat starts nothing, so it is answered even when the key is over its limits.
     submission = await services.jobs.replay(ask)
@@ -242,10 +287,12 @@ async def create_job(request: web.Request) -> web.Response:
     job = await to_api(services, submission.request, submission.job)
     # 200: finished at once from stored files (a playlist read before, whose items were all stored too).
     cached = submission.outcome == "cached" and all(item.outcome == "cached" for item in job.items or ())
-    status = 200 if cached else 202
-    headers = {"Location": f"/api/v1/jobs/{job.id}"}
-    if submission.replayed:
-        headers["Idempotent-Replayed"] = "true"
+    headers = {"Idempotent-Replayed": "true"} if submission.replayed else {}
+    return _submitted_response(job, 200 if cached else 202, headers)
+
+
+def _submitted_response(job: Job, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    headers = {"Location": f"/api/v1/jobs/{job.id}", **(headers or {})}
     return web.json_response(dump(job), status=status, headers=headers)
 
 
@@ -263,26 +310,50 @@ async def list_jobs(request: web.Request) -> web.Response:
     statuses = [s for value in query.getall("status", []) for s in value.split(",") if s]
     if any(s not in STATUSES for s in statuses):
         raise InvalidRequest(f"status must be among: {', '.join(STATUSES)}.")
+    kind = query.get("kind") or None
+    if kind is not None and kind not in KINDS:
+        raise InvalidRequest("kind must be video or audio.")
+    search = query.get("q", "").strip() or None
+    if search is not None and len(search) > MAX_SEARCH:
+        raise InvalidRequest(f"q must be at most {MAX_SEARCH} characters.")
     cursor = query.get("cursor") or None
     if cursor is not None and not _CURSOR.fullmatch(cursor):
         raise InvalidRequest("Invalid cursor.")
-    jobs, next_cursor = await _submitted(services, key, statuses, limit, cursor)
+    filters = Filters(statuses=statuses, kinds=[kind] if kind else None, search=search)
+    jobs, next_cursor = await _submitted(services, key, filters, limit, cursor)
     return web.json_response(dump(JobList(items=jobs, next_cursor=next_cursor)))
 
 
+@dataclass(frozen=True)
+class Filters:
+    """What a listing asked for: statuses as shown, kinds, and a piece of the title or link."""
+
+    statuses: list[str]
+    kinds: list[str] | None = None
+    search: str | None = None
+
+
 async def _submitted(
-    services: Services, key: ApiKeyInfo, statuses: list[str], limit: int, cursor: str | None
+    services: Services, key: ApiKeyInfo, filters: Filters, limit: int, cursor: str | None
 ) -> tuple[list[Job], str | None]:
     """A page of the jobs the key submitted. Playlist items are left out (each is in its playlist's
     `items`). A playlist's status is its items' sum while the core filters on its own (done) listing job,
     so a status filter also asks for done jobs and is applied here. Whole core pages are used, so the
     core's cursor stays exact; with a status filter a page can come back short (even empty) with a cursor
     to follow."""
+    statuses = filters.statuses
     asked = sorted({*statuses, "done"}) if set(statuses) - {"done"} else statuses
     jobs: list[Job] = []
     for _ in range(SCAN_PAGES):
         rows, cursor = await services.jobs.list_requests(
-            SOURCE, key.id, statuses=asked or None, limit=limit - len(jobs), cursor=cursor, top_level=True
+            SOURCE,
+            key.id,
+            statuses=asked or None,
+            limit=limit - len(jobs),
+            cursor=cursor,
+            top_level=True,
+            kinds=filters.kinds,
+            search=filters.search,
         )
         for req, job in rows:
             if statuses and not is_playlist(req, job) and api_status(req, job) not in statuses:
@@ -326,3 +397,30 @@ async def job_file(request: web.Request) -> web.Response:
         raise NotReady()
     link = await services.jobs.link(job.id)
     raise web.HTTPFound(link, headers={"Cache-Control": "no-store"})
+
+
+@routes.post("/api/v1/jobs/{id}/retry")
+async def retry_job(request: web.Request) -> web.Response:
+    """The same ask again as a new job (202 with it); 409 while the job is still queued or running."""
+    services = request.app[SERVICES]
+    key = await authenticate(request)
+    req, job = await owned(services, key, request.match_info["id"])
+    # As the caller sees it: a playlist runs while any of its items does, though its own request has ended.
+    if (await to_api(services, req, job)).status in ACTIVE:
+        raise StillActive()
+    await limit_submissions(request, key)
+    submission = await services.jobs.retry(req.id, source=SOURCE, user_id=key.id)
+    job = await to_api(services, submission.request, submission.job)
+    return _submitted_response(job, 202)
+
+
+@routes.delete("/api/v1/history/{id}")
+async def remove_from_history(request: web.Request) -> web.Response:
+    """Remove a job from the caller's history (cancelling it if it still runs) and delete its file where
+    nobody else uses it. 204, also when it was already removed."""
+    services = request.app[SERVICES]
+    key = await authenticate(request)
+    req, _ = await owned(services, key, request.match_info["id"], removed=True)
+    await services.jobs.remove(req.id, source=SOURCE, user_id=key.id)
+    request.app[WEBHOOKS].wake()  # a running job removed was cancelled: its webhook is due
+    return web.Response(status=204)

@@ -10,8 +10,21 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from core.schemas import MediaFormats
+from web.formats import MAX_URL
+from web.jobs import MAX_SEARCH
 from web.keys import OPENAPI
-from web.schemas import STATUSES, ErrorResponse, Health, HealthDetailed, Job, JobCreate, JobEvent, JobList
+from web.schemas import (
+    KINDS,
+    STATUSES,
+    ErrorResponse,
+    Health,
+    HealthDetailed,
+    Job,
+    JobCreate,
+    JobEvent,
+    JobList,
+)
 
 routes = web.RouteTableDef()
 
@@ -21,6 +34,7 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (Job, "serialization"),
     (JobList, "serialization"),
     (JobEvent, "serialization"),
+    (MediaFormats, "serialization"),
     (ErrorResponse, "serialization"),
     (Health, "serialization"),
     (HealthDetailed, "serialization"),
@@ -32,11 +46,12 @@ ERROR_TEXT = {
     403: "The link's signature is not valid.",
     404: "Not found (or not yours).",
     405: "Method not allowed.",
-    409: "The job has no file (yet).",
+    409: "The job has no file (yet) (not_ready), or is still queued or running (still_active).",
     410: "The link has expired.",
     413: "The request body is too large.",
-    422: "The link or callback_url was refused (invalid_url, private_address, unsupported_url), or the "
-    "Idempotency-Key was used for a different request (idempotency_conflict).",
+    422: "The link or callback_url was refused (invalid_url, private_address, unsupported_url), the site "
+    "would not hand out the link's formats (download_failed, login_required), or the Idempotency-Key was "
+    "used for a different request (idempotency_conflict).",
     429: "Over the key's rate (rate_limited) or too many running downloads (too_many_jobs).",
     503: "A dependency (database, queue) is unavailable; try again shortly.",
 }
@@ -155,6 +170,20 @@ def build_openapi(version: str) -> dict[str, Any]:
                         "schema": {"type": "array", "items": {"type": "string", "enum": list(STATUSES)}},
                         "description": "Only jobs in these statuses (repeat the parameter, or separate with commas).",
                     },
+                    {
+                        "name": "kind",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": list(KINDS)},
+                        "description": "Only video jobs, or only audio jobs.",
+                    },
+                    {
+                        "name": "q",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "maxLength": MAX_SEARCH},
+                        "description": "Only jobs whose title or link contains this text (any case).",
+                    },
                 ],
                 "responses": {"200": json_body(JobList, "A page of jobs."), **errors(400, 401, 429, 503)},
             },
@@ -178,6 +207,68 @@ def build_openapi(version: str) -> dict[str, Any]:
                 "responses": {
                     "200": json_body(Job, "The job after cancelling."),
                     **errors(401, 404, 429, 503),
+                },
+            },
+        },
+        "/api/v1/jobs/{id}/retry": {
+            "parameters": [job_id],
+            "post": {
+                "summary": "Ask for the same download again",
+                "description": "A new job with the same link, kind, quality, `format_id` and subtitles (no "
+                "`callback_url`), counted like a submission. 409 `still_active` while the job is queued or "
+                "running. A file still stored answers at once (the new job is then already done).",
+                "operationId": "retryJob",
+                "security": secured,
+                "responses": {
+                    "202": {
+                        **json_body(Job, "The new job."),
+                        "headers": {
+                            "Location": {
+                                "description": "The new job's address.",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                    },
+                    **errors(401, 404, 409, 422, 429, 503),
+                },
+            },
+        },
+        "/api/v1/history/{id}": {
+            "parameters": [job_id],
+            "delete": {
+                "summary": "Remove a job from your history",
+                "description": "Cancels it if it still runs, takes it (and a playlist's items) out of "
+                "GET /api/v1/jobs, and deletes its file, thumbnail and subtitles unless another job of "
+                "anyone still uses them: its links stop working. Removing it again changes nothing.",
+                "operationId": "removeJob",
+                "security": secured,
+                "responses": {"204": {"description": "Removed."}, **errors(401, 404, 429, 503)},
+            },
+        },
+        "/api/v1/formats": {
+            "get": {
+                "summary": "What a link offers: formats with sizes, subtitles, thumbnail",
+                "description": "Reads the link without downloading it, under the same rules as a download "
+                "(so the same 422 refusals), and answers from a short-lived cache (`cached: true`) when it "
+                "was read in the last 5 minutes. `formats` are best first (video by height, then sound "
+                "only); pass one's `format_id` to POST /api/v1/jobs. `filesize` is in bytes, estimated "
+                "from the bitrate when `filesize_estimated`; `tbr` is in kbit/s; `label` is ready for a "
+                "button. `subtitles` lists the languages to ask for. `thumbnail` is the site's own address "
+                "for it. A playlist link has `playlist` set and no formats (each item picks its own).",
+                "operationId": "getFormats",
+                "security": secured,
+                "parameters": [
+                    {
+                        "name": "url",
+                        "in": "query",
+                        "required": True,
+                        "description": "The page or media link (http or https).",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_URL},
+                    }
+                ],
+                "responses": {
+                    "200": json_body(MediaFormats, "What the link offers."),
+                    **errors(400, 401, 422, 429, 503),
                 },
             },
         },

@@ -4,7 +4,7 @@ OpenAPI document, so the three cannot drift apart."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +13,12 @@ from core.schemas import ErrorInfo, Playlist, Progress
 Quality = Literal["best", "2160", "1440", "1080", "720", "480", "360", "240", "144"]
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
 STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed", "cancelled")
+KINDS: tuple[str, ...] = ("video", "audio")
+# The same rules as the core's (core.jobs.check_choices), stated here so the OpenAPI document carries them.
+FORMAT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+LANG_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+MAX_SUBTITLE_LANGS = 8
+Lang = Annotated[str, Field(pattern=LANG_PATTERN, max_length=64)]
 
 
 class JobCreate(BaseModel):
@@ -33,6 +39,22 @@ class JobCreate(BaseModel):
         "for a playlist, once every item has ended (one call, with the items). Private addresses are refused "
         "like download links.",
     )
+    format_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=FORMAT_ID_PATTERN,
+        description="A `format_id` from GET /api/v1/formats for this link: that exact format (a video format "
+        "without sound gets the best sound merged in); `kind` and `quality` then only name the job. A format "
+        "the link does not offer fails the job with `unknown_format`.",
+    )
+    subtitles: list[Lang] = Field(
+        default_factory=list,
+        max_length=MAX_SUBTITLE_LANGS,
+        description="Subtitle languages (`en`, `de`, `pt-BR`; see `subtitles` of GET /api/v1/formats): each "
+        "is stored as an .srt file and, in an mp4 video, embedded as a subtitle track. Languages the media "
+        "lacks do not fail the job: they are listed in the job's `subtitles_missing`.",
+    )
 
 
 class FilePart(BaseModel):
@@ -42,6 +64,15 @@ class FilePart(BaseModel):
     filename: str
     size: int = Field(description="Bytes.")
     file_url: str | None = Field(None, description="A link to this part, like `file_url`; set when done.")
+
+
+class SubtitleFile(BaseModel):
+    """One .srt file made for a finished job."""
+
+    lang: str
+    filename: str
+    size: int = Field(description="Bytes.")
+    url: str | None = Field(None, description="A link to the .srt file, like `file_url`; set when done.")
 
 
 class Job(BaseModel):
@@ -102,6 +133,23 @@ class Job(BaseModel):
     )
     items: list[Job] | None = Field(
         None, description="A playlist's items, in playlist order, each a whole job; null for other jobs."
+    )
+    uploader: str | None = Field(None, description="The artist or channel, when the site says.")
+    upload_date: str | None = Field(None, description="YYYYMMDD, when the site says.")
+    format_id: str | None = Field(
+        None, description="The format asked for; null when chosen by `kind` and `quality`."
+    )
+    subtitle_langs: list[str] = Field(default_factory=list, description="The subtitle languages asked for.")
+    subtitles: list[SubtitleFile] = Field(
+        default_factory=list, description="The .srt files made, one per language found; set when done."
+    )
+    subtitles_missing: list[str] = Field(
+        default_factory=list, description="Languages asked for that the media has no subtitles in."
+    )
+    thumbnail_url: str | None = Field(
+        None,
+        description="A link to the job's thumbnail (JPEG, at most 320 px a side and 200 KB), like `file_url`; "
+        "set when done, null when the media has none.",
     )
 
 

@@ -255,7 +255,9 @@ async def test_retention_deletes_thumbnails_and_subtitles_too(tmp_path: Path, me
 
     settings = make_settings(tmp_path, retention_hours=0.0003, retention_interval_s=0.5)
     async with running_services(settings) as services:
-        final = await done(services, ask(media_site.url("/formats.html"), format_id="240p", subtitles=("en",)))
+        final = await done(
+            services, ask(media_site.url("/formats.html"), format_id="240p", subtitles=("en",))
+        )
         paths = [
             await services.jobs.local_path(final.id, asset=name) for name in (THUMBNAIL, subtitle_asset("en"))
         ]
@@ -265,3 +267,14 @@ async def test_retention_deletes_thumbnails_and_subtitles_too(tmp_path: Path, me
             return not any(p is not None and p.exists() for p in paths)
 
         await wait_until(swept, timeout=15)
+
+
+async def test_removing_a_running_download_cancels_it(embedded: Services, media_site) -> None:
+    submission = await embedded.jobs.submit(
+        ask(media_site.url(f"/slow.mp4?rate=300000&r={uuid.uuid4().hex[:6]}"))
+    )
+    await embedded.jobs.remove(submission.request.id, source="cli", user_id="alice")
+    final = await embedded.jobs.wait(submission.job.id, timeout=30)
+    assert final.status == "cancelled", final.error
+    request, _ = await embedded.jobs.get_request(submission.request.id)
+    assert request.hidden and request.status == "cancelled"
