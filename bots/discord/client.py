@@ -12,6 +12,7 @@ from discord.gateway import DiscordWebSocket
 
 from bots.discord import commands
 from bots.discord.delivery import Deliveries
+from bots.discord.picker import FormatSelect
 from bots.discord.views import CancelButton
 from core.errors import MediabotError
 
@@ -68,7 +69,7 @@ class MediaBot(discord.Client):
     async def setup_hook(self) -> None:
         if self.follow_gateway:
             await self.use_server_gateway()
-        self.add_dynamic_items(CancelButton)
+        self.add_dynamic_items(CancelButton, FormatSelect)
         await self.sync_commands()
         try:
             await self.deliveries.resume()

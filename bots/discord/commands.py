@@ -1,16 +1,24 @@
-"""The application commands (`/download`, "Download media", `/cancel`) and the Cancel button's handler."""
+"""The application commands (`/download`, "Download media", `/cancel`) and the Cancel button's handler.
+
+`/download` takes subtitle languages, and with `choose_format` answers with a menu of the link's formats
+(bots/discord/picker.py) instead of downloading at once."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Literal, cast
+import re
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
 
+from bots.discord import picker
 from bots.discord.delivery import Target
-from core.errors import MediabotError, NotFound, human_duration
-from core.schemas import RequestView, SubmitRequest
+from bots.discord.submitting import SOURCE, bot_of, submit_and_follow
+from bots.discord.texts import picker_text
+from core.errors import MediabotError, NotFound
+from core.jobs import check_choices
+from core.schemas import RequestView
 from core.urls import extract_url, extract_urls
 
 if TYPE_CHECKING:
@@ -18,17 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SOURCE = "discord"
-HOUR_S = 3600
-
-
-class LimitReached(MediabotError):
-    code = "rate_limited"
-    default_message = "You have started too many downloads. Please wait a little."
-
-
-def _bot(interaction: discord.Interaction) -> MediaBot:
-    return cast("MediaBot", interaction.client)
+_bot = bot_of
 
 
 @app_commands.command(name="download")
@@ -36,15 +34,19 @@ def _bot(interaction: discord.Interaction) -> MediaBot:
     url="A link to a page with a video or a song",
     kind="The video (default) or only its audio",
     quality="The highest video height (default: best available)",
+    subtitles="Subtitle languages, comma-separated (e.g. en,de): embedded in the video and attached",
+    choose_format="Pick one of the link's formats (with their sizes) from a menu first",
 )
 async def download(
     interaction: discord.Interaction,
     url: str,
     kind: Literal["video", "audio"] = "video",
     quality: Literal["best", "1080", "720", "480"] = "best",
+    subtitles: str | None = None,
+    choose_format: bool = False,
 ) -> None:
     """Download a video or its audio from a link."""
-    await start_download(interaction, url, kind, quality)
+    await start_download(interaction, url, kind, quality, subtitles=subtitles, choose_format=choose_format)
 
 
 @app_commands.context_menu(name="Download media")
@@ -95,54 +97,56 @@ async def _root(bot: MediaBot, request: RequestView) -> str:
     return request.id
 
 
-async def start_download(interaction: discord.Interaction, text: str, kind: str, quality: str) -> None:
+async def start_download(
+    interaction: discord.Interaction,
+    text: str,
+    kind: str,
+    quality: str,
+    *,
+    subtitles: str | None = None,
+    choose_format: bool = False,
+) -> None:
     bot = _bot(interaction)
     try:
         # Checked before deferring because it needs no I/O, so a mistyped link gets an ephemeral answer.
         url = extract_url(text)
+        _, langs = check_choices(None, split_languages(subtitles))
+        menu_id = picker.custom_id(langs) if choose_format else None
     except MediabotError as exc:
         await interaction.response.send_message(exc.message, ephemeral=True)
         return
     callback = await interaction.response.defer(thinking=True)
+    if menu_id is not None and await offer_formats(interaction, url, langs):
+        return
     target = Target.from_interaction(
         interaction,
         ttl_s=bot.settings.discord_interaction_ttl_s,
         message_id=callback.message_id if callback else None,
     )
-    user_id = str(interaction.user.id)
+    await submit_and_follow(interaction, target, url=url, kind=kind, quality=quality, subtitles=langs)
+
+
+def split_languages(text: str | None) -> tuple[str, ...]:
+    """ "en, de" or "en de" as ("en", "de")."""
+    return tuple(lang for lang in re.split(r"[\s,;]+", text or "") if lang)
+
+
+async def offer_formats(interaction: discord.Interaction, url: str, langs: tuple[str, ...]) -> bool:
+    """Answer with the format picker; False when the link offers nothing to choose between (a playlist, whose
+    items pick their own; a single format), so it is downloaded as usual."""
+    bot = _bot(interaction)
     try:
-        await check_limits(bot, user_id)
-        submission = await bot.services.jobs.submit(
-            SubmitRequest(
-                text=url, source=SOURCE, user_id=user_id, kind=kind,  # type: ignore[arg-type]
-                quality=quality, target=target.to_dict(),
-            )
-        )  # fmt: skip
+        found = await bot.services.jobs.formats(url)
     except MediabotError as exc:
         await interaction.edit_original_response(content=exc.message)
-        return
-    log.info(
-        "discord request %s (%s) for job %s", submission.request.id, submission.outcome, submission.job.id
+        return True
+    choices = picker.options(found)
+    if found.playlist is not None or len(choices) < 2:
+        return False
+    await interaction.edit_original_response(
+        content=picker_text(found.title, url, found.duration), view=picker.picker_view(langs, choices)
     )
-    bot.deliveries.follow(submission.request, submission.job)
-
-
-async def check_limits(bot: MediaBot, user_id: str) -> None:
-    settings = bot.settings
-    running = await bot.services.jobs.count_active(SOURCE, user_id)
-    if running >= settings.user_max_concurrent:
-        raise LimitReached(
-            f"You already have {running} {'download' if running == 1 else 'downloads'} running. "
-            "Wait for one to finish, or use /cancel."
-        )
-    allowed, retry_after = await bot.services.limits.hit(
-        f"{SOURCE}:user:{user_id}", settings.user_requests_per_hour, HOUR_S
-    )
-    if not allowed:
-        raise LimitReached(
-            f"You can start {settings.user_requests_per_hour} downloads per hour. "
-            f"Try again in {human_duration(max(1.0, retry_after))}."
-        )
+    return True
 
 
 def register(tree: app_commands.CommandTree[discord.Client]) -> None:

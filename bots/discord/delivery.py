@@ -19,7 +19,7 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import discord
 
+from bots.discord.embeds import media_embed
 from bots.discord.texts import (
     MAX_CONTENT,
     cancelled_text,
@@ -42,12 +43,13 @@ from bots.discord.texts import (
     progress_text,
     same_text,
     title_of,
+    with_missing_subtitles,
 )
 from bots.discord.views import cancel_view
 from bots.progress import ChatPacer, LatestSender
 from core.errors import MediabotError, NotFound
 from core.planner import DeliveryPlanner, Destination, Planned, Refused, finished_items
-from core.schemas import JobView, RequestView
+from core.schemas import THUMBNAIL, JobView, RequestView, subtitle_asset
 
 if TYPE_CHECKING:
     from core.services import Services
@@ -67,6 +69,15 @@ DELIVERED_AS = "delivered_as"
 TOO_LARGE = 40005
 TOKEN_GONE = {50027, 10015, 10008}
 TRANSIENT = (discord.DiscordServerError, aiohttp.ClientError, OSError, TimeoutError)
+MAX_ATTACHMENTS = 10  # files in one Discord message
+
+# Files to attach to a message: (path on this machine, the name Discord shows).
+Files = Sequence[tuple[Path, str]]
+
+
+def _opener(files: Files) -> Callable[[], list[discord.File]]:
+    """Fresh discord.File objects for each attempt: one is read once, so a retry needs new ones."""
+    return lambda: [discord.File(path, filename=name) for path, name in files]
 
 
 @dataclass
@@ -82,10 +93,18 @@ class Target:
     guild_id: str | None = None
     message_id: str | None = None
     interaction_id: str | None = None
+    # A select menu's choice: the token's `@original` is the menu's message (a component interaction's
+    # message), which `message_id` names for replies in the channel once the token is gone.
+    edit_original: bool = False
 
     @classmethod
     def from_interaction(
-        cls, interaction: discord.Interaction, *, ttl_s: float, message_id: int | None
+        cls,
+        interaction: discord.Interaction,
+        *,
+        ttl_s: float,
+        message_id: int | None,
+        edit_original: bool = False,
     ) -> Target:
         return cls(
             app_id=str(interaction.application_id),
@@ -97,6 +116,7 @@ class Target:
             guild_id=str(interaction.guild_id) if interaction.guild_id else None,
             message_id=str(message_id) if message_id else None,
             interaction_id=str(interaction.id),
+            edit_original=edit_original,
         )
 
     @classmethod
@@ -112,6 +132,7 @@ class Target:
             user_id=str(data["user_id"]),
             expires_at=float(data.get("expires_at") or 0),
             filesize_limit=int(data.get("filesize_limit") or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES),
+            edit_original=bool(data.get("edit_original")),
             **{key: str(data[key]) if data.get(key) else None for key in optional},
         )
 
@@ -423,9 +444,9 @@ class Deliveries:
         """The file into the reply, or a copy that fits (its making shown in the reply), or a link."""
         edits = _ReplyEdits(self, delivery)
 
-        async def post(content: str, path: Path | None = None, filename: str | None = None) -> None:
+        async def post(content: str, files: Files = (), embed: discord.Embed | None = None) -> None:
             await edits.settle()
-            await self._post(delivery, content, path, filename)
+            await self._post(delivery, content, files, embed)
 
         async def show(copy: JobView) -> None:
             edits.offer(progress_text(copy))
@@ -446,8 +467,11 @@ class Deliveries:
         post: Callable[..., Awaitable[None]],
         show: Callable[[JobView], Awaitable[None]],
     ) -> Planned | None:
-        """Walk the delivery plan for one finished file; `post(content, path=None, filename=None)` sends a
-        message. None when a sentence explaining why nothing could be sent was posted instead."""
+        """Walk the delivery plan for one finished file; `post(content, files=(), embed=None)` sends a
+        message. None when a sentence explaining why nothing could be sent was posted instead.
+
+        The message carries an embed (title, uploader, duration, size, thumbnail) and the subtitle files
+        made for the download: attached next to the file while they fit the upload limit, else linked."""
         expires_at = time.time() + self.services.settings.link_ttl_s
 
         async def upload(copy: JobView, note: str | None) -> None:
@@ -455,16 +479,26 @@ class Deliveries:
             if note is not None:  # a copy that fits: say which, and link the full quality
                 content = fitted_text(copy, note, await self._link_or_none(view), expires_at)
             async with self._file(copy) as path:
-                try:
-                    await post(content, path, copy.filename or path.name)
-                except AttachmentRefused:
-                    size = copy.filesize or (await asyncio.to_thread(path.stat)).st_size
-                    log.info("Discord refused %d bytes for request %s", size, delivery.request_id)
-                    delivery.refused = min(size, delivery.refused or size)
-                    raise Refused(size) from None
+                size = copy.filesize or (await asyncio.to_thread(path.stat)).st_size
+                limit = delivery.destination().limit
+                room = None if limit is None else limit - size
+                async with self._subtitle_files(view, room) as (attached, linked):
+                    embed = await self._embed(copy, view, linked)
+                    try:
+                        await post(
+                            with_missing_subtitles(content, view),
+                            [(path, copy.filename or path.name), *attached],
+                            embed,
+                        )
+                    except AttachmentRefused:
+                        log.info("Discord refused %d bytes for request %s", size, delivery.request_id)
+                        delivery.refused = min(size, delivery.refused or size)
+                        raise Refused(size) from None
 
         async def link(original: JobView, note: str) -> None:
-            await post(link_text(original, await self.jobs.link(original.id), expires_at, note))
+            text = link_text(original, await self.jobs.link(original.id), expires_at, note)
+            embed = await self._embed(original, view, [s.lang for s in view.subtitles])
+            await post(with_missing_subtitles(text, view), (), embed)
 
         try:
             return await DeliveryPlanner(self.jobs).deliver(
@@ -473,6 +507,70 @@ class Deliveries:
         except MediabotError as exc:
             await post(f"{title_of(view)}\n{exc.message}")
             return None
+
+    async def _embed(self, sent: JobView, source: JobView, linked: Sequence[str]) -> discord.Embed:
+        """The delivery's embed: the thumbnail of the file sent (a copy's own, else the download's), and
+        links to the subtitle files in `linked` (the ones not attached)."""
+        thumbnail = await self._asset_link(sent, THUMBNAIL) or (
+            await self._asset_link(source, THUMBNAIL) if source.id != sent.id else None
+        )
+        links = []
+        for lang in linked:
+            found = await self._asset_link(source, subtitle_asset(lang))
+            if found is not None:
+                links.append((lang, found))
+        return media_embed(sent, source, thumbnail=thumbnail, subtitle_links=links)
+
+    async def _asset_link(self, view: JobView, asset: str) -> str | None:
+        """A signed link to one of a job's assets; None when it has none. A view that came through the event
+        bus does not carry where its assets are stored: the job is read once more for those."""
+        has = (
+            view.thumbnail
+            if asset == THUMBNAIL
+            else any(subtitle_asset(s.lang) == asset for s in view.subtitles)
+        )
+        if not has:
+            return None
+        try:
+            found = await self.jobs.asset_link(view, asset)
+            return found if found is not None else await self.jobs.link(view.id, asset=asset)
+        except MediabotError as exc:  # expired in between: the message goes out without it
+            log.info("no %s link for job %s (%s)", asset, view.id, exc.code)
+            return None
+
+    @contextlib.asynccontextmanager
+    async def _subtitle_files(
+        self, view: JobView, room: int | None
+    ) -> AsyncIterator[tuple[list[tuple[Path, str]], list[str]]]:
+        """The job's .srt files to attach (as many as Discord takes in one message and `room` bytes allow),
+        and the languages left to link instead."""
+        attached: list[tuple[Path, str]] = []
+        linked: list[str] = []
+        tmp: Path | None = None
+        try:
+            for subtitle in view.subtitles:
+                fits = room is None or subtitle.size <= room
+                if not fits or len(attached) >= MAX_ATTACHMENTS - 1:
+                    linked.append(subtitle.lang)
+                    continue
+                asset = subtitle_asset(subtitle.lang)
+                try:
+                    path = await self.jobs.local_path(view.id, asset=asset)
+                    if path is None or not await asyncio.to_thread(path.exists):
+                        if tmp is None:
+                            tmp = self.services.settings.tmp_dir / f"discord-{uuid.uuid4().hex}"
+                            await asyncio.to_thread(tmp.mkdir, parents=True, exist_ok=True)
+                        path = await self.jobs.fetch_file(view.id, tmp / f"{subtitle.lang}.srt", asset=asset)
+                except MediabotError as exc:
+                    log.info("subtitles %s of job %s not available (%s)", subtitle.lang, view.id, exc.code)
+                    continue
+                attached.append((path, subtitle.filename))
+                if room is not None:
+                    room -= subtitle.size
+            yield attached, linked
+        finally:
+            if tmp is not None:
+                await asyncio.to_thread(shutil.rmtree, tmp, True)
 
     async def _link_or_none(self, view: JobView) -> str | None:
         try:
@@ -514,8 +612,8 @@ class Deliveries:
             playlist.copies[child.id] = copy
             edits.offer(playlist.text())
 
-        async def post(content: str, path: Path | None = None, filename: str | None = None) -> None:
-            await self._followup(delivery, content, path, filename)
+        async def post(content: str, files: Files = (), embed: discord.Embed | None = None) -> None:
+            await self._followup(delivery, content, files, embed)
 
         outcome = await self._deliver_item(delivery, child, job, post=post, show=show)
         playlist.copies.pop(child.id, None)
@@ -565,7 +663,8 @@ class Deliveries:
         target = delivery.target
         webhook = discord.Webhook.partial(int(target.app_id), target.token, client=self.bot)
         try:
-            await webhook.edit_message(target.message_id or "@original", **fields)  # type: ignore[arg-type]
+            ref = "@original" if target.edit_original else (target.message_id or "@original")
+            await webhook.edit_message(ref, **fields)  # type: ignore[arg-type]
         except discord.HTTPException as exc:
             if _token_gone(exc):
                 delivery.token_gone = True
@@ -573,13 +672,16 @@ class Deliveries:
             raise
 
     async def _post(
-        self, delivery: _Delivery, content: str, path: Path | None = None, filename: str | None = None
+        self, delivery: _Delivery, content: str, files: Files = (), embed: discord.Embed | None = None
     ) -> None:
         """The final message: an edit of the reply while the token lives, else a channel (or DM) message."""
-        files = (lambda: [discord.File(path, filename=filename)]) if path is not None else (lambda: [])
+        make = _opener(files)
+        embeds = [embed] if embed is not None else []
         if delivery.can_edit():
             try:
-                await self._edit(delivery, content=content[:MAX_CONTENT], attachments=files(), view=None)
+                await self._edit(
+                    delivery, content=content[:MAX_CONTENT], attachments=make(), embeds=embeds, view=None
+                )
                 return
             except TokenGone:
                 log.info(
@@ -589,20 +691,21 @@ class Deliveries:
                 if _too_large(exc):
                     raise AttachmentRefused() from exc
                 raise
-        await self._message(delivery, content, files)
+        await self._message(delivery, content, make, embeds)
 
     async def _followup(
-        self, delivery: _Delivery, content: str, path: Path | None = None, filename: str | None = None
+        self, delivery: _Delivery, content: str, files: Files = (), embed: discord.Embed | None = None
     ) -> None:
         """A message of its own (a playlist item): an interaction follow-up while the token lives, else a
         channel (or DM) message."""
-        files = (lambda: [discord.File(path, filename=filename)]) if path is not None else (lambda: [])
+        make = _opener(files)
+        embeds = [embed] if embed is not None else []
         if delivery.can_edit():
             target = delivery.target
             webhook = discord.Webhook.partial(int(target.app_id), target.token, client=self.bot)
             try:
                 await webhook.send(
-                    content[:MAX_CONTENT], files=files(), wait=True,
+                    content[:MAX_CONTENT], files=make(), embeds=embeds, wait=True,
                     allowed_mentions=discord.AllowedMentions.none(),
                 )  # fmt: skip
                 return
@@ -613,10 +716,14 @@ class Deliveries:
                     raise
                 delivery.token_gone = True
                 log.info("request %s's interaction token is gone; posting a message", delivery.request_id)
-        await self._message(delivery, content, files)
+        await self._message(delivery, content, make, embeds)
 
     async def _message(
-        self, delivery: _Delivery, content: str, files: Callable[[], list[discord.File]]
+        self,
+        delivery: _Delivery,
+        content: str,
+        files: Callable[[], list[discord.File]],
+        embeds: list[discord.Embed] | None = None,
     ) -> None:
         """Post the result where the command was used, mentioning the person: as a reply to the command's
         message, then (no Read Message History permission) as a plain message, then as a DM."""
@@ -650,6 +757,7 @@ class Deliveries:
         for name, place, reference in attempts:
             kwargs: dict[str, Any] = {
                 "files": files(),
+                "embeds": embeds or [],
                 "allowed_mentions": discord.AllowedMentions(users=[user]),
             }
             if reference is not None:

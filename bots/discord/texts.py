@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import discord
 
-from core.errors import human_size
+from core.errors import human_duration, human_size
 from core.planner import playlist_line
 from core.render import status_text
 from core.schemas import JobView
@@ -138,3 +138,43 @@ def playlist_footer(delivered: Sequence[str], count: int, *, cancelled: bool = F
     stopped = sum(1 for outcome in delivered if outcome == "cancelled")
     extra = [f"{failed} failed"] * bool(failed) + [f"{stopped} cancelled"] * bool(stopped)
     return f"{text}; {', '.join(extra)}." if extra else f"{text}."
+
+
+# -- formats and subtitles --------------------------------------------------------------------------------
+
+
+def subtitles_missing(kind: str, langs: Sequence[str]) -> str:
+    """One sentence for the languages asked for that the media lacks: "This video has no subtitles in fr." """
+    what = "audio" if kind == "audio" else "video"
+    listed = langs[0] if len(langs) == 1 else ", ".join(langs[:-1]) + f" or {langs[-1]}"
+    return f"This {what} has no subtitles in {listed}."
+
+
+def with_missing_subtitles(content: str, view: JobView) -> str:
+    """A delivery's text, followed by the sentence about the subtitle languages the media lacks."""
+    if not view.subtitles_missing:
+        return content
+    return f"{content}\n{subtitles_missing(view.kind, view.subtitles_missing)}"
+
+
+def picker_text(title: str | None, url: str, duration: float | None) -> str:
+    """The format picker's message. Its last line is the link, which the menu's handler reads back: the
+    message holds the question, so a menu still works after a restart."""
+    head = f"**{discord.utils.escape_markdown(_shorten(title, MAX_TITLE))}**" if title else "**Formats**"
+    if duration:
+        head += f" · {human_duration(duration)}"
+    return f"{head}\nChoose a format:\n<{url}>"
+
+
+def link_of_picker(content: str) -> str | None:
+    """The link a format picker's message was made for (its last line), None when it has none."""
+    last = content.strip().rsplit("\n", 1)[-1].strip()
+    if last.startswith("<") and last.endswith(">") and "://" in last:
+        return last[1:-1]
+    return None
+
+
+def starting_text(content: str, label: str) -> str:
+    """The picker's message once a format is chosen, until the download's progress replaces it."""
+    head = content.strip().split("\n", 1)[0]
+    return f"{head}\nStarting the download: {discord.utils.escape_markdown(label)}."

@@ -23,7 +23,7 @@ from bots.telegram.calls import message_gone, not_modified, retry_seconds, too_l
 from core.delivery import DeliveryRef, variant_key
 from core.errors import MediabotError, NotFound
 from core.planner import DeliveryPlanner, Destination, Planned, Refused, finished_items
-from core.schemas import JobView, Part, RequestView
+from core.schemas import THUMBNAIL, JobView, Part, RequestView, subtitle_asset
 from core.services import Services
 from core.storage import safe_filename
 
@@ -87,7 +87,8 @@ def _cache_key(request: RequestView, view: JobView) -> str | None:
     handlers look up before downloading), or for a copy made to fit, that key plus the copy's variant, so a
     small copy is never resent as if it were the original."""
     try:
-        key = variant_key(request.url, request.kind, request.quality)
+        # A copy carries its original's format and subtitle languages, so either view gives the same key.
+        key = variant_key(request.url, request.kind, request.quality, view.format_id, view.subtitle_langs)
     except MediabotError:
         return None
     return f"{key}|{view.variant}" if view.variant else key
@@ -380,6 +381,7 @@ class Tracker:
         if planned.outcome == "cancelled":
             await self._final_text(texts.CANCELLED)
             return
+        await self._send_subtitles(view)
         await self._drop_progress(texts.done_summary(view))
 
     async def _uploading(self, view: JobView) -> None:
@@ -404,7 +406,7 @@ class Tracker:
             nonlocal refused
             await uploading(current)
             try:
-                await self._upload_view(request, current)
+                await self._upload_view(request, current, view)
             except Refused:
                 refused = True
                 raise
@@ -510,6 +512,11 @@ class Tracker:
             item.state = "failed"
             await self.owner.reply(self.target, texts.item_failed(item.title, exc.message))
             return
+        if planned.outcome != "cancelled":
+            try:
+                await self._send_subtitles(view, item.title)
+            except MediabotError as exc:
+                log.info("telegram request %s: subtitles not sent (%s)", request.id, exc.code)
         if planned.outcome == "cancelled":
             item.state = "cancelled"
         elif planned.outcome == "link":
@@ -540,14 +547,18 @@ class Tracker:
 
     # -- uploading --------------------------------------------------------------------------------------
 
-    async def _upload_view(self, request: RequestView, view: JobView) -> None:
-        """Send `view`'s file, or each of its parts in order. Refused when Telegram says it is too large;
-        UploadFailed when it fails otherwise."""
+    async def _upload_view(self, request: RequestView, view: JobView, original: JobView) -> None:
+        """Send `view`'s file (`original`'s, or a copy of it made to fit), or each of its parts in order, with
+        the thumbnail. Refused when Telegram says it is too large; UploadFailed when it fails otherwise."""
+        async with self._thumbnail(request, view, original) as thumb:
+            await self._upload_with(request, view, thumb)
+
+    async def _upload_with(self, request: RequestView, view: JobView, thumb: Path | None) -> None:
         try:
             if view.parts:
                 for part in view.parts:
                     caption = texts.part_caption(view, part.index, len(view.parts))
-                    await self._upload_file(request, view, part=part, caption=caption)
+                    await self._upload_file(request, view, part=part, caption=caption, thumb=thumb)
                 return
             key = _cache_key(request, view)
             deliveries = self.services.deliveries
@@ -557,7 +568,7 @@ class Tracker:
                     if await self.owner.resend(cached, self.target):
                         return
                     await deliveries.forget(PLATFORM, key)
-            message = await self._upload_file(request, view)
+            message = await self._upload_file(request, view, thumb=thumb)
             ref = sent_file(message)
             if ref is not None and key is not None:
                 await deliveries.put(PLATFORM, key, ref)
@@ -566,8 +577,79 @@ class Tracker:
         except TelegramError as exc:
             raise UploadFailed(exc.message) from exc
 
+    @contextlib.asynccontextmanager
+    async def _thumbnail(self, request: RequestView, view: JobView, original: JobView) -> Any:
+        """The stored thumbnail for a video or audio upload (a copy's own, else its original's), as a local
+        file for the time of the upload; None when there is none or it can't be read (the upload goes
+        without one: a missing thumbnail is nothing to tell anyone about)."""
+        owner = next((v for v in (view, original) if v.thumbnail), None)
+        if owner is None or media_kind(view) == "document":
+            yield None
+            return
+        async with self._asset_file(request, owner, THUMBNAIL, "thumbnail.jpg") as path:
+            yield path
+
+    @contextlib.asynccontextmanager
+    async def _asset_file(self, request: RequestView, view: JobView, asset: str, name: str) -> Any:
+        """One of a job's assets as a local file (storage's own when local, else fetched to a temporary
+        folder removed afterwards); None when it can't be had."""
+        jobs = self.services.jobs
+        workdir: Path | None = None
+        path: Path | None = None
+        try:
+            try:
+                path = await jobs.local_path(view.id, asset=asset)
+                if path is None or not await asyncio.to_thread(path.exists):
+                    workdir = self.owner.settings.tmp_dir / "telegram" / f"{request.id}-{asset}"
+                    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+                    path = await jobs.fetch_file(view.id, workdir / safe_filename(name), asset=asset)
+            except MediabotError as exc:  # expired in between, storage down
+                log.info("telegram request %s: %s of job %s not available (%s)", request.id, asset, view.id,
+                         exc.code)  # fmt: skip
+                path = None
+            yield path
+        finally:
+            if workdir is not None:
+                await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    async def _send_subtitles(self, view: JobView, title: str | None = None) -> None:
+        """After the media: each .srt made for it as a document, then one sentence for the languages asked for
+        that the media lacks. `title` starts that sentence for a playlist item."""
+        for subtitle in view.subtitles:
+            async with self._asset_file(
+                self.request, view, subtitle_asset(subtitle.lang), subtitle.filename
+            ) as path:
+                if path is None:
+                    continue
+                name = subtitle.filename
+
+                async def once(path: Path = path, name: str = name) -> Message:
+                    with path.open("rb") as handle:
+                        media = InputFile(handle, filename=name, read_file_handle=False)
+                        return await self.bot.send_document(
+                            self.target.chat_id, media, reply_parameters=self.target.reply(),
+                            message_thread_id=self.target.thread_id,
+                        )  # fmt: skip
+
+                try:
+                    await with_flood_retry(once, chat=self.chat, pacer=self.owner.pacer)
+                except Forbidden:
+                    raise
+                except TelegramError as exc:  # the media is there; one lost .srt is not worth failing for
+                    log.warning("telegram request %s: subtitles %s not sent (%s)", self.request.id,
+                                subtitle.lang, exc.message)  # fmt: skip
+        if view.subtitles_missing:
+            sentence = texts.subtitles_missing(view.kind, view.subtitles_missing)
+            await self.owner.reply(self.target, texts.item_failed(title, sentence) if title else sentence)
+
     async def _upload_file(
-        self, request: RequestView, view: JobView, *, part: Part | None = None, caption: str | None = None
+        self,
+        request: RequestView,
+        view: JobView,
+        *,
+        part: Part | None = None,
+        caption: str | None = None,
+        thumb: Path | None = None,
     ) -> Message:
         """Upload one stored file (or one part), streamed from disk; fetched to a temporary folder first
         when storage is not local."""
@@ -587,7 +669,7 @@ class Tracker:
             async with self._chat_action(media_kind(view)):
                 try:
                     return await self._send_file(
-                        view, path, name=name, size=size, caption=caption, whole=part is None
+                        view, path, name=name, size=size, caption=caption, whole=part is None, thumb=thumb
                     )
                 except TelegramError as exc:
                     if isinstance(exc, Forbidden) or not too_large(exc):
@@ -598,7 +680,15 @@ class Tracker:
                 await asyncio.to_thread(shutil.rmtree, workdir, True)
 
     async def _send_file(
-        self, view: JobView, path: Path, *, name: str, size: int, caption: str | None, whole: bool
+        self,
+        view: JobView,
+        path: Path,
+        *,
+        name: str,
+        size: int,
+        caption: str | None,
+        whole: bool,
+        thumb: Path | None = None,
     ) -> Message:
         bot, target = self.bot, self.target
         kind = media_kind(view)
@@ -614,15 +704,16 @@ class Tracker:
             # streamed from disk rather than read into memory (2 GB on a local Bot API server).
             with path.open("rb") as handle:
                 media = InputFile(handle, filename=name, read_file_handle=False)
+                # The thumbnail as a Path: PTB reads it anew for each attempt.
                 if kind == "video":
                     return await bot.send_video(
                         target.chat_id, media, duration=duration, width=view.width, height=view.height,
-                        supports_streaming=True, **common,
+                        supports_streaming=True, thumbnail=thumb, **common,
                     )  # fmt: skip
                 if kind == "audio":
                     return await bot.send_audio(
                         target.chat_id, media, duration=duration, title=view.title, performer=view.uploader,
-                        **common,
+                        thumbnail=thumb, **common,
                     )  # fmt: skip
                 return await bot.send_document(target.chat_id, media, **common)
 

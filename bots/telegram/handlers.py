@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from telegram import Message, MessageEntity, Update, User
+from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -21,10 +23,12 @@ from telegram.ext import (
     filters,
 )
 
-from bots.telegram import texts
+from bots.telegram import picker, texts
 from bots.telegram.delivery import NO_PREVIEW, Deliverer, Target
 from core.delivery import variant_key
 from core.errors import InvalidUrl, MediabotError, NotFound
+from core.jobs import check_choices
+from core.prefs import Prefs
 from core.schemas import RequestView, SubmitRequest
 from core.services import Services
 from core.urls import extract_url, extract_urls
@@ -41,6 +45,22 @@ Handler = Callable[["Handlers", Update, Context], Awaitable[None]]
 
 class Refused(Exception):
     """A per-user limit said no; the message is the sentence to send."""
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What one link is to be downloaded as."""
+
+    kind: str
+    quality: str
+    format_id: str | None = None  # a format the link offers (from the picker); None: by kind and quality
+    subtitles: tuple[str, ...] = ()
+
+    @classmethod
+    def default(cls, prefs: Prefs, kind: str | None = None) -> Ask:
+        """The person's defaults; their subtitle languages go with videos only (a song has none to embed)."""
+        kind = kind or prefs.kind
+        return cls(kind, prefs.quality, subtitles=prefs.subtitles if kind == "video" else ())
 
 
 @dataclass(frozen=True)
@@ -71,6 +91,8 @@ class Handlers:
         allowed = [entry.strip() for entry in self.settings.telegram_allowed_users if entry.strip()]
         self.allowed_ids = {int(e) for e in allowed if e.lstrip("-").isdigit()}
         self.allowed_names = {e.lstrip("@").lower() for e in allowed if not e.lstrip("-").isdigit()}
+        # Format keyboards being answered right now (chat, message): a double press submits once.
+        self._choosing: set[tuple[int, int]] = set()
 
     def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         new = filters.UpdateType.MESSAGE  # edits of old messages are not new requests
@@ -79,10 +101,12 @@ class Handlers:
         app.add_handler(CommandHandler("audio", self.audio, filters=new))
         app.add_handler(CommandHandler("video", self.video, filters=new))
         app.add_handler(CommandHandler("settings", self.settings_menu, filters=new))
+        app.add_handler(CommandHandler("subs", self.subs, filters=new))
         app.add_handler(CommandHandler("status", self.status, filters=new))
         app.add_handler(CommandHandler("cancel", self.cancel_all, filters=new))
         app.add_handler(CallbackQueryHandler(self.cancel_button, pattern=r"^cancel:"))
         app.add_handler(CallbackQueryHandler(self.settings_button, pattern=r"^set:"))
+        app.add_handler(CallbackQueryHandler(self.format_button, pattern=picker.PATTERN))
         app.add_handler(
             MessageHandler(new & (filters.TEXT | filters.CAPTION) & ~filters.COMMAND, self.on_message)
         )
@@ -145,7 +169,11 @@ class Handlers:
         if message.chat.type != "private" and not self._links(message, text):
             return  # "thanks" in reply to the bot, in a group: not worth an error message
         prefs = await self.services.prefs.get(SOURCE, str(message.from_user.id))
-        await self.handle_links(message, text, prefs.kind, prefs.quality)
+        own = self._links(message, text, replied=False)
+        if prefs.ask_format and own:
+            await self.offer_formats(message, own, Ask.default(prefs))
+            return
+        await self.handle_links(message, text, Ask.default(prefs))
 
     @replies_errors
     async def audio(self, update: Update, context: Context) -> None:
@@ -163,7 +191,7 @@ class Handlers:
             await self.answer(update, usage)
             return
         prefs = await self.services.prefs.get(SOURCE, str(message.from_user.id))
-        await self.handle_links(message, text, kind, prefs.quality)
+        await self.handle_links(message, text, Ask.default(prefs, kind))
 
     async def help(self, update: Update, context: Context) -> None:
         await self.answer(update, texts.help_text(self.settings.telegram_upload_limit_bytes))
@@ -176,9 +204,37 @@ class Handlers:
         assert update.effective_user is not None
         prefs = await self.services.prefs.get(SOURCE, str(update.effective_user.id))
         await self.answer(
-            update, texts.settings_text(prefs.kind, prefs.quality),
-            reply_markup=texts.settings_keyboard(prefs.kind, prefs.quality),
+            update, texts.settings_text(prefs.kind, prefs.quality, prefs.ask_format),
+            reply_markup=texts.settings_keyboard(prefs.kind, prefs.quality, prefs.ask_format),
         )  # fmt: skip
+
+    @replies_errors
+    async def subs(self, update: Update, context: Context) -> None:
+        """/subs: show; /subs en,de: default languages for videos; /subs off; /subs en LINK: that link only."""
+        message = update.message
+        assert message is not None and message.from_user is not None
+        user_id = str(message.from_user.id)
+        args = list(context.args or [])
+        prefs = self.services.prefs
+        if not args:
+            await self.answer(update, texts.subs_status((await prefs.get(SOURCE, user_id)).subtitles))
+            return
+        first, rest = args[0], " ".join(args[1:])
+        if extract_urls(first):
+            await self.answer(update, texts.SUBS_USAGE)
+            return
+        langs = () if first.lower() == "off" else tuple(first.replace(";", ",").split(","))
+        _, langs = check_choices(None, langs)  # a typo is one sentence before anything is saved or queued
+        if not rest:
+            saved = await prefs.set(SOURCE, user_id, subtitles=langs)
+            await self.answer(update, texts.subs_saved(saved.subtitles))
+            return
+        if not self._links(message, rest, replied=False):
+            await self.answer(update, texts.SUBS_USAGE)
+            return
+        current = await prefs.get(SOURCE, user_id)
+        # Subtitles are embedded in a video: this link comes as one whatever the default kind.
+        await self.handle_links(message, rest, Ask("video", current.quality, subtitles=langs))
 
     @replies_errors
     async def status(self, update: Update, context: Context) -> None:
@@ -268,6 +324,8 @@ class Handlers:
         try:
             if field == "kind":
                 prefs = await self.services.prefs.set(SOURCE, user_id, kind=value)
+            elif field == "ask":
+                prefs = await self.services.prefs.set(SOURCE, user_id, ask_format=value == "1")
             else:
                 prefs = await self.services.prefs.set(SOURCE, user_id, quality=value)
         except MediabotError as exc:
@@ -276,8 +334,8 @@ class Handlers:
         await query.answer("Saved.")
         try:
             await query.edit_message_text(
-                texts.settings_text(prefs.kind, prefs.quality),
-                reply_markup=texts.settings_keyboard(prefs.kind, prefs.quality),
+                texts.settings_text(prefs.kind, prefs.quality, prefs.ask_format),
+                reply_markup=texts.settings_keyboard(prefs.kind, prefs.quality, prefs.ask_format),
             )
         except TelegramError as exc:
             log.debug("settings message not updated: %s", exc)
@@ -285,25 +343,30 @@ class Handlers:
     # -- links --------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _links(message: Message, text: str) -> list[str]:
-        """Links in the text (and hidden behind link text); else in the message it replies to."""
+    def _links(message: Message, text: str, *, replied: bool = True) -> list[str]:
+        """Links in the text (and hidden behind link text); else (`replied`) in the message it replies to."""
         urls = extract_urls(text)
         for entity in list(message.entities or []) + list(message.caption_entities or []):
             if entity.type == MessageEntity.TEXT_LINK and entity.url and entity.url not in urls:
                 urls.append(entity.url)
-        replied = message.reply_to_message
-        if not urls and replied is not None and not (replied.from_user and replied.from_user.is_bot):
-            urls = extract_urls(replied.text or replied.caption or "")
+        original = message.reply_to_message
+        if (
+            replied
+            and not urls
+            and original is not None
+            and not (original.from_user and original.from_user.is_bot)
+        ):
+            urls = extract_urls(original.text or original.caption or "")
         return urls
 
-    async def handle_links(self, message: Message, text: str, kind: str, quality: str) -> None:
+    async def handle_links(self, message: Message, text: str, ask: Ask) -> None:
         urls = self._links(message, text)
         if not urls:
             extract_url(text)  # raises InvalidUrl with the reason a person understands
             raise InvalidUrl()
         for url in urls[:MAX_LINKS_PER_MESSAGE]:
             try:
-                await self._request(message, url, kind, quality)
+                await self._request(message, url, ask)
             except Refused as exc:
                 await self._reply(message, str(exc))
                 return
@@ -312,16 +375,82 @@ class Handlers:
         if len(urls) > MAX_LINKS_PER_MESSAGE:
             await self._reply(message, texts.TOO_MANY_LINKS.format(n=MAX_LINKS_PER_MESSAGE))
 
-    async def _request(self, message: Message, url: str, kind: str, quality: str) -> None:
+    # -- the format picker --------------------------------------------------------------------------------
+
+    async def offer_formats(self, message: Message, urls: list[str], fallback: Ask) -> None:
+        """Answer each link with its real formats as buttons. A link that can't be probed gets the probe's
+        sentence (its download would fail the same way); one with nothing to choose between (a playlist,
+        whose items pick their own) is downloaded as the person's default."""
+        for index, url in enumerate(urls[:MAX_LINKS_PER_MESSAGE]):
+            with contextlib.suppress(TelegramError):
+                await message.get_bot().send_chat_action(
+                    message.chat_id, ChatAction.TYPING, message_thread_id=message.message_thread_id
+                )
+            try:
+                found = await self.services.jobs.formats(url)
+                markup = picker.keyboard(index, found) if found.playlist is None else None
+                if markup is None:
+                    await self._request(message, url, fallback)
+                else:
+                    await self._reply(message, texts.format_prompt(found), reply_markup=markup)
+            except Refused as exc:
+                await self._reply(message, str(exc))
+                return
+            except MediabotError as exc:
+                await self._reply(message, exc.message)
+        if len(urls) > MAX_LINKS_PER_MESSAGE:
+            await self._reply(message, texts.TOO_MANY_LINKS.format(n=MAX_LINKS_PER_MESSAGE))
+
+    async def format_button(self, update: Update, context: Context) -> None:
+        """A format chosen: the keyboard message becomes the download's progress message."""
+        query = update.callback_query
+        assert query is not None and query.data is not None
+        pick = picker.decode(query.data)
+        keyboard = query.message if isinstance(query.message, Message) else None
+        asked = keyboard.reply_to_message if keyboard is not None else None
+        urls = self._links(asked, asked.text or asked.caption or "", replied=False) if asked else []
+        if pick is None or keyboard is None or asked is None or pick.link >= len(urls):
+            await query.answer(texts.CHOICE_STALE)
+            return
+        if asked.from_user is None or asked.from_user.id != query.from_user.id:
+            await query.answer(texts.CHOICE_NOT_YOURS)
+            return
+        chosen = (keyboard.chat_id, keyboard.message_id)
+        if chosen in self._choosing:
+            await query.answer()  # a second press while the first is being submitted
+            return
+        self._choosing.add(chosen)
+        try:
+            await query.answer()
+            prefs = await self.services.prefs.get(SOURCE, str(query.from_user.id))
+            subtitles = prefs.subtitles if pick.kind == "video" else ()
+            ask = Ask(pick.kind, "best", pick.format_id, subtitles)
+            try:
+                await self._request(asked, urls[pick.link], ask, progress_id=keyboard.message_id)
+            except (Refused, MediabotError) as exc:
+                sentence = str(exc) if isinstance(exc, Refused) else exc.message
+                target = Target(keyboard.chat_id, asked.message_id, progress_id=keyboard.message_id)
+                await self.deliverer.edit(target, sentence, keyboard=None)
+        finally:
+            self._choosing.discard(chosen)
+
+    # -- requests -----------------------------------------------------------------------------------------
+
+    async def _request(self, message: Message, url: str, ask: Ask, *, progress_id: int | None = None) -> None:
+        """Submit one link (or answer it from Telegram's copy). `progress_id`: a message of the bot's that
+        replies to `message` and becomes the progress message (the format picker's)."""
         assert message.from_user is not None
         user_id = str(message.from_user.id)
         settings, services = self.settings, self.services
+        kind, quality = ask.kind, ask.quality
         target = Target(
             chat_id=message.chat_id, reply_to=message.message_id,
             thread_id=message.message_thread_id if message.is_topic_message else None,
         )  # fmt: skip
-        key = variant_key(url, kind, quality)
-        cached = await services.deliveries.get(SOURCE, key)
+        key = variant_key(url, kind, quality, ask.format_id, ask.subtitles)
+        # With subtitles the job has more to send than the video (its .srt files, the languages it lacks):
+        # only the delivery of the job knows them, so no answering from Telegram's copy here.
+        cached = None if ask.subtitles else await services.deliveries.get(SOURCE, key)
         if (
             cached is None
             and await services.jobs.count_active(SOURCE, user_id) >= settings.user_max_concurrent
@@ -334,23 +463,33 @@ class Handlers:
             raise Refused(texts.rate_limited(settings.user_requests_per_hour, retry_after))
         if cached is not None:
             if await self.deliverer.resend(cached, target):
+                if progress_id is not None:
+                    with contextlib.suppress(TelegramError):
+                        await message.get_bot().delete_message(message.chat_id, progress_id)
                 return
             await services.deliveries.forget(SOURCE, key)
         submission = await services.jobs.submit(
             SubmitRequest(
                 text=url, source=SOURCE, user_id=user_id, kind=kind,  # type: ignore[arg-type]
-                quality=quality, target=target.to_dict(),
+                quality=quality, target=target.to_dict(), format_id=ask.format_id, subtitles=ask.subtitles,
             )
         )  # fmt: skip
         request = submission.request
         if submission.job.terminal:
+            if progress_id is not None:
+                target.progress_id = progress_id  # the tracker's last word goes there, or it is deleted
+                await services.jobs.update_target(request.id, target.to_dict())
             self.deliverer.follow(request, target)
             return
         shown = (texts.progress_text(submission.job), True)
-        progress = await self.deliverer.reply(
-            target, shown[0], reply_markup=texts.cancel_keyboard(request.id)
-        )
-        target.progress_id = progress.message_id
+        if progress_id is not None:
+            target.progress_id = progress_id
+            await self.deliverer.edit(target, shown[0], keyboard=texts.cancel_keyboard(request.id))
+        else:
+            progress = await self.deliverer.reply(
+                target, shown[0], reply_markup=texts.cancel_keyboard(request.id)
+            )
+            target.progress_id = progress.message_id
         await services.jobs.update_target(request.id, target.to_dict())
         self.deliverer.follow(request, target, shown=shown)
 

@@ -10,7 +10,7 @@ from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 from core.errors import human_duration, human_size
 from core.planner import playlist_line
 from core.render import progress_line, status_text
-from core.schemas import JobView
+from core.schemas import JobView, MediaFormats
 
 COMMANDS = [
     BotCommand("start", "What this bot does"),
@@ -18,6 +18,7 @@ COMMANDS = [
     BotCommand("video", "Download a video: /video LINK"),
     BotCommand("audio", "Download only the audio: /audio LINK"),
     BotCommand("settings", "Default format and quality"),
+    BotCommand("subs", "Subtitles: /subs en,de · /subs off · /subs en LINK"),
     BotCommand("status", "Your running downloads"),
     BotCommand("cancel", "Cancel all your running downloads"),
 ]
@@ -46,7 +47,8 @@ def help_text(upload_limit_bytes: int) -> str:
         "https://www.youtube.com/watch?v=aqz-KE-bpKQ\n\n"
         "/video LINK – the video\n"
         "/audio LINK – only the audio\n"
-        "/settings – what plain links give you (video or audio, quality)\n"
+        "/settings – what plain links give you (video or audio, quality, or a choice of formats)\n"
+        "/subs en,de – subtitles with every video (/subs off to stop; /subs en LINK for one link)\n"
         "/status – your running downloads\n"
         "/cancel – cancel all of them\n\n"
         f"Files up to {human_size(upload_limit_bytes)} arrive as a message; larger ones as a smaller copy "
@@ -242,13 +244,18 @@ def cancel_keyboard(request_id: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton("Cancel", callback_data=f"cancel:{request_id}")]])
 
 
-def settings_text(kind: str, quality: str) -> str:
+def settings_text(kind: str, quality: str, ask_format: bool = False) -> str:
     q = "best quality" if quality == "best" else f"up to {quality}p"
     what = "audio only" if kind == "audio" else f"video, {q}"
+    if ask_format:
+        return (
+            f"Links you send give you a choice of their formats (your default: {what}).\n"
+            "Change it below (/audio and /video always work)."
+        )
     return f"Links you send give you: {what}.\nChange it below (/audio and /video always work)."
 
 
-def settings_keyboard(kind: str, quality: str) -> InlineKeyboardMarkup:
+def settings_keyboard(kind: str, quality: str, ask_format: bool = False) -> InlineKeyboardMarkup:
     def mark(label: str, on: bool) -> str:
         return f"✓ {label}" if on else label
 
@@ -262,4 +269,54 @@ def settings_keyboard(kind: str, quality: str) -> InlineKeyboardMarkup:
         )
         for q in QUALITY_CHOICES
     ]
-    return InlineKeyboardMarkup([kinds, qualities[:3], qualities[3:]])
+    formats = [
+        InlineKeyboardButton(mark("Formats: ask each time", ask_format), callback_data="set:ask:1"),
+        InlineKeyboardButton(mark("Formats: use my default", not ask_format), callback_data="set:ask:0"),
+    ]
+    return InlineKeyboardMarkup([kinds, qualities[:3], qualities[3:], formats])
+
+
+# -- the format picker -----------------------------------------------------------------------------------
+
+MAX_FORMAT_BUTTONS = 8  # of the formats a link offers, best first; "Audio only" and "Best" come after
+CHOICE_STALE = "That choice is no longer available; send the link again."
+CHOICE_NOT_YOURS = "Only the person who sent the link can choose its format."
+
+
+def format_prompt(formats: MediaFormats) -> str:
+    title = formats.title or formats.url
+    if len(title) > MAX_TITLE:
+        title = title[: MAX_TITLE - 1] + "…"
+    length = f" · {human_duration(formats.duration)}" if formats.duration else ""
+    return f"{title}{length}\nWhich format?"
+
+
+def format_choice_text(formats_title: str, label: str) -> str:
+    return f"{formats_title}\nChosen: {label}"
+
+
+# -- subtitles -------------------------------------------------------------------------------------------
+
+SUBS_USAGE = (
+    "Send /subs en (or /subs en,de) for subtitles with every video from now on, /subs off to stop, "
+    "or /subs en LINK for one link."
+)
+
+
+def subs_status(langs: tuple[str, ...]) -> str:
+    if not langs:
+        return "Videos come without subtitles. " + SUBS_USAGE
+    return f"Videos come with subtitles in {', '.join(langs)}. Send /subs off to stop."
+
+
+def subs_saved(langs: tuple[str, ...]) -> str:
+    if not langs:
+        return "Subtitles are off for future links."
+    return f"Future links come with subtitles in {', '.join(langs)}."
+
+
+def subtitles_missing(kind: str, langs: list[str]) -> str:
+    """One sentence for the languages asked for that the media lacks: "This video has no subtitles in de." """
+    what = "audio" if kind == "audio" else "video"
+    listed = langs[0] if len(langs) == 1 else ", ".join(langs[:-1]) + f" or {langs[-1]}"
+    return f"This {what} has no subtitles in {listed}."

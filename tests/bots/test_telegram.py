@@ -107,6 +107,7 @@ async def test_link_gets_progress_then_a_playable_video_then_a_file_id_resend(
             "video",
             "audio",
             "settings",
+            "subs",
             "status",
             "cancel",
         ]

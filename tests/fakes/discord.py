@@ -9,7 +9,11 @@ buttons needs:
   `/webhooks/{app}/{token}/...` (JSON or multipart; attachments are written to disk), channel messages
   (multipart too), DM channel creation, `GET /users/{id}`.
 * Gateway: HELLO, IDENTIFY -> READY (+ GUILD_CREATE), heartbeat ACKs, RESUME -> RESUMED, and
-  `INTERACTION_CREATE` events injected by tests (`slash`, `context_menu`, `click`).
+  `INTERACTION_CREATE` events injected by tests (`slash`, `context_menu`, `click`, `choose`: a select
+  menu's choice, type 3 with `data.values`).
+* Messages are checked against Discord's limits for what the bot sends: select menus (25 options,
+  100-character labels, values and custom_ids) and embeds (title 256, description 4096, 25 fields,
+  6000 in all, http(s) image URLs); a message over them gets 400 / error 50035 as on Discord.
 
 Every REST call is recorded (`calls`). Failures on demand: `rate_limit(...)` answers 429 with a `Via` header
 and a JSON `retry_after` (what discord.py needs to retry rather than assume a Cloudflare ban), optionally
@@ -335,11 +339,27 @@ class FakeDiscord:
         message = self.messages[message_id]
         data = {"custom_id": custom_id, "component_type": 2}
         dm = message.get("guild_id") is None
-        interaction = await self._interact(
+        return await self._interact(
             MESSAGE_COMPONENT, data, user, dm, message["channel_id"], DEFAULT_UPLOAD_LIMIT, message=message
         )
-        interaction.message_id = message_id
-        return interaction
+
+    async def choose(
+        self, message_id: str, custom_id: str, values: list[str], *, user: dict[str, Any] | None = None
+    ) -> Interaction:
+        """Pick `values` in the select menu `custom_id` on a message. As on Discord, only options the menu
+        offers can be picked: a test makes a menu stale by editing the stored message's options."""
+        message = self.messages[message_id]
+        menu = next((c for c in self.selects(message) if c.get("custom_id") == custom_id), None)
+        if menu is None:
+            raise AssertionError(f"no select menu {custom_id!r} on message {message_id}")
+        offered = {o["value"] for o in menu.get("options") or []}
+        if not set(values) <= offered:
+            raise AssertionError(f"{values} are not among the menu's options {sorted(offered)}")
+        data = {"custom_id": custom_id, "component_type": 3, "values": values}
+        dm = message.get("guild_id") is None
+        return await self._interact(
+            MESSAGE_COMPONENT, data, user, dm, message["channel_id"], DEFAULT_UPLOAD_LIMIT, message=message
+        )
 
     def buttons(self, message: dict[str, Any]) -> list[dict[str, Any]]:
         return [
@@ -348,6 +368,24 @@ class FakeDiscord:
             for c in row.get("components", [])
             if c.get("type") == 2
         ]
+
+    def selects(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        """The string select menus (component type 3) of a message."""
+        return [
+            c
+            for row in message.get("components") or []
+            for c in row.get("components", [])
+            if c.get("type") == 3
+        ]
+
+    def components_sent(self) -> list[dict[str, Any]]:
+        """Every action row the bot sent (in callbacks, webhook and channel messages), in order."""
+        rows: list[dict[str, Any]] = []
+        for call in self.calls:
+            body = call.json if isinstance(call.json, dict) else {}
+            data = body.get("data") if isinstance(body.get("data"), dict) else body
+            rows += (data or {}).get("components") or []
+        return rows
 
     def _command(self, name: str, type_: int) -> dict[str, Any]:
         for guild, commands in self.commands.items():
@@ -402,6 +440,8 @@ class FakeDiscord:
             user=user,
             created=time.monotonic(),
             payload=payload,
+            # Set before the event is sent: the bot may edit `@original` (the clicked message) at once.
+            message_id=message["id"] if message is not None else None,
         )
         self.interactions[token] = interaction
         await self.dispatch("INTERACTION_CREATE", payload)
@@ -554,6 +594,8 @@ class FakeDiscord:
                 return _error(401, "401: Unauthorized", 0)
         if (fault := self._fault(call)) is not None:
             return fault
+        if (problem := over_limits(call.json)) is not None:
+            return _error(400, f"Invalid Form Body: {problem}", 50035)
         method, body = request.method, call.json
         if (method, path) == ("GET", "/users/@me"):
             return _json(self.bot_user)
@@ -714,6 +756,57 @@ class FakeDiscord:
             message["attachments"] = attachments
 
 
+MAX_SELECT_OPTIONS = 25
+MAX_COMPONENT_TEXT = 100  # select option labels, values and descriptions; custom_ids
+MAX_EMBED_TITLE, MAX_EMBED_DESCRIPTION, MAX_EMBED_FIELDS, MAX_EMBED_TOTAL = 256, 4096, 25, 6000
+MAX_FIELD_NAME, MAX_FIELD_VALUE = 256, 1024
+
+
+def over_limits(body: Any) -> str | None:
+    """Why Discord would refuse this message body (components and embeds over its limits), or None."""
+    if not isinstance(body, dict):
+        return None
+    data = body.get("data") if isinstance(body.get("data"), dict) else body
+    for row in data.get("components") or []:
+        for item in row.get("components") or []:
+            if len(str(item.get("custom_id") or "")) > MAX_COMPONENT_TEXT:
+                return "custom_id is over 100 characters"
+            options = item.get("options")
+            if options is None:
+                continue
+            if not 1 <= len(options) <= MAX_SELECT_OPTIONS:
+                return f"a select menu has {len(options)} options (1 to 25)"
+            for option in options:
+                for key in ("label", "value", "description"):
+                    if len(str(option.get(key) or "")) > MAX_COMPONENT_TEXT:
+                        return f"a select option's {key} is over 100 characters"
+                if not option.get("label") or not option.get("value"):
+                    return "a select option needs a label and a value"
+    for embed in data.get("embeds") or []:
+        fields = embed.get("fields") or []
+        if len(str(embed.get("title") or "")) > MAX_EMBED_TITLE:
+            return "embed title is over 256 characters"
+        if len(str(embed.get("description") or "")) > MAX_EMBED_DESCRIPTION:
+            return "embed description is over 4096 characters"
+        if len(fields) > MAX_EMBED_FIELDS:
+            return "an embed has more than 25 fields"
+        for f in fields:
+            if not f.get("name") or not f.get("value"):
+                return "an embed field needs a name and a value"
+            if len(str(f["name"])) > MAX_FIELD_NAME or len(str(f["value"])) > MAX_FIELD_VALUE:
+                return "an embed field is over its limits"
+        total = sum(len(str(embed.get(k) or "")) for k in ("title", "description"))
+        total += sum(len(str(f.get("name"))) + len(str(f.get("value"))) for f in fields)
+        total += len(str((embed.get("footer") or {}).get("text") or ""))
+        if total > MAX_EMBED_TOTAL:
+            return "an embed is over 6000 characters in all"
+        for key in ("thumbnail", "image"):
+            url = (embed.get(key) or {}).get("url")
+            if url is not None and not re.match(r"^https?://[^\s/]+", str(url)):
+                return f"embed {key}.url is not a well formed http(s) URL"
+    return None
+
+
 def _option_type(value: Any) -> int:
     if isinstance(value, bool):
         return 5
@@ -735,4 +828,4 @@ async def fake_discord(tmp_path: Path) -> AsyncIterator[FakeDiscord]:
         await fake.stop()
 
 
-__all__ = ["Call", "FakeDiscord", "Interaction", "StoredFile", "fake_discord"]
+__all__ = ["Call", "FakeDiscord", "Interaction", "StoredFile", "fake_discord", "over_limits"]

@@ -39,7 +39,9 @@ class Call:
 
     method: str
     params: dict[str, Any]
-    files: dict[str, Path] = field(default_factory=dict)  # multipart field -> stored upload
+    # multipart field -> stored upload; a parameter sent as "attach://NAME" (a thumbnail) is filed under the
+    # parameter's own name too, so a test finds it as files["thumbnail"]
+    files: dict[str, Path] = field(default_factory=dict)
     status: int = 200
     at: float = field(default_factory=time.monotonic)
     result: Any = None
@@ -359,6 +361,9 @@ class FakeTelegram:
             raw.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
             raw.update({k: v for k, v in request.query.items()})
         params = {k: _decode(k, v) for k, v in raw.items()}
+        for key, value in params.items():
+            if isinstance(value, str) and value.startswith("attach://") and value[9:] in files:
+                files[key] = files[value[9:]]
         return params, files
 
     # -- methods ------------------------------------------------------------------------------------------
@@ -480,6 +485,18 @@ class FakeTelegram:
                 performer=call.get("performer"),
             )
             media = {k: v for k, v in media.items() if v is not None}
+        thumb = call.files.get("thumbnail")
+        size = _thumbnail_size(thumb) if thumb is not None else None
+        if thumb is not None and size is not None:
+            # What Telegram answers for a custom thumbnail it took: a PhotoSize. One it can't use (not a
+            # JPEG, over 320 px or 200 kB) it drops without an error, so the answer simply lacks it.
+            width, height = size
+            thumb_id = f"thumb-{uuid.uuid4().hex}"
+            self.files[thumb_id] = thumb
+            media["thumbnail"] = {
+                "file_id": thumb_id, "file_unique_id": thumb_id[-12:], "width": width, "height": height,
+                "file_size": thumb.stat().st_size,
+            }  # fmt: skip
         content: dict[str, Any] = {kind: media}
         if call.get("caption"):
             content["caption"] = call["caption"]
@@ -545,6 +562,39 @@ def _decode(key: str, value: str) -> Any:
         return json.loads(value)
     except ValueError:
         return value
+
+
+def _thumbnail_size(path: Path) -> tuple[int, int] | None:
+    try:
+        width, height = jpeg_size(path)
+    except ValueError:
+        return None
+    if max(width, height) > 320 or path.stat().st_size > 200_000:
+        return None
+    return width, height
+
+
+def jpeg_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a JPEG's start-of-frame marker; ValueError when the file is not a JPEG."""
+    data = path.read_bytes()
+    if data[:2] != b"\xff\xd8":
+        raise ValueError(f"{path.name} is not a JPEG")
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            raise ValueError(f"{path.name}: broken JPEG marker at {i}")
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC): precision, height, width follow the length.
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height = int.from_bytes(data[i + 5 : i + 7], "big")
+            width = int.from_bytes(data[i + 7 : i + 9], "big")
+            return width, height
+        i += 2 + length
+    raise ValueError(f"{path.name}: no frame header in the JPEG")
 
 
 def _entities(text: str) -> list[dict[str, Any]]:
