@@ -608,11 +608,14 @@ async def storage_failure(workdir: Path, site: MediaSite, mode: str) -> dict[str
             final = await services.jobs.wait(submission.job.id, timeout=60)
 
             def leftovers() -> list[str]:
-                return sorted(
-                    str(p.relative_to(data_dir))
-                    for p in data_dir.rglob("*")
-                    if p.is_file() and not (mode == "files_dir_broken" and p.parent == settings.files_dir)
-                )
+                try:
+                    return sorted(
+                        str(p.relative_to(data_dir))
+                        for p in data_dir.rglob("*")
+                        if p.is_file() and not (mode == "files_dir_broken" and p.parent == settings.files_dir)
+                    )
+                except FileNotFoundError:  # the worker is removing its temp dir right now: look again
+                    return ["(being removed)"]
 
             # The failure is published before the worker's temp dir is removed: give it a moment.
             with contextlib.suppress(TimeoutError):
