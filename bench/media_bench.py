@@ -85,6 +85,19 @@ async def one_setting(site: MediaSite, work: Path, runs: int, extras: bool) -> d
     return out
 
 
+async def first_probe(site: MediaSite, work: Path) -> float:
+    """The first probe in a fresh front-end process (a web or bot process runs no worker): it pays for
+    building yt-dlp and importing its extractors."""
+    from mediabot.cli import services_for
+
+    settings = load_settings(data_dir=work / "front", allowed_extractors=["generic"], allow_private_urls=True)
+    await db.upgrade(settings.database_url)
+    async with services_for(settings, worker=False) as services:
+        started = time.perf_counter()
+        await services.jobs.formats(site.url(unique("/formats.html")))
+        return (time.perf_counter() - started) * 1000
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
@@ -93,8 +106,10 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="media-bench-") as tmp:
         work = Path(tmp)
         async with MediaSite(files) as site:
+            first = await first_probe(site, work)
             off = await one_setting(site, work, args.runs, extras=False)
             on = await one_setting(site, work, args.runs, extras=True)
+    print(f"probe (formats), first in a fresh front-end process: {first:.1f} ms")
     print(f"probe (formats) cold: {on['probe_cold_ms']:.1f} ms, cached: {on['probe_cached_ms']:.3f} ms")
     for key, what in (
         ("big_frame_ms", "30 MB video, thumbnail from a frame"),
