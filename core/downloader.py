@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -442,6 +442,17 @@ _LOGIN_RE = re.compile(
 )
 
 
+def _extract(ydl: yt_dlp.YoutubeDL, url: str, control: Control) -> dict[str, Any]:
+    """The link's information, read without downloading; errors in the person's words."""
+    try:
+        raw = ydl.extract_info(url, download=False)
+    except (DownloadError, DownloadCancelled) as exc:
+        raise translate_error(exc, control) from None
+    if raw is None:
+        raise UnsupportedUrl()
+    return raw
+
+
 def chosen_format(raw: dict[str, Any], format_id: str, kind: str) -> dict[str, Any]:
     """The format a person picked, from the formats the site offers; UnknownFormat when there is none."""
     formats = [f for f in raw.get("formats") or [] if f.get("format_id")]
@@ -549,6 +560,106 @@ class Downloader:
         Raises MediabotError subclasses.
         """
         workdir.mkdir(parents=True, exist_ok=True)
+        opts = self._options(job_id, url, workdir, kind, quality, subtitles)
+        opts["progress_hooks"] = [self._progress_hook(control)]
+        opts["postprocessor_hooks"] = [self._postprocessor_hook(control)]
+        control.max_bytes = min(
+            self.settings.max_filesize_bytes, max_bytes or self.settings.max_filesize_bytes
+        )
+        with self._guarded(control), yt_dlp.YoutubeDL(opts) as ydl:
+            raw = _extract(ydl, url, control)
+            if raw.get("_type") in ("playlist", "multi_video"):
+                entries = [e for e in raw.get("entries") or [] if e]
+                if not entries:
+                    raise UnsupportedUrl("No media was found at that link.")
+                if expand_playlist:
+                    return _playlist(raw, entries, self.settings.max_playlist_items)
+                raw = entries[0]
+                if raw.get("_type") in ("url", "url_transparent"):
+                    try:
+                        raw = ydl.process_ie_result(raw, download=False)
+                    except (DownloadError, DownloadCancelled) as exc:
+                        raise translate_error(exc, control) from None
+            if choose_format is not None:
+                spec = choose_format(raw)
+                if spec is None:
+                    raise WontFit()
+                ydl.format_selector = ydl.build_format_selector(spec)
+                info = _info_from(raw)
+            elif format_id is not None:
+                chosen = chosen_format(raw, format_id, kind)
+                ydl.format_selector = ydl.build_format_selector(format_spec(chosen, kind))
+                info = _with_format(_info_from(raw), chosen)
+                self._check_limits(info)
+            else:
+                info = _info_from(raw)
+                self._check_limits(info)
+            missing = [lang for lang in subtitles if lang not in (raw.get("subtitles") or {})]
+            if control.cancel.is_set():
+                raise Cancelled()
+            if not on_info(info):
+                return None
+            try:
+                result = ydl.process_ie_result(raw, download=True)
+            except (DownloadError, DownloadCancelled) as exc:
+                if control.cancel.is_set() and control.error is None:
+                    raise Cancelled() from None
+                raise translate_error(exc, control) from None
+            path = self._output_path(result, workdir)
+            probe = probe_media(path, self.ffmpeg)
+            final = _info_from(result)
+            final = MediaInfo(
+                title=final.title,
+                duration=final.duration or probe.duration,
+                extractor=final.extractor,
+                media_id=final.media_id,
+                ext=path.suffix.lstrip(".") or final.ext,
+                width=final.width or probe.width,
+                height=final.height or probe.height,
+                uploader=final.uploader,
+                filesize=path.stat().st_size,
+                webpage_url=final.webpage_url,
+                upload_date=final.upload_date,
+            )
+            if final.filesize and final.filesize > self.settings.max_filesize_bytes:
+                raise self._too_large(final.filesize)
+            if final.duration and final.duration > self.settings.max_duration_s:
+                raise self._too_long(final.duration)
+            if control.cancel.is_set():
+                raise Cancelled()
+            picture = _written_thumbnail(result, workdir)
+            if not self.settings.thumbnails:
+                thumbnail = None
+            elif picture is not None:
+                thumbnail = make_thumbnail(self.ffmpeg, picture, workdir / "thumbnail.jpg")
+            elif probe.has_video or (kind == "video" and path.suffix.lower() in (".mp4", ".webm", ".mkv")):
+                thumbnail = make_thumbnail(
+                    self.ffmpeg, path, workdir / "thumbnail.jpg", at_s=frame_time(final.duration)
+                )
+            else:
+                thumbnail = None  # sound only, and the site has no picture: nothing to show
+            return Downloaded(
+                path=path,
+                info=final,
+                filename=user_filename(final.title, final.ext),
+                thumbnail=thumbnail,
+                subtitles=_written_subtitles(result, subtitles),
+                subtitles_missing=missing,
+            )
+
+    def probe(self, url: str) -> dict[str, Any]:
+        """What a link offers (formats, subtitles, thumbnail), without downloading: yt-dlp's info dict,
+        sanitised. Same address rules and cookies as a download."""
+        control = Control()
+        with tempfile.TemporaryDirectory(prefix="probe-", dir=self.settings.tmp_dir) as tmp:
+            opts = self._options("probe", url, Path(tmp), "video", "best", ())
+            with self._guarded(control), yt_dlp.YoutubeDL(opts) as ydl:
+                return dict(ydl.sanitize_info(_extract(ydl, url, control)))
+
+    def _options(
+        self, job_id: str, url: str, workdir: Path, kind: str, quality: str, subtitles: Sequence[str]
+    ) -> dict[str, Any]:
+        """build_options plus what belongs to this process and link: our logger, the site's cookies."""
         opts = build_options(
             self.settings,
             kind=kind,
@@ -561,134 +672,19 @@ class Downloader:
         cookies = cookie_file_for(self.settings.cookies_dir, url)
         if cookies is not None:
             opts["cookiefile"] = str(private_copy(cookies, workdir))
-        opts["progress_hooks"] = [self._progress_hook(control)]
-        opts["postprocessor_hooks"] = [self._postprocessor_hook(control)]
-        control.max_bytes = min(
-            self.settings.max_filesize_bytes, max_bytes or self.settings.max_filesize_bytes
-        )
+        return opts
+
+    @contextlib.contextmanager
+    def _guarded(self, control: Control) -> Iterator[None]:
+        """The connection guard's policy and the job's control, for yt-dlp's calls on this thread."""
         _guard.policy = self.policy
         _guard.control = control
         _guard.blocked = False
         try:
-            with yt_dlp.YoutubeDL(opts) as ydl:
-                try:
-                    raw = ydl.extract_info(url, download=False)
-                except (DownloadError, DownloadCancelled) as exc:
-                    raise translate_error(exc, control) from None
-                if raw is None:
-                    raise UnsupportedUrl()
-                if raw.get("_type") in ("playlist", "multi_video"):
-                    entries = [e for e in raw.get("entries") or [] if e]
-                    if not entries:
-                        raise UnsupportedUrl("No media was found at that link.")
-                    if expand_playlist:
-                        return _playlist(raw, entries, self.settings.max_playlist_items)
-                    raw = entries[0]
-                    if raw.get("_type") in ("url", "url_transparent"):
-                        try:
-                            raw = ydl.process_ie_result(raw, download=False)
-                        except (DownloadError, DownloadCancelled) as exc:
-                            raise translate_error(exc, control) from None
-                if choose_format is not None:
-                    spec = choose_format(raw)
-                    if spec is None:
-                        raise WontFit()
-                    ydl.format_selector = ydl.build_format_selector(spec)
-                    info = _info_from(raw)
-                elif format_id is not None:
-                    chosen = chosen_format(raw, format_id, kind)
-                    ydl.format_selector = ydl.build_format_selector(format_spec(chosen, kind))
-                    info = _with_format(_info_from(raw), chosen)
-                    self._check_limits(info)
-                else:
-                    info = _info_from(raw)
-                    self._check_limits(info)
-                missing = [lang for lang in subtitles if lang not in (raw.get("subtitles") or {})]
-                if control.cancel.is_set():
-                    raise Cancelled()
-                if not on_info(info):
-                    return None
-                try:
-                    result = ydl.process_ie_result(raw, download=True)
-                except (DownloadError, DownloadCancelled) as exc:
-                    if control.cancel.is_set() and control.error is None:
-                        raise Cancelled() from None
-                    raise translate_error(exc, control) from None
-                path = self._output_path(result, workdir)
-                probe = probe_media(path, self.ffmpeg)
-                final = _info_from(result)
-                final = MediaInfo(
-                    title=final.title,
-                    duration=final.duration or probe.duration,
-                    extractor=final.extractor,
-                    media_id=final.media_id,
-                    ext=path.suffix.lstrip(".") or final.ext,
-                    width=final.width or probe.width,
-                    height=final.height or probe.height,
-                    uploader=final.uploader,
-                    filesize=path.stat().st_size,
-                    webpage_url=final.webpage_url,
-                    upload_date=final.upload_date,
-                )
-                if final.filesize and final.filesize > self.settings.max_filesize_bytes:
-                    raise self._too_large(final.filesize)
-                if final.duration and final.duration > self.settings.max_duration_s:
-                    raise self._too_long(final.duration)
-                if control.cancel.is_set():
-                    raise Cancelled()
-                picture = _written_thumbnail(result, workdir)
-                if not self.settings.thumbnails:
-                    thumbnail = None
-                elif picture is not None:
-                    thumbnail = make_thumbnail(self.ffmpeg, picture, workdir / "thumbnail.jpg")
-                elif probe.has_video or (
-                    kind == "video" and path.suffix.lower() in (".mp4", ".webm", ".mkv")
-                ):
-                    thumbnail = make_thumbnail(
-                        self.ffmpeg, path, workdir / "thumbnail.jpg", at_s=frame_time(final.duration)
-                    )
-                else:
-                    thumbnail = None  # sound only, and the site has no picture: nothing to show
-                return Downloaded(
-                    path=path,
-                    info=final,
-                    filename=user_filename(final.title, final.ext),
-                    thumbnail=thumbnail,
-                    subtitles=_written_subtitles(result, subtitles),
-                    subtitles_missing=missing,
-                )
+            yield
         finally:
             _guard.policy = None
             _guard.control = None
-
-    def probe(self, url: str) -> dict[str, Any]:
-        """What a link offers (formats, subtitles, thumbnail), without downloading: yt-dlp's info dict,
-        sanitised. Same address rules and cookies as a download."""
-        control = Control()
-        with tempfile.TemporaryDirectory(prefix="probe-", dir=self.settings.tmp_dir) as tmp:
-            workdir = Path(tmp)
-            opts = build_options(
-                self.settings, kind="video", quality="best", workdir=workdir, ffmpeg=self.ffmpeg
-            )
-            opts["logger"] = _Logger("probe")
-            cookies = cookie_file_for(self.settings.cookies_dir, url)
-            if cookies is not None:
-                opts["cookiefile"] = str(private_copy(cookies, workdir))
-            _guard.policy = self.policy
-            _guard.control = control
-            _guard.blocked = False
-            try:
-                with yt_dlp.YoutubeDL(opts) as ydl:
-                    try:
-                        raw = ydl.extract_info(url, download=False)
-                    except (DownloadError, DownloadCancelled) as exc:
-                        raise translate_error(exc, control) from None
-                    if raw is None:
-                        raise UnsupportedUrl()
-                    return dict(ydl.sanitize_info(raw))
-            finally:
-                _guard.policy = None
-                _guard.control = None
 
     def _output_path(self, result: dict[str, Any], workdir: Path) -> Path:
         for item in result.get("requested_downloads") or []:

@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,19 @@ def check_choices(format_id: str | None, subtitles: Sequence[str]) -> tuple[str 
     return format_id, langs
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """A submission after its checks: the link as it will be fetched, its keys, its choices."""
+
+    url: str
+    cache_key: str
+    key: str  # the dedup key
+    quality: str
+    callback: str | None
+    format_id: str | None
+    subtitle_langs: list[str] | None
+
+
 class JobService:
     def __init__(
         self,
@@ -171,9 +185,9 @@ class JobService:
             callback = await check_callback_url(req.callback_url, self.policy)
         cache_key = normalize_url(url)
         key = dedup_key(cache_key, req.kind, quality, format_id=format_id, subtitles=subtitles)
-        choices = {"format_id": format_id, "subtitle_langs": sorted(subtitles) or None}
+        checked = _Checked(url, cache_key, key, quality, callback, format_id, sorted(subtitles) or None)
         for _ in range(5):
-            result = await self._attach(req, url, cache_key, key, quality, callback, choices)
+            result = await self._attach(req, checked)
             if result is not None:
                 break
         else:
@@ -253,18 +267,9 @@ class JobService:
             request=request_view(request), job=JobView.from_job(job), outcome=request.outcome, replayed=True
         )
 
-    async def _attach(
-        self,
-        req: SubmitRequest,
-        url: str,
-        cache_key: str,
-        key: str,
-        quality: str,
-        callback: str | None,
-        choices: dict[str, Any],
-    ) -> tuple[Submission, list[str]] | None:
+    async def _attach(self, req: SubmitRequest, checked: _Checked) -> tuple[Submission, list[str]] | None:
         try:
-            return await self._attach_once(req, url, cache_key, key, quality, callback, choices)
+            return await self._attach_once(req, checked)
         except IntegrityError:
             # Only the idempotency index can collide: the same key came in at the same moment elsewhere,
             # and that transaction won (ours, job included, was rolled back).
@@ -274,15 +279,9 @@ class JobService:
             return replay, []
 
     async def _attach_once(
-        self,
-        req: SubmitRequest,
-        url: str,
-        cache_key: str,
-        key: str,
-        quality: str,
-        callback: str | None,
-        choices: dict[str, Any],
+        self, req: SubmitRequest, checked: _Checked
     ) -> tuple[Submission, list[str]] | None:
+        url, callback = checked.url, checked.callback
         now = utcnow()
         try:
             async with self.sessions() as session, session.begin():
@@ -299,8 +298,9 @@ class JobService:
                         .values(idempotency_key=None)
                     )
                 found = await find_or_create_job(
-                    session, self._dialect, url=url, cache_key=cache_key, kind=req.kind, quality=quality,
-                    key=key, now=now, extra=choices,
+                    session, self._dialect, url=url, cache_key=checked.cache_key, kind=req.kind,
+                    quality=checked.quality, key=checked.key, now=now,
+                    extra={"format_id": checked.format_id, "subtitle_langs": checked.subtitle_langs},
                 )  # fmt: skip
                 if found is None:
                     # The job we collided with ended (failed, cancelled, expired) in between: try again.
