@@ -217,13 +217,19 @@ class JobRunner:
         return await self._store_files(job.id, files)
 
     async def _store_files(self, job_id: str, files: dict[str, tuple[Path, str]]) -> dict[str, Any]:
+        """Store what comes with the media. Each is optional: one that can't be stored is left out (the
+        person gets the media without it), never a reason to fail the download."""
         assets: dict[str, Any] = {}
         try:
             for name, (path, filename) in files.items():
                 key = make_key(job_id, filename)
-                size = await self.storage.save(
-                    path, key, filename=filename, content_type=mimetypes.guess_type(filename)[0]
-                )
+                try:
+                    size = await self.storage.save(
+                        path, key, filename=filename, content_type=mimetypes.guess_type(filename)[0]
+                    )
+                except StorageError as exc:
+                    log.warning("job %s: %s not stored (%s); delivered without it", job_id, name, exc.code)
+                    continue
                 assets[name] = {"key": key, "filename": filename, "size": size}
         except BaseException:
             for asset in assets.values():
