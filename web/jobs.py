@@ -238,11 +238,23 @@ async def _body(request: web.Request) -> JobCreate:
         raise InvalidRequest(_describe(exc)) from None
 
 
+_PLAIN_PATTERNS = {
+    "format_id": "a format id from GET /api/v1/formats (letters, digits, dots, dashes, underscores)",
+    "subtitles": "language codes such as en, de or pt-BR",
+}
+
+
 def _describe(exc: ValidationError) -> str:
     problems = []
     for err in exc.errors()[:5]:
         where = ".".join(str(part) for part in err["loc"]) or "body"
-        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "string_pattern_mismatch":
+            # The pattern itself means nothing to a person: say what is allowed.
+            message = _PLAIN_PATTERNS.get(str(err["loc"][0]), "not in the expected form")
+        else:
+            message = err["msg"]
         problems.append(f"{where}: {message}")
     return "Invalid request: " + "; ".join(problems) + "."
 

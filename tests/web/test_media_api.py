@@ -145,6 +145,9 @@ async def test_unknown_format_fails_with_a_sentence(api: Api, media_site: Any) -
                 {"subtitles": [f"l{c}" for c in "abcdefghi"]}):  # fmt: skip
         status, body = await api.submit(media_site.url("/formats.html"), **bad)
         assert status == 400 and body["error"]["code"] == "invalid_request", (bad, body)
+    status, body = await api.submit(media_site.url("/formats.html"), format_id="bad id")
+    assert status == 400 and "a format id from GET /api/v1/formats" in body["error"]["message"]
+    assert "^" not in body["error"]["message"], "no regular expression in a person's error"
 
 
 async def test_song_has_uploader_date_and_cover(api: Api, media_site: Any) -> None:
