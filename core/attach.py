@@ -24,10 +24,13 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def choice_suffix(format_id: str | None = None, subtitles: Sequence[str] | None = ()) -> str:
+def choice_suffix(
+    format_id: str | None = None, subtitles: Sequence[str] | None = (), audio_format: str | None = None
+) -> str:
     """What a person chose beyond kind and quality, as it enters the dedup and media keys."""
     suffix = f"|f={format_id}" if format_id else ""
-    return suffix + (f"|s={','.join(sorted(subtitles))}" if subtitles else "")
+    suffix += f"|s={','.join(sorted(subtitles))}" if subtitles else ""
+    return suffix + (f"|a={audio_format}" if audio_format else "")
 
 
 def dedup_key(
@@ -38,8 +41,9 @@ def dedup_key(
     *,
     format_id: str | None = None,
     subtitles: Sequence[str] | None = (),
+    audio_format: str | None = None,
 ) -> str:
-    key = f"{cache_key}|{kind}:{quality}{choice_suffix(format_id, subtitles)}"
+    key = f"{cache_key}|{kind}:{quality}{choice_suffix(format_id, subtitles, audio_format)}"
     return f"{key}|{variant}" if variant else key
 
 
@@ -135,14 +139,22 @@ async def add_playlist_items(
         at = now + timedelta(microseconds=index)
         url = entry["url"]
         cache_key = normalize_url(url)
-        # Items share the playlist's subtitle languages; formats are the site's per item, so not its format.
+        # Items share the playlist's subtitle languages and audio format; formats are the site's per item, so
+        # not its format.
         subtitles = playlist.subtitle_langs or []
-        key = dedup_key(cache_key, playlist.kind, playlist.quality, subtitles=subtitles)
+        key = dedup_key(
+            cache_key,
+            playlist.kind,
+            playlist.quality,
+            subtitles=subtitles,
+            audio_format=playlist.audio_format,
+        )
         for _ in range(5):
             found = await find_or_create_job(
                 session, dialect, url=url, cache_key=cache_key, kind=playlist.kind, quality=playlist.quality,
                 key=key, now=at, extra={"parent_id": playlist.id, "title": entry.get("title"),
-                                        "subtitle_langs": list(subtitles) or None},
+                                        "subtitle_langs": list(subtitles) or None,
+                                        "audio_format": playlist.audio_format},
             )  # fmt: skip
             if found is not None:
                 break

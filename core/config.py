@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     ffmpeg: str = "auto"
     # Netscape cookies.txt files named by domain (youtube.com.txt), for sites that want a login.
     cookies_dir: Path | None = None
-    audio_format: Literal["m4a", "mp3", "opus"] = "m4a"
+    audio_format: Literal["m4a", "mp3", "opus"] = "m4a"  # core.schemas.AUDIO_FORMATS
     # A JPEG thumbnail for every video (the site's, else a frame) and audio with a picture; chats show it.
     thumbnails: bool = True
     # Audio files carry title, artist, date and the site's picture as cover art.

@@ -21,13 +21,19 @@ class DeliveryRef:
 
 
 def variant_key(
-    text: str, kind: str, quality: str, format_id: str | None = None, subtitles: Sequence[str] = ()
+    text: str,
+    kind: str,
+    quality: str,
+    format_id: str | None = None,
+    subtitles: Sequence[str] = (),
+    audio_format: str | None = None,
 ) -> str:
     """The cache key of the media variant a message asks for (same rules as job coalescing)."""
     quality = "best" if kind == "audio" else (quality or "best")
     return dedup_key(
-        normalize_url(extract_url(text)), kind, quality, format_id=format_id, subtitles=sorted(set(subtitles))
-    )
+        normalize_url(extract_url(text)), kind, quality, format_id=format_id, subtitles=sorted(set(subtitles)),
+        audio_format=audio_format,
+    )  # fmt: skip
 
 
 class DeliveryCacheService:

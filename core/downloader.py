@@ -283,6 +283,7 @@ def build_options(
     workdir: Path,
     ffmpeg: str | None,
     subtitles: Sequence[str] = (),
+    audio_format: str | None = None,
 ) -> dict[str, Any]:
     """The yt-dlp options for one job: a pure function of the settings and the request."""
     opts: dict[str, Any] = {
@@ -327,7 +328,7 @@ def build_options(
     if kind == "audio":
         extract = {
             "key": "FFmpegExtractAudio",
-            "preferredcodec": settings.audio_format,
+            "preferredcodec": audio_format or settings.audio_format,
             "preferredquality": "0",
         }
         if settings.tag_audio:
@@ -550,17 +551,19 @@ class Downloader:
         max_bytes: int | None = None,
         format_id: str | None = None,
         subtitles: Sequence[str] = (),
+        audio_format: str | None = None,
     ) -> Downloaded | PlaylistFound | None:
         """Extract, check limits, ask `on_info` whether to go on (False: finished elsewhere), download.
 
         A playlist comes back as PlaylistFound when `expand_playlist`, else its first entry is downloaded.
         `choose_format(info)` picks the format spec after extraction (None: WontFit); `format_id` is the
         person's own choice (UnknownFormat when the site has no such format); `max_bytes` lowers the size
-        limit. `subtitles`: languages to embed and keep as .srt. Returns None when `on_info` said stop.
+        limit. `subtitles`: languages to embed and keep as .srt; `audio_format`: an audio job's file format
+        instead of the operator's. Returns None when `on_info` said stop.
         Raises MediabotError subclasses.
         """
         workdir.mkdir(parents=True, exist_ok=True)
-        opts = self._options(job_id, url, workdir, kind, quality, subtitles)
+        opts = self._options(job_id, url, workdir, kind, quality, subtitles, audio_format)
         opts["progress_hooks"] = [self._progress_hook(control)]
         opts["postprocessor_hooks"] = [self._postprocessor_hook(control)]
         control.max_bytes = min(
@@ -657,7 +660,14 @@ class Downloader:
                 return dict(ydl.sanitize_info(_extract(ydl, url, control)))
 
     def _options(
-        self, job_id: str, url: str, workdir: Path, kind: str, quality: str, subtitles: Sequence[str]
+        self,
+        job_id: str,
+        url: str,
+        workdir: Path,
+        kind: str,
+        quality: str,
+        subtitles: Sequence[str],
+        audio_format: str | None = None,
     ) -> dict[str, Any]:
         """build_options plus what belongs to this process and link: our logger, the site's cookies."""
         opts = build_options(
@@ -667,6 +677,7 @@ class Downloader:
             workdir=workdir,
             ffmpeg=self.ffmpeg,
             subtitles=subtitles,
+            audio_format=audio_format,
         )
         opts["logger"] = _Logger(job_id)
         cookies = cookie_file_for(self.settings.cookies_dir, url)

@@ -34,7 +34,15 @@ from core.events import EventBus, Message, jobs_filter
 from core.formats import FormatCache, media_formats
 from core.models import Job, JobStatus, Request, RequestStatus, Webhook, WebhookStatus, utcnow
 from core.queue import JobQueue
-from core.schemas import JobView, MediaFormats, RequestView, Submission, SubmitRequest, fit_variant
+from core.schemas import (
+    AUDIO_FORMATS,
+    JobView,
+    MediaFormats,
+    RequestView,
+    Submission,
+    SubmitRequest,
+    fit_variant,
+)
 from core.storage import Storage
 from core.urls import AddressPolicy, check_url, extract_url, normalize_url
 from core.webhooks import check_callback_url
@@ -80,6 +88,8 @@ def fingerprint(req: SubmitRequest) -> str:
                              "callback_url": req.callback_url}  # fmt: skip
     if req.format_id or req.subtitles:
         asked.update(format_id=req.format_id, subtitles=sorted(req.subtitles))
+    if req.audio_format:
+        asked.update(audio_format=req.audio_format)
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
 
 
@@ -112,6 +122,7 @@ class _Checked:
     callback: str | None
     format_id: str | None
     subtitle_langs: list[str] | None
+    audio_format: str | None
 
 
 class JobService:
@@ -176,6 +187,7 @@ class JobService:
                 f"Quality must be one of: {', '.join(sorted(QUALITIES, key=_quality_order))}."
             )
         format_id, subtitles = check_choices(req.format_id, req.subtitles)
+        audio_format = self._audio_format(req)
         replay = await self.replay(req)
         if replay is not None:
             return replay
@@ -184,8 +196,12 @@ class JobService:
         if req.callback_url is not None:
             callback = await check_callback_url(req.callback_url, self.policy)
         cache_key = normalize_url(url)
-        key = dedup_key(cache_key, req.kind, quality, format_id=format_id, subtitles=subtitles)
-        checked = _Checked(url, cache_key, key, quality, callback, format_id, sorted(subtitles) or None)
+        key = dedup_key(
+            cache_key, req.kind, quality, format_id=format_id, subtitles=subtitles, audio_format=audio_format
+        )
+        checked = _Checked(
+            url, cache_key, key, quality, callback, format_id, sorted(subtitles) or None, audio_format
+        )
         for _ in range(5):
             result = await self._attach(req, checked)
             if result is not None:
@@ -198,6 +214,14 @@ class JobService:
         for job_id in new_jobs:
             await self._enqueue(job_id)
         return submission
+
+    def _audio_format(self, req: SubmitRequest) -> str | None:
+        """The audio format asked for, or None for the operator's own (so both asks share one job)."""
+        if req.audio_format is None or req.kind != "audio":
+            return None
+        if req.audio_format not in AUDIO_FORMATS:
+            raise InvalidRequest(f"Audio format must be one of: {', '.join(AUDIO_FORMATS)}.")
+        return None if req.audio_format == self.settings.audio_format else req.audio_format
 
     async def fit(self, request_id: str, limit: int, *, split: bool = False) -> Submission:
         """A copy of a request's finished file that fits in `limit` bytes, made by a worker (a smaller
@@ -214,7 +238,7 @@ class JobService:
                 raise NotFound("The file is not available (not finished, or expired).")
             key = dedup_key(
                 source.cache_key, source.kind, source.quality, variant,
-                format_id=source.format_id, subtitles=source.subtitle_langs,
+                format_id=source.format_id, subtitles=source.subtitle_langs, audio_format=source.audio_format,
             )  # fmt: skip
             for _ in range(5):
                 found = await find_or_create_job(
@@ -222,7 +246,8 @@ class JobService:
                     quality=source.quality, key=key, now=now,
                     extra={"variant": variant, "source_job_id": source.id, "title": source.title,
                            "duration": source.duration, "format_id": source.format_id,
-                           "subtitle_langs": source.subtitle_langs, "uploader": source.uploader,
+                           "subtitle_langs": source.subtitle_langs, "audio_format": source.audio_format,
+                           "uploader": source.uploader,
                            "upload_date": source.upload_date},
                 )  # fmt: skip
                 if found is not None:
@@ -300,7 +325,8 @@ class JobService:
                 found = await find_or_create_job(
                     session, self._dialect, url=url, cache_key=checked.cache_key, kind=req.kind,
                     quality=checked.quality, key=checked.key, now=now,
-                    extra={"format_id": checked.format_id, "subtitle_langs": checked.subtitle_langs},
+                    extra={"format_id": checked.format_id, "subtitle_langs": checked.subtitle_langs,
+                           "audio_format": checked.audio_format},
                 )  # fmt: skip
                 if found is None:
                     # The job we collided with ended (failed, cancelled, expired) in between: try again.
@@ -684,7 +710,7 @@ class JobService:
             SubmitRequest(
                 text=request.url, source=request.source, user_id=request.user_id,  # type: ignore[arg-type]
                 kind=request.kind, quality=request.quality, target=dict(request.target),  # type: ignore[arg-type]
-                format_id=job.format_id, subtitles=tuple(job.subtitle_langs),
+                format_id=job.format_id, subtitles=tuple(job.subtitle_langs), audio_format=job.audio_format,
             )
         )  # fmt: skip
 

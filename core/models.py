@@ -134,6 +134,8 @@ class Job(Base):
     format_id: Mapped[str | None] = mapped_column(String(128))
     subtitle_langs: Mapped[list[str] | None] = mapped_column(JSON)
     subtitles_missing: Mapped[list[str] | None] = mapped_column(JSON)
+    # An audio job's file format when the person chose one other than the operator's (None: theirs).
+    audio_format: Mapped[str | None] = mapped_column(String(8))
     upload_date: Mapped[str | None] = mapped_column(String(8))
     # Files stored beside the media, by name ("thumbnail", "subtitles.en"): {name: {key, filename, size}}.
     assets: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -405,7 +405,7 @@ class JobRunner:
         job.width, job.height, job.uploader, job.ext = info.width, info.height, info.uploader, info.ext
         job.upload_date = info.upload_date
         job.total_bytes = info.filesize
-        choices = choice_suffix(job.format_id, job.subtitle_langs)
+        choices = choice_suffix(job.format_id, job.subtitle_langs, job.audio_format)
         job.media_key = f"{info.media_key}|{job.kind}:{job.quality}{choices}" if info.media_key else None
         job.seq += 1
         job.updated_at = utcnow()
@@ -977,6 +977,7 @@ def _download(
             expand_playlist=job.parent_id is None,
             format_id=job.format_id,
             subtitles=tuple(job.subtitle_langs or ()),
+            audio_format=job.audio_format,
         )
     finally:
         _trim()

@@ -12,6 +12,8 @@ from core.models import Job, JobStatus
 
 Kind = Literal["video", "audio"]
 Source = Literal["api", "telegram", "discord", "cli", "web"]
+# The file formats an audio job can end as (yt-dlp's FFmpegExtractAudio codecs that carry tags and a cover).
+AUDIO_FORMATS = ("m4a", "mp3", "opus")
 
 
 class Progress(BaseModel):
@@ -135,6 +137,8 @@ class JobView(BaseModel):
     # The format the person chose (None: chosen by kind and quality), the subtitle languages asked for, the
     # .srt files made and the languages the media lacks; whether a thumbnail is stored.
     format_id: str | None = None
+    # The audio format chosen when it is not the operator's default (the file's `ext` says what came out).
+    audio_format: str | None = None
     subtitle_langs: list[str] = Field(default_factory=list)
     subtitles: list[Subtitle] = Field(default_factory=list)
     subtitles_missing: list[str] = Field(default_factory=list)
@@ -202,6 +206,7 @@ class JobView(BaseModel):
             else None,
             parent_id=job.parent_id,
             format_id=job.format_id,
+            audio_format=job.audio_format,
             subtitle_langs=list(job.subtitle_langs or []),
             subtitles=[
                 Subtitle(lang=name.split(".", 1)[1], filename=a["filename"], size=a["size"])
@@ -240,6 +245,9 @@ class SubmitRequest:
     format_id: str | None = None
     # Subtitle languages: embedded in an mp4 video and stored as .srt; missing ones don't fail the job.
     subtitles: tuple[str, ...] = ()
+    # An audio job's file format (AUDIO_FORMATS; None: the operator's MEDIABOT_AUDIO_FORMAT). Not used for
+    # video.
+    audio_format: str | None = None
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,7 @@ async def to_api(
         uploader=job.uploader,
         upload_date=job.upload_date,
         format_id=job.format_id,
+        audio_format=job.audio_format,
         subtitle_langs=job.subtitle_langs,
     )
 
@@ -200,6 +201,7 @@ async def _single(services: Services, request: RequestView, job: JobView) -> Job
         uploader=job.uploader,
         upload_date=job.upload_date,
         format_id=job.format_id,
+        audio_format=job.audio_format,
         subtitle_langs=job.subtitle_langs,
         subtitles=subtitles,
         subtitles_missing=job.subtitles_missing,
@@ -287,6 +289,7 @@ async def create_job(request: web.Request) -> web.Response:
         idempotency_key=idempotency_key,
         format_id=body.format_id,
         subtitles=tuple(body.subtitles),
+        audio_format=body.audio_format,
     )
     # A repeat starts nothing, so it is answered even when the key is over its limits.
     submission = await services.jobs.replay(ask)

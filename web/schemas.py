@@ -55,6 +55,11 @@ class JobCreate(BaseModel):
         "is stored as an .srt file and, in an mp4 video, embedded as a subtitle track. Languages the media "
         "lacks do not fail the job: they are listed in the job's `subtitles_missing`.",
     )
+    audio_format: Literal["m4a", "mp3", "opus"] | None = Field(
+        None,
+        description="For `kind: audio`, the file's format; null: the server's MEDIABOT_AUDIO_FORMAT (the "
+        "job's `ext` says what came out). Ignored for video.",
+    )
 
 
 class FilePart(BaseModel):
@@ -138,6 +143,9 @@ class Job(BaseModel):
     upload_date: str | None = Field(None, description="YYYYMMDD, when the site says.")
     format_id: str | None = Field(
         None, description="The format asked for; null when chosen by `kind` and `quality`."
+    )
+    audio_format: str | None = Field(
+        None, description="The audio format asked for, when not the server's default; null otherwise."
     )
     subtitle_langs: list[str] = Field(default_factory=list, description="The subtitle languages asked for.")
     subtitles: list[SubtitleFile] = Field(

@@ -88,7 +88,9 @@ def _cache_key(request: RequestView, view: JobView) -> str | None:
     small copy is never resent as if it were the original."""
     try:
         # A copy carries its original's format and subtitle languages, so either view gives the same key.
-        key = variant_key(request.url, request.kind, request.quality, view.format_id, view.subtitle_langs)
+        key = variant_key(
+            request.url, request.kind, request.quality, view.format_id, view.subtitle_langs, view.audio_format
+        )
     except MediabotError:
         return None
     return f"{key}|{view.variant}" if view.variant else key

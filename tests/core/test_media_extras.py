@@ -99,6 +99,36 @@ async def test_audio_is_tagged_with_title_artist_date_and_cover(
     assert final.thumbnail and jpeg_size(await thumbnail_bytes(embedded, final, tmp_path))[0] <= 320
 
 
+async def test_audio_in_the_format_asked_for_tagged_and_keyed_apart(embedded: Services, media_site) -> None:
+    url = media_site.url(f"/song.html?{uuid.uuid4().hex[:8]}")
+    mp3 = await done(embedded, ask(url, kind="audio", audio_format="mp3"))
+    assert (mp3.audio_format, mp3.ext) == ("mp3", "mp3")
+    path = await embedded.jobs.local_path(mp3.id)
+    assert path is not None and path.suffix == ".mp3"
+    probe = ffprobe(path)
+    assert [s["codec_name"] for s in probe["streams"] if s["codec_type"] == "audio"] == ["mp3"]
+    assert {k.lower(): v for k, v in probe["format"]["tags"].items()}.get("artist") == "Some Artist"
+    # Another format is another job; the operator's own format asked for by name is the default's job.
+    opus = await done(embedded, ask(url, kind="audio", audio_format="opus"))
+    assert opus.id != mp3.id and opus.ext == "opus"
+    default = await done(embedded, ask(url, kind="audio"))
+    assert default.id not in (mp3.id, opus.id) and default.ext == embedded.settings.audio_format
+    named = await embedded.jobs.submit(ask(url, kind="audio", audio_format=embedded.settings.audio_format))
+    assert named.job.id == default.id and named.outcome == "cached"
+    # A video has no audio format: the choice is set aside, not refused.
+    video = await embedded.jobs.submit(
+        ask(media_site.url("/formats.html"), format_id="240p", audio_format="mp3")
+    )
+    assert video.job.audio_format is None
+    with pytest.raises(InvalidRequest, match="m4a, mp3, opus"):
+        await embedded.jobs.submit(ask(url, kind="audio", audio_format="flac"))
+    # A retry asks for the same format again.
+    found, _ = await embedded.jobs.list_requests("cli", "alice", search=url)
+    first = next(request for request, job in found if job.id == mp3.id)
+    retried = await embedded.jobs.retry(first.id, source="cli", user_id="alice")
+    assert retried.job.id == mp3.id and retried.job.audio_format == "mp3"
+
+
 async def test_formats_lists_the_real_choices_and_is_cached(embedded: Services, media_site) -> None:
     url = media_site.url("/formats.html")
     before = media_site.hits("/formats.html")

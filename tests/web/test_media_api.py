@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -161,6 +162,19 @@ async def test_song_has_uploader_date_and_cover(api: Api, media_site: Any) -> No
     # A plain audio file without any picture has no thumbnail: null, not an error.
     plain = await finished(api, media_site.url("/audio.m4a"), kind="audio")
     assert plain["status"] == "done" and plain["thumbnail_url"] is None
+
+
+async def test_audio_in_the_format_asked_for(api: Api, media_site: Any) -> None:
+    job = await finished(api, media_site.url(f"/song.html?mp3-{uuid.uuid4().hex[:8]}"), kind="audio",
+                         audio_format="mp3")  # fmt: skip
+    assert job["status"] == "done", job
+    assert (job["audio_format"], job["ext"]) == ("mp3", "mp3") and job["filename"].endswith(".mp3")
+    status, data, _ = await fetch(api, job["file_url"])
+    # An ID3 tag (title, artist, cover) in front of MPEG audio frames.
+    assert status == 200 and data[:3] == b"ID3"
+    status, body = await api.submit(media_site.url("/song.html"), kind="audio", audio_format="flac")
+    assert status == 400 and body["error"]["code"] == "invalid_request"
+    assert "audio_format" in body["error"]["message"] and "'mp3'" in body["error"]["message"]
 
 
 async def test_history_filters_retry_and_remove(api: Api, media_site: Any) -> None:
