@@ -369,5 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as exc:
         log.debug("fatal", exc_info=True)
-        print(f"mediabot: {exc.strerror or exc}", file=sys.stderr)
+        # The file it concerns, when there is one: the operator's own terminal, and the first thing to check.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"mediabot: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
