@@ -1,29 +1,75 @@
-"""The page for people without a bot: `/` and its two static files, all from web/static, nothing remote."""
+"""The page for people without a bot: `/` and its static files, all from web/static, nothing remote."""
 
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
+from urllib.parse import urlsplit
 
 from aiohttp import web
+
+from core.config import Settings
+from web.keys import SERVICES
 
 routes = web.RouteTableDef()
 
 # name -> content type; nothing else under /static is served.
-ASSETS = {"app.js": "text/javascript", "app.css": "text/css"}
+ASSETS = {
+    "app.js": "text/javascript",
+    "api.js": "text/javascript",
+    "words.js": "text/javascript",
+    "rows.js": "text/javascript",
+    "app.css": "text/css",
+}
 
 # Scripts and styles only from this origin (no inline code), so text from the API can never run; the
-# WebSocket and fetches go to this origin only. File links (local or S3) are plain navigations.
+# WebSockets and fetches go to this origin only. Pictures (job thumbnails) also come from where the files
+# are stored. File links (local or S3) are plain navigations.
 PAGE_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src {img}; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-HEADERS = {
-    "Cache-Control": "no-cache",
-    "Content-Security-Policy": PAGE_CSP,
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-}
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]{1,255}")
+
+
+def _origin(url: str | None) -> str | None:
+    """scheme://host[:port] of an address from the settings; None for anything that is not plain http(s)."""
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+    # Checked so a setting can never smuggle another directive (";") or source into the policy.
+    return origin if _ORIGIN.fullmatch(origin) and "@" not in parts.netloc else None
+
+
+def image_origins(settings: Settings) -> list[str]:
+    """Where thumbnail links point: local links go to MEDIABOT_PUBLIC_URL (this origin, unless a proxy
+    renames it); S3 links to its public URL, its endpoint, or AWS's path-style endpoint for the region."""
+    if settings.storage == "s3":
+        if settings.s3_public_url or settings.s3_endpoint_url:
+            found = _origin(settings.s3_public_url or settings.s3_endpoint_url)
+        elif settings.s3_region == "us-east-1":
+            found = "https://s3.amazonaws.com"
+        else:
+            found = _origin(f"https://s3.{settings.s3_region}.amazonaws.com")
+    else:
+        found = _origin(settings.public_url)
+    return [found] if found else []
+
+
+@functools.cache
+def _csp(origins: tuple[str, ...]) -> str:
+    return PAGE_CSP.format(img=" ".join(["'self'", "data:", *origins]))
+
+
+def headers(settings: Settings) -> dict[str, str]:
+    return {
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": _csp(tuple(image_origins(settings))),
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+    }
 
 
 @functools.cache
@@ -33,7 +79,8 @@ def _read(name: str) -> str:
 
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
-    return web.Response(text=_read("index.html"), content_type="text/html", headers=HEADERS)
+    settings = request.app[SERVICES].settings
+    return web.Response(text=_read("index.html"), content_type="text/html", headers=headers(settings))
 
 
 @routes.get("/static/{name}")
@@ -41,4 +88,5 @@ async def asset(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in ASSETS:
         raise web.HTTPNotFound()
-    return web.Response(text=_read(name), content_type=ASSETS[name], headers=HEADERS)
+    settings = request.app[SERVICES].settings
+    return web.Response(text=_read(name), content_type=ASSETS[name], headers=headers(settings))

@@ -1,0 +1,139 @@
+// What the page says about a job: sizes, durations, statuses and progress, in plain words.
+
+export const ACTIVE = new Set(["queued", "running"]);
+export const ENDED = new Set(["done", "failed", "cancelled"]);
+export const STATUS_WORDS = { queued: "Queued", running: "Downloading", done: "Done", failed: "Failed", cancelled: "Cancelled" };
+
+export function bytes(n) {
+  if (n == null) return "";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value >= 100 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+}
+
+// "0:03", "12:05", "1:02:03": as players show a length.
+export function clock(s) {
+  if (s == null || !Number.isFinite(s)) return "";
+  const total = Math.max(0, Math.round(s));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = String(total % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+}
+
+export function seconds(s) {
+  if (s == null) return "";
+  if (s < 60) return `${Math.max(1, Math.round(s))} s`;
+  const m = Math.floor(s / 60);
+  return m < 60 ? `${m} min ${Math.round(s % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+export function when(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  const today = new Date().toDateString() === date.toDateString();
+  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return today ? time : `${date.toLocaleDateString()} ${time}`;
+}
+
+let languageNames = null;
+try {
+  languageNames = new Intl.DisplayNames(["en"], { type: "language" });
+} catch {
+  // an old browser: codes alone
+}
+
+// "English (en)", or the code alone when the browser does not know it.
+export function language(code) {
+  let name = null;
+  try {
+    name = languageNames && languageNames.of(code);
+  } catch {
+    name = null;
+  }
+  return name && name.toLowerCase() !== code.toLowerCase() ? `${name} (${code})` : code;
+}
+
+export function titleOf(job) {
+  return job.title || job.filename || job.url;
+}
+
+export function percentOf(job) {
+  if (job.status === "done") return 100;
+  const p = job.progress && job.progress.percent;
+  return p == null ? null : Math.max(0, Math.min(100, p));
+}
+
+// "Playlist: 10 of 143 items" (or "Playlist: 3 items" when that is all of it, or the size is unknown).
+export function playlistLine(job) {
+  const { count, total } = job.playlist;
+  if (total && total > count) return `Playlist: ${count} of ${total} items`;
+  return `Playlist: ${count} item${count === 1 ? "" : "s"}`;
+}
+
+function playlistProgress(job) {
+  const count = (status) => job.items.filter((item) => item.status === status).length;
+  const parts = [`${count("done")} of ${job.items.length} done`];
+  if (count("failed")) parts.push(`${count("failed")} failed`);
+  if (count("cancelled")) parts.push(`${count("cancelled")} cancelled`);
+  const pct = percentOf(job);
+  if (ACTIVE.has(job.status) && pct != null) parts.push(`${pct.toFixed(0)}%`);
+  return parts.join(" · ");
+}
+
+export function progressWords(job) {
+  if (job.items) return playlistProgress(job);
+  const p = job.progress || {};
+  const pct = percentOf(job);
+  if (job.status === "queued") return "Waiting for a free downloader…";
+  if (job.status === "done") return "";
+  if (job.status !== "running") return pct ? `Stopped at ${pct.toFixed(0)}%` : "";
+  const parts = [];
+  if (pct != null) parts.push(`${pct.toFixed(0)}%`);
+  if (p.downloaded_bytes != null) parts.push(p.total_bytes ? `${bytes(p.downloaded_bytes)} of ${bytes(p.total_bytes)}` : bytes(p.downloaded_bytes));
+  if (p.speed) parts.push(`${bytes(p.speed)}/s`);
+  if (p.eta != null) parts.push(`about ${seconds(p.eta)} left`);
+  return parts.join(" · ") || "Starting…";
+}
+
+// "Video 240p", "Audio m4a": what was asked for, then what came out once known.
+export function whatWords(job) {
+  if (job.kind === "audio") return ["Audio", job.ext].filter(Boolean).join(" ");
+  const height = job.height ? `${job.height}p` : job.quality === "best" ? "" : `up to ${job.quality}p`;
+  return ["Video", height].filter(Boolean).join(" ");
+}
+
+export function detailsWords(job) {
+  if (job.playlist) return [playlistLine(job), when(job.created_at)].filter(Boolean);
+  return [
+    whatWords(job),
+    clock(job.duration),
+    bytes(job.filesize),
+    job.uploader ? `by ${job.uploader}` : "",
+    job.cached ? "from cache" : "",
+    when(job.created_at),
+  ].filter(Boolean);
+}
+
+// One sentence when subtitles asked for are not there (a job never fails for that).
+export function missingSubtitles(job) {
+  const missing = job.subtitles_missing || [];
+  if (!missing.length || job.status !== "done") return "";
+  const names = missing.map(language);
+  return `No subtitles in ${names.join(", ")}: the media does not have ${missing.length === 1 ? "them" : "those"}.`;
+}
+
+// What a screen reader hears when a job changes status.
+export function statusSentence(job) {
+  const title = titleOf(job);
+  if (job.status === "running") return `${title}: downloading.`;
+  if (job.status === "queued") return `${title}: queued.`;
+  if (job.status === "done") return job.items ? `${title}: playlist done.` : `${title}: done, the file is ready.`;
+  if (job.status === "failed") return `${title}: failed. ${(job.error && job.error.message) || ""}`.trim();
+  return `${title}: cancelled.`;
+}
