@@ -66,6 +66,8 @@ class _Running:
         self.db_write: asyncio.Task[None] | None = None
         self.lost = False
         self.handback = False
+        # This attempt's own folder in storage (see make_key).
+        self.run_id = uuid.uuid4().hex[:12]
 
 
 class JobRunner:
@@ -178,12 +180,12 @@ class JobRunner:
             if isinstance(result, PlaylistFound):
                 await self._expand(held, result)
                 return
-            stored_key = make_key(job.id, result.filename)
+            stored_key = make_key(job.id, result.filename, held.run_id)
             content_type = mimetypes.guess_type(result.filename)[0]
             size = await self.storage.save(
                 result.path, stored_key, filename=result.filename, content_type=content_type
             )
-            assets = await self._save_assets(job, result)
+            assets = await self._save_assets(held, result)
             if not await self._finish_done(held, result, stored_key, size, assets):
                 for key in [stored_key] + [a["key"] for a in assets.values()]:
                     await self.storage.delete(key)
@@ -206,7 +208,7 @@ class JobRunner:
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
-    async def _save_assets(self, job: Job, result: Downloaded) -> dict[str, Any]:
+    async def _save_assets(self, held: _Running, result: Downloaded) -> dict[str, Any]:
         """Store the thumbnail and subtitle files beside the media: {asset name: {key, filename, size}}."""
         files: dict[str, tuple[Path, str]] = {}
         if result.thumbnail is not None:
@@ -214,15 +216,16 @@ class JobRunner:
         stem = Path(result.filename).stem
         for lang, path in sorted(result.subtitles.items()):
             files[subtitle_asset(lang)] = (path, f"{stem}.{lang}.srt")
-        return await self._store_files(job.id, files)
+        return await self._store_files(held, files)
 
-    async def _store_files(self, job_id: str, files: dict[str, tuple[Path, str]]) -> dict[str, Any]:
+    async def _store_files(self, held: _Running, files: dict[str, tuple[Path, str]]) -> dict[str, Any]:
         """Store what comes with the media. Each is optional: one that can't be stored is left out (the
         person gets the media without it), never a reason to fail the download."""
         assets: dict[str, Any] = {}
+        job_id = held.job.id
         try:
             for name, (path, filename) in files.items():
-                key = make_key(job_id, filename)
+                key = make_key(job_id, filename, held.run_id)
                 try:
                     size = await self.storage.save(
                         path, key, filename=filename, content_type=mimetypes.guess_type(filename)[0]
@@ -238,7 +241,7 @@ class JobRunner:
             raise
         return assets
 
-    async def _copy_assets(self, source: Job | None, job_id: str, workdir: Path) -> dict[str, Any]:
+    async def _copy_assets(self, source: Job | None, held: _Running, workdir: Path) -> dict[str, Any]:
         """A fitted copy gets its own copies of the original's thumbnail and subtitles (small files), so the
         two can expire apart."""
         if source is None or not source.retained or not source.assets:
@@ -251,10 +254,10 @@ class JobRunner:
             try:
                 await self.storage.fetch(asset["key"], dest)
             except StorageError as exc:
-                log.info("job %s: asset %s not copied: %s", job_id, name, exc.code)
+                log.info("job %s: asset %s not copied: %s", held.job.id, name, exc.code)
                 continue
             files[name] = (dest, asset["filename"])
-        return await self._store_files(job_id, files)
+        return await self._store_files(held, files)
 
     async def _make_fit(self, held: _Running, workdir: Path) -> None:
         """A copy of a finished job that fits the variant's limit (see core.fitting)."""
@@ -284,9 +287,9 @@ class JobRunner:
         parts: list[dict[str, Any]] = []
         assets: dict[str, Any] = {}
         try:
-            assets = await self._copy_assets(source, job.id, workdir)
+            assets = await self._copy_assets(source, held, workdir)
             for path, name in zip(fitted.paths, fitted.filenames, strict=True):
-                key = make_key(job.id, name)
+                key = make_key(job.id, name, held.run_id)
                 size = await self.storage.save(
                     path, key, filename=name, content_type=mimetypes.guess_type(name)[0]
                 )

@@ -106,10 +106,13 @@ def safe_filename(filename: str) -> str:
     return (stem or "file") + ext
 
 
-def make_key(job_id: str, filename: str) -> str:
-    if not _JOB_ID.fullmatch(job_id):
-        raise ValueError(f"unexpected job id {job_id!r}")
-    return f"{job_id[:2]}/{job_id}/{safe_filename(filename)}"
+def make_key(job_id: str, filename: str, run: str | None = None) -> str:
+    """Where a job's file is stored. `run` names one attempt at the job: two attempts (one that lost its
+    lease and one that took over) never write, or clean up, each other's files."""
+    if not _JOB_ID.fullmatch(job_id) or (run is not None and not _JOB_ID.fullmatch(run)):
+        raise ValueError(f"unexpected job id {job_id!r} / run {run!r}")
+    folder = f"{job_id[:2]}/{job_id}" + (f"/{run}" if run else "")
+    return f"{folder}/{safe_filename(filename)}"
 
 
 def check_key(key: str) -> str:

@@ -167,6 +167,21 @@ async def test_local_save_is_a_rename(local: LocalSite) -> None:
     assert not await local.storage.exists("ab/missing/x.mp4")
 
 
+async def test_two_attempts_at_one_job_keep_apart(local: LocalSite) -> None:
+    """An attempt that lost its lease cleans up its own file only, never the file of the attempt that took
+    over (same job, same file name)."""
+    keys = [make_key("abcdef12", "out.mp4", run) for run in ("run1", "run2")]
+    assert keys[0] != keys[1] and all(k.endswith("/out.mp4") for k in keys)
+    for index, key in enumerate(keys):
+        src = make_file(local.settings.tmp_dir / f"job1-{index}" / "out.mp4", 1000 + index)
+        await local.storage.save(src, key, filename="out.mp4", content_type="video/mp4")
+    await local.storage.delete(keys[0])
+    assert not await local.storage.exists(keys[0])
+    assert await local.storage.size(keys[1]) == 1001
+    with pytest.raises(ValueError):
+        make_key("abcdef12", "out.mp4", "../x")
+
+
 async def test_local_link_round_trip_over_http(local: LocalSite) -> None:
     src = make_file(local.settings.tmp_dir / "j" / "f.mp4", 50_000)
     digest = sha256(src)
