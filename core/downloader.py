@@ -9,6 +9,7 @@ which raises inside yt-dlp's thread.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import errno
 import functools
@@ -501,6 +502,33 @@ def _written_thumbnail(result: dict[str, Any], workdir: Path) -> Path | None:
     return found[0] if found else None
 
 
+_SUBTITLE_FAILED_RE = re.compile(r"Unable to download video subtitles for '([^']+)'")
+
+
+def _download(
+    ydl: yt_dlp.YoutubeDL, raw: dict[str, Any], control: Control, missing: list[str]
+) -> dict[str, Any]:
+    """yt-dlp's download of an extracted page. A subtitle track the site lists but can't deliver (a 404, a
+    broken file) is not a reason to lose the video: that language joins `missing` and the download runs
+    again without it (subtitles are fetched before the media, so nothing large is fetched twice)."""
+    while True:
+        try:
+            # process_ie_result annotates the dict it is given; a second try starts from a clean copy.
+            return ydl.process_ie_result(copy.deepcopy(raw), download=True)
+        except (DownloadError, DownloadCancelled) as exc:
+            if control.cancel.is_set() and control.error is None:
+                raise Cancelled() from None
+            failed = _SUBTITLE_FAILED_RE.search(str(exc))
+            langs = list(ydl.params.get("subtitleslangs") or [])
+            if control.error is not None or failed is None or failed.group(1) not in langs:
+                raise translate_error(exc, control) from None
+            log.info("subtitles %s could not be fetched; going on without them", failed.group(1))
+            langs.remove(failed.group(1))
+            missing.append(failed.group(1))
+            ydl.params["subtitleslangs"] = langs
+            ydl.params["writesubtitles"] = bool(langs)
+
+
 def _written_subtitles(result: dict[str, Any], langs: Sequence[str]) -> dict[str, Path]:
     written: dict[str, Path] = {}
     for lang, sub in (result.get("requested_subtitles") or {}).items():
@@ -602,12 +630,7 @@ class Downloader:
                 raise Cancelled()
             if not on_info(info):
                 return None
-            try:
-                result = ydl.process_ie_result(raw, download=True)
-            except (DownloadError, DownloadCancelled) as exc:
-                if control.cancel.is_set() and control.error is None:
-                    raise Cancelled() from None
-                raise translate_error(exc, control) from None
+            result = _download(ydl, raw, control, missing)
             path = self._output_path(result, workdir)
             probe = probe_media(path, self.ffmpeg)
             final = _info_from(result)

@@ -700,17 +700,21 @@ class JobService:
                 log.warning("could not delete a removed file: %s", type(exc).__name__)
 
     async def retry(self, request_id: str, *, source: str, user_id: str) -> Submission:
-        """The same ask again (link, kind, quality, format, subtitles, delivery target) as a new request."""
+        """The same ask again (link, kind, quality, format, subtitles, delivery target, completion callback)
+        as a new request."""
         request, job = await self.get_request(request_id)
         if (request.source, request.user_id) != (source, str(user_id)):
             raise NotFound()
         if request.status == RequestStatus.ACTIVE:
             raise InvalidRequest("This download is still running.")
+        async with self.sessions() as session:
+            hook = await session.get(Webhook, request_id)
         return await self.submit(
             SubmitRequest(
                 text=request.url, source=request.source, user_id=request.user_id,  # type: ignore[arg-type]
                 kind=request.kind, quality=request.quality, target=dict(request.target),  # type: ignore[arg-type]
                 format_id=job.format_id, subtitles=tuple(job.subtitle_langs), audio_format=job.audio_format,
+                callback_url=hook.url if hook is not None else None,
             )
         )  # fmt: skip
 

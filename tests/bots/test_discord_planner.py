@@ -212,7 +212,7 @@ async def test_a_refused_upload_under_the_stated_limit_falls_back_to_a_copy_then
         assert len([c for c in fake_discord.edits(again.token, ok=False) if c.status == 413]) == 2
         assert (
             "Download it: " in final.json["content"]
-            and "Too large for Discord (30.7 MB)" in final.json["content"]
+            and f"Too large for Discord ({human_size(refused.files[0].size)})" in final.json["content"]
         )
         request, _ = await root(env, again.user)
         await env.delivered(request.id)

@@ -12,6 +12,7 @@ import pytest
 
 from bots.telegram import texts
 from bots.telegram.runner import running
+from core.errors import human_size
 from tests.bots.test_telegram import clip, media_call, reply_text, telegram_bot
 from tests.bots.test_telegram_planner import delivered, text_reply, texts_to, uploads_for, video_size
 from tests.fakes.telegram import ALICE, BOB, Call, FakeTelegram, jpeg_size
@@ -187,7 +188,10 @@ async def test_settings_turn_on_the_picker_and_a_press_downloads_that_format(
 
         offered = await services.jobs.formats(url)
         labels = [f.label for f in offered.formats]
-        assert labels == ["360p mp4 · 30.7 MB", "240p mp4 · 253.7 KB"], labels  # sizes as the site states
+        big, small = (
+            human_size(f.stat().st_size) for f in (media_site.files.big_mp4, media_site.files.video_mp4)
+        )
+        assert labels == [f"360p mp4 · {big}", f"240p mp4 · {small}"], labels  # sizes as the site states
         shown = buttons(picker)
         assert [text for text, _ in shown] == [*labels, "Audio only", "Best"]
         assert all(len(data.encode()) <= 64 for _, data in shown)

@@ -402,7 +402,9 @@ async def test_a_running_playlist_shows_each_items_progress_and_cancels_as_one(
             arg=await items.nth(index).element_handle(),
             timeout=DONE_S,
         )
-        await expect(items.nth(index).locator(".progress-words")).to_contain_text(" of 30.7 MB")
+        await expect(items.nth(index).locator(".progress-words")).to_contain_text(
+            f" of {size_words(media_site.files.big_mp4.stat().st_size)}"
+        )
         # An item is cancelled with its playlist, not on its own.
         await expect(items.nth(index).locator("button.cancel")).to_be_hidden()
     await expect(row).to_have_attribute("data-status", "running")

@@ -262,6 +262,22 @@ async def test_history_search_kind_filter_and_retry(embedded: Services, media_si
         await embedded.jobs.retry(failed.request.id, source="cli", user_id="someone-else")
 
 
+async def test_a_subtitle_track_the_site_cannot_deliver_does_not_lose_the_video(
+    embedded: Services, media_site
+) -> None:
+    """The page lists fr, but its file is a 404: the video comes with en, and fr is named as missing."""
+    url = media_site.url("/formats.html?broken=fr")
+    final = await done(embedded, ask(url, format_id="240p", subtitles=("en", "fr")))
+    assert media_site.hits("/subs/fr.vtt") >= 1  # the broken track was really tried
+    assert [s.lang for s in final.subtitles] == ["en"]
+    assert final.subtitles_missing == ["fr"]
+    path = await embedded.jobs.local_path(final.id)
+    assert path is not None
+    assert [s.get("codec_name") for s in ffprobe(path)["streams"] if s["codec_type"] == "subtitle"] == [
+        "mov_text"
+    ]
+
+
 async def test_a_copy_made_to_fit_keeps_its_own_thumbnail_and_subtitles(
     embedded: Services, media_site, tmp_path: Path
 ) -> None:

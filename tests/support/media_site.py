@@ -30,6 +30,7 @@ Routes (all GET also answer HEAD; every response has a Content-Type):
 ``/subs/{lang}.vtt``        WebVTT subtitles of the small video in ``en``, ``de`` (others 404)
 ``/formats.html``           JW Player page "Format Test": 240p (video.mp4) and 360p (big.mp4) with sizes,
                             poster ``/thumb.png``, subtitle tracks ``en`` and ``de``
+                            (``?broken=LANG`` lists one more track, whose file is a 404)
 ``/song.html``              JSON-LD page "Song Title" by "Some Artist" (2026-11-02) with ``/thumb.png``
                             as its thumbnail and ``/audio.m4a`` as its content
 ==========================  ===========================================================
@@ -677,8 +678,10 @@ class MediaSite:
             {"file": self.url("/big.mp4"), "label": "360p", "height": 360, "type": "mp4",
              "filesize": len(self._blobs["big"].data)},
         ]  # fmt: skip
+        # ?broken=fr lists a track the site can't deliver (its file is a 404), as broken players do.
+        langs = [*SUBTITLES, *request.query.getall("broken", [])]
         tracks = [
-            {"file": self.url(f"/subs/{lang}.vtt"), "kind": "captions", "label": lang} for lang in SUBTITLES
+            {"file": self.url(f"/subs/{lang}.vtt"), "kind": "captions", "label": lang} for lang in langs
         ]
         setup = json.dumps({"playlist": [{"title": "Format Test", "duration": 3, "image": self.url("/thumb.png"),
                                           "sources": sources, "tracks": tracks}]})  # fmt: skip

@@ -140,6 +140,24 @@ async def test_webhook_signed_retried_recorded_sent_once(
         assert status == 200 and await get_webhook(api.services.sessions, plain["id"]) is None
 
 
+async def test_a_retry_is_called_back_like_the_first_ask(start_api: Any, media_site: Any) -> None:
+    async with receiver() as hook, start_api(webhook_secret=SECRET, webhook_poll_s=0.1) as api:
+        status, failed = await api.submit(media_site.url("/missing.mp4"), callback_url=hook.url)
+        assert status == 202, failed
+        await api.wait_status(failed["id"], "failed")
+        status, retried, _ = await api.call("POST", f"/api/v1/jobs/{failed['id']}/retry")
+        assert status == 202 and retried["id"] != failed["id"], retried
+        await api.wait_status(retried["id"], "failed")
+
+        async def called_back() -> bool:
+            return bool(hook.of(failed["id"])) and bool(hook.of(retried["id"]))
+
+        await wait_until(called_back, timeout=30, interval=0.1)
+        payload = json.loads(hook.of(retried["id"])[-1].body)
+        assert (payload["id"], payload["status"]) == (retried["id"], "failed")
+        assert payload["error"]["code"] == "download_failed"
+
+
 async def test_callback_url_is_checked_like_links(start_api: Any, media_site: Any) -> None:
     allowed = free_port()
     async with start_api(
