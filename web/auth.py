@@ -10,24 +10,42 @@ from web.keys import API_KEY, SERVICES
 
 SOURCE = "api"
 WINDOW_S = 60.0
+# WebSockets: browsers can't set headers there, so the page offers two subprotocols, PROTOCOL and
+# KEY_PROTOCOL + key; the server answers with PROTOCOL only, so the key is never echoed back.
+PROTOCOL = "mediabot"
+KEY_PROTOCOL = "mediabot.key."
 
 
-def _presented_key(request: web.Request, allow_query: bool) -> str | None:
+def _protocol_key(request: web.Request) -> str | None:
+    offered = ",".join(request.headers.getall("Sec-WebSocket-Protocol", []))
+    for entry in offered.split(","):
+        entry = entry.strip()
+        if entry.startswith(KEY_PROTOCOL) and len(entry) > len(KEY_PROTOCOL):
+            return entry[len(KEY_PROTOCOL) :]
+    return None
+
+
+def _presented_key(request: web.Request, websocket: bool) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     if request.headers.get("X-API-Key"):
         return request.headers["X-API-Key"].strip()
-    if allow_query and request.query.get("token"):
-        # Browsers cannot set headers on a WebSocket, so the key may come in the query string.
-        return request.query["token"].strip()
+    if websocket:
+        key = _protocol_key(request)
+        if key:
+            return key
+        if request.query.get("token"):
+            # The weaker way for clients that can set neither a header nor a subprotocol: a query string
+            # lands in access logs and proxies.
+            return request.query["token"].strip()
     return None
 
 
-async def authenticate(request: web.Request, *, allow_query: bool = False) -> ApiKeyInfo:
+async def authenticate(request: web.Request, *, websocket: bool = False) -> ApiKeyInfo:
     """The calling key, or 401; then 429 when the key is over its rate of calls."""
-    presented = _presented_key(request, allow_query)
+    presented = _presented_key(request, websocket)
     if not presented:
         raise Unauthorized()
     services = request.app[SERVICES]

@@ -19,7 +19,7 @@ from core.events import jobs_filter
 from core.jobs import WATCH_POLL_S, JobService
 from core.schemas import JobView, RequestView
 from core.services import Services
-from web.auth import SOURCE, authenticate
+from web.auth import PROTOCOL, SOURCE, authenticate
 from web.jobs import ENDED, Pair, api_status, is_playlist, items_of, owned, playlist_seq, to_api
 from web.keys import ENCODER, OWNERS, SERVICES, SOCKETS
 from web.schemas import JobEvent
@@ -111,7 +111,8 @@ def _after_time(request: web.Request) -> datetime | None:
 
 
 async def _open(request: web.Request) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096)
+    # Answers with PROTOCOL when the client offered it (the page offers it beside its key).
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096, protocols=(PROTOCOL,))
     if not ws.can_prepare(request).ok:
         raise InvalidRequest("This address is a WebSocket: connect with a WebSocket client.")
     await ws.prepare(request)
@@ -197,7 +198,7 @@ async def job_events(request: web.Request) -> web.WebSocketResponse:
     With `?after=N`, only states whose seq is larger than N (none, and closed at once, if the job ended
     at or before N). A playlist: its state once read, then its items' changes, then its final state."""
     services = request.app[SERVICES]
-    key = await authenticate(request, allow_query=True)
+    key = await authenticate(request, websocket=True)
     after = _after_seq(request)
     req, job = await owned(services, key, request.match_info["id"])
     ws = await _open(request)
@@ -294,7 +295,7 @@ async def key_events(request: web.Request) -> web.WebSocketResponse:
     them, including jobs submitted after connecting (through any process). With `?after=T` (a time),
     first the final state of each job that ended since T."""
     services = request.app[SERVICES]
-    key = await authenticate(request, allow_query=True)
+    key = await authenticate(request, websocket=True)
     since = _after_time(request)
     ws = await _open(request)
     owners = request.app[OWNERS]

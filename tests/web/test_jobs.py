@@ -181,6 +181,15 @@ async def test_authentication(start_api: Any, caplog: pytest.LogCaptureFixture) 
         async with api.http.ws_connect(events + f"?token={api.key}") as ws:
             first = json.loads((await ws.receive(timeout=10)).data)
             assert first["job"]["id"] == job["id"] and first["job"]["status"] == "queued"
+        # The page's way: the key as a subprotocol beside "mediabot"; the server picks "mediabot" only, so
+        # the key is neither in the URL nor echoed back.
+        async with api.http.ws_connect(events, protocols=("mediabot", f"mediabot.key.{api.key}")) as ws:
+            assert ws.protocol == "mediabot"
+            first = json.loads((await ws.receive(timeout=10)).data)
+            assert first["job"]["id"] == job["id"]
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await api.http.ws_connect(events, protocols=("mediabot", "mediabot.key.mb_notakeyatallbutlongenough"))
+        assert refused.value.status == 401
 
         await api.services.keys.revoke("other")
         assert (await api.call("GET", "/api/v1/jobs", key=other))[0] == 401
