@@ -123,6 +123,14 @@ class Settings(BaseSettings):
     def _lists(cls, value: object) -> object:
         return _split_list(value)
 
+    @field_validator("allowed_private_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: list[str]) -> list[str]:
+        # Refused at start-up rather than silently never matching: "http://nas:8000" would allow nothing.
+        from core.urls import host_port, parse_allowed_host
+
+        return [host_port(*parse_allowed_host(entry)) for entry in value]
+
     @field_validator("cookies_dir", "s3_public_url", "s3_endpoint_url", "redis_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

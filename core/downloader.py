@@ -50,7 +50,7 @@ from core.errors import (
 )
 from core.probe import probe_media
 from core.thumbnails import frame_time, make_thumbnail
-from core.urls import AddressPolicy
+from core.urls import AddressPolicy, allow_hint, host_port
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def _install_connection_guard() -> None:
                     and not policy.allow_private
                     and not policy.permits(str(host), port, ip)
                 ):
-                    _guard.blocked = True
+                    _guard.blocked = (str(host), port, ip)
                     raise ForbiddenAddress(f"connection to a private address refused ({host})")
                 sock = make_socket(ip_addr, *a, **kw)
                 if control is not None:
@@ -408,8 +408,14 @@ def translate_error(exc: BaseException, control: Control) -> MediabotError:
         # Stopped on purpose (cancel, hand-back, lost lease), also while the page was still being read:
         # whatever yt-dlp made of the aborted connection is not the site's failure.
         return Cancelled()
-    if getattr(_guard, "blocked", False):
-        return PrivateAddress("That link leads to a private network address, which is not allowed.")
+    blocked = getattr(_guard, "blocked", None)
+    if blocked:
+        host, port, ip = blocked
+        hint = allow_hint(host, port)
+        log.info("connection to %s refused: private address %s. %s", host_port(host, port), ip, hint)
+        return PrivateAddress(
+            "That link leads to a private network address, which is not allowed.", hint=hint
+        )
     cause = (getattr(exc, "exc_info", None) or (None, None))[1]
     if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
         # Our disk filled up while writing the download: not the site's fault, so not download_failed.
@@ -713,7 +719,7 @@ class Downloader:
         """The connection guard's policy and the job's control, for yt-dlp's calls on this thread."""
         _guard.policy = self.policy
         _guard.control = control
-        _guard.blocked = False
+        _guard.blocked = None
         try:
             yield
         finally:

@@ -8,9 +8,13 @@ import errno
 class MediabotError(Exception):
     code = "error"
     default_message = "Something went wrong."
+    # Advice for the operator (the CLI prints it, the log records it); never shown to chat or API users.
+    hint: str | None = None
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, hint: str | None = None) -> None:
         self.message = message or self.default_message
+        if hint is not None:
+            self.hint = hint
         super().__init__(self.message)
 
     def to_dict(self) -> dict[str, str]:
