@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass
 
@@ -52,7 +53,7 @@ async def build_services(settings: Settings, queue: JobQueue) -> Services:
     await bus.start()
     storage = build_storage(settings)
     jobs = JobService(settings, sessions, bus, queue, storage)
-    keys = ApiKeyService(sessions)
+    keys = ApiKeyService(sessions, await asyncio.to_thread(settings.api_key_hmac_key))
     limits = build_rate_limiter(settings)
     return Services(
         settings=settings,
