@@ -19,6 +19,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.config import Settings
 from core.errors import InvalidRequest, NotFound
 from core.models import ApiKey, utcnow
 
@@ -76,12 +77,12 @@ def _info(row: ApiKey) -> ApiKeyInfo:
 
 class ApiKeyService:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], secret: bytes, cache_s: float = VERIFY_CACHE_S
+        self, sessions: async_sessionmaker[AsyncSession], settings: Settings, cache_s: float = VERIFY_CACHE_S
     ) -> None:
-        if not secret:
-            raise ValueError("API keys need a secret to be hashed with")
         self.sessions = sessions
-        self._secret = secret
+        self._settings = settings
+        # Read (or generated) at first use: a process that never sees a key leaves no secret file behind.
+        self._secret: bytes | None = None
         self._cache_s = cache_s
         self._verified: dict[str, tuple[float, ApiKeyInfo]] = {}
         self._lookups: dict[str, asyncio.Task[ApiKeyInfo | None]] = {}
@@ -99,7 +100,7 @@ class ApiKeyService:
         row = ApiKey(
             id=uuid.uuid4().hex,
             name=name,
-            key_hash=hash_key(plaintext, self._secret),
+            key_hash=hash_key(plaintext, await self._hmac_key()),
             prefix=plaintext[:10],
             created_at=utcnow(),
         )
@@ -139,7 +140,7 @@ class ApiKeyService:
         """
         if not plaintext or not _KEY_SHAPE.fullmatch(plaintext):
             return None
-        digest = hash_key(plaintext, self._secret)
+        digest = hash_key(plaintext, await self._hmac_key())
         cached = self._verified.get(digest)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
@@ -182,6 +183,11 @@ class ApiKeyService:
                 self._verified = {d: hit for d, hit in self._verified.items() if hit[0] > now_mono}
             self._verified[digest] = (started + self._cache_s, info)
         return info
+
+    async def _hmac_key(self) -> bytes:
+        if self._secret is None:
+            self._secret = await asyncio.to_thread(self._settings.api_key_hmac_key)
+        return self._secret
 
     async def _rehash(self, row: ApiKey, legacy: str, digest: str) -> None:
         """A key stored before the install had its secret: store its HMAC instead (same column, no

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from dataclasses import dataclass
 
@@ -53,7 +52,7 @@ async def build_services(settings: Settings, queue: JobQueue) -> Services:
     await bus.start()
     storage = build_storage(settings)
     jobs = JobService(settings, sessions, bus, queue, storage)
-    keys = ApiKeyService(sessions, await asyncio.to_thread(settings.api_key_hmac_key))
+    keys = ApiKeyService(sessions, settings)
     limits = build_rate_limiter(settings)
     return Services(
         settings=settings,

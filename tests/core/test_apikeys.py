@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from core import db
 from core.apikeys import ApiKeyService, legacy_hash
-from core.config import load_settings
+from core.config import Settings, load_settings
 from core.models import ApiKey, utcnow
 
 
@@ -24,12 +24,16 @@ async def stored_digest(keys: ApiKeyService, name: str) -> str:
     return digest
 
 
+def install(secret: bytes) -> Settings:
+    return load_settings(api_key_secret=secret.hex())
+
+
 async def test_keys_are_stored_under_the_installs_secret(database_url: str) -> None:
     engine = db.create_engine(database_url)
     sessions = db.session_factory(engine)
     try:
-        here = ApiKeyService(sessions, b"this-install-" + os.urandom(16), cache_s=0)
-        elsewhere = ApiKeyService(sessions, b"another-install-" + os.urandom(16), cache_s=0)
+        here = ApiKeyService(sessions, install(os.urandom(16)), cache_s=0)
+        elsewhere = ApiKeyService(sessions, install(os.urandom(16)), cache_s=0)
         info, key = await here.create("ci")
         digest = await stored_digest(here, "ci")
         assert digest.startswith("h1:") and len(digest) <= 64
@@ -45,7 +49,7 @@ async def test_keys_are_stored_under_the_installs_secret(database_url: str) -> N
 async def test_a_key_stored_as_plain_sha256_works_and_is_rehashed(database_url: str) -> None:
     engine = db.create_engine(database_url)
     sessions = db.session_factory(engine)
-    secret = b"install-" + os.urandom(16)
+    secret = install(os.urandom(16))
     key = "mb_" + uuid.uuid4().hex + uuid.uuid4().hex
     try:
         async with sessions() as session, session.begin():
