@@ -49,6 +49,7 @@ from core.errors import (
     human_size,
 )
 from core.probe import probe_media
+from core.storage import check_free_space, download_dirs
 from core.thumbnails import frame_time, make_thumbnail
 from core.urls import AddressPolicy, allow_hint, host_port
 
@@ -422,6 +423,9 @@ def translate_error(exc: BaseException, control: Control) -> MediabotError:
         return StorageError.from_os_error(cause)
     text = str(exc)
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    if "No space left on device" in text or "Disk quota exceeded" in text:
+        # The same, reported as text (FFmpeg merging or converting into a full disk).
+        return StorageError.from_os_error(OSError(errno.ENOSPC, "No space left on device"))
     if "Unsupported URL" in text or "is not a valid URL" in text or "No suitable extractor" in text:
         return UnsupportedUrl()
     if _LOGIN_RE.search(text):
@@ -632,6 +636,7 @@ class Downloader:
                 info = _info_from(raw)
                 self._check_limits(info)
             missing = [lang for lang in subtitles if lang not in (raw.get("subtitles") or {})]
+            self._check_space(info.filesize)
             if control.cancel.is_set():
                 raise Cancelled()
             if not on_info(info):
@@ -742,6 +747,11 @@ class Downloader:
         if info.filesize and info.filesize > self.settings.max_filesize_bytes:
             raise self._too_large(info.filesize)
 
+    def _check_space(self, size: int | None) -> None:
+        """Refuse a download the disk has no room for (its size known from the page or the server)."""
+        if size:
+            check_free_space(download_dirs(self.settings), size)
+
     def _too_large(self, size: int) -> TooLarge:
         return TooLarge(
             f"This file is {human_size(size)}; the limit is {human_size(self.settings.max_filesize_bytes)}."
@@ -755,6 +765,7 @@ class Downloader:
     def _progress_hook(self, control: Control) -> Callable[[dict[str, Any]], None]:
         last = [0.0]
         finished_bytes = [0]
+        space_checked: set[str] = set()
 
         def hook(d: dict[str, Any]) -> None:
             if control.cancel.is_set():
@@ -764,6 +775,16 @@ class Downloader:
                 return
             downloaded = int(d.get("downloaded_bytes") or 0)
             total = d.get("total_bytes") or d.get("total_bytes_estimate")
+            stated = d.get("total_bytes")
+            name = str(d.get("tmpfilename") or d.get("filename") or "")
+            if status == "downloading" and stated and name not in space_checked:
+                # The server said how big the file is (Content-Length): refuse now, not when the disk is full.
+                space_checked.add(name)
+                try:
+                    self._check_space(int(stated) - downloaded)
+                except MediabotError as exc:
+                    control.error = exc
+                    raise _Abort() from None
             limit = control.max_bytes
             if limit and (
                 finished_bytes[0] + downloaded > limit or (total and finished_bytes[0] + total > limit * 1.05)

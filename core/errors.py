@@ -72,8 +72,15 @@ class StorageError(MediabotError):
     def from_os_error(cls, exc: OSError) -> StorageError:
         """A full disk (or quota) said plainly; other failures in general words (details go to the log)."""
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return cls("The file could not be saved: the server's storage is full. Please try again later.")
+            return cls("The server's disk is full, so the file could not be saved; please try again later.")
         return cls()
+
+    @classmethod
+    def out_of_space(cls, size: int) -> StorageError:
+        """A download refused before it starts: its size is known and the disk has not that much free."""
+        return cls(
+            f"The server is out of disk space for this {human_size(size)} file; please try again later."
+        )
 
 
 class UnknownFormat(MediabotError):
