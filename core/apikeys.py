@@ -64,6 +64,10 @@ def legacy_hash(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
+def _same(stored: str, digest: str) -> bool:
+    return hmac.compare_digest(stored.encode(), digest.encode())
+
+
 def _info(row: ApiKey) -> ApiKeyInfo:
     return ApiKeyInfo(
         id=row.id,
@@ -83,6 +87,7 @@ class ApiKeyService:
         self._settings = settings
         # Read (or generated) at first use: a process that never sees a key leaves no secret file behind.
         self._secret: bytes | None = None
+        self._warned: set[str] = set()
         self._cache_s = cache_s
         self._verified: dict[str, tuple[float, ApiKeyInfo]] = {}
         self._lookups: dict[str, asyncio.Task[ApiKeyInfo | None]] = {}
@@ -147,15 +152,26 @@ class ApiKeyService:
         # One database lookup per key at a time, however many requests arrive with it meanwhile.
         task = self._lookups.get(digest)
         if task is None:
-            task = self._lookups[digest] = asyncio.create_task(self._lookup(digest, legacy_hash(plaintext)))
+            lookup = self._lookup(digest, legacy_hash(plaintext), plaintext[: len(KEY_PREFIX) + 7])
+            task = self._lookups[digest] = asyncio.create_task(lookup)
             task.add_done_callback(lambda _: self._lookups.pop(digest, None))
         return await asyncio.shield(task)
 
-    async def _lookup(self, digest: str, legacy: str) -> ApiKeyInfo | None:
+    async def _lookup(self, digest: str, legacy: str, prefix: str) -> ApiKeyInfo | None:
         started = time.monotonic()
         async with self.sessions() as session:
-            row = await session.scalar(select(ApiKey).where(ApiKey.key_hash.in_((digest, legacy))).limit(1))
-        if row is None or row.revoked_at is not None:
+            # The rows with the key's prefix come too (the same query): a key whose prefix matches but whose
+            # digest does not was most likely hashed by a process with another secret.
+            rows = list(
+                await session.scalars(
+                    select(ApiKey).where(or_(ApiKey.key_hash.in_((digest, legacy)), ApiKey.prefix == prefix))
+                )
+            )
+        row = next((r for r in rows if _same(r.key_hash, digest) or _same(r.key_hash, legacy)), None)
+        if row is None:
+            self._warn_other_secret(rows)
+            return None
+        if row.revoked_at is not None:
             return None
         if row.key_hash == legacy:
             await self._rehash(row, legacy, digest)
@@ -183,6 +199,17 @@ class ApiKeyService:
                 self._verified = {d: hit for d, hit in self._verified.items() if hit[0] > now_mono}
             self._verified[digest] = (started + self._cache_s, info)
         return info
+
+    def _warn_other_secret(self, rows: list[ApiKey]) -> None:
+        for row in rows:
+            if row.revoked_at is None and row.key_hash.startswith(HASH_PREFIX) and row.id not in self._warned:
+                self._warned.add(row.id)
+                log.warning(
+                    "API key %r was refused: what was sent has its prefix but not its stored digest. If the key "
+                    "is right, it was made by a process with another secret: every process needs the same "
+                    "MEDIABOT_API_KEY_SECRET (or a shared MEDIABOT_DATA_DIR)",
+                    row.name,
+                )
 
     async def _hmac_key(self) -> bytes:
         if self._secret is None:

@@ -4,11 +4,13 @@ keys stored before that (plain SHA-256) keep working and are re-hashed on first 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import stat
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from core import db
@@ -28,7 +30,10 @@ def install(secret: bytes) -> Settings:
     return load_settings(api_key_secret=secret.hex())
 
 
-async def test_keys_are_stored_under_the_installs_secret(database_url: str) -> None:
+async def test_keys_are_stored_under_the_installs_secret(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="core.apikeys")
     engine = db.create_engine(database_url)
     sessions = db.session_factory(engine)
     try:
@@ -40,8 +45,13 @@ async def test_keys_are_stored_under_the_installs_secret(database_url: str) -> N
         assert key not in digest and hashlib.sha256(key.encode()).hexdigest() != digest
         found = await here.verify(key)
         assert found is not None and found.id == info.id
-        # The same table read with another secret (a copy of the database, a leaked digest): nothing matches.
+        # The same table read with another secret (a copy of the database, a leaked digest): nothing matches,
+        # and the log says what an operator who forgot to share the secret between processes should do.
         assert await elsewhere.verify(key) is None
+        advice = [r.getMessage() for r in caplog.records if "MEDIABOT_API_KEY_SECRET" in r.getMessage()]
+        assert len(advice) == 1 and "'ci'" in advice[0], advice
+        assert await elsewhere.verify(key) is None
+        assert len([r for r in caplog.records if "MEDIABOT_API_KEY_SECRET" in r.getMessage()]) == 1
     finally:
         await engine.dispose()
 
