@@ -1,9 +1,12 @@
-"""API keys for the web API: created and revoked by name, stored only as a SHA-256 of the key."""
+"""API keys for the web API: created and revoked by name, stored only as an HMAC-SHA256 of the key under a
+per-install secret (Settings.api_key_hmac_key), so a leaked table is of no use without that secret."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -16,6 +19,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.config import Settings
 from core.errors import InvalidRequest, NotFound
 from core.models import ApiKey, utcnow
 
@@ -45,8 +49,23 @@ class ApiKeyInfo:
         return self.revoked_at is None
 
 
-def hash_key(plaintext: str) -> str:
+# Stored digests: "h1:" + base64url(HMAC-SHA256(secret, key)) (46 characters). Keys made before the secret
+# existed are stored as the plain SHA-256 in hex (64 characters); they still work, and are re-hashed on first use.
+HASH_PREFIX = "h1:"
+
+
+def hash_key(plaintext: str, secret: bytes) -> str:
+    digest = hmac.new(secret, plaintext.encode(), hashlib.sha256).digest()
+    return HASH_PREFIX + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def legacy_hash(plaintext: str) -> str:
+    """How keys were stored before they were hashed with the install's secret."""
     return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def _same(stored: str, digest: str) -> bool:
+    return hmac.compare_digest(stored.encode(), digest.encode())
 
 
 def _info(row: ApiKey) -> ApiKeyInfo:
@@ -61,8 +80,14 @@ def _info(row: ApiKey) -> ApiKeyInfo:
 
 
 class ApiKeyService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], cache_s: float = VERIFY_CACHE_S) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], settings: Settings, cache_s: float = VERIFY_CACHE_S
+    ) -> None:
         self.sessions = sessions
+        self._settings = settings
+        # Read (or generated) at first use: a process that never sees a key leaves no secret file behind.
+        self._secret: bytes | None = None
+        self._warned: set[str] = set()
         self._cache_s = cache_s
         self._verified: dict[str, tuple[float, ApiKeyInfo]] = {}
         self._lookups: dict[str, asyncio.Task[ApiKeyInfo | None]] = {}
@@ -80,7 +105,7 @@ class ApiKeyService:
         row = ApiKey(
             id=uuid.uuid4().hex,
             name=name,
-            key_hash=hash_key(plaintext),
+            key_hash=hash_key(plaintext, await self._hmac_key()),
             prefix=plaintext[:10],
             created_at=utcnow(),
         )
@@ -113,29 +138,43 @@ class ApiKeyService:
     async def verify(self, plaintext: str) -> ApiKeyInfo | None:
         """The active key matching `plaintext`, or None.
 
-        The lookup is by SHA-256, so comparing against stored keys leaks nothing about them through
-        timing; `last_used_at` is written at most once a minute per key. A verified key is remembered for
+        The lookup is by HMAC digest, so comparing against stored keys leaks nothing about them through
+        timing; a key still stored as a plain SHA-256 is found by that and re-hashed; `last_used_at` is
+        written at most once a minute per key. A verified key is remembered for
         `cache_s` seconds (a revocation made by another process takes effect here within that time).
         """
         if not plaintext or not _KEY_SHAPE.fullmatch(plaintext):
             return None
-        digest = hash_key(plaintext)
+        digest = hash_key(plaintext, await self._hmac_key())
         cached = self._verified.get(digest)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         # One database lookup per key at a time, however many requests arrive with it meanwhile.
         task = self._lookups.get(digest)
         if task is None:
-            task = self._lookups[digest] = asyncio.create_task(self._lookup(digest))
+            lookup = self._lookup(digest, legacy_hash(plaintext), plaintext[: len(KEY_PREFIX) + 7])
+            task = self._lookups[digest] = asyncio.create_task(lookup)
             task.add_done_callback(lambda _: self._lookups.pop(digest, None))
         return await asyncio.shield(task)
 
-    async def _lookup(self, digest: str) -> ApiKeyInfo | None:
+    async def _lookup(self, digest: str, legacy: str, prefix: str) -> ApiKeyInfo | None:
         started = time.monotonic()
         async with self.sessions() as session:
-            row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-        if row is None or row.revoked_at is not None:
+            # The rows with the key's prefix come too (the same query): a key whose prefix matches but whose
+            # digest does not was most likely hashed by a process with another secret.
+            rows = list(
+                await session.scalars(
+                    select(ApiKey).where(or_(ApiKey.key_hash.in_((digest, legacy)), ApiKey.prefix == prefix))
+                )
+            )
+        row = next((r for r in rows if _same(r.key_hash, digest) or _same(r.key_hash, legacy)), None)
+        if row is None:
+            self._warn_other_secret(rows)
             return None
+        if row.revoked_at is not None:
+            return None
+        if row.key_hash == legacy:
+            await self._rehash(row, legacy, digest)
         now = utcnow()
         if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
             cutoff = now - LAST_USED_EVERY
@@ -160,6 +199,38 @@ class ApiKeyService:
                 self._verified = {d: hit for d, hit in self._verified.items() if hit[0] > now_mono}
             self._verified[digest] = (started + self._cache_s, info)
         return info
+
+    def _warn_other_secret(self, rows: list[ApiKey]) -> None:
+        for row in rows:
+            if row.revoked_at is None and row.key_hash.startswith(HASH_PREFIX) and row.id not in self._warned:
+                self._warned.add(row.id)
+                log.warning(
+                    "API key %r was refused: what was sent has its prefix but not its stored digest. If the key "
+                    "is right, it was made by a process with another secret: every process needs the same "
+                    "MEDIABOT_API_KEY_SECRET (or a shared MEDIABOT_DATA_DIR)",
+                    row.name,
+                )
+
+    async def _hmac_key(self) -> bytes:
+        if self._secret is None:
+            self._secret = await asyncio.to_thread(self._settings.api_key_hmac_key)
+        return self._secret
+
+    async def _rehash(self, row: ApiKey, legacy: str, digest: str) -> None:
+        """A key stored before the install had its secret: store its HMAC instead (same column, no
+        migration), so the plain SHA-256 no longer sits in the database."""
+        try:
+            async with self.sessions() as session, session.begin():
+                # Conditional, so processes re-hashing the same key at once write it once.
+                await session.execute(
+                    update(ApiKey)
+                    .where(ApiKey.id == row.id, ApiKey.key_hash == legacy)
+                    .values(key_hash=digest)
+                )
+        except Exception as exc:  # noqa: BLE001 - the key works either way; tried again on its next use
+            log.warning("API key %r not re-hashed: %s", row.name, type(exc).__name__)
+            return
+        log.info("API key %r re-hashed with this install's secret", row.name)
 
     def _revoked_since(self, started: float) -> set[str]:
         return {key_id for key_id, at in self._revocations.items() if at >= started}

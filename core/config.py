@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # when web processes do not share DATA_DIR), tries, first retry delay (doubling), per-try timeout, and
     # how often each web process looks for due webhooks besides being woken by job events.
     webhook_secret: str = ""
+    # HMAC key API keys are hashed with (empty: one generated into DATA_DIR/apikey.key); every process that
+    # checks or makes keys needs the same one, so set it when they do not share DATA_DIR.
+    api_key_secret: str = ""
     webhook_max_attempts: int = Field(default=5, ge=1, le=20)
     webhook_backoff_s: float = Field(default=4, gt=0)
     webhook_timeout_s: float = Field(default=10, gt=0)
@@ -122,6 +125,14 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("allowed_private_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: list[str]) -> list[str]:
+        # Refused at start-up rather than silently never matching: "http://nas:8000" would allow nothing.
+        from core.urls import host_port, parse_allowed_host
+
+        return [host_port(*parse_allowed_host(entry)) for entry in value]
 
     @field_validator("cookies_dir", "s3_public_url", "s3_endpoint_url", "redis_url", mode="before")
     @classmethod
@@ -202,6 +213,12 @@ class Settings(BaseSettings):
         if self.webhook_secret:
             return self.webhook_secret.encode()
         return self._generated_key("webhook.key")
+
+    def api_key_hmac_key(self) -> bytes:
+        """The HMAC key API keys are stored under: the setting, or a key generated once into DATA_DIR."""
+        if self.api_key_secret:
+            return self.api_key_secret.encode()
+        return self._generated_key("apikey.key")
 
     def _generated_key(self, name: str) -> bytes:
         path = self.data_dir / name

@@ -49,8 +49,9 @@ from core.errors import (
     human_size,
 )
 from core.probe import probe_media
+from core.storage import check_free_space, download_dirs
 from core.thumbnails import frame_time, make_thumbnail
-from core.urls import AddressPolicy
+from core.urls import AddressPolicy, allow_hint, host_port
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ def _install_connection_guard() -> None:
                     and not policy.allow_private
                     and not policy.permits(str(host), port, ip)
                 ):
-                    _guard.blocked = True
+                    _guard.blocked = (str(host), port, ip)
                     raise ForbiddenAddress(f"connection to a private address refused ({host})")
                 sock = make_socket(ip_addr, *a, **kw)
                 if control is not None:
@@ -408,14 +409,23 @@ def translate_error(exc: BaseException, control: Control) -> MediabotError:
         # Stopped on purpose (cancel, hand-back, lost lease), also while the page was still being read:
         # whatever yt-dlp made of the aborted connection is not the site's failure.
         return Cancelled()
-    if getattr(_guard, "blocked", False):
-        return PrivateAddress("That link leads to a private network address, which is not allowed.")
+    blocked = getattr(_guard, "blocked", None)
+    if blocked:
+        host, port, ip = blocked
+        hint = allow_hint(host, port)
+        log.info("connection to %s refused: private address %s. %s", host_port(host, port), ip, hint)
+        return PrivateAddress(
+            "That link leads to a private network address, which is not allowed.", hint=hint
+        )
     cause = (getattr(exc, "exc_info", None) or (None, None))[1]
     if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
         # Our disk filled up while writing the download: not the site's fault, so not download_failed.
         return StorageError.from_os_error(cause)
     text = str(exc)
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    if "No space left on device" in text or "Disk quota exceeded" in text:
+        # The same, reported as text (FFmpeg merging or converting into a full disk).
+        return StorageError.from_os_error(OSError(errno.ENOSPC, "No space left on device"))
     if "Unsupported URL" in text or "is not a valid URL" in text or "No suitable extractor" in text:
         return UnsupportedUrl()
     if _LOGIN_RE.search(text):
@@ -626,6 +636,7 @@ class Downloader:
                 info = _info_from(raw)
                 self._check_limits(info)
             missing = [lang for lang in subtitles if lang not in (raw.get("subtitles") or {})]
+            self._check_space(info.filesize)
             if control.cancel.is_set():
                 raise Cancelled()
             if not on_info(info):
@@ -713,7 +724,7 @@ class Downloader:
         """The connection guard's policy and the job's control, for yt-dlp's calls on this thread."""
         _guard.policy = self.policy
         _guard.control = control
-        _guard.blocked = False
+        _guard.blocked = None
         try:
             yield
         finally:
@@ -736,6 +747,11 @@ class Downloader:
         if info.filesize and info.filesize > self.settings.max_filesize_bytes:
             raise self._too_large(info.filesize)
 
+    def _check_space(self, size: int | None) -> None:
+        """Refuse a download the disk has no room for (its size known from the page or the server)."""
+        if size:
+            check_free_space(download_dirs(self.settings), size)
+
     def _too_large(self, size: int) -> TooLarge:
         return TooLarge(
             f"This file is {human_size(size)}; the limit is {human_size(self.settings.max_filesize_bytes)}."
@@ -749,6 +765,7 @@ class Downloader:
     def _progress_hook(self, control: Control) -> Callable[[dict[str, Any]], None]:
         last = [0.0]
         finished_bytes = [0]
+        space_checked: set[str] = set()
 
         def hook(d: dict[str, Any]) -> None:
             if control.cancel.is_set():
@@ -758,6 +775,16 @@ class Downloader:
                 return
             downloaded = int(d.get("downloaded_bytes") or 0)
             total = d.get("total_bytes") or d.get("total_bytes_estimate")
+            stated = d.get("total_bytes")
+            name = str(d.get("tmpfilename") or d.get("filename") or "")
+            if status == "downloading" and stated and name not in space_checked:
+                # The server said how big the file is (Content-Length): refuse now, not when the disk is full.
+                space_checked.add(name)
+                try:
+                    self._check_space(int(stated) - downloaded)
+                except MediabotError as exc:
+                    control.error = exc
+                    raise _Abort() from None
             limit = control.max_bytes
             if limit and (
                 finished_bytes[0] + downloaded > limit or (total and finished_bytes[0] + total > limit * 1.05)

@@ -8,9 +8,13 @@ import errno
 class MediabotError(Exception):
     code = "error"
     default_message = "Something went wrong."
+    # Advice for the operator (the CLI prints it, the log records it); never shown to chat or API users.
+    hint: str | None = None
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, hint: str | None = None) -> None:
         self.message = message or self.default_message
+        if hint is not None:
+            self.hint = hint
         super().__init__(self.message)
 
     def to_dict(self) -> dict[str, str]:
@@ -68,8 +72,15 @@ class StorageError(MediabotError):
     def from_os_error(cls, exc: OSError) -> StorageError:
         """A full disk (or quota) said plainly; other failures in general words (details go to the log)."""
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return cls("The file could not be saved: the server's storage is full. Please try again later.")
+            return cls("The server's disk is full, so the file could not be saved; please try again later.")
         return cls()
+
+    @classmethod
+    def out_of_space(cls, size: int) -> StorageError:
+        """A download refused before it starts: its size is known and the disk has not that much free."""
+        return cls(
+            f"The server is out of disk space for this {human_size(size)} file; please try again later."
+        )
 
 
 class UnknownFormat(MediabotError):

@@ -7,11 +7,16 @@ import re
 import sys
 from collections.abc import Iterable
 
-# Telegram tokens (123456:ABC...), in URLs or alone, and anything that looks like our API keys.
+# Telegram tokens (123456:ABC...), in URLs or alone, anything that looks like our API keys, and their stored
+# digests (core.apikeys.hash_key).
 _PATTERNS = [
     re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}"),
     re.compile(r"mb_[A-Za-z0-9_-]{20,}"),
+    re.compile(r"h1:[A-Za-z0-9_-]{43}"),
 ]
+# Database drivers log every statement with its parameters at DEBUG (aiosqlite; SQLAlchemy's engine at INFO):
+# key digests, submitted links, cookies. They stay quiet at every level; DEBUG is for mediabot's own lines.
+_SQL_LOGGERS = {"aiosqlite": logging.INFO, "asyncpg": logging.INFO, "sqlalchemy": logging.WARNING}
 
 
 class RedactingFilter(logging.Filter):
@@ -82,6 +87,8 @@ def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> Redacting
         handler._mediabot = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level.upper())
+    for name, floor in _SQL_LOGGERS.items():
+        logging.getLogger(name).setLevel(floor)
     # Libraries that log every request at INFO: keep them at WARNING unless debugging.
     if level.upper() != "DEBUG":
         for name in (

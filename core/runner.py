@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import logging
 import mimetypes
 import os
@@ -40,7 +41,7 @@ from core.jobs import IDEMPOTENCY_TTL
 from core.models import Job, JobStatus, Request, RequestStatus, Webhook, WebhookStatus, Worker, utcnow
 from core.queue import JobQueue
 from core.schemas import THUMBNAIL, JobView, subtitle_asset
-from core.storage import Storage, make_key, safe_filename
+from core.storage import Storage, check_free_space, download_dirs, make_key, safe_filename
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,9 @@ class JobRunner:
         started = time.monotonic()
         try:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
+            if job.total_bytes and not job.variant:
+                # Tried before (a lost lease) and its size known: no new attempt into a disk still full.
+                await asyncio.to_thread(check_free_space, download_dirs(self.settings), job.total_bytes)
             if job.variant:
                 await self._make_fit(held, workdir)
                 return
@@ -191,20 +195,27 @@ class JobRunner:
                     await self.storage.delete(key)
                 return
             log.info("job %s done in %.2fs (%d bytes)", job.id, time.monotonic() - started, size)
+        # Partial files go before the outcome is written: on a full disk the database (SQLite in DATA_DIR) can
+        # only record the failure once the download's own bytes are freed.
         except Cancelled:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
             if held.lost:
                 log.warning("job %s: lease lost, stopped without writing", job.id)
             elif held.handback:
                 await self._hand_back(held)
             else:
                 await self._finish(held, JobStatus.CANCELLED, Cancelled())
-        except StorageError as exc:
-            await self._finish(held, JobStatus.FAILED, exc)
         except MediabotError as exc:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
             await self._finish(held, JobStatus.FAILED, exc)
-        except Exception:
-            log.exception("job %s failed unexpectedly", job.id)
-            await self._finish(held, JobStatus.FAILED, DownloadFailed())
+        except Exception as exc:
+            # A disk that filled up outside yt-dlp (a thumbnail, a probe, a copy) is said as plainly.
+            full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            if not full:
+                log.exception("job %s failed unexpectedly", job.id)
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            error = StorageError.from_os_error(exc) if isinstance(exc, OSError) and full else DownloadFailed()
+            await self._finish(held, JobStatus.FAILED, error)
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 

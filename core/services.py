@@ -52,7 +52,7 @@ async def build_services(settings: Settings, queue: JobQueue) -> Services:
     await bus.start()
     storage = build_storage(settings)
     jobs = JobService(settings, sessions, bus, queue, storage)
-    keys = ApiKeyService(sessions)
+    keys = ApiKeyService(sessions, settings)
     limits = build_rate_limiter(settings)
     return Services(
         settings=settings,

@@ -30,7 +30,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.config import Settings
-from core.errors import MediabotError, StorageError
+from core.errors import MediabotError, StorageError, TooLarge, human_size
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,50 @@ def build_storage(settings: Settings) -> Storage:
     if settings.storage == "s3":
         return S3Storage(settings)
     return LocalStorage(settings)
+
+
+# --- free space ----------------------------------------------------------------------------------------------
+
+# Left free beyond a download's own size: the database (SQLite sits in DATA_DIR by default), its journal and
+# the other jobs share the disk, and a disk filled to the last byte fails them all.
+SPACE_MARGIN = 16 * MB
+
+
+def download_dirs(settings: Settings) -> tuple[Path, ...]:
+    """Where a download takes room: the temp dir, and the files dir when storage is local."""
+    return (settings.tmp_dir, settings.files_dir) if settings.storage == "local" else (settings.tmp_dir,)
+
+
+def check_free_space(dirs: tuple[Path, ...], size: int) -> None:
+    """Refuse a download of `size` bytes that the disks under `dirs` have no room for: TooLarge when it is
+    larger than a whole disk, StorageError (out of space, try later) when it is larger than what is free.
+    Blocking (statvfs): call it from a thread."""
+    seen: set[int] = set()
+    for directory in dirs:
+        path = directory
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        try:
+            device = path.stat().st_dev
+            usage = shutil.disk_usage(path)
+        except OSError as exc:
+            log.warning("free space of %s unknown: %s", directory, exc)
+            continue
+        if device in seen:
+            continue  # same disk as a directory already counted (local storage: the usual case)
+        seen.add(device)
+        if size > usage.total:
+            raise TooLarge(
+                f"This file is {human_size(size)}; this server has room for {human_size(usage.total)}."
+            )
+        if usage.free < size + SPACE_MARGIN:
+            log.warning(
+                "refusing a %s download: %s free on the disk of %s",
+                human_size(size),
+                human_size(usage.free),
+                directory,
+            )
+            raise StorageError.out_of_space(size)
 
 
 # --- names ---------------------------------------------------------------------------------------------------

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
+import logging
 import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from core.errors import InvalidUrl, PrivateAddress
+
+log = logging.getLogger(__name__)
 
 _URL_RE = re.compile(r"""(?i)\b(https?://[^\s<>"'`]+)""")
 _TRAILING = ".,;:!?)]}>'\""
@@ -98,12 +102,106 @@ def normalize_url(url: str) -> str:
     return urlunsplit((scheme, netloc, path, urlencode(query, doseq=True), ""))
 
 
+# IPv6 ranges that carry an IPv4 address: judged by the address they carry.
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0/96")
+# Deprecated or local-use ranges no public media host uses: never fetched (without an explicit allowance).
+_NEVER_V6 = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "2001::/32",  # Teredo: the client address inside is obfuscated, and the tunnel may end anywhere
+        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215): translates into the operator's own networks
+        "::/96",  # IPv4-compatible (deprecated by RFC 4291), including :: and ::1
+        "fec0::/10",  # site-local (deprecated by RFC 3879), still routed inside some networks
+    )
+)
+
+
+def _embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a mapped, translated, 6to4 or NAT64 address reaches."""
+    if addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    if addr in _SIX_TO_FOUR:
+        return addr.sixtofour
+    if addr in _NAT64 or addr in _IPV4_TRANSLATED:
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    return None
+
+
 def ip_forbidden(ip: str) -> bool:
-    """True for loopback, private, link-local, multicast, reserved and other non-public addresses."""
-    addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
+    """True for loopback, private, link-local, multicast, reserved and other non-public addresses, and for
+    IPv6 addresses that reach one of those through the IPv4 address they carry (6to4, NAT64, mapped)."""
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address):
+        if any(addr in net for net in _NEVER_V6):
+            return True
+        addr = _embedded_ipv4(addr) or addr
     return not addr.is_global or addr.is_multicast or addr.is_reserved or addr.is_unspecified
+
+
+# `localhost` is a name for the loopback addresses: an allowance for one of them allows the others, so an
+# operator who allowed localhost:8000 can paste http://127.0.0.1:8000/ links, and the other way round.
+_LOOPBACK = "localhost"
+_LOOPBACK_SPELLINGS = {"localhost", "127.0.0.1", "::1"}
+_HOST_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?")
+
+
+def _canonical_host(host: str) -> str:
+    host = host.strip().lower().strip("[]").rstrip(".")
+    try:
+        addr = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        pass
+    else:
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        host = str(addr)
+    return _LOOPBACK if host in _LOOPBACK_SPELLINGS else host
+
+
+def host_port(host: str, port: int | None) -> str:
+    """`host:port` as an operator writes it (IPv6 addresses in brackets)."""
+    host = host.strip("[]")
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port is None else f"{shown}:{port}"
+
+
+def parse_allowed_host(entry: str) -> tuple[str, int | None]:
+    """One MEDIABOT_ALLOWED_PRIVATE_HOSTS entry as (host, port or None for any port); ValueError, in the
+    operator's words, for anything else (a scheme, a path, a bad port, no host)."""
+    text = entry.strip()
+    if "://" in text:
+        raise ValueError(f"{entry!r} is not host or host:port: leave out the {text.split('://', 1)[0]}://")
+    if any(c in text for c in "/?#@") or any(c.isspace() for c in text):
+        raise ValueError(f"{entry!r} is not host or host:port: leave out any path, query or user name")
+    try:
+        # A bare IPv6 address (::1, fd00::5) names a host without a port.
+        return str(ipaddress.IPv6Address(text.split("%", 1)[0])), None
+    except ValueError:
+        pass
+    parts = urlsplit("//" + text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port == -1 or port == 0 or text.endswith(":"):
+        raise ValueError(f"{entry!r} has an invalid port: use a number from 1 to 65535")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise ValueError(f"{entry!r} has no host name")
+    if not _is_ip(host) and not _HOST_NAME.fullmatch(host):
+        raise ValueError(f"{entry!r} is not a valid host name")
+    return host, port
+
+
+def allow_hint(host: str, port: int | None) -> str:
+    """What an operator sets to let mediabot fetch from a private host it refused."""
+    entry = host_port(host, port)
+    return (
+        f"To allow links to {entry}, set MEDIABOT_ALLOWED_PRIVATE_HOSTS={entry} "
+        "(a comma-separated list: keep any hosts already in it)."
+    )
 
 
 @dataclass(frozen=True)
@@ -115,10 +213,10 @@ class AddressPolicy:
     allowed_hosts: tuple[str, ...] = ()
 
     def host_allowed(self, host: str, port: int | None) -> bool:
-        host = host.lower().strip("[]").rstrip(".")
+        host = _canonical_host(host)
         for entry in self.allowed_hosts:
-            allowed = urlsplit("//" + entry.strip())
-            if allowed.hostname == host and (allowed.port is None or allowed.port == port):
+            allowed_host, allowed_port = _parsed_entry(entry)
+            if allowed_host == host and (allowed_port is None or allowed_port == port):
                 return True
         return False
 
@@ -126,8 +224,18 @@ class AddressPolicy:
         return self.allow_private or self.host_allowed(host, port) or not ip_forbidden(ip)
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed_entry(entry: str) -> tuple[str | None, int | None]:
+    try:
+        host, port = parse_allowed_host(entry)
+    except ValueError:
+        return None, None  # refused by the settings already; never matches here
+    return _canonical_host(host), port
+
+
 async def check_url(url: str, policy: AddressPolicy) -> None:
-    """Refuse links whose host resolves (in any of its addresses) to a private network."""
+    """Refuse links whose host resolves (in any of its addresses) to a private network. The refusal
+    carries (and logs) a hint for the operator naming the setting that would allow the host."""
     if policy.allow_private:
         return
     parts = urlsplit(url)
@@ -140,5 +248,8 @@ async def check_url(url: str, policy: AddressPolicy) -> None:
     except (socket.gaierror, UnicodeError):
         raise InvalidUrl(f"The host {host} could not be found.") from None
     for info in infos:
-        if ip_forbidden(str(info[4][0])):
-            raise PrivateAddress()
+        ip = str(info[4][0])
+        if ip_forbidden(ip):
+            hint = allow_hint(host, port)
+            log.info("link to %s refused: private address %s. %s", host_port(host, port), ip, hint)
+            raise PrivateAddress(hint=hint)

@@ -159,7 +159,7 @@ async def cmd_apikey(settings: Settings, args: argparse.Namespace) -> int:
     await db.upgrade(settings.database_url)
     engine = db.create_engine(settings.database_url)
     try:
-        keys = ApiKeyService(db.session_factory(engine))
+        keys = ApiKeyService(db.session_factory(engine), settings)
         if args.action == "create":
             if not args.name:
                 print("mediabot: `mediabot apikey create NAME`", file=sys.stderr)

@@ -61,3 +61,53 @@ def test_worker_without_redis_exits_with_a_clear_message(tmp_path: Path) -> None
     )
     assert proc.returncode == 2
     assert "MEDIABOT_REDIS_URL" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("http://nas.lan:8000", "leave out the http://"),
+        ("nas.lan:8000/media", "leave out any path"),
+        ("nas.lan:99999", "invalid port"),
+        ("nas.lan:http", "invalid port"),
+        (":8000", "no host name"),
+        ("media.lan, https://other.lan", "leave out the https://"),
+    ],
+)
+def test_allowed_private_hosts_refuse_what_they_cannot_use(tmp_path: Path, value: str, words: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(data_dir=tmp_path, allowed_private_hosts=value)
+    message = str(info.value)
+    assert "MEDIABOT_ALLOWED_PRIVATE_HOSTS" in message and words in message
+    assert "\n" not in message
+
+
+def test_allowed_private_hosts_are_kept_as_written(tmp_path: Path) -> None:
+    settings = load_settings(
+        data_dir=tmp_path, allowed_private_hosts="NAS.lan:8096, localhost, [::1]:9000, fd00::5, media_box."
+    )
+    assert settings.allowed_private_hosts == [
+        "nas.lan:8096",
+        "localhost",
+        "[::1]:9000",
+        "[fd00::5]",
+        "media_box",
+    ]
+
+
+def test_cli_refuses_an_allowed_host_with_a_scheme_in_one_line(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "MEDIABOT_DATA_DIR": str(tmp_path),
+        "MEDIABOT_ALLOWED_PRIVATE_HOSTS": "http://nas:8000",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "mediabot", "db", "upgrade"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "MEDIABOT_ALLOWED_PRIVATE_HOSTS" in proc.stderr and "http://" in proc.stderr

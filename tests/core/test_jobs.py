@@ -166,15 +166,16 @@ async def test_too_long_media_is_refused(tmp_path: Path, media_site) -> None:
 
 async def test_private_addresses_refused_at_submit_and_after_redirects(tmp_path: Path, media_site) -> None:
     port = media_site.port
-    # The operator allows its own media host (127.0.0.1:port) and nothing else private.
+    # The operator allows its own media host (127.0.0.1:port, also reached as localhost:port) and nothing else
+    # private; 0.0.0.0 reaches the same server on Linux, but is not an address the operator allowed.
     settings = make_settings(tmp_path, allow_private_urls=False, allowed_private_hosts=[f"127.0.0.1:{port}"])
     async with running_services(settings) as services:
         with pytest.raises(PrivateAddress):
-            await services.jobs.submit(ask(f"http://localhost:{port}/video.mp4"))
+            await services.jobs.submit(ask(f"http://0.0.0.0:{port}/video.mp4"))
         allowed = await services.jobs.submit(ask(media_site.url(unique_clip())))
         assert (await services.jobs.wait(allowed.job.id, timeout=30)).status == "done"
         # Allowed host, redirecting to a private one: refused when yt-dlp opens the connection.
-        target = f"http://localhost:{port}/clip/{uuid.uuid4().hex}.mp4"
+        target = f"http://0.0.0.0:{port}/clip/{uuid.uuid4().hex}.mp4"
         redirect = media_site.url(f"/redirect?to={target}")
         submission = await services.jobs.submit(ask(redirect))
         final = await services.jobs.wait(submission.job.id, timeout=30)

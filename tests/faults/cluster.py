@@ -146,7 +146,7 @@ class Cluster:
         self.redis.start()
         await asyncio.to_thread(self.pg.start)
         await db.upgrade(self.settings.database_url)
-        _, self.key = await ApiKeyService(self.sessions).create("drill")
+        _, self.key = await ApiKeyService(self.sessions, self.settings).create("drill")
 
     async def close(self) -> None:
         # Stopped in parallel: each gets SIGTERM and its grace period at once.

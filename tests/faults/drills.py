@@ -581,7 +581,8 @@ async def storage_failure(workdir: Path, site: MediaSite, mode: str) -> dict[str
     - files_dir_broken: the directory a file would go into cannot be made (a file is in the way).
 
     The job fails with storage_error and a plain message, nothing half-written stays in the files or
-    temp dirs, and once the disk is fixed the same link downloads fine.
+    temp dirs, and once the disk is fixed the same link downloads fine. The clip comes without a
+    Content-Length: a size known beforehand is refused before the download (test_storage_errors).
     """
     from tests.support.services import make_settings, running_services
 
@@ -591,7 +592,7 @@ async def storage_failure(workdir: Path, site: MediaSite, mode: str) -> dict[str
         database_url=f"sqlite+aiosqlite:///{workdir / 'db' / 'mediabot.db'}",
         secret_key="drill-secret-key",
     )
-    path, url = clip(site)
+    url = site.url(f"/chunked/{uuid.uuid4().hex}.mp4")
     with contextlib.ExitStack() as fixes:
         if mode == "files_disk_full":
             fixes.enter_context(tiny_tmpfs(settings.files_dir, "64k"))

@@ -24,6 +24,9 @@ Routes (all GET also answer HEAD; every response has a Content-Type):
 ``/missing.mp4``            404
 ``/slow.mp4``               big.mp4 throttled (default 500 000 B/s, ``?rate=B_PER_S``), 16 KiB chunks, Range
 ``/redirect?to=URL``        302 to URL
+``/chunked/{n}.mp4``        the small video streamed without Content-Length (its size unknown until the end)
+``/filler.mp4?bytes=N``     N bytes (not playable media) as ``video/mp4`` with a Content-Length; with
+                            ``&chunked=1`` streamed without one, so the size is unknown until the end
 ``/cookie.mp4``             small video if the Cookie header contains ``session=ok``, else 403
 ``/playlist.html?n=N``      N (default 3) items: ``<a href="/clip/i.mp4">`` and one ``<video>`` each, i = 1..N
 ``/thumb.png``              1280x720 PNG poster (larger than Telegram's thumbnail limits)
@@ -374,6 +377,8 @@ class MediaSite:
         r.add_get("/formats.html", self._formats)
         r.add_get("/song.html", self._song)
         r.add_get("/redirect", self._redirect)
+        r.add_get("/filler.mp4", self._filler)
+        r.add_get("/chunked/{name:[^/]+}.mp4", self._chunked)
         r.add_get("/", self._index)
         return app
 
@@ -559,6 +564,48 @@ class MediaSite:
             if request.transport is None or request.transport.is_closing():
                 break
             await asyncio.sleep(0.1)
+        return resp
+
+    async def _chunked(self, request: web.Request) -> web.StreamResponse:
+        b = self._blobs["video"]
+        resp = web.StreamResponse(headers={"Content-Type": b.content_type})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        if request.method == "HEAD":
+            return resp
+        try:
+            for off in range(0, len(b.data), CHUNK):
+                await resp.write(b.data[off : off + CHUNK])
+            await resp.write_eof()
+        except _CLIENT_GONE:
+            pass
+        return resp
+
+    async def _filler(self, request: web.Request) -> web.StreamResponse:
+        """N bytes of filler, generated as they are sent (a file larger than a small disk, for example)."""
+        try:
+            size = int(request.query.get("bytes", "0"))
+        except ValueError:
+            size = -1
+        if not 0 < size <= 8 * 1024**3:
+            return web.Response(status=400, text="bytes must be 1..8 GiB\n", content_type="text/plain")
+        resp = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+        if request.query.get("chunked") == "1":
+            resp.enable_chunked_encoding()
+        else:
+            resp.content_length = size
+        await resp.prepare(request)
+        if request.method == "HEAD":
+            return resp
+        block = bytes(CHUNK)
+        try:
+            for off in range(0, size, CHUNK):
+                if self._stopping:
+                    return self._abort(request, resp)
+                await resp.write(block[: min(CHUNK, size - off)])
+            await resp.write_eof()
+        except _CLIENT_GONE:
+            pass
         return resp
 
     async def _missing(self, request: web.Request) -> web.Response:

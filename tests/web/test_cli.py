@@ -30,7 +30,7 @@ async def test_apikey_commands(tmp_path: Path) -> None:
 
     engine = db.create_engine(settings.database_url)
     try:
-        keys = ApiKeyService(db.session_factory(engine), cache_s=0)  # read the database every time
+        keys = ApiKeyService(db.session_factory(engine), settings, cache_s=0)  # read the database every time
         found = await keys.verify(key)
         assert found is not None and found.name == "ci-bot"
 

@@ -283,6 +283,8 @@ async def test_rate_limit_is_shared_by_processes_through_redis(
         redis_url=redis_url,
         api_rate_per_minute=4,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}",
+        # Two data dirs: the processes share the API-key secret through the setting instead.
+        api_key_secret="shared-by-both-processes",
     )
     async with start_api(**shared) as one, start_api(**shared) as two:
         statuses = []
