@@ -30,7 +30,7 @@ from typing import Any
 import yt_dlp
 from yt_dlp.utils import DownloadCancelled, DownloadError
 
-from core import thumbnails
+from core import pot, thumbnails
 from core.config import Settings
 from core.cookies import check_cookies_dir, cookie_file_for, private_copy
 from core.errors import (
@@ -48,6 +48,7 @@ from core.errors import (
     human_duration,
     human_size,
 )
+from core.extraction import add_ytdlp_options
 from core.probe import probe_media
 from core.thumbnails import frame_time, make_thumbnail
 from core.urls import AddressPolicy
@@ -122,6 +123,7 @@ def _install_connection_guard() -> None:
                     policy is not None
                     and not policy.allow_private
                     and not policy.permits(str(host), port, ip)
+                    and not _pot_provider_call(str(host), port)
                 ):
                     _guard.blocked = True
                     raise ForbiddenAddress(f"connection to a private address refused ({host})")
@@ -141,7 +143,36 @@ def _install_connection_guard() -> None:
                 continue
             if getattr(module, "create_connection", None) is original:
                 module.create_connection = guarded  # type: ignore[attr-defined]
+        _mark_pot_provider_calls()
         _guard_installed = True
+
+
+def _pot_provider_call(host: str, port: int) -> bool:
+    """A connection the PO token plugin opens to the configured provider server (often on a private
+    network: a compose service): allowed for the plugin's own requests only, never for a link or redirect."""
+    return bool(getattr(_guard, "in_pot_provider", False)) and (host.lower(), port) == getattr(
+        _guard, "pot_provider", None
+    )
+
+
+def _mark_pot_provider_calls() -> None:
+    """Marks the thread while a PO token provider makes its request (yt-dlp's PoTokenProvider helper)."""
+    try:
+        from yt_dlp.extractor.youtube.pot.provider import PoTokenProvider
+    except ImportError:  # a yt-dlp without the PO token framework
+        return
+    original = PoTokenProvider._request_webpage
+
+    @functools.wraps(original)
+    def marked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        before = getattr(_guard, "in_pot_provider", False)
+        _guard.in_pot_provider = True
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _guard.in_pot_provider = before
+
+    PoTokenProvider._request_webpage = marked  # type: ignore[method-assign]
 
 
 def _share_ssl_contexts() -> None:
@@ -321,6 +352,7 @@ def build_options(
         opts["allowed_extractors"] = list(settings.allowed_extractors)
     if ffmpeg:
         opts["ffmpeg_location"] = ffmpeg
+    add_ytdlp_options(opts, settings)  # the JavaScript runtime and the PO token provider (core.extraction)
     # In the order yt-dlp's own command line runs them (yt_dlp.get_postprocessors).
     postprocessors: list[dict[str, Any]] = []
     if subtitles:
@@ -714,11 +746,13 @@ class Downloader:
         _guard.policy = self.policy
         _guard.control = control
         _guard.blocked = False
+        _guard.pot_provider = pot.provider_address(self.settings.pot_provider_url)
         try:
             yield
         finally:
             _guard.policy = None
             _guard.control = None
+            _guard.pot_provider = None
 
     def _output_path(self, result: dict[str, Any], workdir: Path) -> Path:
         for item in result.get("requested_downloads") or []:
