@@ -13,6 +13,9 @@ import pytest
 import yt_dlp
 from yt_dlp.extractor.youtube.pot._director import initialize_pot_director
 from yt_dlp.extractor.youtube.pot.provider import PoTokenContext, PoTokenRequest
+from yt_dlp.networking import Request
+from yt_dlp.networking.exceptions import TransportError
+from yt_dlp.networking.impersonate import ImpersonateTarget
 
 from core import extraction
 from core.config import SettingsError, load_settings
@@ -174,3 +177,31 @@ def test_the_provider_url_is_checked_at_start_up(tmp_path: Path) -> None:
         load_settings(data_dir=tmp_path, pot_provider_url="http://p:4416/").pot_provider_url
         == "http://p:4416"
     )
+
+
+async def test_impersonated_requests_keep_to_the_address_policy(
+    tmp_path: Path, pot_provider: FakePotProvider, media_site, media_files
+) -> None:
+    """curl_cffi connects in libcurl, past the socket guard: its redirects are followed and checked by us."""
+    settings = make_settings(
+        tmp_path, allow_private_urls=False, allowed_private_hosts=[f"127.0.0.1:{media_site.port}"]
+    )
+    downloader = Downloader(settings)
+    chrome = {"impersonate": ImpersonateTarget("chrome")}
+
+    def fetch(url: str) -> tuple[str, bytes, object]:
+        with downloader._guarded(Control()), yt_dlp.YoutubeDL({"quiet": True}) as ydl:
+            with ydl.urlopen(Request(url, extensions=chrome)) as resp:
+                return resp.url, resp.read(), resp.extensions.get("impersonate")
+
+    # A redirect within what is allowed is followed, as a browser would.
+    url, body, target = await asyncio.to_thread(
+        fetch, media_site.url(f"/redirect?to={media_site.url('/video.mp4')}")
+    )
+    assert url == media_site.url("/video.mp4") and target is not None
+    assert body == media_files.video_mp4.read_bytes()
+
+    # A redirect to another private address is refused before a byte is sent there.
+    with pytest.raises(TransportError, match="private address refused"):
+        await asyncio.to_thread(fetch, media_site.url(f"/redirect?to={pot_provider.url}/ping"))
+    assert pot_provider.calls == []
