@@ -23,6 +23,7 @@ from core.downloader import Control, Downloader, build_options
 from core.errors import PrivateAddress
 from core.schemas import SubmitRequest
 from tests.fakes.pot_provider import TOKEN, FakePotProvider
+from tests.support.servers import free_port
 from tests.support.services import make_settings, running_services
 
 
@@ -119,11 +120,15 @@ async def test_the_pot_plugin_asks_the_configured_provider_through_the_guard(
     assert pot_provider.calls == []
 
 
-async def test_a_broken_runtime_leaves_other_sites_working(tmp_path: Path, media_site) -> None:
+async def test_a_broken_runtime_and_a_dead_provider_leave_other_sites_working(
+    tmp_path: Path, media_site
+) -> None:
     broken = tmp_path / "deno"
     broken.write_text("not a program")  # and not executable
-    settings = make_settings(tmp_path, js_runtime=str(broken))
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings = make_settings(tmp_path, js_runtime=str(broken), pot_provider_url=dead)
     assert extraction.check_js_runtime(settings.js_runtime).status == "fail"
+    assert (await extraction.check_pot_provider(dead)).status == "fail"
     async with running_services(settings) as services:
         submission = await services.jobs.submit(
             SubmitRequest(text=media_site.url(f"/clip/{uuid.uuid4().hex}.mp4"), source="cli", user_id="a")
