@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -50,6 +51,12 @@ class Settings(BaseSettings):
     # yt-dlp extractor names that may be used ("youtube", "vimeo", "generic"...); empty means all of them.
     allowed_extractors: Annotated[list[str], NoDecode] = []
     ffmpeg: str = "auto"
+    # The JavaScript runtime yt-dlp solves YouTube's player challenges with: a path to a Deno binary, or
+    # "auto" for the one the `deno` package put next to this Python (else `deno` on the PATH).
+    js_runtime: str = "auto"
+    # Base URL of a bgutil PO token provider server (http://pot-provider:4416), for YouTube's PO tokens;
+    # unset: none is asked.
+    pot_provider_url: str | None = None
     # Netscape cookies.txt files named by domain (youtube.com.txt), for sites that want a login.
     cookies_dir: Path | None = None
     audio_format: Literal["m4a", "mp3", "opus"] = "m4a"  # core.schemas.AUDIO_FORMATS
@@ -134,7 +141,9 @@ class Settings(BaseSettings):
 
         return [host_port(*parse_allowed_host(entry)) for entry in value]
 
-    @field_validator("cookies_dir", "s3_public_url", "s3_endpoint_url", "redis_url", mode="before")
+    @field_validator(
+        "cookies_dir", "s3_public_url", "s3_endpoint_url", "redis_url", "pot_provider_url", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `MEDIABOT_COOKIES_DIR=` in a .env means "none", not the current directory.
@@ -149,6 +158,21 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must be a postgresql:// or sqlite+aiosqlite:// URL")
         return value
+
+    @field_validator("pot_provider_url")
+    @classmethod
+    def _check_pot_provider(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// URL such as http://pot-provider:4416")
+        return value.strip().rstrip("/")
+
+    @field_validator("js_runtime")
+    @classmethod
+    def _check_js_runtime(cls, value: str) -> str:
+        return value.strip() or "auto"
 
     @field_validator("redis_url")
     @classmethod

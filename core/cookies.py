@@ -5,6 +5,7 @@ jar back on exit); contents are never logged, and files others can read are refu
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -13,10 +14,20 @@ from urllib.parse import urlsplit
 log = logging.getLogger(__name__)
 
 
-def _usable(path: Path) -> bool:
+def refusal(path: Path) -> str | None:
+    """Why a cookies file is not used, in a few words; None when it is."""
     mode = path.stat().st_mode
     if mode & (stat.S_IROTH | stat.S_IWOTH):
-        log.warning("ignoring cookies file %s: it is readable by every user; run chmod 600 on it", path.name)
+        return "readable by every user: run chmod 600 on it"
+    if not os.access(path, os.R_OK):
+        return "this user cannot read it: chown it to this user"
+    return None
+
+
+def _usable(path: Path) -> bool:
+    reason = refusal(path)
+    if reason is not None:
+        log.warning("ignoring cookies file %s: %s", path.name, reason)
         return False
     return True
 

@@ -26,11 +26,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import yt_dlp
 from yt_dlp.utils import DownloadCancelled, DownloadError
 
-from core import thumbnails
+from core import pot, thumbnails
 from core.config import Settings
 from core.cookies import check_cookies_dir, cookie_file_for, private_copy
 from core.errors import (
@@ -48,6 +49,7 @@ from core.errors import (
     human_duration,
     human_size,
 )
+from core.extraction import add_ytdlp_options
 from core.probe import probe_media
 from core.storage import check_free_space, download_dirs
 from core.thumbnails import frame_time, make_thumbnail
@@ -123,6 +125,7 @@ def _install_connection_guard() -> None:
                     policy is not None
                     and not policy.allow_private
                     and not policy.permits(str(host), port, ip)
+                    and not _pot_provider_call(str(host), port)
                 ):
                     _guard.blocked = (str(host), port, ip)
                     raise ForbiddenAddress(f"connection to a private address refused ({host})")
@@ -142,7 +145,110 @@ def _install_connection_guard() -> None:
                 continue
             if getattr(module, "create_connection", None) is original:
                 module.create_connection = guarded  # type: ignore[attr-defined]
+        _mark_pot_provider_calls()
+        _guard_impersonated_requests()
         _guard_installed = True
+
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def _guard_impersonated_requests() -> None:
+    """curl_cffi (browser impersonation) connects in libcurl, past create_connection. For a job with an
+    address policy, its session follows redirects here instead of in curl: each hop's addresses are checked
+    first, and curl is pinned to them (CURLOPT_RESOLVE), so neither a redirect nor a DNS answer that changes
+    in between reaches a private address."""
+    try:
+        from curl_cffi import CurlOpt
+        from yt_dlp.networking._curlcffi import CurlCFFIRH
+        from yt_dlp.networking.exceptions import TransportError
+    except ImportError:  # curl_cffi absent: impersonation is unavailable, nothing to guard
+        return
+    original = CurlCFFIRH._create_instance
+
+    def checked_hop(url: str, policy: AddressPolicy) -> list[str]:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise TransportError(f"could not resolve {host}", cause=exc) from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        for ip in addresses:
+            if not policy.permits(host, port, ip):
+                _guard.blocked = (host, port, ip)
+                refused = ForbiddenAddress(f"connection to a private address refused ({host})")
+                raise TransportError(str(refused), cause=refused)
+        # curl's RESOLVE syntax: host:port:addr[,addr], IPv6 addresses in brackets.
+        pinned = ",".join(f"[{ip}]" if ":" in ip else ip for ip in addresses)
+        return [f"{host}:{port}:{pinned}"]
+
+    def create_instance(self: Any, cookiejar: Any = None) -> Any:
+        session = original(self, cookiejar=cookiejar)
+        plain = session.request
+
+        def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            policy: AddressPolicy | None = getattr(_guard, "policy", None)
+            if policy is None or policy.allow_private:
+                return plain(method, url, *args, **kwargs)
+            hops = kwargs.pop("max_redirects", None) or 5
+            kwargs["allow_redirects"] = False
+            for _ in range(hops + 1):
+                session.curl_options[CurlOpt.RESOLVE] = checked_hop(url, policy)
+                try:
+                    response = plain(method, url, *args, **kwargs)
+                finally:
+                    session.curl_options.pop(CurlOpt.RESOLVE, None)
+                location = response.headers.get("location")
+                if response.status_code not in _REDIRECTS or not location:
+                    return response
+                response.close()
+                target = urljoin(url, location)
+                if urlsplit(target).hostname != urlsplit(url).hostname and kwargs.get("headers"):
+                    # As curl does on a change of host: credentials stay with the host they were meant for.
+                    kwargs["headers"] = {
+                        k: v
+                        for k, v in dict(kwargs["headers"]).items()
+                        if k.lower() not in ("authorization", "cookie")
+                    }
+                if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+                    method, kwargs["data"] = "GET", None
+                url = target
+            raise TransportError(f"more than {hops} redirects")
+
+        session.request = request
+        return session
+
+    CurlCFFIRH._create_instance = create_instance  # type: ignore[method-assign]
+
+
+def _pot_provider_call(host: str, port: int) -> bool:
+    """A connection the PO token plugin opens to the configured provider server (often on a private
+    network: a compose service): allowed for the plugin's own requests only, never for a link or redirect."""
+    return bool(getattr(_guard, "in_pot_provider", False)) and (host.lower(), port) == getattr(
+        _guard, "pot_provider", None
+    )
+
+
+def _mark_pot_provider_calls() -> None:
+    """Marks the thread while a PO token provider makes its request (yt-dlp's PoTokenProvider helper)."""
+    try:
+        from yt_dlp.extractor.youtube.pot.provider import PoTokenProvider
+    except ImportError:  # a yt-dlp without the PO token framework
+        return
+    original = PoTokenProvider._request_webpage
+
+    @functools.wraps(original)
+    def marked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        before = getattr(_guard, "in_pot_provider", False)
+        _guard.in_pot_provider = True
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _guard.in_pot_provider = before
+
+    PoTokenProvider._request_webpage = marked  # type: ignore[method-assign]
 
 
 def _share_ssl_contexts() -> None:
@@ -322,6 +428,7 @@ def build_options(
         opts["allowed_extractors"] = list(settings.allowed_extractors)
     if ffmpeg:
         opts["ffmpeg_location"] = ffmpeg
+    add_ytdlp_options(opts, settings)  # the JavaScript runtime and the PO token provider (core.extraction)
     # In the order yt-dlp's own command line runs them (yt_dlp.get_postprocessors).
     postprocessors: list[dict[str, Any]] = []
     if subtitles:
@@ -725,11 +832,13 @@ class Downloader:
         _guard.policy = self.policy
         _guard.control = control
         _guard.blocked = None
+        _guard.pot_provider = pot.provider_address(self.settings.pot_provider_url)
         try:
             yield
         finally:
             _guard.policy = None
             _guard.control = None
+            _guard.pot_provider = None
 
     def _output_path(self, result: dict[str, Any], workdir: Path) -> Path:
         for item in result.get("requested_downloads") or []:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text
 
+from core import extraction
 from core.downloader import ffmpeg_version, find_ffmpeg
 from core.errors import MediabotError
 from core.models import Worker, utcnow
@@ -44,6 +45,9 @@ async def check(services: Services, timeout_s: float = CHECK_TIMEOUT_S) -> dict[
         "storage": (_storage, timeout_s * 2),
         "workers": (_workers, timeout_s),
         "ffmpeg": (_ffmpeg, timeout_s * 2),
+        # yt-dlp and what real sites need around it (core.extraction); the JavaScript runtime's check is
+        # cached, so a poll does not start Deno each time.
+        "extraction": (_extraction, timeout_s * 2),
     }
     results = await asyncio.gather(*(_run(name, fn, services, limit) for name, (fn, limit) in checks.items()))
     components = dict(zip(checks, results, strict=True))
@@ -136,3 +140,12 @@ async def _ffmpeg(services: Services) -> dict[str, Any]:
     if not found["found"]:
         raise CheckFailed("ffmpeg not found", found=False)
     return dict(found)
+
+
+async def _extraction(services: Services) -> dict[str, Any]:
+    parts = await extraction.check_stack(services.settings, timeout_s=CHECK_TIMEOUT_S)
+    details = {"parts": {p.key: p.public() for p in parts}}
+    failing = [p for p in parts if p.status == "fail"]
+    if failing:
+        raise CheckFailed("; ".join(f"{p.label}: {p.detail}" for p in failing), **details)
+    return details

@@ -22,6 +22,7 @@ from core.planner import finished_items, playlist_line
 from core.render import progress_line
 from core.schemas import JobView, SubmitRequest
 from core.services import Services, build_services
+from mediabot import doctor
 from worker.broker import make_broker
 from worker.host import hosted_worker
 from worker.queue import TaskiqQueue
@@ -348,6 +349,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
 }
 # (add_parser, handler name, handler) hooks for commands the front ends bring (e.g. `apikey`).
 EXTRA_COMMANDS: list[tuple[Callable[[Any], None], str, Callable[[Settings, argparse.Namespace], Any]]] = []
+EXTRA_COMMANDS.append(doctor.COMMAND)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.servers",
     "tests.fakes.telegram",
     "tests.fakes.discord",
+    "tests.fakes.pot_provider",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -9,12 +10,14 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.services import build_worker
+from tests.core.test_extraction import fake_runtime
+from tests.fakes.pot_provider import FakePotProvider
 from tests.support.servers import PrivateRedis, TcpProxy
 from tests.support.services import wait_until
 from tests.web.conftest import Api, web_api, web_settings
 from web.app import create_app
 
-COMPONENTS = {"database", "queue", "events", "storage", "workers", "ffmpeg"}
+COMPONENTS = {"database", "queue", "events", "storage", "workers", "ffmpeg", "extraction"}
 
 
 async def detailed(api: Api) -> tuple[int, dict[str, Any], float]:
@@ -37,12 +40,64 @@ async def test_health_endpoints(start_api: Any) -> None:
         assert body["components"]["storage"]["backend"] == "local"
         assert body["components"]["workers"]["alive"] == 1
         assert body["components"]["ffmpeg"]["found"] is True and body["components"]["ffmpeg"]["version"]
+        parts = body["components"]["extraction"]["parts"]
+        assert list(parts) == [
+            "yt_dlp",
+            "yt_dlp_ejs",
+            "js_runtime",
+            "impersonation",
+            "pot_provider",
+            "cookies",
+        ]
+        assert parts["js_runtime"]["status"] == "ok" and parts["js_runtime"]["version"].startswith("deno ")
+        assert parts["yt_dlp"]["version"] and parts["impersonation"]["detail"].endswith(")")
+        assert parts["pot_provider"] == {
+            "status": "off",
+            "detail": "not configured (MEDIABOT_POT_PROVIDER_URL)",
+        }
 
     # Without a worker heartbeat (no worker ever ran against this database) the app is not healthy.
     async with start_api(worker=False) as api:
         status, body, _ = await detailed(api)
         assert status == 503 and body["components"]["workers"]["status"] == "fail"
         assert body["components"]["database"]["status"] == "ok"
+
+
+async def test_detailed_health_names_a_broken_runtime_and_provider(
+    tmp_path: Path, start_api: Any, pot_provider: FakePotProvider
+) -> None:
+    starts = tmp_path / "starts.log"
+    runtime = fake_runtime(tmp_path / "deno", run_exit=1, log=starts)
+    async with start_api(
+        allowed_extractors=[], js_runtime=str(runtime), pot_provider_url=pot_provider.url
+    ) as api:
+        status, body, _ = await detailed(api)
+        assert status == 503, body
+        extraction = body["components"]["extraction"]
+        assert extraction["status"] == "fail"
+        assert extraction["error"] == "JavaScript runtime: a one-line script exited with code 1"
+        assert extraction["parts"]["pot_provider"] == {
+            "status": "ok",
+            "version": pot_provider.version,
+            "detail": "answers",
+        }
+        assert extraction["parts"]["js_runtime"]["advice"].startswith("Point MEDIABOT_JS_RUNTIME at")
+        assert all(c["status"] == "ok" for name, c in body["components"].items() if name != "extraction"), (
+            body
+        )
+
+        await pot_provider.stop()
+        status, body, _ = await detailed(api)
+        extraction = body["components"]["extraction"]
+        assert extraction["error"] == (
+            "JavaScript runtime: a one-line script exited with code 1; PO token provider: does not answer: "
+            "nothing listens there (connection refused or host not found)"
+        )
+        # No path, URL or program output reaches a health reader.
+        text = json.dumps(body)
+        assert str(tmp_path) not in text and pot_provider.url not in text and "on purpose" not in text
+        # The runtime's check was made once for the two polls: Deno is not started on every poll.
+        assert starts.read_text().split().count("run") == 1
 
 
 async def test_detailed_health_follows_a_redis_outage(tmp_path: Path, private_redis: PrivateRedis) -> None:
