@@ -91,22 +91,30 @@ async def submit_to_progress(browser: Any, base: str, key: str, site: Any, runs:
     await page.goto(base + "/")
     await page.wait_for_function(READY, timeout=20_000)
     first, card, done = [], [], []
+    known: list[str] = []
     for run in range(runs + 1):
         await page.evaluate("window.__bench.frames = []; window.__bench.submitted = null")
-        before = await page.locator("#downloads > li.job").count()
+        rows = "#queue > li.job, #done > li.job"
+        before = await page.locator(rows).count()
         await page.fill("#url-input", site.url(f"/clip/page-bench-{uuid.uuid4().hex[:10]}.mp4"))
         await page.click("#submit")
         await page.wait_for_function(
-            f"() => document.querySelectorAll('#downloads > li.job').length > {before}", timeout=20_000
+            f"() => document.querySelectorAll('{rows}').length > {before}", timeout=20_000
         )
         shown_at = await page.evaluate("performance.now()")
-        top = page.locator("#downloads > li.job").first
+        # The new card is on top of the Queue, or already in Done when the clip was that quick.
+        job_id = await page.evaluate(
+            "(known) => [...document.querySelectorAll('#queue > li.job, #done > li.job')]"
+            ".map((li) => li.dataset.jobId).find((id) => !known.includes(id))",
+            known,
+        )
+        known.append(job_id)
+        top = page.locator(f"li.job[data-job-id='{job_id}']")
         await page.wait_for_function(
             "(li) => li.dataset.status === 'done'", arg=await top.element_handle(), timeout=30_000
         )
         done_at = await page.evaluate("performance.now()")
         bench = await page.evaluate("window.__bench")
-        job_id = await top.get_attribute("data-job-id")
         frames = [at for at, data in bench["frames"] if json.loads(data).get("job", {}).get("id") == job_id]
         if run == 0:
             continue  # the first job also warms the worker's yt-dlp

@@ -701,7 +701,8 @@ class JobService:
 
     async def retry(self, request_id: str, *, source: str, user_id: str) -> Submission:
         """The same ask again (link, kind, quality, format, subtitles, delivery target, completion callback)
-        as a new request."""
+        as a new request, which replaces the old one in its owner's history: the old one is hidden as
+        `remove` hides it (its files stay while the new request, or anyone else's, uses them)."""
         request, job = await self.get_request(request_id)
         if (request.source, request.user_id) != (source, str(user_id)):
             raise NotFound()
@@ -709,7 +710,7 @@ class JobService:
             raise InvalidRequest("This download is still running.")
         async with self.sessions() as session:
             hook = await session.get(Webhook, request_id)
-        return await self.submit(
+        submission = await self.submit(
             SubmitRequest(
                 text=request.url, source=request.source, user_id=request.user_id,  # type: ignore[arg-type]
                 kind=request.kind, quality=request.quality, target=dict(request.target),  # type: ignore[arg-type]
@@ -717,6 +718,10 @@ class JobService:
                 callback_url=hook.url if hook is not None else None,
             )
         )  # fmt: skip
+        # Only once the new request exists: a refused retry (the link no longer allowed) keeps the old one,
+        # and a retry answered from the old one's stored file keeps that file.
+        await self.remove(request_id, source=source, user_id=user_id)
+        return submission
 
     async def cancel_all(self, source: str, user_id: str) -> int:
         active = await self.active_requests(source, user_id)

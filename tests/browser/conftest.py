@@ -6,6 +6,7 @@ async API runs on the suite's session event loop, the same loop as the app under
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,6 +24,7 @@ import pytest_asyncio
 from aiohttp import WSCloseCode, web
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from core.config import Settings
 from tests.support.services import IN_CI, running_services
 from tests.web.conftest import Api, web_settings
 from web.keys import SOCKETS
@@ -65,12 +68,10 @@ async def browser(chromium_path: str) -> AsyncIterator[Browser]:
 
 @dataclass
 class App:
-    """The app on a real port (its runner at hand, to drop its WebSockets), and whether it takes the key as
-    a WebSocket subprotocol (else only as ?token=)."""
+    """The app on a real port (its runner at hand, to drop its WebSockets)."""
 
     api: Api
     runner: web.AppRunner
-    key_as_protocol: bool
 
     @property
     def base(self) -> str:
@@ -84,29 +85,30 @@ class App:
         return len(sockets)
 
 
-async def _takes_key_as_protocol(api: Api) -> bool:
-    try:
-        async with api.http.ws_connect(
-            api.ws_url("/api/v1/events"), protocols=("mediabot", f"mediabot.key.{api.key}")
-        ) as ws:
-            return ws.protocol == "mediabot"
-    except aiohttp.WSServerHandshakeError:
-        return False
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
-    settings = web_settings(
-        tmp_path_factory.mktemp("app"), worker_concurrency=2, api_rate_per_minute=1000, max_playlist_items=5
+def app_settings(data: Path, **overrides: Any) -> Settings:
+    return web_settings(
+        data, worker_concurrency=2, api_rate_per_minute=1000, max_playlist_items=5, **overrides
     )
+
+
+@contextlib.asynccontextmanager
+async def serve_app(settings: Settings, key: str | None = None) -> AsyncIterator[App]:
+    """The app as `mediabot run` serves it (an in-process worker), with `key` or a new one ready."""
     async with (
         running_services(settings) as services,
         serving(services) as runner,
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
     ):
-        _, key = await services.keys.create("browser-tests")
+        if key is None:
+            _, key = await services.keys.create("browser-tests")
         api = Api(services=services, base=f"http://127.0.0.1:{settings.port}", http=http, key=key)
-        yield App(api=api, runner=runner, key_as_protocol=await _takes_key_as_protocol(api))
+        yield App(api=api, runner=runner)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[App]:
+    async with serve_app(app_settings(tmp_path_factory.mktemp("app"))) as running:
+        yield running
 
 
 @dataclass
@@ -172,9 +174,12 @@ async def open_tab(
     return tab
 
 
-def assert_clean(tab: Tab, app: App, log_text: str, *, followed: bool = True) -> None:
-    """Nothing from elsewhere; the key in no URL (on a server that takes it as a WebSocket subprotocol), in
-    no console line and in no log line; no script or CSP errors."""
+def assert_clean(
+    tab: Tab, app: App, log_text: str, *, followed: bool = True, expected: tuple[str, ...] = ()
+) -> None:
+    """Nothing from elsewhere; the key in no request URL, no WebSocket URL (it travels as a subprotocol), no
+    console line and no log line; a clean console: no script, CSP or handshake errors, no error at all but
+    the `expected` ones (pieces of the lines)."""
     key = tab.key
     assert tab.requests, "the page made no requests?"
     assert all(u.startswith(app.base + "/") or u.startswith("data:") for u in tab.requests), tab.requests
@@ -182,20 +187,20 @@ def assert_clean(tab: Tab, app: App, log_text: str, *, followed: bool = True) ->
     assert tab.sockets or not followed, "progress was not followed over a WebSocket"
     for address in tab.sockets:
         parts = urlsplit(address)
-        assert parts.path.startswith("/api/v1/") and key not in parts.path, address
-        token = parse_qs(parts.query).get("token")
-        if app.key_as_protocol:
-            assert token is None and key not in address, f"the key is in a WebSocket URL: {address}"
-        else:
-            # A server that only takes ?token=: the page's subprotocol attempts are refused, then the key
-            # goes there and nowhere else in the URL.
-            assert token in (None, [key]) and key not in parts.path, address
-    if followed and not app.key_as_protocol:
-        assert any(parse_qs(urlsplit(a).query).get("token") == [key] for a in tab.sockets), tab.sockets
+        assert address.startswith(app.base.replace("http://", "ws://") + "/api/v1/"), address
+        assert key not in address and "token" not in parse_qs(parts.query), (
+            f"the key is in a WebSocket URL: {address}"
+        )
     assert not [line for line in tab.console if key in line], "the key reached the console"
     assert key not in log_text, "the key reached the server's log"
     assert tab.errors == []
-    assert not [line for line in tab.console if "Content Security Policy" in line], tab.console
+    unexpected = [
+        line
+        for line in tab.console
+        if (line.startswith("error:") or "WebSocket" in line or "Content Security Policy" in line)
+        and not any(piece in line for piece in expected)
+    ]
+    assert unexpected == [], unexpected
 
 
 def size_words(n: int) -> str:

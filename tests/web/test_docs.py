@@ -39,3 +39,7 @@ async def test_openapi_matches_routes_and_docs_page_is_self_contained(start_api:
             "the docs page must not load anything remote"
         )
         assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+        # Text from the description is set as text (its `code` as <code> elements), never parsed as HTML;
+        # the page follows the system's dark theme (checked in a browser in tests/browser/test_docs_page.py).
+        assert "innerHTML" not in html and "insertAdjacentHTML" not in html
+        assert "prefers-color-scheme: dark" in html

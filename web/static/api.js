@@ -1,14 +1,16 @@
 // Talking to mediabot: JSON calls with the key in the Authorization header, and WebSockets that carry the
-// key in a header too. Every failure becomes an ApiError holding one sentence a person can read.
+// key in a header too (as a subprotocol). Every failure becomes an ApiError holding one sentence a person
+// can read.
 
 const KEY_PROTOCOL = "mediabot.key."; // Sec-WebSocket-Protocol entry that carries the key
 const PROTOCOL = "mediabot"; // the one the server answers with
 
+// What every key the server makes looks like ("mb_" and URL-safe base64): anything else is a paste gone
+// wrong, and would not fit in a header or a subprotocol anyway.
+const KEY_SHAPE = /^mb_[A-Za-z0-9_-]{20,100}$/;
+
 let apiKey = null;
-// How WebSockets authenticate: "protocol" (the key as a subprotocol, so in a header, never in a URL or an
-// access log), or "query" once this server has refused that handshake (a server older than the page).
-let socketAuth = "protocol";
-let protocolWorked = false;
+let onReach = () => {};
 
 export class ApiError extends Error {
   constructor(message, status = 0, code = "") {
@@ -20,6 +22,15 @@ export class ApiError extends Error {
 
 export function setKey(key) {
   apiKey = key;
+}
+
+// `listener(reached)` hears whether each call reached mediabot (any answer, even a refusal) or not.
+export function onReachability(listener) {
+  onReach = listener;
+}
+
+export function isKeyShaped(key) {
+  return KEY_SHAPE.test(key);
 }
 
 export function hasKey() {
@@ -41,6 +52,7 @@ export async function api(method, path, body) {
   try {
     resp = await fetch(path, init);
   } catch {
+    onReach(false);
     throw new ApiError("Could not reach mediabot. Check your connection and try again.", 0, "network");
   }
   let data = null;
@@ -51,6 +63,8 @@ export async function api(method, path, body) {
       // not JSON (a proxy's error page): described below by its status
     }
   }
+  // A proxy's own error page (mediabot down behind it) is no answer from mediabot.
+  onReach(resp.ok || Boolean(data && data.error));
   if (!resp.ok) {
     const error = data && data.error;
     const message = (error && error.message) || `mediabot answered ${resp.status} ${resp.statusText}. Try again shortly.`;
@@ -59,29 +73,18 @@ export async function api(method, path, body) {
   return data;
 }
 
-// A WebSocket to `path` (with its query), authenticated with the key. `onMessage(data)` gets each parsed
-// JSON message; `onClose(event, opened)` gets the close, and whether the socket was ever open.
-export function openSocket(path, { onMessage, onClose }) {
+// A WebSocket to `path` (with its query), authenticated with the key as a subprotocol: it travels in a
+// header, never in the URL, so it reaches no access log or proxy. `onOpen()` runs once the server accepted
+// the handshake; `onMessage(data)` gets each parsed JSON message; `onClose(event, opened)` gets the close,
+// and whether the socket was ever open.
+export function openSocket(path, { onOpen, onMessage, onClose }) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const address = `${scheme}//${location.host}${path}`;
-  const mode = socketAuth;
-  let ws;
-  try {
-    if (mode === "protocol") {
-      ws = new WebSocket(address, [PROTOCOL, KEY_PROTOCOL + apiKey]);
-    } else {
-      const join = path.includes("?") ? "&" : "?";
-      ws = new WebSocket(`${address}${join}token=${encodeURIComponent(apiKey)}`);
-    }
-  } catch {
-    // A key with characters a subprotocol cannot hold: the query string is the only way left.
-    socketAuth = "query";
-    return openSocket(path, { onMessage, onClose });
-  }
+  // The key's shape (checked when it is saved) is always a valid subprotocol token.
+  const ws = new WebSocket(`${scheme}//${location.host}${path}`, [PROTOCOL, KEY_PROTOCOL + apiKey]);
   let opened = false;
   ws.addEventListener("open", () => {
     opened = true;
-    if (mode === "protocol") protocolWorked = true;
+    if (onOpen) onOpen();
   });
   ws.addEventListener("message", (event) => {
     let message;
@@ -92,15 +95,6 @@ export function openSocket(path, { onMessage, onClose }) {
     }
     onMessage(message);
   });
-  ws.addEventListener("close", (event) => {
-    if (mode === "protocol" && !opened && !protocolWorked && socketAuth === "protocol") {
-      // The handshake failed before this server ever accepted the key as a subprotocol: it predates that,
-      // so fall back to the query string (the caller reconnects at once).
-      socketAuth = "query";
-      onClose(event, false, true);
-      return;
-    }
-    onClose(event, opened, false);
-  });
+  ws.addEventListener("close", (event) => onClose(event, opened));
   return ws;
 }

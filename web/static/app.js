@@ -1,42 +1,56 @@
 // mediabot's page: the API key kept in localStorage, jobs through /api/v1, live progress over each active
-// job's WebSocket (resumed with ?after=<seq> after a drop). Plain DOM modules, no build step, nothing loaded
-// from elsewhere. A playlist is one job with `items` (each a job of its own): its WebSocket sends the
-// playlist, then each item's changes (`parent_id` = the playlist), then its end.
+// job's WebSocket. Two lists, each job in one of them: the Queue (queued and running) and Done (finished,
+// failed or cancelled; searchable, paged). Plain DOM modules, no build step, nothing loaded from elsewhere.
+// A playlist is one job with `items` (each a job of its own): its WebSocket sends the playlist, then each
+// item's changes (`parent_id` = the playlist), then its end.
+//
+// When a job's WebSocket closes before the job ended (a restarted server, a dropped network), the page
+// reads the job again (GET) and follows it from that state (?after=<its seq>); while mediabot cannot be
+// reached it says so, on the page and on the job, and says nothing about speed or time left.
 
-import { ApiError, api, hasKey, openSocket, setKey } from "./api.js";
+import { ApiError, api, hasKey, isKeyShaped, onReachability, openSocket, setKey } from "./api.js";
 import { fillRow, safeLink, syncRows } from "./rows.js";
-import { ACTIVE, ENDED, language, clock, statusSentence, titleOf } from "./words.js";
+import { ACTIVE, ENDED, clock, hasFile, language, statusSentence, titleOf } from "./words.js";
 
 const KEY_STORAGE = "mediabot.apiKey";
 const AUDIO_FORMAT_STORAGE = "mediabot.audioFormat"; // the file type last chosen for sound only
-const HISTORY_PAGE = 10;
+const DONE_PAGE = 50;
+const QUEUE_LIMIT = 100;
+const BULK_PAGE = 100;
+const BULK_PAGES = 10; // bulk actions reach the newest 1,000 matching jobs
 const MAX_LINKS = 10;
 const FRESH_LINK_MS = 60_000; // older than this, a file link is asked for again before it is used
 const SEARCH_DELAY_MS = 300;
+const RETRY_MAX_MS = 5_000;
+const ENDED_FILTER = "done,failed,cancelled";
 
 const $ = (id) => document.getElementById(id);
 
 const state = {
   jobs: new Map(), // id -> the newest JSON of a job you submitted (a playlist's items inside it)
   fetchedAt: new Map(), // id (also of items) -> when that JSON arrived (its links expire)
-  seqs: new Map(), // id -> seq of the newest state of it its WebSocket sent
+  seqs: new Map(), // id -> the seq to resume its WebSocket after
   sockets: new Map(), // id -> WebSocket
-  retries: new Map(), // id -> reconnects since the last message
-  timers: new Map(), // id -> pending reconnect
-  downloads: [], // ids in "Downloads": this visit's and those still running, newest first
-  downloadRows: new Map(),
-  history: { ids: [], cursor: null, loaded: false, request: 0, filters: { q: "", status: "", kind: "" } },
-  historyRows: new Map(),
+  attempts: new Map(), // id -> reconnects since its socket last brought a message
+  timers: new Map(), // id -> pending re-read
+  stale: new Set(), // ids whose state could not be read since their socket closed
+  lost: false, // mediabot did not answer the last call
+  probe: null, // pending check whether mediabot answers again, when no job is being read again
+  rows: new Map(), // id -> <li>, in the Queue or in Done (a row moves between them)
+  done: { ids: [], cursor: null, loaded: false, request: 0, filters: { q: "", status: "", kind: "" } },
+  selected: new Set(), // ids ticked in Done
+  busy: false, // a bulk action runs
   formats: null, // {url, data} from /api/v1/formats for the one link in the box
   announced: new Map(), // id -> the last status/milestone read out
 };
 
 // ---- messages ------------------------------------------------------------------------------------------
 
-function showError(message) {
+function showError(message, network = false) {
   const box = $("error");
   box.textContent = message || "";
   box.hidden = !message;
+  box.dataset.network = message && network ? "true" : "";
 }
 
 function report(err) {
@@ -44,8 +58,11 @@ function report(err) {
     // The key is wrong or was revoked: ask for it again, and keep the reason on screen.
     forgetKey();
   }
-  showError(err instanceof ApiError ? err.message : "Something went wrong in this page. Reload it and try again.");
-  if (!(err instanceof ApiError)) console.error(err);
+  if (err instanceof ApiError) showError(err.message, err.code === "network");
+  else {
+    showError("Something went wrong in this page. Reload it and try again.");
+    console.error(err);
+  }
 }
 
 let announceTimer = null;
@@ -69,6 +86,51 @@ function announceJob(job) {
   state.announced.set(job.id, mark);
   if (first && ENDED.has(job.status)) return; // known before this visit: nothing new to say
   announce(quarter != null ? `${titleOf(job)}: ${quarter}% downloaded.` : statusSentence(job));
+}
+
+// ---- reaching mediabot ---------------------------------------------------------------------------------
+
+function connectionLost() {
+  if (state.lost) return;
+  state.lost = true;
+  $("connection").hidden = false;
+  probe(0);
+}
+
+// While mediabot does not answer, something must keep asking (the notice promises it): the jobs being read
+// again do, else a small read of the list.
+function probe(attempt) {
+  clearTimeout(state.probe);
+  state.probe = setTimeout(async () => {
+    state.probe = null;
+    if (!state.lost || !hasKey()) return;
+    if (state.timers.size) {
+      probe(attempt); // the jobs' own reads will tell
+      return;
+    }
+    try {
+      await api("GET", "/api/v1/jobs?limit=1");
+    } catch {
+      // still away (or refusing): asked again below
+    }
+    if (state.lost) probe(attempt + 1);
+  }, Math.min(1000 * 2 ** attempt, RETRY_MAX_MS));
+}
+
+// mediabot answered: the notice goes, so does a "could not reach" error, and every job waiting to be read
+// again is read now rather than at its next try.
+function connectionBack() {
+  if (!state.lost) return;
+  state.lost = false;
+  clearTimeout(state.probe);
+  state.probe = null;
+  $("connection").hidden = true;
+  if ($("error").dataset.network) showError("");
+  for (const [id, timer] of state.timers) {
+    clearTimeout(timer);
+    state.timers.delete(id);
+    resync(id);
+  }
 }
 
 // ---- the key -------------------------------------------------------------------------------------------
@@ -109,10 +171,11 @@ function forgetKey() {
   state.sockets.clear();
   state.jobs.clear();
   state.seqs.clear();
-  state.downloads = [];
-  state.history.ids = [];
-  state.history.cursor = null;
-  state.history.loaded = false;
+  state.stale.clear();
+  state.selected.clear();
+  state.done.ids = [];
+  state.done.cursor = null;
+  state.done.loaded = false;
   renderLists();
   showKeyState();
 }
@@ -123,6 +186,11 @@ async function saveKey(event) {
   const value = input.value.trim();
   if (!value) {
     showError("Paste your API key first.");
+    input.focus();
+    return;
+  }
+  if (!isKeyShaped(value)) {
+    showError("That is not an API key: a key starts with mb_ followed by about 43 letters, digits, - or _. Paste it again.");
     input.focus();
     return;
   }
@@ -184,15 +252,17 @@ function findJob(id) {
   return null;
 }
 
-function remember(job) {
+// `fresh`: read from the server just now (a GET), so it is the truth even when it goes back to queued (a
+// restarted server hands running downloads back to the queue).
+function remember(job, fresh = false) {
   if (job.parent_id) {
     updateItem(job.parent_id, job); // an item read on its own (for a fresh link): it lives in its playlist
     return job;
   }
   const known = state.jobs.get(job.id);
   // A late snapshot (a list read racing the WebSocket) never takes a finished job back to running.
-  if (known && ENDED.has(known.status) && ACTIVE.has(job.status)) return known;
-  const merged = withItems(job, known);
+  if (!fresh && known && ENDED.has(known.status) && ACTIVE.has(job.status)) return known;
+  const merged = fresh ? job : withItems(job, known);
   state.jobs.set(job.id, merged);
   const now = Date.now();
   state.fetchedAt.set(job.id, now);
@@ -209,18 +279,14 @@ function updateItem(parentId, item) {
   renderJob(parentId);
 }
 
-// A job's new state: remembered, its rows updated, read out when its status changed.
-function update(job) {
-  const merged = remember(job);
+// A job's new state: remembered, its row updated (moved to Done when it ended), read out when its status
+// changed.
+function update(job, fresh = false) {
+  const merged = remember(job, fresh);
   if (job.parent_id) return;
+  if (ENDED.has(merged.status)) addToDone(merged);
   renderJob(merged.id);
   announceJob(merged);
-  addToHistory(merged);
-  if (ENDED.has(merged.status)) showClearFinished();
-}
-
-function addDownload(job) {
-  if (!state.downloads.includes(job.id)) state.downloads.unshift(job.id);
 }
 
 // ---- live progress -------------------------------------------------------------------------------------
@@ -231,13 +297,13 @@ function watch(id) {
   clearTimeout(state.timers.get(id));
   state.timers.delete(id);
   const after = state.seqs.get(id) ?? job.seq ?? 0;
-  let heard = false;
   const ws = openSocket(`/api/v1/jobs/${encodeURIComponent(id)}/events?after=${after}`, {
+    onOpen() {
+      connectionBack();
+    },
     onMessage(message) {
       if (!message || message.type !== "job" || !message.job) return;
-      heard = true;
-      state.retries.delete(id);
-      showConnection();
+      state.attempts.delete(id);
       if (message.job.id === id) {
         state.seqs.set(id, Math.max(state.seqs.get(id) || 0, message.job.seq));
         update(message.job);
@@ -247,128 +313,131 @@ function watch(id) {
         if (parent) announceJob(parent);
       }
     },
-    onClose(event, opened, fallback) {
+    onClose() {
       if (state.sockets.get(id) === ws) state.sockets.delete(id);
       const latest = state.jobs.get(id);
       if (!hasKey() || !latest || !ACTIVE.has(latest.status)) return;
-      if (fallback) {
-        watch(id); // the server wants the older handshake: again at once
-        return;
-      }
-      // Closed before the job ended (network, server restart): follow it again from the last state seen.
-      const attempt = (state.retries.get(id) || 0) + 1;
-      state.retries.set(id, attempt);
-      showConnection();
-      const delay = Math.min(500 * 2 ** (attempt - 1), 15_000);
-      // A socket that closed without a word while the job looks active: read the job first.
-      const next = heard || !opened ? () => watch(id) : () => resync(id);
-      state.timers.set(id, setTimeout(next, delay));
+      // Closed before the job ended: read where it is now, then follow it from there. At once the first
+      // time; then slower, so a socket that keeps closing does not become a loop.
+      const attempt = (state.attempts.get(id) || 0) + 1;
+      state.attempts.set(id, attempt);
+      later(id, attempt === 1 ? 0 : Math.min(500 * 2 ** (attempt - 2), RETRY_MAX_MS));
     },
   });
   state.sockets.set(id, ws);
 }
 
-async function resync(id) {
-  state.timers.delete(id);
-  if (!hasKey() || state.sockets.has(id)) return;
-  try {
-    const job = await api("GET", `/api/v1/jobs/${encodeURIComponent(id)}`);
-    state.seqs.set(id, job.seq);
-    update(job);
-    watch(id);
-  } catch (err) {
-    if (err.status === 401 || err.status === 404) {
-      if (err.status === 401) report(err);
-      state.retries.delete(id);
-      showConnection();
-      return;
-    }
-    const attempt = (state.retries.get(id) || 0) + 1;
-    state.retries.set(id, attempt);
-    state.timers.set(id, setTimeout(() => resync(id), Math.min(500 * 2 ** (attempt - 1), 15_000)));
-  }
+function later(id, delay) {
+  clearTimeout(state.timers.get(id));
+  state.timers.set(id, setTimeout(() => resync(id), delay));
 }
 
-function showConnection() {
-  const lost = [...state.retries.values()].some((n) => n >= 1);
-  $("connection").hidden = !lost;
+// Reads a followed job again, then follows it over a new WebSocket from that state.
+async function resync(id) {
+  state.timers.delete(id);
+  if (!hasKey() || state.sockets.has(id) || !state.jobs.has(id)) return;
+  let job;
+  try {
+    job = await api("GET", `/api/v1/jobs/${encodeURIComponent(id)}`);
+  } catch (err) {
+    if (err.status === 401) {
+      report(err);
+    } else if (err.status === 404) {
+      forgetJob(id); // deleted meanwhile (in another tab, say)
+    } else {
+      // mediabot is not answering (restarting, or the network is down): the card says so.
+      if (!state.stale.has(id)) {
+        state.stale.add(id);
+        renderJob(id);
+      }
+      const attempt = (state.attempts.get(id) || 0) + 1;
+      state.attempts.set(id, attempt);
+      later(id, Math.min(500 * 2 ** (attempt - 1), RETRY_MAX_MS));
+    }
+    return;
+  }
+  const known = state.jobs.get(id);
+  if (!known || state.sockets.has(id)) return; // deleted, or followed again meanwhile
+  state.stale.delete(id);
+  // Followed from the state read: the server's record, which may be a little behind what the closed socket
+  // sent (not every progress step is written) or far from it (a restarted server re-queued the job).
+  state.seqs.set(id, job.seq);
+  if (job.status !== known.status || job.seq >= known.seq) update(job, true);
+  else renderJob(id); // the same step, a little older: keep what is shown until the next message
+  watch(id);
 }
 
 // ---- loading -------------------------------------------------------------------------------------------
 
 async function loadAll() {
-  // Both asked at once: the history's first page does not wait for the downloads in progress.
-  const [active] = await Promise.all([api("GET", `/api/v1/jobs?status=queued,running&limit=50`), loadHistory(false)]);
-  for (const job of active.items) {
-    const merged = remember(job);
-    addDownload(merged);
-    announceJob(merged);
-  }
+  // Both asked at once: Done's first page does not wait for the queue.
+  const [active] = await Promise.all([api("GET", `/api/v1/jobs?status=queued,running&limit=${QUEUE_LIMIT}`), loadDone(false)]);
+  for (const job of active.items) announceJob(remember(job));
   renderLists();
   for (const job of active.items) watch(job.id);
 }
 
-function historyQuery(cursor) {
-  const { q, status, kind } = state.history.filters;
-  const params = new URLSearchParams({ limit: String(HISTORY_PAGE) });
-  if (status) params.set("status", status);
+function listQuery({ status, kind, q }, limit, cursor) {
+  const params = new URLSearchParams({ limit: String(limit), status: status || ENDED_FILTER });
   if (kind) params.set("kind", kind);
   if (q) params.set("q", q);
   if (cursor) params.set("cursor", cursor);
   return `/api/v1/jobs?${params}`;
 }
 
-// The first page (more = false) or the next one; a filter changed meanwhile makes an answer moot.
-async function loadHistory(more) {
-  const history = state.history;
-  const request = ++history.request;
+// The first page of Done (more = false) or the next one; a filter changed meanwhile makes an answer moot.
+async function loadDone(more) {
+  const done = state.done;
+  const request = ++done.request;
   const button = $("load-more");
   $("history-status").textContent = "Loading…";
-  $("history").setAttribute("aria-busy", "true");
+  $("done").setAttribute("aria-busy", "true");
   if (more) button.disabled = true;
   try {
-    const page = await api("GET", historyQuery(more ? history.cursor : null));
-    if (request !== history.request) return;
-    const ids = more ? [...history.ids] : [];
+    const page = await api("GET", listQuery(done.filters, DONE_PAGE, more ? done.cursor : null));
+    if (request !== done.request) return;
+    const ids = more ? [...done.ids] : [];
     for (const job of page.items) {
       const merged = remember(job);
       announceJob(merged);
       if (!ids.includes(merged.id)) ids.push(merged.id);
     }
-    history.ids = ids;
-    history.cursor = page.next_cursor;
-    history.loaded = true;
+    done.ids = ids;
+    done.cursor = page.next_cursor;
+    done.loaded = true;
+    if (!more) state.selected.clear();
     renderLists();
-    for (const job of page.items) watch(job.id);
   } finally {
-    if (request === history.request) {
-      $("history").removeAttribute("aria-busy");
+    if (request === done.request) {
+      $("done").removeAttribute("aria-busy");
       button.disabled = false;
-      renderHistoryStatus();
+      renderDoneStatus();
     }
   }
 }
 
-function renderHistoryStatus() {
-  const { ids, cursor, loaded, filters } = state.history;
+function renderDoneStatus() {
+  const { ids, cursor, loaded, filters } = state.done;
   const filtered = Boolean(filters.q || filters.status || filters.kind);
+  const shown = doneJobs().length;
   let words = "";
-  if (loaded && !ids.length) words = cursor ? "None of these so far: load more to look further back." : filtered ? "No downloads match." : "Nothing yet.";
-  else if (loaded) words = `${ids.length} shown${cursor ? "" : ", that is all"}.`;
+  if (loaded && !shown) words = cursor ? "None of these so far: load more to look further back." : filtered ? "Nothing matches." : "Nothing yet.";
+  else if (loaded && (cursor || ids.length > 5)) words = `${shown} shown${cursor ? "" : ", that is all"}.`;
   $("history-status").textContent = words;
+  $("history-status").hidden = !words;
   $("load-more").hidden = !cursor;
 }
 
-async function reloadHistory() {
+async function reloadDone() {
   try {
-    await loadHistory(false);
+    await loadDone(false);
   } catch (err) {
     report(err);
   }
 }
 
 function readFilters() {
-  state.history.filters = {
+  state.done.filters = {
     q: $("search-input").value.trim(),
     status: $("status-filter").value,
     kind: $("kind-filter").value,
@@ -376,7 +445,7 @@ function readFilters() {
 }
 
 function matches(job) {
-  const { q, status, kind } = state.history.filters;
+  const { q, status, kind } = state.done.filters;
   if (status && !status.split(",").includes(job.status)) return false;
   if (kind && job.kind !== kind) return false;
   if (q) {
@@ -386,20 +455,17 @@ function matches(job) {
   return true;
 }
 
-// A job started (or finished) in this visit joins the history, in its place by age (several started at once
-// are created in any order), when the history would show it; one older than every row shown while more
-// pages remain is left to those pages.
-function addToHistory(job) {
-  const history = state.history;
-  if (!history.loaded || history.ids.includes(job.id) || !matches(job)) return;
-  const at = history.ids.findIndex((id) => {
+// A job that ended in this visit joins Done, in its place by age (newest first, as the API lists them),
+// when Done would show it; one older than every row shown while more pages remain is left to those pages.
+function addToDone(job) {
+  const done = state.done;
+  if (!done.loaded || done.ids.includes(job.id) || !matches(job)) return;
+  const at = done.ids.findIndex((id) => {
     const shown = state.jobs.get(id);
     return shown && shown.created_at < job.created_at;
   });
-  if (at === -1 && history.cursor) return;
-  history.ids.splice(at === -1 ? history.ids.length : at, 0, job.id);
-  renderLists();
-  renderHistoryStatus();
+  if (at === -1 && done.cursor) return;
+  done.ids.splice(at === -1 ? done.ids.length : at, 0, job.id);
 }
 
 // ---- formats -------------------------------------------------------------------------------------------
@@ -411,6 +477,11 @@ function links() {
 
 function chosenKind() {
   return $("job-form").elements.kind.value;
+}
+
+function chosenFormat() {
+  const checked = document.querySelector("#format-choices input:checked");
+  return checked ? checked.value : "";
 }
 
 async function checkFormats() {
@@ -430,8 +501,8 @@ async function checkFormats() {
     state.formats = { url: found[0], data };
     renderFormats();
     $("formats-panel").hidden = false;
-    const select = $("format-select");
-    if (!$("format-field").hidden) select.focus();
+    const checked = document.querySelector("#format-choices input:checked");
+    if (checked && !$("format-field").hidden) checked.focus();
   } catch (err) {
     report(err);
   } finally {
@@ -441,11 +512,20 @@ async function checkFormats() {
   }
 }
 
-function option(value, text) {
-  const node = document.createElement("option");
-  node.value = value;
-  node.textContent = text;
-  return node;
+// One format as a radio button whose label may wrap: the API's labels (height, codec, size) can be long,
+// and a phone cuts a closed <select> to its own width.
+function formatChoice(value, text, checked) {
+  const label = document.createElement("label");
+  label.className = "choice";
+  const radio = document.createElement("input");
+  radio.type = "radio";
+  radio.name = "format";
+  radio.value = value;
+  radio.checked = checked;
+  const words = document.createElement("span");
+  words.textContent = text;
+  label.append(radio, words);
+  return label;
 }
 
 function renderFormats() {
@@ -455,8 +535,7 @@ function renderFormats() {
   const kind = chosenKind();
   const summary = [data.title, clock(data.duration), data.uploader ? `by ${data.uploader}` : ""].filter(Boolean).join(" · ");
   $("formats-summary").textContent = summary || found.url;
-  const select = $("format-select");
-  const before = select.value;
+  const before = chosenFormat();
   const note = $("formats-note");
   note.hidden = true;
   if (data.playlist) {
@@ -468,11 +547,11 @@ function renderFormats() {
     return;
   }
   const offered = data.formats.filter((f) => f.kind === kind);
-  select.replaceChildren(
-    option("", kind === "audio" ? "Best sound (automatic)" : "Best up to the quality chosen (automatic)"),
-    ...offered.map((f) => option(f.format_id, f.label + (f.filesize_estimated ? " (estimated)" : ""))),
+  const keep = offered.some((f) => f.format_id === before) ? before : "";
+  $("format-choices").replaceChildren(
+    formatChoice("", kind === "audio" ? "Best sound (automatic)" : "Best up to the quality chosen (automatic)", keep === ""),
+    ...offered.map((f) => formatChoice(f.format_id, f.label + (f.filesize_estimated ? " (estimated)" : ""), f.format_id === keep)),
   );
-  if (offered.some((f) => f.format_id === before)) select.value = before;
   $("format-field").hidden = false;
   if (!offered.length) {
     note.hidden = false;
@@ -502,7 +581,7 @@ function renderFormats() {
 function clearFormats() {
   state.formats = null;
   $("formats-panel").hidden = true;
-  $("format-select").replaceChildren();
+  $("format-choices").replaceChildren();
   $("subs-choices").replaceChildren();
   updateQuality();
 }
@@ -512,7 +591,7 @@ function updateQuality() {
   const audio = chosenKind() === "audio";
   const select = $("quality-select");
   const help = $("quality-help");
-  const formatChosen = !$("formats-panel").hidden && $("format-select").value !== "";
+  const formatChosen = !$("formats-panel").hidden && chosenFormat() !== "";
   $("quality-field").hidden = audio;
   $("audio-format-field").hidden = !audio;
   select.disabled = audio || formatChosen;
@@ -542,7 +621,7 @@ async function submit(event) {
   if (kind === "audio" && audioFormat) base.audio_format = audioFormat;
   const picked = state.formats && found.length === 1 && found[0] === state.formats.url && !$("formats-panel").hidden;
   if (picked) {
-    const formatId = $("format-select").value;
+    const formatId = chosenFormat();
     if (formatId && !$("format-field").hidden) base.format_id = formatId;
     const subs = [...document.querySelectorAll("#subs-choices input:checked")].map((box) => box.value);
     if (subs.length && !$("subs-field").hidden) base.subtitles = subs;
@@ -557,9 +636,8 @@ async function submit(event) {
       if (result.status === "fulfilled") {
         const job = remember(result.value);
         state.seqs.set(job.id, result.value.seq);
-        addDownload(job);
+        if (ENDED.has(job.status)) addToDone(job); // from a stored file: done at once
         announceJob(job);
-        addToHistory(job);
       } else {
         failed.push({ url: found[index], err: result.reason });
       }
@@ -600,17 +678,36 @@ async function cancel(id, control) {
   }
 }
 
+// The retry takes the old job's place: the same row (so focus stays on it), now for the new job; the old
+// one is gone from the history on the server too.
+function replaceJob(oldId, job) {
+  const li = state.rows.get(oldId);
+  if (li) {
+    state.rows.delete(oldId);
+    li.dataset.jobId = job.id;
+    state.rows.set(job.id, li);
+  }
+  const at = state.done.ids.indexOf(oldId);
+  forgetJob(oldId, false);
+  const merged = remember(job);
+  state.seqs.set(job.id, job.seq);
+  // Done at once (the file was still stored): the row stays where it was.
+  if (ENDED.has(merged.status) && at !== -1 && !state.done.ids.includes(job.id)) state.done.ids.splice(at, 0, job.id);
+  announceJob(merged);
+  return merged;
+}
+
 async function retry(id, control) {
   control.disabled = true;
   showError("");
   try {
-    const job = remember(await api("POST", `/api/v1/jobs/${encodeURIComponent(id)}/retry`));
-    state.seqs.set(job.id, job.seq);
-    addDownload(job);
-    addToHistory(job);
+    const job = replaceJob(id, await api("POST", `/api/v1/jobs/${encodeURIComponent(id)}/retry`));
     renderLists();
     watch(job.id);
     announce(`Retrying ${titleOf(job)}.`);
+    const row = state.rows.get(job.id);
+    const next = row && firstControl(row);
+    if (next) next.focus();
   } catch (err) {
     report(err);
   } finally {
@@ -618,25 +715,40 @@ async function retry(id, control) {
   }
 }
 
+// A row's first visible action (Save, Cancel, Retry or its "…" menu), where focus can go.
+function firstControl(row) {
+  return row.querySelector(
+    ":scope > .actions > a:not([hidden]), :scope > .actions > button:not([hidden]), :scope > .actions > details:not([hidden]) > summary",
+  );
+}
+
+function deleteQuestion(jobs) {
+  if (jobs.length === 1) {
+    const name = titleOf(jobs[0]);
+    if (!hasFile(jobs[0])) return `Delete “${name}” from your history?`;
+    return `Delete “${name}” from your history, and ${jobs[0].items ? "its files" : "its file"}?`;
+  }
+  const files = jobs.filter(hasFile).length;
+  const what = `Delete ${jobs.length} downloads from your history`;
+  if (!files) return `${what}?`;
+  return files === jobs.length ? `${what}, and their files?` : `${what}, and ${files} file${files === 1 ? "" : "s"}?`;
+}
+
 async function remove(id, control) {
   const job = state.jobs.get(id);
-  const name = job ? titleOf(job) : "this download";
-  if (!window.confirm(`Delete “${name}” from your history, and its file?`)) return;
+  if (!job || !window.confirm(deleteQuestion([job]))) return;
+  const name = titleOf(job);
   control.disabled = true;
   showError("");
-  // Where focus goes once the row is gone: the next row, else the previous one, else the list's heading.
+  // Where focus goes once the row is gone: the next row, else the previous one, else Done's heading.
   const row = control.closest("li.job");
   const neighbour = row && (row.nextElementSibling || row.previousElementSibling);
-  const heading = control.closest("#downloads") ? $("downloads-heading") : $("history-heading");
   try {
     await api("DELETE", `/api/v1/history/${encodeURIComponent(id)}`);
     forgetJob(id);
-    const target = neighbour && neighbour.isConnected ? neighbour.querySelector("button:not([hidden]), a:not([hidden])") : null;
+    const target = neighbour && neighbour.isConnected ? firstControl(neighbour) : null;
     if (target) target.focus();
-    else {
-      heading.tabIndex = -1;
-      heading.focus();
-    }
+    else $("done-heading").focus();
     announce(`${name} deleted.`);
   } catch (err) {
     control.disabled = false;
@@ -644,17 +756,18 @@ async function remove(id, control) {
   }
 }
 
-function forgetJob(id) {
+function forgetJob(id, render = true) {
   const ws = state.sockets.get(id);
   state.sockets.delete(id);
   if (ws) ws.close(1000, "deleted");
   clearTimeout(state.timers.get(id));
   state.timers.delete(id);
   state.jobs.delete(id);
-  state.downloads = state.downloads.filter((known) => known !== id);
-  state.history.ids = state.history.ids.filter((known) => known !== id);
-  renderLists();
-  renderHistoryStatus();
+  state.stale.delete(id);
+  state.attempts.delete(id);
+  state.selected.delete(id);
+  state.done.ids = state.done.ids.filter((known) => known !== id);
+  if (render) renderLists();
 }
 
 // A job's links expire: when its JSON is older than a minute, read it again first.
@@ -704,7 +817,7 @@ async function copyLink(id, control) {
         control.textContent = "Copy link";
       }, 2000);
     } else {
-      showError("This browser did not let the page copy: use Save file, or copy the link from its menu.");
+      showError("This browser did not let the page copy: use Save, or copy the link from its menu.");
     }
   } catch (err) {
     report(err);
@@ -733,52 +846,225 @@ function onListClick(event) {
   if (!row) return;
   const id = row.dataset.jobId;
   const action = control.dataset.action;
+  if (action === "delete") control.closest("details.more").open = false;
   if (action === "save") followSave(event, control);
   else if (action === "copy") copyLink(id, control);
   else if (action === "cancel") cancel(id, control);
   else if (action === "retry") retry(id, control);
   else if (action === "delete") remove(id, control);
+  else if (action === "pick") {
+    if (control.checked) state.selected.add(id);
+    else state.selected.delete(id);
+    renderBulk();
+  }
 }
 
-function clearFinished() {
-  state.downloads = state.downloads.filter((id) => {
-    const job = state.jobs.get(id);
-    return job && ACTIVE.has(job.status);
+// ---- several at once -----------------------------------------------------------------------------------
+
+// Every job of this key matching Done's search and kind (and `status`), newest first, beyond the pages shown.
+async function allMatching(status) {
+  const { q, kind } = state.done.filters;
+  const found = [];
+  let cursor = null;
+  for (let page = 0; page < BULK_PAGES; page += 1) {
+    const answer = await api("GET", listQuery({ status, kind, q }, BULK_PAGE, cursor));
+    found.push(...answer.items);
+    cursor = answer.next_cursor;
+    if (!cursor) break;
+  }
+  return found;
+}
+
+// Runs `act` on each job in turn; stops at the first refusal, which is shown with how far it got.
+async function eachOf(jobs, act, doneWords) {
+  let count = 0;
+  try {
+    for (const job of jobs) {
+      await act(job);
+      count += 1;
+    }
+  } catch (err) {
+    report(err);
+    if (count) showError(`${doneWords(count)}, then: ${err instanceof ApiError ? err.message : "something went wrong."}`, err.code === "network");
+  }
+  return count;
+}
+
+async function bulk(button, work) {
+  if (state.busy) return;
+  state.busy = true;
+  const label = button.textContent;
+  for (const control of document.querySelectorAll("#bulk button")) control.disabled = true;
+  showError("");
+  try {
+    await work();
+  } catch (err) {
+    report(err);
+  } finally {
+    state.busy = false;
+    button.textContent = label;
+    renderLists();
+  }
+}
+
+function deleteJobs(jobs) {
+  return eachOf(
+    jobs,
+    async (job) => {
+      await api("DELETE", `/api/v1/history/${encodeURIComponent(job.id)}`);
+      forgetJob(job.id);
+    },
+    (n) => `${n} deleted`,
+  );
+}
+
+function deleteSelected(event) {
+  const button = event.currentTarget;
+  bulk(button, async () => {
+    const jobs = doneJobs().filter((job) => state.selected.has(job.id));
+    if (!jobs.length || !window.confirm(deleteQuestion(jobs))) return;
+    button.textContent = "Deleting…";
+    const count = await deleteJobs(jobs);
+    if (count) announce(`${count} deleted.`);
+    $("done-heading").focus();
   });
-  renderLists();
-  $("new-heading").focus();
+}
+
+function clearFinished(event) {
+  const button = event.currentTarget;
+  bulk(button, async () => {
+    const jobs = await allMatching(state.done.filters.status || ENDED_FILTER);
+    if (!jobs.length) {
+      announce("Nothing finished to clear.");
+      return;
+    }
+    if (!window.confirm(deleteQuestion(jobs).replace(/^Delete (\d+) downloads/, "Clear all $1 finished downloads"))) return;
+    button.textContent = "Clearing…";
+    const count = await deleteJobs(jobs);
+    if (count) announce(`${count} cleared.`);
+    $("done-heading").focus();
+  });
+}
+
+function retryFailed(event) {
+  const button = event.currentTarget;
+  bulk(button, async () => {
+    const jobs = await allMatching("failed");
+    if (!jobs.length) {
+      announce("Nothing failed: nothing to retry.");
+      $("history-status").hidden = false;
+      $("history-status").textContent = "Nothing failed: nothing to retry.";
+      return;
+    }
+    button.textContent = "Retrying…";
+    const started = [];
+    const count = await eachOf(
+      jobs,
+      async (job) => {
+        started.push(replaceJob(job.id, await api("POST", `/api/v1/jobs/${encodeURIComponent(job.id)}/retry`)));
+      },
+      (n) => `${n} of ${jobs.length} started again`,
+    );
+    renderLists();
+    for (const job of started) watch(job.id);
+    if (count) announce(`${count} started again.`);
+  });
 }
 
 // ---- rendering -----------------------------------------------------------------------------------------
 
-function jobsOf(ids) {
-  return ids.map((id) => state.jobs.get(id)).filter(Boolean);
+function newestFirst(a, b) {
+  return a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0;
 }
 
-function showClearFinished() {
-  $("clear-finished").hidden = !jobsOf(state.downloads).some((job) => ENDED.has(job.status));
+function queueJobs() {
+  return [...state.jobs.values()].filter((job) => ACTIVE.has(job.status)).sort(newestFirst);
+}
+
+function doneJobs() {
+  return state.done.ids.map((id) => state.jobs.get(id)).filter((job) => job && ENDED.has(job.status));
+}
+
+function rowOptions(job) {
+  return { selected: state.selected.has(job.id), stale: state.stale.has(job.id) };
 }
 
 function renderLists() {
-  const downloads = jobsOf(state.downloads);
-  syncRows($("downloads"), downloads, state.downloadRows);
-  $("downloads-empty").hidden = downloads.length > 0;
-  showClearFinished();
-  syncRows($("history"), jobsOf(state.history.ids), state.historyRows);
+  const queue = queueJobs();
+  const done = doneJobs();
+  const shown = new Set([...queue, ...done].map((job) => job.id));
+  for (const [id, li] of state.rows) {
+    if (!shown.has(id)) {
+      li.remove();
+      state.rows.delete(id);
+    }
+  }
+  for (const id of state.selected) if (!shown.has(id)) state.selected.delete(id);
+  syncRows($("queue"), queue, state.rows, "top", rowOptions, false);
+  syncRows($("done"), done, state.rows, "top", rowOptions, false);
+  $("queue-empty").hidden = queue.length > 0;
+  $("queue-count").textContent = queue.length ? `(${queue.length})` : "";
+  renderBulk();
+  if (state.done.loaded) renderDoneStatus();
 }
 
+// Fills the job's row, or places it anew when it belongs in the other list now.
 function renderJob(id) {
   const job = state.jobs.get(id);
+  const li = state.rows.get(id);
   if (!job) return;
-  for (const rows of [state.downloadRows, state.historyRows]) {
-    const li = rows.get(id);
-    if (li) fillRow(li, job);
+  const home = ACTIVE.has(job.status) ? "queue" : state.done.ids.includes(id) ? "done" : null;
+  if (!li || !li.parentNode || li.parentNode.id !== home) {
+    renderLists();
+    return;
   }
+  fillRow(li, job, rowOptions(job));
+}
+
+function renderBulk() {
+  const done = doneJobs();
+  $("bulk").hidden = !done.length;
+  const picked = done.filter((job) => state.selected.has(job.id)).length;
+  const all = $("select-all");
+  all.checked = picked > 0 && picked === done.length;
+  all.indeterminate = picked > 0 && picked < done.length;
+  all.disabled = state.busy;
+  const button = $("delete-selected");
+  button.disabled = state.busy || !picked;
+  if (!state.busy) button.textContent = picked ? `Delete selected (${picked})` : "Delete selected";
+  $("retry-failed").disabled = state.busy;
+  $("clear-finished").disabled = state.busy;
+}
+
+function selectAll(event) {
+  for (const job of doneJobs()) {
+    if (event.target.checked) state.selected.add(job.id);
+    else state.selected.delete(job.id);
+  }
+  renderLists();
 }
 
 // ---- wiring --------------------------------------------------------------------------------------------
 
+// Small menus ("…" on a row) close on Escape (focus back on their button) and on a click elsewhere.
+function wireMenus() {
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    const open = event.target.closest && event.target.closest("details.more[open]");
+    if (open) {
+      open.open = false;
+      open.querySelector("summary").focus();
+    }
+  });
+  document.addEventListener("click", (event) => {
+    for (const open of document.querySelectorAll("details.more[open]")) {
+      if (!open.contains(event.target)) open.open = false;
+    }
+  });
+}
+
 function start() {
+  onReachability((reached) => (reached ? connectionBack() : connectionLost()));
   $("key-form").addEventListener("submit", saveKey);
   $("key-forget").addEventListener("click", () => {
     forgetKey();
@@ -802,10 +1088,11 @@ function start() {
   });
   $("audio-format-select").addEventListener("change", (event) => store(AUDIO_FORMAT_STORAGE, event.target.value));
   $("formats-button").addEventListener("click", checkFormats);
-  $("refresh").addEventListener("click", reloadHistory);
+  // Both lists: a download started elsewhere (another tab, the API) joins the Queue too.
+  $("refresh").addEventListener("click", () => loadAll().catch(report));
   $("load-more").addEventListener("click", async () => {
     try {
-      await loadHistory(true);
+      await loadDone(true);
     } catch (err) {
       report(err);
     }
@@ -815,29 +1102,33 @@ function start() {
     event.preventDefault();
     clearTimeout(searchTimer);
     readFilters();
-    reloadHistory();
+    reloadDone();
   });
   $("search-input").addEventListener("input", () => {
     clearTimeout(searchTimer);
     searchTimer = setTimeout(() => {
       readFilters();
-      reloadHistory();
+      reloadDone();
     }, SEARCH_DELAY_MS);
   });
   for (const id of ["status-filter", "kind-filter"]) {
     $(id).addEventListener("change", () => {
       readFilters();
-      reloadHistory();
+      reloadDone();
     });
   }
+  $("select-all").addEventListener("change", selectAll);
+  $("delete-selected").addEventListener("click", deleteSelected);
+  $("retry-failed").addEventListener("click", retryFailed);
   $("clear-finished").addEventListener("click", clearFinished);
-  $("downloads").addEventListener("click", onListClick);
-  $("history").addEventListener("click", onListClick);
+  $("queue").addEventListener("click", onListClick);
+  $("done").addEventListener("click", onListClick);
+  wireMenus();
   window.addEventListener("online", () => {
     for (const [id, timer] of state.timers) {
       clearTimeout(timer);
       state.timers.delete(id);
-      watch(id);
+      resync(id);
     }
   });
 
@@ -848,7 +1139,8 @@ function start() {
   // The browser may restore the form after a reload: the options follow what it restored.
   updateQuality();
   readFilters();
-  setKey(stored(KEY_STORAGE));
+  const key = stored(KEY_STORAGE);
+  setKey(key && isKeyShaped(key) ? key : null);
   showKeyState();
   renderLists();
   const ready = () => {

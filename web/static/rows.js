@@ -1,8 +1,24 @@
-// One job as a list entry: built once, then updated in place on every change (so focus and a half-read
-// line stay where they are). Text from the API is only ever set with textContent, never parsed as HTML.
-// Buttons carry data-action; app.js handles their clicks for every list at once.
+// One job as a compact list entry: built once, then updated in place on every change (so focus and a
+// half-read line stay where they are). Text from the API is only ever set with textContent, never parsed
+// as HTML. Buttons carry data-action; app.js handles their clicks for every list at once.
+//
+//   [x] [thumb] Title……………………………………………   [Save] […]
+//               Video 240p · 0:03 · 254 KB · example.com/…/clip-3.mp4
+//               (progress bar and words while it runs; the error when it failed; a playlist's items)
 
-import { ACTIVE, STATUS_WORDS, detailsWords, missingSubtitles, percentOf, progressWords, titleOf } from "./words.js";
+import {
+  ACTIVE,
+  ENDED,
+  STATUS_WORDS,
+  detailsWords,
+  hasFile,
+  missingSubtitles,
+  percentOf,
+  linkParts,
+  progressWords,
+  shortLink,
+  titleOf,
+} from "./words.js";
 
 export function safeLink(href) {
   try {
@@ -20,6 +36,15 @@ function el(tag, className, text) {
   return node;
 }
 
+// A link's text in two parts, so CSS can cut the head and keep the tail (words.js linkParts). Rebuilt only
+// when the link changes.
+function setLinkText(node, href, tailLength = 28) {
+  if (node.dataset.link === href) return;
+  node.dataset.link = href;
+  const { head, tail } = linkParts(href, tailLength);
+  node.replaceChildren(el("span", "head", head), el("span", "tail", tail));
+}
+
 function button(action, text, className = "") {
   const node = el("button", className, text);
   node.type = "button";
@@ -31,6 +56,10 @@ function button(action, text, className = "") {
 export function makeRow(id, kind = "top") {
   const li = el("li", "job");
   li.dataset.jobId = id;
+  const pick = el("input", "pick");
+  pick.type = "checkbox";
+  pick.dataset.action = "pick";
+  pick.hidden = true;
   const thumb = el("img", "thumb");
   thumb.alt = "";
   thumb.decoding = "async";
@@ -39,13 +68,18 @@ export function makeRow(id, kind = "top") {
   thumb.hidden = true;
   thumb.addEventListener("error", () => {
     thumb.hidden = true;
+    li.classList.remove("has-thumb");
   });
   const body = el("div", "body");
   const title = el(kind === "top" ? "h3" : "h4", "title");
   const meta = el("p", "meta");
   const badge = el("span", "badge");
   const details = el("span", "details");
-  meta.append(badge, details);
+  const source = el("a", "source");
+  source.target = "_blank";
+  source.rel = "noopener noreferrer";
+  source.referrerPolicy = "no-referrer";
+  meta.append(badge, details, source);
   const progressLine = el("div", "progress-line");
   const bar = el("progress");
   bar.max = 100;
@@ -53,20 +87,30 @@ export function makeRow(id, kind = "top") {
   progressLine.append(bar, words);
   const error = el("p", "job-error");
   const note = el("p", "note");
-  const actions = el("div", "actions");
-  const save = el("a", "button download primary", "Save file");
-  save.dataset.action = "save";
-  const copy = button("copy", "Copy link", "copy");
-  const files = el("span", "files"); // subtitles and parts: links of their own
-  const cancel = button("cancel", "Cancel", "danger cancel");
-  const retry = button("retry", "Retry", "retry");
-  const remove = button("delete", "Delete", "danger delete");
-  actions.append(save, copy, files, cancel, retry, remove);
+  const files = el("p", "files"); // subtitles and parts: links of their own
   const items = el("ol", "items");
   items.hidden = true;
-  body.append(title, meta, progressLine, error, note, actions, items);
-  li.append(thumb, body);
-  li.parts = { kind, thumb, title, badge, details, progressLine, bar, words, error, note, save, copy, files, cancel, retry, remove, items, itemRows: new Map() };
+  body.append(title, meta, progressLine, error, note, files, items);
+
+  const actions = el("div", "actions");
+  const save = el("a", "button download primary", "Save");
+  save.dataset.action = "save";
+  const cancel = button("cancel", "Cancel", "danger cancel");
+  const retry = button("retry", "Retry", "retry");
+  // Less used actions behind one small button, so a row stays one line of buttons on a phone.
+  const more = el("details", "more");
+  const summary = el("summary", "button", "…");
+  const menu = el("div", "menu");
+  const copy = button("copy", "Copy link", "copy");
+  const remove = button("delete", "Delete", "danger delete");
+  menu.append(copy, remove);
+  more.append(summary, menu);
+  actions.append(save, cancel, retry, more);
+  li.append(pick, thumb, body, actions);
+  li.parts = {
+    kind, pick, thumb, title, badge, details, source, progressLine, bar, words, error, note, files, items,
+    save, cancel, retry, more, summary, copy, remove, itemRows: new Map(),
+  }; // prettier-ignore
   return li;
 }
 
@@ -92,7 +136,7 @@ function setSave(link, job) {
 }
 
 // Subtitle files and file parts, as links; rebuilt only when what they point at changes.
-function setFiles(span, job) {
+function setFiles(holder, job) {
   const links = [];
   if (job.status === "done") {
     for (const part of job.parts || []) {
@@ -105,12 +149,12 @@ function setFiles(span, job) {
     }
   }
   const signature = JSON.stringify(links.map((l) => [l.text, l.name]));
-  span.hidden = !links.length;
-  if (span.dataset.signature === signature) return;
-  span.dataset.signature = signature;
-  span.replaceChildren(
+  holder.hidden = !links.length;
+  if (holder.dataset.signature === signature) return;
+  holder.dataset.signature = signature;
+  holder.replaceChildren(
     ...links.map((l) => {
-      const a = el("a", "button subtitle", l.text);
+      const a = el("a", "subtitle", l.text);
       a.href = l.href;
       a.setAttribute("download", l.name || "");
       a.setAttribute("aria-label", l.label);
@@ -120,14 +164,38 @@ function setFiles(span, job) {
   );
 }
 
-export function fillRow(li, job) {
+// `stale`: the connection that followed this job was lost (words.js progressWords).
+export function fillRow(li, job, { selected = false, stale = false } = {}) {
   const p = li.parts;
+  const top = p.kind === "top";
+  const active = ACTIVE.has(job.status);
   const name = titleOf(job);
+  const untitled = name === job.url;
   li.dataset.status = job.status;
-  if (p.title.textContent !== name) p.title.textContent = name;
+  li.classList.toggle("stale", stale && active);
+  // No title yet (or none at all): the link stands for it.
+  p.title.classList.toggle("split", untitled);
+  if (untitled) setLinkText(p.title, job.url, 16); // beside the buttons: less room
+  else if (p.title.textContent !== name || p.title.dataset.link) {
+    delete p.title.dataset.link;
+    p.title.textContent = name;
+  }
+  p.title.title = name;
+
+  // Done needs no word (the Done list says it); a running job shows its bar instead.
+  const badge = job.status === "done" || (job.status === "running" && !job.items) ? "" : STATUS_WORDS[job.status] || job.status;
   p.badge.className = `badge ${job.status}`;
-  p.badge.textContent = STATUS_WORDS[job.status] || job.status;
-  p.details.textContent = detailsWords(job).map((part) => ` · ${part}`).join("");
+  p.badge.textContent = badge;
+  p.badge.hidden = !badge;
+  p.details.textContent = detailsWords(job).join(" · ");
+  const href = !untitled && safeLink(job.url);
+  p.source.hidden = !href;
+  if (href) {
+    if (p.source.href !== href) p.source.href = href;
+    setLinkText(p.source, job.url);
+    p.source.title = job.url;
+    p.source.setAttribute("aria-label", `Source page: ${shortLink(job.url)}`);
+  }
 
   const thumbUrl = job.thumbnail_url && safeLink(job.thumbnail_url);
   // Set once: the link is signed again with every message, and a new src would fetch the picture again.
@@ -138,8 +206,7 @@ export function fillRow(li, job) {
   }
   li.classList.toggle("has-thumb", !p.thumb.hidden);
 
-  const active = ACTIVE.has(job.status);
-  const words = progressWords(job);
+  const words = progressWords(job, stale);
   p.progressLine.hidden = !active && !words;
   p.bar.hidden = !active;
   p.bar.setAttribute("aria-label", `Progress of ${name}`);
@@ -155,31 +222,44 @@ export function fillRow(li, job) {
 
   const saved = setSave(p.save, job);
   p.save.setAttribute("aria-label", `Save ${name}`);
-  p.copy.hidden = !saved;
-  p.copy.setAttribute("aria-label", `Copy the link to ${name}`);
   setFiles(p.files, job);
-  const top = p.kind === "top";
   p.cancel.hidden = !(top && active);
   p.cancel.setAttribute("aria-label", `Cancel ${name}`);
   p.retry.hidden = !(top && (job.status === "failed" || job.status === "cancelled"));
   p.retry.setAttribute("aria-label", `Retry ${name}`);
-  p.remove.hidden = !(top && !active);
-  p.remove.setAttribute("aria-label", `Delete ${name} and its file`);
+  p.copy.hidden = !saved;
+  p.copy.setAttribute("aria-label", `Copy the link to ${name}`);
+  const deletable = top && ENDED.has(job.status);
+  p.remove.hidden = !deletable;
+  // Only a job with a file has one to delete.
+  p.remove.setAttribute("aria-label", hasFile(job) ? `Delete ${name} and its file` : `Delete ${name}`);
+  p.more.hidden = p.copy.hidden && p.remove.hidden;
+  if (p.more.hidden) p.more.open = false;
+  p.summary.setAttribute("aria-label", `More for ${name}`);
+
+  p.pick.hidden = !deletable;
+  p.pick.checked = deletable && selected;
+  p.pick.setAttribute("aria-label", `Select ${name}`);
 
   p.items.hidden = !job.items;
   if (job.items) {
     p.items.setAttribute("aria-label", `Items of ${name}`);
-    syncRows(p.items, job.items, p.itemRows, "item");
+    syncRows(p.items, job.items, p.itemRows, "item", { stale });
   }
 }
 
-// Keeps `list` showing one row per job, in order, reusing the rows in `rows` (id -> <li>).
-export function syncRows(list, jobs, rows, kind = "top") {
-  const shown = new Set(jobs.map((job) => job.id));
-  for (const [id, li] of rows) {
-    if (!shown.has(id)) {
-      li.remove();
-      rows.delete(id);
+// Keeps `list` showing one row per job, in order, reusing the rows in `rows` (id -> <li>); `options(job)`
+// gives fillRow's options for each. With `prune` false, rows of jobs not in `jobs` are left for the caller
+// (a row moving from one list to another shares one map, and moves as the same element).
+export function syncRows(list, jobs, rows, kind = "top", options = {}, prune = true) {
+  const optionsOf = typeof options === "function" ? options : () => options;
+  if (prune) {
+    const shown = new Set(jobs.map((job) => job.id));
+    for (const [id, li] of rows) {
+      if (!shown.has(id)) {
+        li.remove();
+        rows.delete(id);
+      }
     }
   }
   jobs.forEach((job, index) => {
@@ -188,7 +268,7 @@ export function syncRows(list, jobs, rows, kind = "top") {
       li = makeRow(job.id, kind);
       rows.set(job.id, li);
     }
-    fillRow(li, job);
+    fillRow(li, job, optionsOf(job));
     if (list.children[index] !== li) list.insertBefore(li, list.children[index] || null);
   });
 }

@@ -86,10 +86,15 @@ function playlistProgress(job) {
   return parts.join(" · ");
 }
 
-export function progressWords(job) {
+// `stale`: the page lost its connection, so the last state it heard may be long gone (a restarted server
+// hands running downloads back to the queue): say so instead of a speed and a time left.
+export function progressWords(job, stale = false) {
+  const pct = percentOf(job);
+  if (stale && ACTIVE.has(job.status)) {
+    return pct ? `Connection lost at ${pct.toFixed(0)}%: reconnecting…` : "Connection lost: reconnecting…";
+  }
   if (job.items) return playlistProgress(job);
   const p = job.progress || {};
-  const pct = percentOf(job);
   if (job.status === "queued") return "Waiting for a free downloader…";
   if (job.status === "done") return "";
   if (job.status !== "running") return pct ? `Stopped at ${pct.toFixed(0)}%` : "";
@@ -101,15 +106,50 @@ export function progressWords(job) {
   return parts.join(" · ") || "Starting…";
 }
 
-// "Video 240p", "Audio m4a": what was asked for, then what came out once known.
+// File types that hold sound only: such a file is "Audio" whatever was asked for (a feed of MP3s fetched as
+// video gives MP3s).
+const AUDIO_EXTS = new Set(["mp3", "m4a", "opus", "ogg", "oga", "aac", "flac", "wav", "wma", "weba"]);
+
+// "Video 240p", "Audio mp3": what came out once known, else what was asked for.
 export function whatWords(job) {
-  if (job.kind === "audio") return ["Audio", job.ext].filter(Boolean).join(" ");
-  const height = job.height ? `${job.height}p` : job.quality === "best" ? "" : `up to ${job.quality}p`;
+  const ext = (job.ext || "").toLowerCase();
+  if (job.kind === "audio" || (AUDIO_EXTS.has(ext) && !job.height)) return ["Audio", ext].filter(Boolean).join(" ");
+  const height = job.height ? `${job.height}p` : job.quality === "best" || !job.quality ? "" : `up to ${job.quality}p`;
   return ["Video", height].filter(Boolean).join(" ");
 }
 
+// A link as a person reads it: no scheme, no "www.", split into a head that may be cut short on a narrow
+// screen ("example.com/videos/…") and a tail that always shows ("clip-3.mp4?v=2", at most `tail` chars),
+// as the end is often the only part that tells two links apart.
+export function linkParts(href, tail = 28) {
+  let url;
+  try {
+    url = new URL(href);
+  } catch {
+    return { head: "", tail: href };
+  }
+  const host = url.host.replace(/^www\./, "");
+  const path = url.pathname === "/" ? "" : url.pathname;
+  const cut = path.lastIndexOf("/");
+  let end = `${path.slice(cut + 1)}${url.search}`;
+  if (end.length > tail) end = `…${end.slice(-(tail - 1))}`;
+  return { head: host + path.slice(0, cut + 1), tail: end };
+}
+
+export function shortLink(href) {
+  const { head, tail } = linkParts(href);
+  return head + tail;
+}
+
+// Whether the job has stored files that deleting it removes (a failed or cancelled one has none).
+export function hasFile(job) {
+  if (job.items) return job.items.some(hasFile);
+  return job.status === "done" && Boolean(job.file_url || (job.parts && job.parts.length));
+}
+
+// A row's second line: what it is, how long and big, whose, and when.
 export function detailsWords(job) {
-  if (job.playlist) return [playlistLine(job), when(job.created_at)].filter(Boolean);
+  if (job.playlist) return [playlistLine(job), job.kind === "audio" ? "Audio" : "", when(job.created_at)].filter(Boolean);
   return [
     whatWords(job),
     clock(job.duration),
