@@ -48,6 +48,7 @@ from core.errors import (
     human_duration,
     human_size,
 )
+from core.formats import media_title
 from core.probe import probe_media
 from core.thumbnails import frame_time, make_thumbnail
 from core.urls import AddressPolicy
@@ -201,6 +202,11 @@ class Control:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+# yt-dlp's extractors for pages that no site extractor knows (the generic one and those it hands a page's
+# <video> tags or quoted HTML to), by extractor key and name.
+GENERIC_EXTRACTORS = frozenset({"generic", "html5mediaembed", "html5", "quotedhtml", "generic:quoted-html"})
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     title: str | None
@@ -217,8 +223,9 @@ class MediaInfo:
 
     @property
     def media_key(self) -> str | None:
-        """`extractor:id` when it names the media; the generic extractor's ids are file names, not media."""
-        if not self.extractor or not self.media_id or self.extractor.lower() == "generic":
+        """`extractor:id` when it names the media; the generic extractors' ids are file names, not media (two
+        sites' `watch.html` pages would otherwise share one file)."""
+        if not self.extractor or not self.media_id or self.extractor.lower() in GENERIC_EXTRACTORS:
             return None
         return f"{self.extractor.lower()}:{self.media_id}"
 
@@ -359,7 +366,7 @@ def _info_from(info: dict[str, Any]) -> MediaInfo:
         size = sum(parts) if all(parts) else None
     duration = info.get("duration")
     return MediaInfo(
-        title=info.get("title"),
+        title=media_title(info),
         duration=float(duration) if duration else None,
         extractor=info.get("extractor_key") or info.get("extractor"),
         media_id=str(info["id"]) if info.get("id") is not None else None,
@@ -387,7 +394,7 @@ def _playlist(raw: dict[str, Any], entries: list[dict[str, Any]], limit: int) ->
         if isinstance(url, str) and url.startswith(("http://", "https://")):
             items.append({"url": url, "title": entry.get("title")})
     if not items:
-        raise UnsupportedUrl("No media was found at that link.")
+        raise UnsupportedUrl(UnsupportedUrl.no_media_message)
     total = raw.get("playlist_count")
     return PlaylistFound(title=raw.get("title"), entries=items, total=int(total) if total else None)
 
@@ -416,7 +423,10 @@ def translate_error(exc: BaseException, control: Control) -> MediabotError:
         return StorageError.from_os_error(cause)
     text = str(exc)
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    if "Unsupported URL" in text or "is not a valid URL" in text or "No suitable extractor" in text:
+    if "Unsupported URL" in text:
+        # yt-dlp's generic extractor read the page and found no media in it: the site itself may be fine.
+        return UnsupportedUrl(UnsupportedUrl.no_media_message)
+    if "is not a valid URL" in text or "No suitable extractor" in text:
         return UnsupportedUrl()
     if _LOGIN_RE.search(text):
         return LoginRequired()
@@ -451,7 +461,7 @@ def _extract(ydl: yt_dlp.YoutubeDL, url: str, control: Control) -> dict[str, Any
     except (DownloadError, DownloadCancelled) as exc:
         raise translate_error(exc, control) from None
     if raw is None:
-        raise UnsupportedUrl()
+        raise UnsupportedUrl(UnsupportedUrl.no_media_message)
     return raw
 
 
@@ -602,7 +612,7 @@ class Downloader:
             if raw.get("_type") in ("playlist", "multi_video"):
                 entries = [e for e in raw.get("entries") or [] if e]
                 if not entries:
-                    raise UnsupportedUrl("No media was found at that link.")
+                    raise UnsupportedUrl(UnsupportedUrl.no_media_message)
                 if expand_playlist:
                     return _playlist(raw, entries, self.settings.max_playlist_items)
                 raw = entries[0]

@@ -19,6 +19,22 @@ CACHE_SIZE = 512
 _SKIP_EXTS = {"mhtml", "jpg", "png", "webp"}
 
 
+def media_title(info: dict[str, Any]) -> str | None:
+    """The media's title. yt-dlp numbers every <video> or <audio> of a page ("Clip (1)", "Clip (2)"), also
+    when there is only one, and then gives the entry an archive id without the "-1": that lone number is
+    dropped, while the entries of a page with several keep theirs."""
+    title = info.get("title")
+    media_id = str(info.get("id") or "")
+    if (
+        isinstance(title, str)
+        and title.endswith(" (1)")
+        and media_id.endswith("-1")
+        and f"generic {media_id[:-2]}" in (info.get("_old_archive_ids") or ())
+    ):
+        return title[:-4]
+    return title
+
+
 def _codec(value: Any) -> str | None:
     return None if value in (None, "none") else str(value)
 
@@ -91,7 +107,7 @@ def media_formats(url: str, raw: dict[str, Any]) -> MediaFormats:
     )
     return MediaFormats(
         url=url,
-        title=raw.get("title"),
+        title=media_title(raw),
         duration=float(duration) if duration else None,
         uploader=raw.get("uploader") or raw.get("artist") or raw.get("channel"),
         thumbnail=raw.get("thumbnail"),

@@ -12,7 +12,7 @@ import pytest
 
 from bots.telegram import texts
 from bots.telegram.runner import running
-from core.errors import human_size
+from core.errors import UnsupportedUrl, human_size
 from tests.bots.test_telegram import clip, media_call, reply_text, telegram_bot
 from tests.bots.test_telegram_planner import delivered, text_reply, texts_to, uploads_for, video_size
 from tests.fakes.telegram import ALICE, BOB, Call, FakeTelegram, jpeg_size
@@ -279,8 +279,8 @@ async def test_picker_bad_choices_and_links_without_a_choice(
 
         # A link whose probe fails: the probe's sentence, no keyboard, nothing queued.
         broken = tg.send(media_site.url("/nomedia.html"))
-        assert await reply_text(tg, broken, timeout=30) == "This site is not supported."
-        assert [m["text"] for m in tg.replies_to(broken)] == ["This site is not supported."]
+        assert await reply_text(tg, broken, timeout=30) == UnsupportedUrl.no_media_message
+        assert [m["text"] for m in tg.replies_to(broken)] == [UnsupportedUrl.no_media_message]
         requests, _ = await bot.services.jobs.list_requests("telegram", str(ALICE.id), limit=100)
         assert not [r for r, _ in requests if "nomedia" in r.url]
 

@@ -37,7 +37,7 @@ async def test_download_command_reports_errors_in_words(tmp_path: Path, media_si
     env = settings_env(make_settings(tmp_path))
     code, out, err = await run_mediabot(env, "download", media_site.url("/nomedia.html"))
     assert code == 1 and out == ""
-    assert "This site is not supported." in err and "Traceback" not in err
+    assert "That page has no video or sound we can find." in err and "Traceback" not in err
     code, _, err = await run_mediabot(env, "download", "ftp://example.com/x.mp4")
     assert code == 1 and "Only http:// and https://" in err
 
