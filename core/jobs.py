@@ -32,7 +32,16 @@ from core.errors import (
 )
 from core.events import EventBus, Message, jobs_filter
 from core.formats import FormatCache, media_formats
-from core.models import Job, JobStatus, Request, RequestStatus, Webhook, WebhookStatus, utcnow
+from core.models import (
+    Job,
+    JobStatus,
+    Request,
+    RequestStatus,
+    Webhook,
+    WebhookStatus,
+    search_text,
+    utcnow,
+)
 from core.queue import JobQueue
 from core.schemas import (
     AUDIO_FORMATS,
@@ -419,15 +428,15 @@ class JobService:
         if kinds:
             query = query.where(Request.kind.in_(list(kinds)))
         if search and search.strip():
-            pattern = (
-                "%"
-                + search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                + "%"
-            )
+            folded = search_text(search.strip()) or ""
+            pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            # Both sides folded in Python (search_text): SQL's lower() folds only ASCII on SQLite, and on
+            # PostgreSQL depends on the database's collation. Rows written before the search columns (by an
+            # older process during an upgrade) fall back to lower().
             query = query.where(
                 or_(
-                    func.lower(Job.title).like(pattern, escape="\\"),
-                    func.lower(Request.url).like(pattern, escape="\\"),
+                    func.coalesce(Job.search_title, func.lower(Job.title)).like(pattern, escape="\\"),
+                    func.coalesce(Request.search_url, func.lower(Request.url)).like(pattern, escape="\\"),
                 )
             )
         if top_level:
