@@ -31,6 +31,7 @@ import yt_dlp
 from yt_dlp.utils import DownloadCancelled, DownloadError
 
 from core import thumbnails
+from core.audio import make_postprocessor
 from core.config import Settings
 from core.cookies import check_cookies_dir, cookie_file_for, private_copy
 from core.errors import (
@@ -334,9 +335,12 @@ def build_options(
         opts.update(writesubtitles=True, subtitleslangs=list(subtitles), subtitlesformat="srt/vtt/best")
         postprocessors.append({"key": "FFmpegSubtitlesConvertor", "format": "srt", "when": "before_dl"})
     if kind == "audio":
+        # Without a type asked for, a sound that already is MP3, AAC or Opus keeps its own (no re-encode);
+        # other sounds, and every sound when a type is asked for, become that type (core.audio).
         extract = {
-            "key": "FFmpegExtractAudio",
-            "preferredcodec": audio_format or settings.audio_format,
+            "key": "KeepOrConvertAudio",
+            "fallback": audio_format or settings.audio_format,
+            "keep": audio_format is None,
             "preferredquality": "0",
         }
         if settings.tag_audio:
@@ -344,7 +348,7 @@ def build_options(
                 extract,
                 # Tags (title, artist from the uploader, date) and the cover, as music players show them;
                 # EmbedThumbnail converts a webp cover itself, so no converter runs before it.
-                {"key": "FFmpegMetadata", "add_metadata": True, "add_chapters": False},
+                {"key": "AudioTags", "add_metadata": True, "add_chapters": False},
                 {"key": "EmbedThumbnail", "already_have_thumbnail": True},
             ]
         else:
@@ -357,6 +361,18 @@ def build_options(
     if postprocessors:
         opts["postprocessors"] = postprocessors
     return opts
+
+
+def open_ydl(opts: dict[str, Any]) -> yt_dlp.YoutubeDL:
+    """A YoutubeDL for build_options' options: their post-processors, ours (core.audio) among yt-dlp's, are
+    added in their order, as YoutubeDL adds its own."""
+    params = dict(opts)
+    definitions = params.pop("postprocessors", [])
+    ydl = yt_dlp.YoutubeDL(params)
+    for definition in definitions:
+        pp, when = make_postprocessor(ydl, definition)
+        ydl.add_post_processor(pp, when=when)
+    return ydl
 
 
 def _info_from(info: dict[str, Any]) -> MediaInfo:
@@ -607,7 +623,7 @@ class Downloader:
         control.max_bytes = min(
             self.settings.max_filesize_bytes, max_bytes or self.settings.max_filesize_bytes
         )
-        with self._guarded(control), yt_dlp.YoutubeDL(opts) as ydl:
+        with self._guarded(control), open_ydl(opts) as ydl:
             raw = _extract(ydl, url, control)
             if raw.get("_type") in ("playlist", "multi_video"):
                 entries = [e for e in raw.get("entries") or [] if e]
@@ -689,7 +705,7 @@ class Downloader:
         control = Control()
         with tempfile.TemporaryDirectory(prefix="probe-", dir=self.settings.tmp_dir) as tmp:
             opts = self._options("probe", url, Path(tmp), "video", "best", ())
-            with self._guarded(control), yt_dlp.YoutubeDL(opts) as ydl:
+            with self._guarded(control), open_ydl(opts) as ydl:
                 return dict(ydl.sanitize_info(_extract(ydl, url, control)))
 
     def _options(

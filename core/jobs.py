@@ -225,12 +225,14 @@ class JobService:
         return submission
 
     def _audio_format(self, req: SubmitRequest) -> str | None:
-        """The audio format asked for, or None for the operator's own (so both asks share one job)."""
+        """The audio file type asked for; None when none was: the sound then keeps its own type when it is
+        one of AUDIO_FORMATS, else becomes the operator's (so an ask by name, even for the operator's type,
+        is another job: it may be converted where the other is not)."""
         if req.audio_format is None or req.kind != "audio":
             return None
         if req.audio_format not in AUDIO_FORMATS:
             raise InvalidRequest(f"Audio format must be one of: {', '.join(AUDIO_FORMATS)}.")
-        return None if req.audio_format == self.settings.audio_format else req.audio_format
+        return req.audio_format
 
     async def fit(self, request_id: str, limit: int, *, split: bool = False) -> Submission:
         """A copy of a request's finished file that fits in `limit` bytes, made by a worker (a smaller
