@@ -8,6 +8,7 @@ which raises inside yt-dlp's thread.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import copy
 import dataclasses
@@ -23,11 +24,13 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yt_dlp
+from yt_dlp.networking import Request
 from yt_dlp.utils import DownloadCancelled, DownloadError
 
 from core import thumbnails
@@ -49,7 +52,8 @@ from core.errors import (
     human_duration,
     human_size,
 )
-from core.formats import media_title
+from core.formats import SKIP_EXTS, media_title
+from core.headers import Facts, file_facts, stream_facts
 from core.probe import probe_media
 from core.thumbnails import frame_time, make_thumbnail
 from core.urls import AddressPolicy
@@ -373,6 +377,43 @@ def open_ydl(opts: dict[str, Any]) -> yt_dlp.YoutubeDL:
         pp, when = make_postprocessor(ydl, definition)
         ydl.add_post_processor(pp, when=when)
     return ydl
+
+
+# Describing files a page doesn't describe: how many, how many at once, and how long it may take in all.
+MAX_DESCRIBED = 6
+FACTS_THREADS = 4
+FACTS_TIMEOUT_S = 5.0
+FACTS_DEADLINE_S = 8.0
+_DESCRIBABLE = ("http", "https", "m3u8", "m3u8_native")
+
+
+def _needs_facts(fmt: dict[str, Any], duration: float | None) -> bool:
+    """Whether a format lacks a size, a height (video) or its codecs, and is a file or stream we can read."""
+    if not fmt.get("url") or fmt.get("ext") in SKIP_EXTS or fmt.get("protocol") not in _DESCRIBABLE:
+        return False
+    sized = fmt.get("filesize") or fmt.get("filesize_approx") or (fmt.get("tbr") and duration)
+    pictured = fmt.get("vcodec") == "none" or fmt.get("height")
+    named = fmt.get("vcodec") is not None and fmt.get("acodec") is not None
+    return not (sized and pictured and named)
+
+
+def _apply_facts(fmt: dict[str, Any], facts: Facts, raw: dict[str, Any]) -> None:
+    """What a file turned out to be, where the site said nothing (its own words are kept)."""
+    if facts.size and not (fmt.get("filesize") or fmt.get("filesize_approx")):
+        fmt["filesize_approx" if facts.size_estimated else "filesize"] = facts.size
+    probe = facts.probe
+    if probe is None:
+        return
+    if fmt.get("vcodec") is None:
+        fmt["vcodec"] = probe.vcodec if probe.has_video else "none"
+    if fmt.get("acodec") is None:
+        fmt["acodec"] = probe.acodec if probe.has_audio else "none"
+    if probe.has_video and not fmt.get("height"):
+        fmt["height"], fmt["width"] = probe.height, fmt.get("width") or probe.width
+    elif probe.has_video and not fmt.get("width") and fmt.get("height") == probe.height:
+        fmt["width"] = probe.width
+    if probe.duration and not raw.get("duration"):
+        raw["duration"] = probe.duration
 
 
 def _info_from(info: dict[str, Any]) -> MediaInfo:
@@ -701,12 +742,53 @@ class Downloader:
 
     def probe(self, url: str) -> dict[str, Any]:
         """What a link offers (formats, subtitles, thumbnail), without downloading: yt-dlp's info dict,
-        sanitised. Same address rules and cookies as a download."""
+        sanitised, with what the site doesn't state about its files read from their first bytes. Same
+        address rules and cookies as a download."""
         control = Control()
         with tempfile.TemporaryDirectory(prefix="probe-", dir=self.settings.tmp_dir) as tmp:
             opts = self._options("probe", url, Path(tmp), "video", "best", ())
             with self._guarded(control), open_ydl(opts) as ydl:
-                return dict(ydl.sanitize_info(_extract(ydl, url, control)))
+                raw = _extract(ydl, url, control)
+                if raw.get("_type") not in ("playlist", "multi_video"):
+                    self._describe_files(ydl, raw, control, Path(tmp))
+                return dict(ydl.sanitize_info(raw))
+
+    def _describe_files(
+        self, ydl: yt_dlp.YoutubeDL, raw: dict[str, Any], control: Control, work: Path
+    ) -> None:
+        """Fill in the sizes, heights and codecs the site doesn't state (direct links, og:video and <video>
+        pages state none), from a few bytes of each file (core.headers): through yt-dlp, so with the address
+        guard and the site's cookies; a few files at once; all within FACTS_DEADLINE_S."""
+        formats = raw.get("formats") or [raw]
+        wanted = [f for f in formats if _needs_facts(f, raw.get("duration"))][:MAX_DESCRIBED]
+        if not wanted:
+            return
+
+        def open_url(url: str, headers: dict[str, str]) -> Any:
+            return ydl.urlopen(Request(url, headers=headers, extensions={"timeout": FACTS_TIMEOUT_S}))
+
+        def describe(index: int, fmt: dict[str, Any]) -> Facts:
+            folder = work / f"facts-{index}"
+            folder.mkdir()
+            read = stream_facts if str(fmt.get("protocol")).startswith("m3u8") else file_facts
+            with self._guarded(control):
+                return read(open_url, fmt["url"], dict(fmt.get("http_headers") or {}), folder, self.ffmpeg)
+
+        pool = ThreadPoolExecutor(max_workers=FACTS_THREADS, thread_name_prefix="facts")
+        try:
+            futures = {pool.submit(describe, i, fmt): fmt for i, fmt in enumerate(wanted)}
+            done, pending = concurrent.futures.wait(futures, timeout=FACTS_DEADLINE_S)
+            if pending:
+                control.stop()  # shuts the late ones' connections: they end at once
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for future in done:
+            try:
+                facts = future.result()
+            except Exception as exc:  # noqa: BLE001 - a file we can't read is listed with what the site said
+                log.debug("format %s not described: %s", futures[future].get("format_id"), exc)
+                continue
+            _apply_facts(futures[future], facts, raw)
 
     def _options(
         self,

@@ -75,10 +75,13 @@ class FormatChoice(BaseModel):
     fps: float | None = None
     vcodec: str | None = None
     acodec: str | None = None
+    codecs: str | None = None  # the codec families as people know them: "H.264 + AAC", "Opus 128k"
     tbr: float | None = None  # kbit/s
-    filesize: int | None = None  # bytes: stated by the site, else estimated from bitrate x duration
+    # bytes: stated by the site, else the file's own (read from its server), else estimated from bitrate x
+    # duration or, for a stream, from its first segment
+    filesize: int | None = None
     filesize_estimated: bool = False
-    label: str  # "360p mp4 · 30.7 MB"
+    label: str  # what a person picks by: "360p · H.264 + AAC · 30.7 MB", "audio only · Opus 128k · 3.1 MB"
 
 
 class MediaFormats(BaseModel):

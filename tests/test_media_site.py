@@ -247,6 +247,7 @@ async def test_pages(media_site: MediaSite, http: aiohttp.ClientSession) -> None
     assert media_site.url("/tagged.opus") in song and '"name": "Song Title"' in song
     titled = await page("/titled.html?title=%CE%A9%CE%BC%CE%AD%CE%B3%CE%B1")
     assert '<meta property="og:title" content="Ωμέγα">' in titled and media_site.url("/video.mp4") in titled
+    assert 'content="http://example.com/v.mp4"' in await page("/titled.html?video=http://example.com/v.mp4")
     assert 'src="/clip/b7.mp4"' in await page("/pages/b7/video-tag.html")
     async with http.get(media_site.url("/tagged.mp3")) as r:
         assert r.headers["Content-Type"] == "audio/mpeg" and (await r.read())[:3] == b"ID3"

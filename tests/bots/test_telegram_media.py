@@ -191,7 +191,9 @@ async def test_settings_turn_on_the_picker_and_a_press_downloads_that_format(
         big, small = (
             human_size(f.stat().st_size) for f in (media_site.files.big_mp4, media_site.files.video_mp4)
         )
-        assert labels == [f"360p mp4 · {big}", f"240p mp4 · {small}"], labels  # sizes as the site states
+        assert labels == [f"360p · H.264 + AAC · {big}", f"240p · H.264 + AAC · {small}"], (
+            labels
+        )  # sizes as the site states
         shown = buttons(picker)
         assert [text for text, _ in shown] == [*labels, "Audio only", "Best"]
         assert all(len(data.encode()) <= 64 for _, data in shown)

@@ -36,7 +36,7 @@ Routes (all GET also answer HEAD; every response has a Content-Type):
 ``/tagged.{ext}``           a tone whose own tags say "File Own Title" by "File Own Artist" (``FILE_TAGS``):
                             ext ``m4a`` (AAC), ``mp3`` (160 kbit/s), ``opus`` and ``ogg`` (Vorbis)
 ``/tagged-song.html``       ``/song.html`` with ``/tagged.{src}`` as its content (``?src=mp3``, default m4a)
-``/titled.html``            ``og:video`` of ``/video.mp4``, titled by ``?title=`` (any script)
+``/titled.html``            ``og:video`` of ``/video.mp4`` (or of ``?video=URL``), titled by ``?title=`` (any script)
 ``/pages/{name}/video-tag.html``  ``<video>`` of ``/clip/{name}.mp4``: pages of one file name, other media
 ==========================  ===========================================================
 
@@ -725,7 +725,7 @@ class MediaSite:
     async def _titled(self, request: web.Request) -> web.StreamResponse:
         """An og:video page with the title asked for, in whatever script (history search is tested with it)."""
         title = request.query.get("title", "Untitled")
-        video = html.escape(self.url("/video.mp4"))
+        video = html.escape(request.query.get("video") or self.url("/video.mp4"))
         head = (
             f'<meta property="og:title" content="{html.escape(title)}">\n'
             f'<meta property="og:video" content="{video}">\n'
