@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.models import Job, JobStatus, Request, RequestStatus
+from core.models import Job, JobStatus, Request, RequestStatus, search_text
 from core.urls import normalize_url
 
 
@@ -102,6 +102,7 @@ async def find_or_create_job(
         enqueued_at=now,
         **(extra or {}),
     )
+    values["search_title"] = search_text(values.get("title"))
     # The unique dedup key decides between processes inserting the same job at once.
     inserted = await session.execute(insert_ignoring_conflict(dialect, values))
     if inserted.rowcount == 1:
@@ -123,6 +124,7 @@ def new_request(job: Job, created: bool, *, now: datetime, **fields: Any) -> tup
         created_at=now,
         status=RequestStatus.DONE if ended else RequestStatus.ACTIVE,
         finished_at=now if ended else None,
+        search_url=search_text(fields.get("url")),
         **fields,
     )
     return request, outcome

@@ -8,6 +8,7 @@ which raises inside yt-dlp's thread.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import copy
 import dataclasses
@@ -23,15 +24,18 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import yt_dlp
+from yt_dlp.networking import Request
 from yt_dlp.utils import DownloadCancelled, DownloadError
 
 from core import pot, thumbnails
+from core.audio import make_postprocessor
 from core.config import Settings
 from core.cookies import check_cookies_dir, cookie_file_for, private_copy
 from core.errors import (
@@ -50,6 +54,8 @@ from core.errors import (
     human_size,
 )
 from core.extraction import add_ytdlp_options
+from core.formats import SKIP_EXTS, media_title
+from core.headers import Facts, file_facts, stream_facts
 from core.probe import probe_media
 from core.storage import check_free_space, download_dirs
 from core.thumbnails import frame_time, make_thumbnail
@@ -308,6 +314,11 @@ class Control:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+# yt-dlp's extractors for pages that no site extractor knows (the generic one and those it hands a page's
+# <video> tags or quoted HTML to), by extractor key and name.
+GENERIC_EXTRACTORS = frozenset({"generic", "html5mediaembed", "html5", "quotedhtml", "generic:quoted-html"})
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     title: str | None
@@ -324,8 +335,9 @@ class MediaInfo:
 
     @property
     def media_key(self) -> str | None:
-        """`extractor:id` when it names the media; the generic extractor's ids are file names, not media."""
-        if not self.extractor or not self.media_id or self.extractor.lower() == "generic":
+        """`extractor:id` when it names the media; the generic extractors' ids are file names, not media (two
+        sites' `watch.html` pages would otherwise share one file)."""
+        if not self.extractor or not self.media_id or self.extractor.lower() in GENERIC_EXTRACTORS:
             return None
         return f"{self.extractor.lower()}:{self.media_id}"
 
@@ -435,9 +447,12 @@ def build_options(
         opts.update(writesubtitles=True, subtitleslangs=list(subtitles), subtitlesformat="srt/vtt/best")
         postprocessors.append({"key": "FFmpegSubtitlesConvertor", "format": "srt", "when": "before_dl"})
     if kind == "audio":
+        # Without a type asked for, a sound that already is MP3, AAC or Opus keeps its own (no re-encode);
+        # other sounds, and every sound when a type is asked for, become that type (core.audio).
         extract = {
-            "key": "FFmpegExtractAudio",
-            "preferredcodec": audio_format or settings.audio_format,
+            "key": "KeepOrConvertAudio",
+            "fallback": audio_format or settings.audio_format,
+            "keep": audio_format is None,
             "preferredquality": "0",
         }
         if settings.tag_audio:
@@ -445,7 +460,7 @@ def build_options(
                 extract,
                 # Tags (title, artist from the uploader, date) and the cover, as music players show them;
                 # EmbedThumbnail converts a webp cover itself, so no converter runs before it.
-                {"key": "FFmpegMetadata", "add_metadata": True, "add_chapters": False},
+                {"key": "AudioTags", "add_metadata": True, "add_chapters": False},
                 {"key": "EmbedThumbnail", "already_have_thumbnail": True},
             ]
         else:
@@ -460,6 +475,55 @@ def build_options(
     return opts
 
 
+def open_ydl(opts: dict[str, Any]) -> yt_dlp.YoutubeDL:
+    """A YoutubeDL for build_options' options: their post-processors, ours (core.audio) among yt-dlp's, are
+    added in their order, as YoutubeDL adds its own."""
+    params = dict(opts)
+    definitions = params.pop("postprocessors", [])
+    ydl = yt_dlp.YoutubeDL(params)
+    for definition in definitions:
+        pp, when = make_postprocessor(ydl, definition)
+        ydl.add_post_processor(pp, when=when)
+    return ydl
+
+
+# Describing files a page doesn't describe: how many, how many at once, and how long it may take in all.
+MAX_DESCRIBED = 6
+FACTS_THREADS = 4
+FACTS_TIMEOUT_S = 5.0
+FACTS_DEADLINE_S = 8.0
+_DESCRIBABLE = ("http", "https", "m3u8", "m3u8_native")
+
+
+def _needs_facts(fmt: dict[str, Any], duration: float | None) -> bool:
+    """Whether a format lacks a size, a height (video) or its codecs, and is a file or stream we can read."""
+    if not fmt.get("url") or fmt.get("ext") in SKIP_EXTS or fmt.get("protocol") not in _DESCRIBABLE:
+        return False
+    sized = fmt.get("filesize") or fmt.get("filesize_approx") or (fmt.get("tbr") and duration)
+    pictured = fmt.get("vcodec") == "none" or fmt.get("height")
+    named = fmt.get("vcodec") is not None and fmt.get("acodec") is not None
+    return not (sized and pictured and named)
+
+
+def _apply_facts(fmt: dict[str, Any], facts: Facts, raw: dict[str, Any]) -> None:
+    """What a file turned out to be, where the site said nothing (its own words are kept)."""
+    if facts.size and not (fmt.get("filesize") or fmt.get("filesize_approx")):
+        fmt["filesize_approx" if facts.size_estimated else "filesize"] = facts.size
+    probe = facts.probe
+    if probe is None:
+        return
+    if fmt.get("vcodec") is None:
+        fmt["vcodec"] = probe.vcodec if probe.has_video else "none"
+    if fmt.get("acodec") is None:
+        fmt["acodec"] = probe.acodec if probe.has_audio else "none"
+    if probe.has_video and not fmt.get("height"):
+        fmt["height"], fmt["width"] = probe.height, fmt.get("width") or probe.width
+    elif probe.has_video and not fmt.get("width") and fmt.get("height") == probe.height:
+        fmt["width"] = probe.width
+    if probe.duration and not raw.get("duration"):
+        raw["duration"] = probe.duration
+
+
 def _info_from(info: dict[str, Any]) -> MediaInfo:
     size = info.get("filesize") or info.get("filesize_approx")
     if not size and info.get("requested_formats"):
@@ -467,7 +531,7 @@ def _info_from(info: dict[str, Any]) -> MediaInfo:
         size = sum(parts) if all(parts) else None
     duration = info.get("duration")
     return MediaInfo(
-        title=info.get("title"),
+        title=media_title(info),
         duration=float(duration) if duration else None,
         extractor=info.get("extractor_key") or info.get("extractor"),
         media_id=str(info["id"]) if info.get("id") is not None else None,
@@ -495,7 +559,7 @@ def _playlist(raw: dict[str, Any], entries: list[dict[str, Any]], limit: int) ->
         if isinstance(url, str) and url.startswith(("http://", "https://")):
             items.append({"url": url, "title": entry.get("title")})
     if not items:
-        raise UnsupportedUrl("No media was found at that link.")
+        raise UnsupportedUrl(UnsupportedUrl.no_media_message)
     total = raw.get("playlist_count")
     return PlaylistFound(title=raw.get("title"), entries=items, total=int(total) if total else None)
 
@@ -533,7 +597,10 @@ def translate_error(exc: BaseException, control: Control) -> MediabotError:
     if "No space left on device" in text or "Disk quota exceeded" in text:
         # The same, reported as text (FFmpeg merging or converting into a full disk).
         return StorageError.from_os_error(OSError(errno.ENOSPC, "No space left on device"))
-    if "Unsupported URL" in text or "is not a valid URL" in text or "No suitable extractor" in text:
+    if "Unsupported URL" in text:
+        # yt-dlp's generic extractor read the page and found no media in it: the site itself may be fine.
+        return UnsupportedUrl(UnsupportedUrl.no_media_message)
+    if "is not a valid URL" in text or "No suitable extractor" in text:
         return UnsupportedUrl()
     if _LOGIN_RE.search(text):
         return LoginRequired()
@@ -568,7 +635,7 @@ def _extract(ydl: yt_dlp.YoutubeDL, url: str, control: Control) -> dict[str, Any
     except (DownloadError, DownloadCancelled) as exc:
         raise translate_error(exc, control) from None
     if raw is None:
-        raise UnsupportedUrl()
+        raise UnsupportedUrl(UnsupportedUrl.no_media_message)
     return raw
 
 
@@ -714,12 +781,12 @@ class Downloader:
         control.max_bytes = min(
             self.settings.max_filesize_bytes, max_bytes or self.settings.max_filesize_bytes
         )
-        with self._guarded(control), yt_dlp.YoutubeDL(opts) as ydl:
+        with self._guarded(control), open_ydl(opts) as ydl:
             raw = _extract(ydl, url, control)
             if raw.get("_type") in ("playlist", "multi_video"):
                 entries = [e for e in raw.get("entries") or [] if e]
                 if not entries:
-                    raise UnsupportedUrl("No media was found at that link.")
+                    raise UnsupportedUrl(UnsupportedUrl.no_media_message)
                 if expand_playlist:
                     return _playlist(raw, entries, self.settings.max_playlist_items)
                 raw = entries[0]
@@ -793,12 +860,53 @@ class Downloader:
 
     def probe(self, url: str) -> dict[str, Any]:
         """What a link offers (formats, subtitles, thumbnail), without downloading: yt-dlp's info dict,
-        sanitised. Same address rules and cookies as a download."""
+        sanitised, with what the site doesn't state about its files read from their first bytes. Same
+        address rules and cookies as a download."""
         control = Control()
         with tempfile.TemporaryDirectory(prefix="probe-", dir=self.settings.tmp_dir) as tmp:
             opts = self._options("probe", url, Path(tmp), "video", "best", ())
-            with self._guarded(control), yt_dlp.YoutubeDL(opts) as ydl:
-                return dict(ydl.sanitize_info(_extract(ydl, url, control)))
+            with self._guarded(control), open_ydl(opts) as ydl:
+                raw = _extract(ydl, url, control)
+                if raw.get("_type") not in ("playlist", "multi_video"):
+                    self._describe_files(ydl, raw, control, Path(tmp))
+                return dict(ydl.sanitize_info(raw))
+
+    def _describe_files(
+        self, ydl: yt_dlp.YoutubeDL, raw: dict[str, Any], control: Control, work: Path
+    ) -> None:
+        """Fill in the sizes, heights and codecs the site doesn't state (direct links, og:video and <video>
+        pages state none), from a few bytes of each file (core.headers): through yt-dlp, so with the address
+        guard and the site's cookies; a few files at once; all within FACTS_DEADLINE_S."""
+        formats = raw.get("formats") or [raw]
+        wanted = [f for f in formats if _needs_facts(f, raw.get("duration"))][:MAX_DESCRIBED]
+        if not wanted:
+            return
+
+        def open_url(url: str, headers: dict[str, str]) -> Any:
+            return ydl.urlopen(Request(url, headers=headers, extensions={"timeout": FACTS_TIMEOUT_S}))
+
+        def describe(index: int, fmt: dict[str, Any]) -> Facts:
+            folder = work / f"facts-{index}"
+            folder.mkdir()
+            read = stream_facts if str(fmt.get("protocol")).startswith("m3u8") else file_facts
+            with self._guarded(control):
+                return read(open_url, fmt["url"], dict(fmt.get("http_headers") or {}), folder, self.ffmpeg)
+
+        pool = ThreadPoolExecutor(max_workers=FACTS_THREADS, thread_name_prefix="facts")
+        try:
+            futures = {pool.submit(describe, i, fmt): fmt for i, fmt in enumerate(wanted)}
+            done, pending = concurrent.futures.wait(futures, timeout=FACTS_DEADLINE_S)
+            if pending:
+                control.stop()  # shuts the late ones' connections: they end at once
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for future in done:
+            try:
+                facts = future.result()
+            except Exception as exc:  # noqa: BLE001 - a file we can't read is listed with what the site said
+                log.debug("format %s not described: %s", futures[future].get("format_id"), exc)
+                continue
+            _apply_facts(futures[future], facts, raw)
 
     def _options(
         self,

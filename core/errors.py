@@ -23,12 +23,14 @@ class MediabotError(Exception):
 
 class InvalidUrl(MediabotError):
     code = "invalid_url"
-    default_message = "That doesn't look like a link. Send a full http(s):// address."
+    default_message = "That doesn't look like a link: it should start with http:// or https://."
 
 
 class UnsupportedUrl(MediabotError):
     code = "unsupported_url"
     default_message = "This site is not supported."
+    # The same code when the site is fine but the page holds nothing we can download.
+    no_media_message = "That page has no video or sound we can find."
 
 
 class PrivateAddress(MediabotError):

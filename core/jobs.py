@@ -32,7 +32,16 @@ from core.errors import (
 )
 from core.events import EventBus, Message, jobs_filter
 from core.formats import FormatCache, media_formats
-from core.models import Job, JobStatus, Request, RequestStatus, Webhook, WebhookStatus, utcnow
+from core.models import (
+    Job,
+    JobStatus,
+    Request,
+    RequestStatus,
+    Webhook,
+    WebhookStatus,
+    search_text,
+    utcnow,
+)
 from core.queue import JobQueue
 from core.schemas import (
     AUDIO_FORMATS,
@@ -216,12 +225,14 @@ class JobService:
         return submission
 
     def _audio_format(self, req: SubmitRequest) -> str | None:
-        """The audio format asked for, or None for the operator's own (so both asks share one job)."""
+        """The audio file type asked for; None when none was: the sound then keeps its own type when it is
+        one of AUDIO_FORMATS, else becomes the operator's (so an ask by name, even for the operator's type,
+        is another job: it may be converted where the other is not)."""
         if req.audio_format is None or req.kind != "audio":
             return None
         if req.audio_format not in AUDIO_FORMATS:
             raise InvalidRequest(f"Audio format must be one of: {', '.join(AUDIO_FORMATS)}.")
-        return None if req.audio_format == self.settings.audio_format else req.audio_format
+        return req.audio_format
 
     async def fit(self, request_id: str, limit: int, *, split: bool = False) -> Submission:
         """A copy of a request's finished file that fits in `limit` bytes, made by a worker (a smaller
@@ -419,15 +430,15 @@ class JobService:
         if kinds:
             query = query.where(Request.kind.in_(list(kinds)))
         if search and search.strip():
-            pattern = (
-                "%"
-                + search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                + "%"
-            )
+            folded = search_text(search.strip()) or ""
+            pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            # Both sides folded in Python (search_text): SQL's lower() folds only ASCII on SQLite, and on
+            # PostgreSQL depends on the database's collation. Rows written before the search columns (by an
+            # older process during an upgrade) fall back to lower().
             query = query.where(
                 or_(
-                    func.lower(Job.title).like(pattern, escape="\\"),
-                    func.lower(Request.url).like(pattern, escape="\\"),
+                    func.coalesce(Job.search_title, func.lower(Job.title)).like(pattern, escape="\\"),
+                    func.coalesce(Request.search_url, func.lower(Request.url)).like(pattern, escape="\\"),
                 )
             )
         if top_level:

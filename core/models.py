@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +59,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def search_text(text: str | None) -> str | None:
+    """Text as history search compares it: Unicode case folding ("Größe" and "GRÖSSE" both become "grösse")
+    after compatibility normalisation. Stored beside titles and links because neither database folds more
+    than ASCII in SQL (SQLite's lower(), and PostgreSQL's under the C collation)."""
+    if text is None:
+        return None
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
@@ -103,6 +113,8 @@ class Job(Base):
     eta: Mapped[float | None] = mapped_column(Float)
 
     title: Mapped[str | None] = mapped_column(Text)
+    # search_text(title), written with every title: what history search matches.
+    search_title: Mapped[str | None] = mapped_column(Text)
     duration: Mapped[float | None] = mapped_column(Float)
     extractor: Mapped[str | None] = mapped_column(String(64))
     media_id: Mapped[str | None] = mapped_column(String(256))
@@ -165,6 +177,7 @@ class Request(Base):
     source: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[str] = mapped_column(String(128))
     url: Mapped[str] = mapped_column(Text)
+    search_url: Mapped[str | None] = mapped_column(Text)  # search_text(url), for history search
     kind: Mapped[str] = mapped_column(String(16))
     quality: Mapped[str] = mapped_column(String(16))
     # Where the result goes: chat + message ids, interaction token... whatever the front end needs.

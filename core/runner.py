@@ -38,7 +38,17 @@ from core.errors import Cancelled, DownloadFailed, MediabotError, StorageError, 
 from core.events import EventBus, Message, control_filter
 from core.fitting import Fitted, Fitter
 from core.jobs import IDEMPOTENCY_TTL
-from core.models import Job, JobStatus, Request, RequestStatus, Webhook, WebhookStatus, Worker, utcnow
+from core.models import (
+    Job,
+    JobStatus,
+    Request,
+    RequestStatus,
+    Webhook,
+    WebhookStatus,
+    Worker,
+    search_text,
+    utcnow,
+)
 from core.queue import JobQueue
 from core.schemas import THUMBNAIL, JobView, subtitle_asset
 from core.storage import Storage, check_free_space, download_dirs, make_key, safe_filename
@@ -346,7 +356,8 @@ class JobRunner:
             result = await session.execute(
                 self._owned(job.id).values(
                     status=JobStatus.DONE, entries=found.entries, playlist_total=found.total,
-                    title=found.title or job.title, finished_at=now, updated_at=now, lease_until=None,
+                    title=found.title or job.title, search_title=search_text(found.title or job.title),
+                    finished_at=now, updated_at=now, lease_until=None,
                     speed=None, eta=None, seq=job.seq + 1,
                 )
             )  # fmt: skip
@@ -452,6 +463,7 @@ class JobRunner:
     def _metadata(job: Job) -> dict[str, Any]:
         return dict(
             title=job.title,
+            search_title=search_text(job.title),
             duration=job.duration,
             extractor=job.extractor,
             media_id=job.media_id,
@@ -490,6 +502,7 @@ class JobRunner:
                 filesize=size,
                 ext=info.ext,
                 title=job.title or info.title,
+                search_title=search_text(job.title or info.title),
                 duration=info.duration,
                 width=info.width,
                 height=info.height,

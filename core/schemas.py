@@ -75,10 +75,13 @@ class FormatChoice(BaseModel):
     fps: float | None = None
     vcodec: str | None = None
     acodec: str | None = None
+    codecs: str | None = None  # the codec families as people know them: "H.264 + AAC", "Opus 128k"
     tbr: float | None = None  # kbit/s
-    filesize: int | None = None  # bytes: stated by the site, else estimated from bitrate x duration
+    # bytes: stated by the site, else the file's own (read from its server), else estimated from bitrate x
+    # duration or, for a stream, from its first segment
+    filesize: int | None = None
     filesize_estimated: bool = False
-    label: str  # "360p mp4 · 30.7 MB"
+    label: str  # what a person picks by: "360p · H.264 + AAC · 30.7 MB", "audio only · Opus 128k · 3.1 MB"
 
 
 class MediaFormats(BaseModel):
@@ -137,7 +140,7 @@ class JobView(BaseModel):
     # The format the person chose (None: chosen by kind and quality), the subtitle languages asked for, the
     # .srt files made and the languages the media lacks; whether a thumbnail is stored.
     format_id: str | None = None
-    # The audio format chosen when it is not the operator's default (the file's `ext` says what came out).
+    # The audio format asked for, None when none was (the file's `ext` says what came out).
     audio_format: str | None = None
     subtitle_langs: list[str] = Field(default_factory=list)
     subtitles: list[Subtitle] = Field(default_factory=list)
@@ -245,8 +248,8 @@ class SubmitRequest:
     format_id: str | None = None
     # Subtitle languages: embedded in an mp4 video and stored as .srt; missing ones don't fail the job.
     subtitles: tuple[str, ...] = ()
-    # An audio job's file format (AUDIO_FORMATS; None: the operator's MEDIABOT_AUDIO_FORMAT). Not used for
-    # video.
+    # An audio job's file format (AUDIO_FORMATS; None: the source's own when it is one of them, else the
+    # operator's MEDIABOT_AUDIO_FORMAT). Not used for video.
     audio_format: str | None = None
 
 

@@ -291,7 +291,10 @@ async def cmd_download(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_formats(settings: Settings, args: argparse.Namespace) -> int:
-    """What a link offers, one format a line: the id to pass to `download --format`, then its label."""
+    """What a link offers, as a table under a header row: the id to pass to `download --format`, the picture
+    (or "audio only"), the codecs and the size ("~" when estimated)."""
+    from core.errors import human_size
+
     await db.upgrade(settings.database_url)
     async with services_for(settings, worker=False) as services:
         found = await services.jobs.formats(args.url)
@@ -300,8 +303,25 @@ async def cmd_formats(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"a playlist of {found.playlist.total or found.playlist.count} items: each item has its own formats"
         )
+    rows = [("ID", "RESOLUTION", "CODECS", "SIZE")]
     for fmt in found.formats:
-        print(f"  {fmt.format_id:<16} {fmt.label}")
+        if fmt.kind == "audio":
+            picture = "audio only"
+        elif fmt.width and fmt.height:
+            picture = f"{fmt.width}x{fmt.height}"
+        else:
+            picture = f"{fmt.height}p" if fmt.height else "video"
+        codecs = fmt.codecs or fmt.ext or "?"
+        if fmt.kind == "video" and not fmt.has_audio:
+            codecs += ", video only"
+        size = "?"
+        if fmt.filesize is not None:
+            size = ("~" if fmt.filesize_estimated else "") + human_size(fmt.filesize)
+        rows.append((fmt.format_id, picture, codecs, size))
+    if found.formats:
+        w = [max(len(row[i]) for row in rows) for i in range(3)]
+        for ident, picture, codecs, size in rows:
+            print(f"  {ident:<{w[0]}}  {picture:<{w[1]}}  {codecs:<{w[2]}}  {size}")
     if found.subtitles:
         print(f"subtitles: {', '.join(found.subtitles)}")
     return 0

@@ -89,6 +89,17 @@ def test_media_files_are_valid(media_files: MediaFiles) -> None:
     assert _streams(big)["video"]["codec_name"] == "h264"
     assert 28_000_000 <= media_files.big_mp4.stat().st_size <= 34_000_000
 
+    codecs = {"m4a": "aac", "mp3": "mp3", "opus": "opus", "ogg": "vorbis"}
+    for kind, path in media_files.tagged.items():
+        tagged = ffprobe(path)
+        [stream] = tagged["streams"]
+        assert stream["codec_name"] == codecs[kind]
+        # Ogg keeps its tags on the stream, the others on the file.
+        both = {**tagged["format"].get("tags", {}), **stream.get("tags", {})}
+        tags = {k.lower(): v for k, v in both.items()}
+        assert {k: tags.get(k) for k in media_mod.FILE_TAGS} == media_mod.FILE_TAGS, kind
+    assert int(ffprobe(media_files.tagged["mp3"])["streams"][0]["bit_rate"]) == 160_000
+
     playlist = (media_files.hls_dir / "index.m3u8").read_text()
     segments = [line for line in playlist.splitlines() if line.endswith(".ts")]
     assert playlist.startswith("#EXTM3U") and "#EXT-X-ENDLIST" in playlist and len(segments) >= 3
@@ -108,7 +119,8 @@ def test_generate_media_race_is_atomic(tmp_path: Path, monkeypatch: pytest.Monke
     def fake_generate(tmp: Path) -> dict[str, float]:
         calls.append(1)
         barrier.wait(timeout=5)
-        for name in (media_mod.VIDEO_NAME, media_mod.AUDIO_NAME, media_mod.BIG_NAME, media_mod.THUMB_NAME):
+        names = (media_mod.VIDEO_NAME, media_mod.AUDIO_NAME, media_mod.BIG_NAME, media_mod.THUMB_NAME)
+        for name in (*names, *media_mod.TAGGED_NAMES.values()):
             (tmp / name).write_bytes(b"x" * 10)
         (tmp / media_mod.HLS_NAME).mkdir()
         (tmp / media_mod.HLS_NAME / "index.m3u8").write_text("#EXTM3U\n")
@@ -230,6 +242,15 @@ async def test_pages(media_site: MediaSite, http: aiohttp.ClientSession) -> None
     for i in range(1, 5):
         assert f'<a href="/clip/{i}.mp4">' in playlist
     assert playlist.count("<video") == 4 and "/clip/5.mp4" not in playlist
+
+    song = await page("/tagged-song.html?src=opus")
+    assert media_site.url("/tagged.opus") in song and '"name": "Song Title"' in song
+    titled = await page("/titled.html?title=%CE%A9%CE%BC%CE%AD%CE%B3%CE%B1")
+    assert '<meta property="og:title" content="Ωμέγα">' in titled and media_site.url("/video.mp4") in titled
+    assert 'content="http://example.com/v.mp4"' in await page("/titled.html?video=http://example.com/v.mp4")
+    assert 'src="/clip/b7.mp4"' in await page("/pages/b7/video-tag.html")
+    async with http.get(media_site.url("/tagged.mp3")) as r:
+        assert r.headers["Content-Type"] == "audio/mpeg" and (await r.read())[:3] == b"ID3"
 
     async with http.get(media_site.url("/hls/index.m3u8")) as r:
         assert r.headers["Content-Type"] == "application/vnd.apple.mpegurl"

@@ -57,8 +57,9 @@ class JobCreate(BaseModel):
     )
     audio_format: Literal["m4a", "mp3", "opus"] | None = Field(
         None,
-        description="For `kind: audio`, the file's format; null: the server's MEDIABOT_AUDIO_FORMAT (the "
-        "job's `ext` says what came out). Ignored for video.",
+        description="For `kind: audio`, the file's format; null: the source's own sound when it already is "
+        "MP3, AAC (m4a) or Opus, else the server's MEDIABOT_AUDIO_FORMAT (the job's `ext` says what came "
+        "out). Ignored for video.",
     )
 
 
@@ -145,7 +146,7 @@ class Job(BaseModel):
         None, description="The format asked for; null when chosen by `kind` and `quality`."
     )
     audio_format: str | None = Field(
-        None, description="The audio format asked for, when not the server's default; null otherwise."
+        None, description="The audio format asked for; null when none was (see `ext` for what came out)."
     )
     subtitle_langs: list[str] = Field(default_factory=list, description="The subtitle languages asked for.")
     subtitles: list[SubtitleFile] = Field(

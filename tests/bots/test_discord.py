@@ -251,7 +251,8 @@ async def test_errors_are_one_sentence(fake_discord: FakeDiscord, tmp_path: Path
         [answer] = await fake_discord.wait_for(lambda: fake_discord.callbacks(typo))
         assert answer.json["type"] == 4 and answer.json["data"]["flags"] & EPHEMERAL
         assert (
-            answer.json["data"]["content"] == "That doesn't look like a link. Send a full http(s):// address."
+            answer.json["data"]["content"]
+            == "That doesn't look like a link: it should start with http:// or https://."
         )
 
         nomedia = await fake_discord.slash("download", {"url": media_site.url("/nomedia.html")})

@@ -176,7 +176,10 @@ async def test_the_format_picker_offers_the_real_formats_and_downloads_the_chose
         big, small = (
             human_size(f.stat().st_size) for f in (media_site.files.big_mp4, media_site.files.video_mp4)
         )
-        assert [o["label"] for o in menu["options"]] == [f"360p mp4 · {big}", f"240p mp4 · {small}"]
+        assert [o["label"] for o in menu["options"]] == [
+            f"360p · H.264 + AAC · {big}",
+            f"240p · H.264 + AAC · {small}",
+        ]
         assert "Format Test" in edit.json["content"] and url in edit.json["content"]
         assert await env.requests(it.user) == [], "nothing is downloaded before a choice"
         assert any(c.get("type") == 3 for row in fake_discord.components_sent() for c in row["components"])
@@ -190,7 +193,7 @@ async def test_the_format_picker_offers_the_real_formats_and_downloads_the_chose
         chose = await fake_discord.choose(it.message_id or "", menu["custom_id"], ["v:240p"], user=it.user)
         [update] = await fake_discord.wait_for(lambda: fake_discord.callbacks(chose))
         assert update.json["type"] == 7 and update.json["data"]["components"] == []
-        assert f"240p mp4 · {small}" in update.json["data"]["content"]
+        assert f"240p · H.264 + AAC · {small}" in update.json["data"]["content"]
         final = await ended(fake_discord, chose)
         [video] = final.files
         assert ffprobe(video.path)["streams"][0]["height"] == 240

@@ -317,7 +317,7 @@ async def test_errors_are_one_sentence(
         progress = await progress_message(tg, asked)
         key = (ALICE.id, progress["message_id"])
         await tg.wait_for(lambda: "reply_markup" not in tg.messages[key], timeout=30)
-        assert tg.messages[key]["text"] == UnsupportedUrl.default_message
+        assert tg.messages[key]["text"] == UnsupportedUrl.no_media_message
 
         # Refused at once: no job, one sentence.
         assert await reply_text(tg, tg.send("hello there")) == InvalidUrl.default_message

@@ -12,7 +12,7 @@ import pytest
 
 from bots.telegram import texts
 from bots.telegram.runner import running
-from core.errors import human_size
+from core.errors import UnsupportedUrl, human_size
 from tests.bots.test_telegram import clip, media_call, reply_text, telegram_bot
 from tests.bots.test_telegram_planner import delivered, text_reply, texts_to, uploads_for, video_size
 from tests.fakes.telegram import ALICE, BOB, Call, FakeTelegram, jpeg_size
@@ -191,7 +191,9 @@ async def test_settings_turn_on_the_picker_and_a_press_downloads_that_format(
         big, small = (
             human_size(f.stat().st_size) for f in (media_site.files.big_mp4, media_site.files.video_mp4)
         )
-        assert labels == [f"360p mp4 · {big}", f"240p mp4 · {small}"], labels  # sizes as the site states
+        assert labels == [f"360p · H.264 + AAC · {big}", f"240p · H.264 + AAC · {small}"], (
+            labels
+        )  # sizes as the site states
         shown = buttons(picker)
         assert [text for text, _ in shown] == [*labels, "Audio only", "Best"]
         assert all(len(data.encode()) <= 64 for _, data in shown)
@@ -279,8 +281,8 @@ async def test_picker_bad_choices_and_links_without_a_choice(
 
         # A link whose probe fails: the probe's sentence, no keyboard, nothing queued.
         broken = tg.send(media_site.url("/nomedia.html"))
-        assert await reply_text(tg, broken, timeout=30) == "This site is not supported."
-        assert [m["text"] for m in tg.replies_to(broken)] == ["This site is not supported."]
+        assert await reply_text(tg, broken, timeout=30) == UnsupportedUrl.no_media_message
+        assert [m["text"] for m in tg.replies_to(broken)] == [UnsupportedUrl.no_media_message]
         requests, _ = await bot.services.jobs.list_requests("telegram", str(ALICE.id), limit=100)
         assert not [r for r, _ in requests if "nomedia" in r.url]
 

@@ -37,7 +37,7 @@ async def test_download_command_reports_errors_in_words(tmp_path: Path, media_si
     env = settings_env(make_settings(tmp_path))
     code, out, err = await run_mediabot(env, "download", media_site.url("/nomedia.html"))
     assert code == 1 and out == ""
-    assert "This site is not supported." in err and "Traceback" not in err
+    assert "That page has no video or sound we can find." in err and "Traceback" not in err
     code, _, err = await run_mediabot(env, "download", "ftp://example.com/x.mp4")
     assert code == 1 and "Only http:// and https://" in err
 
@@ -93,8 +93,13 @@ async def test_formats_command_lists_choices_and_download_takes_one(tmp_path: Pa
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "Format Test"
-    assert [line.split()[0] for line in lines[1:3]] == ["360p", "240p"]
-    assert "MB" in lines[1] and "KB" in lines[2]
+    assert lines[1].split() == ["ID", "RESOLUTION", "CODECS", "SIZE"]
+    assert [line.split()[:2] for line in lines[2:4]] == [["360p", "640x360"], ["240p", "320x240"]]
+    assert "H.264 + AAC" in lines[2] and lines[2].endswith("MB") and lines[3].endswith("KB")
+    # A table: each column starts where its heading does.
+    for heading in ("RESOLUTION", "CODECS", "SIZE"):
+        column = lines[1].index(heading)
+        assert all(line[column - 2 : column] == "  " and line[column] != " " for line in lines[2:4]), heading
     assert lines[-1] == "subtitles: de, en"
     code, out, err = await run_mediabot(
         env, "download", media_site.url("/formats.html"), "--format", "240p", "--subs", "en,fr"

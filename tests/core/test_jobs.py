@@ -189,7 +189,8 @@ async def test_unsupported_and_missing_pages(embedded: Services, media_site) -> 
     missing = await embedded.jobs.submit(ask(media_site.url("/missing.mp4")))
     final = await embedded.jobs.wait(unsupported.job.id, timeout=30)
     assert final.status == "failed" and final.error and final.error.code == "unsupported_url"
-    assert final.error.message == "This site is not supported."
+    # The site is fine; its page simply holds no media (a site refused by the operator says "not supported").
+    assert final.error.message == "That page has no video or sound we can find."
     final = await embedded.jobs.wait(missing.job.id, timeout=30)
     assert final.status == "failed" and final.error and final.error.code == "download_failed"
     assert "404" in final.error.message and "/" not in final.error.message.replace("404 Not Found", "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from core.errors import InvalidRequest, NotFound, PrivateAddress, UnsupportedUrl
 from core.schemas import THUMBNAIL, JobView, SubmitRequest, subtitle_asset
 from core.services import Services
-from tests.support.media import ffprobe
+from tests.support.media import FFMPEG, FILE_TAGS, ffprobe
 from tests.support.media_site import SUBTITLES
 
 
@@ -99,6 +100,74 @@ async def test_audio_is_tagged_with_title_artist_date_and_cover(
     assert final.thumbnail and jpeg_size(await thumbnail_bytes(embedded, final, tmp_path))[0] <= 320
 
 
+def tag_sets(path: Path) -> tuple[str, list[dict[str, str]]]:
+    """The sound's codec, and every set of tags a player may read: the file's, and the sound stream's (where
+    Ogg keeps them)."""
+    probe = ffprobe(path)
+    [sound] = [s for s in probe["streams"] if s["codec_type"] == "audio"]
+    sets = [probe["format"].get("tags", {}), sound.get("tags", {})]
+    return sound["codec_name"], [{k.lower(): v for k, v in tags.items()} for tags in sets]
+
+
+def sound_md5(path: Path) -> str:
+    """A hash of the sound's packets as stored: equal only when the sound was copied, not re-encoded."""
+    out = subprocess.run(
+        [FFMPEG, "-v", "error", "-i", str(path), "-map", "0:a", "-c", "copy", "-f", "md5", "-"],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    return out.strip()
+
+
+@pytest.mark.parametrize("audio_format", ["mp3", "m4a", "opus"])
+async def test_every_audio_type_carries_the_sites_tags_not_the_files_own(
+    embedded: Services, media_site, audio_format: str
+) -> None:
+    """The source file says "File Own Title" by "File Own Artist"; the page says "Song Title" by "Some
+    Artist": whichever type comes out, a player reads the page's words (an Opus file used to keep the
+    file's own, on its stream)."""
+    url = media_site.url(f"/tagged-song.html?src=m4a&t={uuid.uuid4().hex[:8]}")
+    final = await done(embedded, ask(url, kind="audio", audio_format=audio_format))
+    path = await embedded.jobs.local_path(final.id)
+    assert path is not None and path.suffix == f".{audio_format}"
+    codec, sets = tag_sets(path)
+    assert codec == {"mp3": "mp3", "m4a": "aac", "opus": "opus"}[audio_format]
+    named = [tags for tags in sets if "title" in tags or "artist" in tags]
+    assert named, "the file is tagged"
+    for tags in named:
+        assert (tags.get("title"), tags.get("artist")) == ("Song Title", "Some Artist"), tags
+    # What the page does not say is the file's own, as in every type.
+    assert any(tags.get("album") == FILE_TAGS["album"] for tags in sets)
+
+
+async def test_audio_that_already_is_mp3_or_opus_keeps_its_sound(embedded: Services, media_site) -> None:
+    """No type asked for: MP3 and Opus sound is kept as it is (retagged, not re-encoded), while a sound of
+    another kind (Vorbis) becomes the operator's type."""
+    for src, ext, codec in (("mp3", "mp3", "mp3"), ("opus", "opus", "opus")):
+        url = media_site.url(f"/tagged-song.html?src={src}&t={uuid.uuid4().hex[:8]}")
+        final = await done(embedded, ask(url, kind="audio"))
+        assert final.ext == ext and final.audio_format is None
+        path = await embedded.jobs.local_path(final.id)
+        assert path is not None and path.suffix == f".{ext}"
+        source = media_site.files.tagged[src]
+        assert sound_md5(path) == sound_md5(source), f"the {src} sound was re-encoded"
+        found, sets = tag_sets(path)
+        assert found == codec
+        assert all(tags.get("title") in (None, "Song Title") for tags in sets)
+        if src == "mp3":
+            probe = ffprobe(path)
+            assert int(probe["streams"][0]["bit_rate"]) == 160_000
+    url = media_site.url(f"/tagged-song.html?src=ogg&t={uuid.uuid4().hex[:8]}")
+    vorbis = await done(embedded, ask(url, kind="audio"))
+    assert vorbis.ext == embedded.settings.audio_format == "m4a"
+    path = await embedded.jobs.local_path(vorbis.id)
+    assert path is not None and tag_sets(path)[0] == "aac"
+    # A type asked for by name is always that type: the mp3 source becomes Opus when Opus is asked for.
+    url = media_site.url(f"/tagged-song.html?src=mp3&t={uuid.uuid4().hex[:8]}")
+    opus = await done(embedded, ask(url, kind="audio", audio_format="opus"))
+    path = await embedded.jobs.local_path(opus.id)
+    assert path is not None and opus.ext == "opus" and tag_sets(path)[0] == "opus"
+
+
 async def test_audio_in_the_format_asked_for_tagged_and_keyed_apart(embedded: Services, media_site) -> None:
     url = media_site.url(f"/song.html?{uuid.uuid4().hex[:8]}")
     mp3 = await done(embedded, ask(url, kind="audio", audio_format="mp3"))
@@ -108,13 +177,16 @@ async def test_audio_in_the_format_asked_for_tagged_and_keyed_apart(embedded: Se
     probe = ffprobe(path)
     assert [s["codec_name"] for s in probe["streams"] if s["codec_type"] == "audio"] == ["mp3"]
     assert {k.lower(): v for k, v in probe["format"]["tags"].items()}.get("artist") == "Some Artist"
-    # Another format is another job; the operator's own format asked for by name is the default's job.
+    # Another format is another job; so is no format (the source's sound, here AAC: an m4a), and the
+    # operator's own format asked for by name (which converts what the default would keep).
     opus = await done(embedded, ask(url, kind="audio", audio_format="opus"))
     assert opus.id != mp3.id and opus.ext == "opus"
     default = await done(embedded, ask(url, kind="audio"))
-    assert default.id not in (mp3.id, opus.id) and default.ext == embedded.settings.audio_format
+    assert default.id not in (mp3.id, opus.id) and default.ext == "m4a" and default.audio_format is None
+    again = await embedded.jobs.submit(ask(url, kind="audio", user="bob"))
+    assert again.job.id == default.id and again.outcome == "cached"
     named = await embedded.jobs.submit(ask(url, kind="audio", audio_format=embedded.settings.audio_format))
-    assert named.job.id == default.id and named.outcome == "cached"
+    assert named.job.id not in (default.id, mp3.id, opus.id)
     # A video has no audio format: the choice is set aside, not refused.
     video = await embedded.jobs.submit(
         ask(media_site.url("/formats.html"), format_id="240p", audio_format="mp3")

@@ -127,5 +127,8 @@ async def test_an_empty_channel_fails_in_words(embedded: Services, media_site) -
     sub = await embedded.jobs.submit(ask(media_site.url("/feed.xml?n=0")))
     final = await embedded.jobs.wait(sub.job.id, timeout=60)
     assert final.status == "failed" and final.error is not None
-    assert final.error.code == "unsupported_url" and final.error.message == "No media was found at that link."
+    assert (
+        final.error.code == "unsupported_url"
+        and final.error.message == "That page has no video or sound we can find."
+    )
     assert await embedded.jobs.children(sub.request.id) == []

@@ -12,6 +12,7 @@ def test_mp4_reader_agrees_with_ffprobe(media_files, name: str) -> None:
     slow = _probe_external(path, "/usr/bin/ffmpeg")
     assert fast.width == slow.width and fast.height == slow.height
     assert fast.has_video == slow.has_video and fast.has_audio == slow.has_audio
+    assert (fast.vcodec, fast.acodec) == (slow.vcodec, slow.acodec) and fast.acodec == "aac"
     assert fast.duration == pytest.approx(slow.duration, abs=0.1)
 
 

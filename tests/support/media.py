@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-MEDIA_VERSION = "v2"
+MEDIA_VERSION = "v3"
 DEFAULT_ROOT = Path("/tmp/mediabot-test-media")
 ENV_VAR = "MEDIABOT_TEST_MEDIA_DIR"
 MARKER = "MEDIA_VERSION.json"
@@ -41,6 +41,10 @@ AUDIO_NAME = "audio.m4a"
 BIG_NAME = "big.mp4"
 HLS_NAME = "hls"
 THUMB_NAME = "thumb.png"
+# Sound files whose own tags differ from what the song pages say: the site's words must win.
+TAGGED_NAMES = {"m4a": "tagged.m4a", "mp3": "tagged.mp3", "opus": "tagged.opus", "ogg": "tagged.ogg"}
+FILE_TAGS = {"title": "File Own Title", "artist": "File Own Artist", "album": "File Own Album"}
+TAGGED_MP3_BITRATE = "160k"  # not what an mp3 re-encode would choose, so a re-encode shows
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class MediaFiles:
     big_mp4: Path  # ~30 MB valid mp4 (10 s, 640x360, noise at 24 Mbit/s CBR)
     hls_dir: Path  # index.m3u8 + segNNN.ts (~1 s each) of video_mp4
     thumb_png: Path  # 1280x720 PNG poster, well over Telegram's thumbnail limits (320 px, 200 KB)
+    # ~3 s tones carrying FILE_TAGS: AAC in m4a, MP3 at 160 kbit/s, Opus in Ogg, Vorbis in Ogg
+    tagged: dict[str, Path]
 
 
 def default_cache_dir() -> Path:
@@ -66,6 +72,7 @@ def _files(root: Path) -> MediaFiles:
         big_mp4=root / BIG_NAME,
         hls_dir=root / HLS_NAME,
         thumb_png=root / THUMB_NAME,
+        tagged={kind: root / name for kind, name in TAGGED_NAMES.items()},
     )
 
 
@@ -78,7 +85,8 @@ def _is_complete(root: Path) -> bool:
         return False
     f = _files(root)
     return all(
-        p.is_file() and p.stat().st_size > 0 for p in (f.video_mp4, f.audio_m4a, f.big_mp4, f.thumb_png)
+        p.is_file() and p.stat().st_size > 0
+        for p in (f.video_mp4, f.audio_m4a, f.big_mp4, f.thumb_png, *f.tagged.values())
     ) and ((f.hls_dir / "index.m3u8").is_file())
 
 
@@ -141,6 +149,21 @@ def _gen_thumb(out: Path) -> None:
     ])  # fmt: skip
 
 
+def _gen_tagged(out_dir: Path) -> None:
+    codecs = {
+        "m4a": ["-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart"],
+        "mp3": ["-c:a", "libmp3lame", "-b:a", TAGGED_MP3_BITRATE],
+        "opus": ["-c:a", "libopus", "-b:a", "64k"],
+        "ogg": ["-c:a", "libvorbis", "-q:a", "3"],
+    }
+    tags = [arg for key, value in FILE_TAGS.items() for arg in ("-metadata", f"{key}={value}")]
+    for kind, name in TAGGED_NAMES.items():
+        _run([
+            "-f", "lavfi", "-i", f"sine=frequency=550:sample_rate=48000:duration={SMALL_SECONDS}",
+            *codecs[kind], *tags, str(out_dir / name),
+        ])  # fmt: skip
+
+
 def _gen_hls(src: Path, out_dir: Path) -> None:
     out_dir.mkdir()
     _run([
@@ -159,6 +182,7 @@ def _generate_into(tmp: Path) -> dict[str, float]:
         ("big_mp4", lambda: _gen_big(tmp / BIG_NAME)),
         ("hls_dir", lambda: _gen_hls(tmp / VIDEO_NAME, tmp / HLS_NAME)),
         ("thumb_png", lambda: _gen_thumb(tmp / THUMB_NAME)),
+        ("tagged", lambda: _gen_tagged(tmp)),
     ]
     for name, step in steps:
         t0 = time.perf_counter()

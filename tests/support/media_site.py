@@ -36,6 +36,11 @@ Routes (all GET also answer HEAD; every response has a Content-Type):
                             (``?broken=LANG`` lists one more track, whose file is a 404)
 ``/song.html``              JSON-LD page "Song Title" by "Some Artist" (2026-11-02) with ``/thumb.png``
                             as its thumbnail and ``/audio.m4a`` as its content
+``/tagged.{ext}``           a tone whose own tags say "File Own Title" by "File Own Artist" (``FILE_TAGS``):
+                            ext ``m4a`` (AAC), ``mp3`` (160 kbit/s), ``opus`` and ``ogg`` (Vorbis)
+``/tagged-song.html``       ``/song.html`` with ``/tagged.{src}`` as its content (``?src=mp3``, default m4a)
+``/titled.html``            ``og:video`` of ``/video.mp4`` (or of ``?video=URL``), titled by ``?title=`` (any script)
+``/pages/{name}/video-tag.html``  ``<video>`` of ``/clip/{name}.mp4``: pages of one file name, other media
 ==========================  ===========================================================
 
 Counting:
@@ -96,6 +101,9 @@ CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".ts": "video/mp2t",
     ".png": "image/png",
+    ".mp3": "audio/mpeg",
+    ".opus": "audio/ogg",
+    ".ogg": "audio/ogg",
 }
 
 # Subtitles of the small video, by language: two cues each.
@@ -347,6 +355,8 @@ class MediaSite:
             "big": blob(files.big_mp4),
             "thumb": blob(files.thumb_png),
         }
+        for kind, path in files.tagged.items():
+            blobs[f"tagged.{kind}"] = blob(path)
         for p in sorted(files.hls_dir.iterdir()):
             if p.suffix in (".m3u8", ".ts"):
                 blobs["hls/" + p.name] = blob(p)
@@ -376,6 +386,11 @@ class MediaSite:
         r.add_get("/subs/{lang}.vtt", self._subtitles)
         r.add_get("/formats.html", self._formats)
         r.add_get("/song.html", self._song)
+        for kind in ("m4a", "mp3", "opus", "ogg"):
+            r.add_get(f"/tagged.{kind}", self._blob_handler(f"tagged.{kind}"))
+        r.add_get("/tagged-song.html", self._tagged_song)
+        r.add_get("/titled.html", self._titled)
+        r.add_get("/pages/{name:[^/]+}/video-tag.html", self._named_video_tag)
         r.add_get("/redirect", self._redirect)
         r.add_get("/filler.mp4", self._filler)
         r.add_get("/chunked/{name:[^/]+}.mp4", self._chunked)
@@ -735,15 +750,41 @@ class MediaSite:
         body = f'<div id="player"></div>\n<script>jwplayer("player").setup({setup});</script>'
         return await self._html(request, "Format Test", body)
 
-    async def _song(self, request: web.Request) -> web.StreamResponse:
+    async def _song(self, request: web.Request, content: str = "/audio.m4a") -> web.StreamResponse:
         """A page that names its media's title, artist, date and cover (JSON-LD, as music sites do)."""
         ld = {
             "@context": "https://schema.org", "@type": "VideoObject", "name": "Song Title",
             "author": {"@type": "Person", "name": "Some Artist"}, "uploadDate": "2026-11-02",
-            "thumbnailUrl": self.url("/thumb.png"), "contentUrl": self.url("/audio.m4a"), "duration": "PT3S",
+            "thumbnailUrl": self.url("/thumb.png"), "contentUrl": self.url(content), "duration": "PT3S",
         }  # fmt: skip
         head = f'<script type="application/ld+json">{json.dumps(ld)}</script>\n'
         return await self._html(request, "Song Title", "<h1>Song Title</h1>", head)
+
+    async def _tagged_song(self, request: web.Request) -> web.StreamResponse:
+        """The song page, its sound a file whose own tags name another title and artist."""
+        src = request.query.get("src", "m4a")
+        if f"tagged.{src}" not in self._blobs:
+            return web.Response(
+                status=400, text="src must be m4a, mp3, opus or ogg\n", content_type="text/plain"
+            )
+        return await self._song(request, f"/tagged.{src}")
+
+    async def _titled(self, request: web.Request) -> web.StreamResponse:
+        """An og:video page with the title asked for, in whatever script (history search is tested with it)."""
+        title = request.query.get("title", "Untitled")
+        video = html.escape(request.query.get("video") or self.url("/video.mp4"))
+        head = (
+            f'<meta property="og:title" content="{html.escape(title)}">\n'
+            f'<meta property="og:video" content="{video}">\n'
+            '<meta property="og:video:type" content="video/mp4">\n'
+        )
+        return await self._html(request, title, f"<h1>{html.escape(title)}</h1>", head)
+
+    async def _named_video_tag(self, request: web.Request) -> web.StreamResponse:
+        """Pages that share a file name but show other media: yt-dlp names such media after the page's file."""
+        name = html.escape(request.match_info["name"])
+        body = f'<h1>Video tag</h1>\n<video controls><source src="/clip/{name}.mp4" type="video/mp4"></video>'
+        return await self._html(request, "Video Tag Clip", body)
 
     async def _redirect(self, request: web.Request) -> web.Response:
         to = request.query.get("to")
@@ -758,7 +799,8 @@ class MediaSite:
             "/video.mp4", "/audio.m4a", "/big.mp4", "/clip/1.mp4", "/page.html", "/video-tag.html",
             "/hls/index.m3u8", "/hls-page.html", "/nomedia.html", "/missing.mp4", "/slow.mp4",
             "/cookie.mp4", "/stall.mp4", "/playlist.html?n=3", "/feed.xml?n=3", "/qualities.html",
-            "/thumb.png", "/subs/en.vtt", "/formats.html", "/song.html",
+            "/thumb.png", "/subs/en.vtt", "/formats.html", "/song.html", "/tagged.mp3", "/tagged-song.html",
+            "/titled.html?title=Gr%C3%B6%C3%9Fe", "/pages/a/video-tag.html",
         ]  # fmt: skip
         body = "<ul>\n" + "\n".join(f"<li><span>{html.escape(p)}</span></li>" for p in items) + "\n</ul>"
         return await self._html(request, "mediabot test media site", body)

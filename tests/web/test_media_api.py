@@ -58,7 +58,8 @@ async def test_formats_of_a_link_then_cached(api: Api, media_site: Any) -> None:
         assert choice["kind"] == "video" and choice["ext"] == "mp4"
         assert choice["filesize"] == sizes[choice["format_id"]] and choice["filesize_estimated"] is False
         assert choice["height"] == int(choice["format_id"].removesuffix("p"))
-        assert choice["label"].startswith(f"{choice['format_id']} mp4 · ")
+        assert choice["label"].startswith(f"{choice['format_id']} · H.264 + AAC · ")
+        assert (choice["vcodec"], choice["acodec"], choice["codecs"]) == ("h264", "aac", "H.264 + AAC")
 
     hits = media_site.hits("/formats.html")
     status, again = await formats_of(api, url)
