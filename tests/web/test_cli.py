@@ -6,6 +6,7 @@ import asyncio
 import re
 import signal
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from tests.support.services import (
     settings_env,
     wait_until,
 )
-from tests.web.conftest import web_settings
+from tests.web.conftest import web_api, web_settings
 
 KEY = re.compile(r"mb_[A-Za-z0-9_-]{40,}")
 
@@ -186,3 +187,27 @@ async def test_web_alone_on_a_fresh_data_dir_migrates_and_serves_the_page(tmp_pa
             proc.kill()
             await proc.wait()
         log.close()
+
+
+async def test_cli_downloads_show_in_the_default_keys_history(tmp_path: Path, media_site) -> None:
+    """`mediabot download` submits as the API key named `default` (the one the first `run` creates), so the
+    web page, which lists a key's API jobs, shows them; without that key it says so in one line."""
+    settings = web_settings(tmp_path)
+    env = settings_env(settings)
+    clip = media_site.url(f"/clip/{uuid.uuid4().hex}.mp4")
+    code, out, err = await run_mediabot(env, "download", clip)
+    assert code == 0, err
+    assert "(not in the web page's history: no active API key is named 'default')" in err
+
+    code, out, err = await run_mediabot(env, "apikey", "create", "default")
+    assert code == 0, err
+    key = out.strip().splitlines()[-1]
+    other = media_site.url(f"/clip/{uuid.uuid4().hex}.mp4")
+    code, out, err = await run_mediabot(env, "download", other)
+    assert code == 0 and "web page" not in err, err
+
+    async with web_api(settings) as api:
+        status, body, _ = await api.call("GET", "/api/v1/jobs", key=key)
+        assert status == 200
+        assert [(job["url"], job["status"]) for job in body["items"]] == [(other, "done")]
+        assert body["items"][0]["file_url"]
