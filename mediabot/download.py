@@ -151,10 +151,9 @@ class Interrupted:
     def exit_code(self) -> int:
         return 128 + int(self.signal or signal.SIGINT)
 
-    def sentence(self) -> str:
-        return (
-            f"mediabot: stopped by {_SIGNALS.get(self.signal or signal.SIGINT)}; the download was cancelled."
-        )
+    def sentence(self, *, submitted: bool = True) -> str:
+        what = "the download was cancelled" if submitted else "nothing was downloaded"
+        return f"mediabot: stopped by {_SIGNALS.get(self.signal or signal.SIGINT)}; {what}."
 
 
 async def cmd_download(settings: Settings, args: argparse.Namespace) -> int:
@@ -167,6 +166,9 @@ async def cmd_download(settings: Settings, args: argparse.Namespace) -> int:
     interrupted = Interrupted().install()
     await prepare_database(settings)
     async with services_for(settings, worker=not settings.redis_url) as services:
+        if interrupted.event.is_set():  # while starting: nothing was asked for yet
+            print(interrupted.sentence(submitted=False), file=sys.stderr)
+            return interrupted.exit_code
         who = await owner(services.keys)
         request = SubmitRequest(
             text=args.url,

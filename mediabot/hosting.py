@@ -80,11 +80,11 @@ class Shutdown:
         grace = f"{settings.shutdown_grace_s:g} s (MEDIABOT_SHUTDOWN_GRACE_S)"
         if downloads:
             self.notice = (
-                f"stopping; running downloads get up to {grace} to finish, then go back to the queue. "
+                f"shutting down; running downloads get up to {grace} to finish, then go back to the queue. "
                 "Press Ctrl-C again to stop at once."
             )
         else:
-            self.notice = f"stopping; open requests get up to {grace} to finish."
+            self.notice = f"shutting down; open requests get up to {grace} to finish."
         self.requested = asyncio.Event()
         self.hurried = asyncio.Event()
 
@@ -102,7 +102,7 @@ class Shutdown:
             log.info("%s: %s", name, self.notice)
         elif self.downloads and not self.hurried.is_set():
             self.hurried.set()
-            log.warning("%s again: stopping now; running downloads go back to the queue", name)
+            log.warning("%s again: shutting down now; running downloads go back to the queue", name)
 
     async def wait(self) -> None:
         await self.requested.wait()

@@ -235,3 +235,16 @@ async def test_download_cancels_its_job_on_sigterm_and_sighup(
         err.decode().strip().splitlines()[-1] == f"mediabot: stopped by {name}; the download was cancelled."
     )
     assert status() == "cancelled"
+
+
+async def test_download_output_from_s3_storage(tmp_path: Path, media_site, media_files, moto_s3) -> None:
+    settings = make_settings(
+        tmp_path, storage="s3", s3_bucket=moto_s3.new_bucket(), s3_endpoint_url=moto_s3.endpoint_url
+    )
+    target = tmp_path / "clip.mp4"
+    code, out, err = await run_mediabot(
+        settings_env(settings), "download", media_site.url(f"/clip/{uuid.uuid4().hex}.mp4"), "-o", str(target)
+    )
+    assert code == 0, err
+    assert out.strip() == str(target)
+    assert target.read_bytes() == media_files.video_mp4.read_bytes()
