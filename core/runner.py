@@ -895,11 +895,11 @@ class WorkerRuntime:
             asyncio.create_task(self._listen(), name="worker-control"),
         ]
 
-    async def stop(self, grace_s: float = 10.0) -> None:
-        """Stop taking jobs; give running ones `grace_s` to finish, then hand them back to the queue."""
+    async def stop(self, grace_s: float = 10.0, hurry: asyncio.Event | None = None) -> None:
+        """Stop taking jobs; give running ones `grace_s` to finish (less when `hurry` is set meanwhile: a
+        second Ctrl-C), then hand them back to the queue, their attempt not counted."""
         self.runner.accepting = False
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.runner.idle.wait(), grace_s)
+        await _first_of(grace_s, self.runner.idle, *([hurry] if hurry is not None else []))
         if self.runner.running:
             self.runner.hand_back_all()
             with contextlib.suppress(TimeoutError):
@@ -982,6 +982,19 @@ class WorkerRuntime:
                 raise
             except Exception as exc:  # noqa: BLE001 - a database or Redis outage: try again next round
                 log.warning("%s failed: %s", getattr(fn, "__name__", fn), type(exc).__name__)
+
+
+async def _first_of(timeout: float, *events: asyncio.Event) -> None:
+    """Wait until any of `events` is set, or `timeout` seconds."""
+    if any(event.is_set() for event in events):
+        return
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
 
 
 _libc: Any = None

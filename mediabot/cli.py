@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import getpass
 import logging
-import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
@@ -18,14 +16,10 @@ from core.apikeys import ApiKeyService
 from core.config import Settings, SettingsError, load_settings
 from core.errors import MediabotError
 from core.logs import setup_logging
-from core.planner import finished_items, playlist_line
-from core.render import progress_line
-from core.schemas import JobView, SubmitRequest
-from core.services import Services, build_services
+from core.services import Services
 from mediabot import doctor
-from worker.broker import make_broker
-from worker.host import hosted_worker
-from worker.queue import TaskiqQueue
+from mediabot.download import add_download_parser, cmd_download, error_lines
+from mediabot.hosting import SchemaNotReady, Shutdown, prepare_database, services_for
 
 log = logging.getLogger("mediabot")
 
@@ -37,23 +31,6 @@ def _secrets(settings: Settings) -> list[str]:
         str(getattr(settings, name, "") or "")
         for name in ("secret_key", "webhook_secret", "telegram_token", "discord_token")
     ]
-
-
-@contextlib.asynccontextmanager
-async def services_for(settings: Settings, *, worker: bool) -> AsyncIterator[Services]:
-    """Services with a queue; with `worker`, a worker runs in this process too."""
-    broker = make_broker(settings)
-    queue = TaskiqQueue(broker, settings.redis_url)
-    services = await build_services(settings, queue)
-    async with AsyncExitStack() as stack:
-        stack.push_async_callback(queue.close)
-        stack.push_async_callback(services.close)
-        if worker:
-            await stack.enter_async_context(hosted_worker(broker, services))
-        else:
-            await broker.startup()
-            stack.push_async_callback(broker.shutdown)
-        yield services
 
 
 def front_ends(settings: Settings, only: str | None = None) -> list[Component]:
@@ -76,49 +53,43 @@ def front_ends(settings: Settings, only: str | None = None) -> list[Component]:
     return found
 
 
-def _stop_requested() -> asyncio.Event:
-    """An event that SIGINT or SIGTERM sets, handled from this moment on. Called before start-up, so a
-    signal that arrives while the process is still starting stops it cleanly (exit 0) as soon as start-up
-    is done, instead of killing it on the spot by the default action."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
-async def _until_signalled(stop: asyncio.Event) -> None:
-    await stop.wait()
-    log.info("shutting down")
-
-
 async def _serve(
     settings: Settings,
     *,
     worker: bool,
     only: str | None,
     on_ready: Callable[[Services], Awaitable[None]] | None = None,
-    stop: asyncio.Event | None = None,
+    shutdown: Shutdown | None = None,
+    prepare: bool = True,
 ) -> int:
-    stop = stop or _stop_requested()
     components = front_ends(settings, only)
     if only and not components:
-        print(f"mediabot: nothing to run for '{only}' (is its token set?)", file=sys.stderr)
-        return 2
-    async with services_for(settings, worker=worker) as services, AsyncExitStack() as stack:
+        # Exit 0: nothing failed, so a supervisor that restarts on failure (compose: `restart: on-failure`)
+        # leaves it stopped instead of starting it again and again.
+        print(
+            f"mediabot: nothing to run for '{only}': set MEDIABOT_{only.upper()}_TOKEN to run it.",
+            file=sys.stderr,
+        )
+        return 0
+    shutdown = shutdown or Shutdown(settings, downloads=worker).install()
+    if prepare:
+        await prepare_database(settings)
+    async with (
+        services_for(settings, worker=worker, hurry=shutdown.hurried) as services,
+        AsyncExitStack() as stack,
+    ):
         for component in components:
-            if stop.is_set():
+            if shutdown.requested.is_set():
                 break
             await stack.enter_async_context(component(services))
-        if on_ready is not None and not stop.is_set():
+        if on_ready is not None and not shutdown.requested.is_set():
             await on_ready(services)
-        await _until_signalled(stop)
+        await shutdown.wait()
     return 0
 
 
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    stop = _stop_requested()
+    shutdown = Shutdown(settings, downloads=True).install()
     await db.upgrade(settings.database_url)
     log.info(
         "mediabot running: database %s, queue %s, storage %s",
@@ -126,33 +97,48 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         "Redis" if settings.redis_url else "in-process",
         settings.storage,
     )
-    return await _serve(settings, worker=True, only=None, on_ready=_first_key, stop=stop)
+    return await _serve(settings, worker=True, only=None, on_ready=_welcome, shutdown=shutdown, prepare=False)
 
 
-async def _first_key(services: Services) -> None:
-    """A first run with no API key: create one and show how to use it, so the API works at once."""
-    if await services.keys.count_active():
+async def _welcome(services: Services) -> None:
+    """Where to go: the page's address; on a first run with no API key, a new key and how to use it,
+    so the page and the API work at once; on later runs, how to get another key."""
+    url = services.settings.public_url
+    key = await _first_key(services)
+    if key is None:
+        print(
+            f"Open {url}/ in your browser (it asks for an API key; a new one: `mediabot apikey create NAME`).\n"
+            f"API docs: {url}/api/docs",
+            flush=True,
+        )
         return
+    name, plaintext = key
+    print(
+        f"No API key existed, so one was created (name {name!r}; list keys with `mediabot apikey list`):\n"
+        f"  {plaintext}\n"
+        f"Open {url}/ in your browser and paste the key there.\n"
+        "Or from a shell (an example: put a link to a real video in place of example.com's):\n"
+        f"  curl -H 'Authorization: Bearer {plaintext}' -H 'Content-Type: application/json' \\\n"
+        f'       -d \'{{"url": "https://example.com/video"}}\' {url}/api/v1/jobs\n'
+        f"API docs: {url}/api/docs",
+        flush=True,
+    )
+
+
+async def _first_key(services: Services) -> tuple[str, str] | None:
+    """A first run with no API key: create one named `default` (its name and plaintext); None when a key
+    exists already."""
+    if await services.keys.count_active():
+        return None
     for name in ("default", *(f"default-{n}" for n in range(2, 10))):
         try:
             _, key = await services.keys.create(name)
         except MediabotError:
             if await services.keys.count_active():
-                return  # another process created one at the same moment
+                return None  # another process created one at the same moment
             continue  # a revoked key holds the name
-        break
-    else:
-        return
-    url = services.settings.public_url
-    print(
-        f"No API key existed, so one was created (name {name!r}; list keys with `mediabot apikey list`):\n"
-        f"  {key}\n"
-        "Try it:\n"
-        f"  curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n"
-        f'       -d \'{{"url": "https://example.com/video"}}\' {url}/api/v1/jobs\n'
-        f"API docs: {url}/api/docs",
-        flush=True,
-    )
+        return name, key
+    return None
 
 
 async def cmd_apikey(settings: Settings, args: argparse.Namespace) -> int:
@@ -198,9 +184,10 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    stop = _stop_requested()
-    async with services_for(settings, worker=True):
-        await _until_signalled(stop)
+    shutdown = Shutdown(settings, downloads=True).install()
+    await prepare_database(settings)
+    async with services_for(settings, worker=True, hurry=shutdown.hurried):
+        await shutdown.wait()
     return 0
 
 
@@ -219,75 +206,6 @@ async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
         await db.downgrade(settings.database_url, args.revision)
     print(f"database {args.action}d to {args.revision}")
     return 0
-
-
-async def _where(services: Services, view: JobView) -> str:
-    path = await services.jobs.local_path(view.id)
-    return str(path) if path is not None and path.exists() else await services.jobs.link(view.id)
-
-
-async def _print_items(services: Services, request_id: str, playlist: JobView) -> int:
-    """A playlist: each item's file as it finishes, one per line; 1 when any item failed."""
-    print(playlist_line(playlist), file=sys.stderr)
-    failed = 0
-    async for request, view in finished_items(services.jobs, request_id):
-        if view.status == "done":
-            print(await _where(services, view))
-        else:
-            failed += 1
-            reason = view.error.message if view.error else view.status
-            print(f"mediabot: {view.title or request.url}: {reason}", file=sys.stderr)
-        await services.jobs.mark_delivered(request.id)
-    await services.jobs.mark_delivered(request_id)
-    return 1 if failed else 0
-
-
-async def cmd_download(settings: Settings, args: argparse.Namespace) -> int:
-    await db.upgrade(settings.database_url)
-    async with services_for(settings, worker=not settings.redis_url) as services:
-        request = SubmitRequest(
-            text=args.url,
-            source="cli",
-            user_id=getpass.getuser(),
-            kind="audio" if args.audio else "video",
-            quality=args.quality,
-            format_id=args.format,
-            subtitles=tuple(lang for lang in (args.subs or "").split(",") if lang),
-        )
-        try:
-            submission = await services.jobs.submit(request)
-        except MediabotError as exc:
-            print(f"mediabot: {exc.message}", file=sys.stderr)
-            return 1
-        tty = sys.stderr.isatty()
-        final = submission.job
-        try:
-            async for view in services.jobs.watch(submission.job.id):
-                final = view
-                line = (
-                    f"{view.status:<9} {progress_line(view, 24)}" if view.status == "running" else view.status
-                )
-                if tty:
-                    print(f"\r\x1b[2K{line}", end="", file=sys.stderr, flush=True)
-                elif view.status != "running":
-                    print(line, file=sys.stderr)
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            await services.jobs.cancel(submission.request.id)
-            raise
-        if tty:
-            print(file=sys.stderr)
-        if final.status != "done":
-            message = final.error.message if final.error else f"The download ended as {final.status}."
-            print(f"mediabot: {message}", file=sys.stderr)
-            return 1
-        if final.playlist is not None:
-            return await _print_items(services, submission.request.id, final)
-        if submission.outcome == "cached" or final.cached_from:
-            print("(from cache)", file=sys.stderr)
-        if final.subtitles_missing:
-            print(f"(no subtitles in {', '.join(final.subtitles_missing)})", file=sys.stderr)
-        print(await _where(services, final))
-        return 0
 
 
 async def cmd_formats(settings: Settings, args: argparse.Namespace) -> int:
@@ -332,18 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="everything in one process (migrations, worker, web app, bots with tokens)")
     sub.add_parser("worker", help="a download worker on the shared Redis queue")
-    sub.add_parser("web", help="the web app (REST, WebSocket, health, metrics)")
+    sub.add_parser("web", help="the web app: the page, the REST/WebSocket API and its docs, health, metrics")
     sub.add_parser("telegram", help="the Telegram bot")
     sub.add_parser("discord", help="the Discord bot")
     p_db = sub.add_parser("db", help="database migrations")
     p_db.add_argument("action", choices=["upgrade", "downgrade"])
     p_db.add_argument("revision", nargs="?", default="head")
-    p_dl = sub.add_parser("download", help="download one link through the job service and print where it is")
-    p_dl.add_argument("url")
-    p_dl.add_argument("--audio", action="store_true", help="audio only")
-    p_dl.add_argument("--quality", default="best", help="best, or a height cap such as 1080, 720, 480")
-    p_dl.add_argument("--format", help="a format id from `mediabot formats URL`")
-    p_dl.add_argument("--subs", help="subtitle languages, comma-separated (en,de)")
+    add_download_parser(sub)
     p_fmt = sub.add_parser(
         "formats", help="list the formats and subtitles a link offers, without downloading"
     )
@@ -380,14 +293,25 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"mediabot: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, _secrets(settings))
+    level = settings.log_level
+    if (
+        args.command == "download"
+        and not args.verbose
+        and logging.getLevelName(level.upper()) < logging.WARNING
+    ):
+        # A downloader's terminal shows its progress bar; log lines only when something is wrong (or -v).
+        level = "WARNING"
+    setup_logging(level, _secrets(settings))
     handler = COMMANDS.get(args.command) or {name: fn for _, name, fn in EXTRA_COMMANDS}[args.command]
     try:
         return asyncio.run(handler(settings, args))
     except KeyboardInterrupt:
         return 130
+    except SchemaNotReady as exc:
+        print(f"mediabot: {exc}", file=sys.stderr)
+        return 2
     except MediabotError as exc:
-        print(f"mediabot: {exc.message}", file=sys.stderr)
+        print(error_lines(exc), file=sys.stderr)
         return 1
     except OSError as exc:
         log.debug("fatal", exc_info=True)

@@ -16,13 +16,22 @@ from core.services import Services, build_worker
 log = logging.getLogger(__name__)
 
 
-def attach_runtime(broker: AsyncBroker, services: Services, worker_id: str | None = None) -> None:
-    """Create the worker's resources on WORKER_STARTUP and release them on WORKER_SHUTDOWN."""
+def attach_runtime(
+    broker: AsyncBroker,
+    services: Services,
+    worker_id: str | None = None,
+    hurry: asyncio.Event | None = None,
+) -> None:
+    """Create the worker's resources on WORKER_STARTUP and release them on WORKER_SHUTDOWN (at once,
+    handing running jobs back, when `hurry` is set)."""
 
     async def startup(state: TaskiqState) -> None:
         runtime = build_worker(services, worker_id)
-        await runtime.start()
+        # Reachable before it starts: start() hands an in-process queue the jobs the last run left queued,
+        # and their tasks look the runtime up here. Set afterwards, they found none, dropped the jobs,
+        # and those waited for the reconciler's stale-queue sweep (MEDIABOT_STALE_QUEUED_S) instead.
         state.runtime = runtime
+        await runtime.start()
         log.info(
             "worker %s started (concurrency %d)",
             runtime.runner.worker_id,
@@ -32,7 +41,7 @@ def attach_runtime(broker: AsyncBroker, services: Services, worker_id: str | Non
     async def shutdown(state: TaskiqState) -> None:
         runtime: WorkerRuntime | None = getattr(state, "runtime", None)
         if runtime is not None:
-            await runtime.stop(grace_s=services.settings.shutdown_grace_s)
+            await runtime.stop(grace_s=services.settings.shutdown_grace_s, hurry=hurry)
             log.info("worker %s stopped", runtime.runner.worker_id)
 
     broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, startup)
@@ -40,9 +49,11 @@ def attach_runtime(broker: AsyncBroker, services: Services, worker_id: str | Non
 
 
 @contextlib.asynccontextmanager
-async def hosted_worker(broker: AsyncBroker, services: Services) -> AsyncIterator[WorkerRuntime]:
+async def hosted_worker(
+    broker: AsyncBroker, services: Services, *, hurry: asyncio.Event | None = None
+) -> AsyncIterator[WorkerRuntime]:
     """Run the worker in this process until the block exits."""
-    attach_runtime(broker, services)
+    attach_runtime(broker, services, hurry=hurry)
     broker.is_worker_process = True
     await broker.startup()
     receiver: asyncio.Task[None] | None = None

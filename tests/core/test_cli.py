@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import signal
+import sqlite3
+import sys
 import uuid
 from pathlib import Path
 
@@ -11,7 +16,14 @@ import pytest
 from core.downloader import find_ffmpeg
 from core.schemas import SubmitRequest
 from tests.support.media import ffprobe
-from tests.support.services import make_settings, run_mediabot, running_services, settings_env
+from tests.support.services import (
+    ROOT,
+    make_settings,
+    run_mediabot,
+    running_services,
+    settings_env,
+    wait_until,
+)
 
 
 async def test_download_command_prints_the_file(tmp_path: Path, media_site, media_files) -> None:
@@ -112,3 +124,132 @@ async def test_formats_command_lists_choices_and_download_takes_one(tmp_path: Pa
     assert "no subtitles in fr" in err
     code, out, err = await run_mediabot(env, "download", media_site.url("/formats.html"), "--format", "8k")
     assert code == 1 and 'no format "8k"' in err and "Traceback" not in err
+
+
+async def test_download_keeps_a_copy_where_output_says(tmp_path: Path, media_site, media_files) -> None:
+    """-o: a file name, a folder, a folder for a playlist; the copies are the person's own files, apart
+    from the stored ones that retention deletes."""
+    env = settings_env(make_settings(tmp_path, max_playlist_items=2))
+    clip = media_site.url(f"/clip/{uuid.uuid4().hex}.mp4")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+
+    code, out, err = await run_mediabot(env, "download", clip, "-o", str(mine / "holiday.mp4"))
+    assert code == 0, err
+    assert out.strip() == str(mine / "holiday.mp4")
+    assert (mine / "holiday.mp4").read_bytes() == media_files.video_mp4.read_bytes()
+    assert not [p for p in mine.iterdir() if p.name.startswith(".")], "no temporary file left behind"
+
+    # A folder that exists: the file keeps its own name there; the stored file is another one.
+    code, out, err = await run_mediabot(env, "download", clip, "--output", str(mine))
+    assert code == 0, err
+    copy = Path(out.strip())
+    assert (
+        copy.parent == mine
+        and copy.suffix == ".mp4"
+        and copy.read_bytes() == media_files.video_mp4.read_bytes()
+    )
+    stored = next((tmp_path / "data").rglob(copy.name))
+    assert not copy.samefile(stored)
+
+    # A playlist: one file per item in the folder, made when missing.
+    code, out, err = await run_mediabot(
+        env, "download", media_site.url("/feed.xml?n=5"), "-o", str(tmp_path / "feed")
+    )
+    assert code == 0, err
+    paths = [Path(line) for line in out.split()]
+    assert len(paths) == 2 and all(p.parent == tmp_path / "feed" and p.is_file() for p in paths)
+
+    # Nowhere to put it: said before anything is downloaded.
+    code, out, err = await run_mediabot(env, "download", clip, "-o", str(tmp_path / "nope" / "x.mp4"))
+    assert (
+        code != 0
+        and out == ""
+        and f"There is no folder {tmp_path / 'nope'}" in err
+        and "Traceback" not in err
+    )
+
+
+async def test_download_audio_format(tmp_path: Path, media_site) -> None:
+    env = settings_env(make_settings(tmp_path))
+    code, out, err = await run_mediabot(
+        env, "download", media_site.url(f"/clip/{uuid.uuid4().hex}.mp4"), "--audio-format", "mp3"
+    )
+    assert code == 0, err
+    path = Path(out.strip().splitlines()[-1])
+    assert path.suffix == ".mp3"
+    assert [s["codec_name"] for s in ffprobe(path)["streams"] if s["codec_type"] != "video"] == ["mp3"]
+    code, _, err = await run_mediabot(env, "download", media_site.url("/video.mp4"), "--audio-format", "flac")
+    assert code == 2 and "invalid choice: 'flac'" in err
+
+
+async def test_download_prints_log_lines_only_with_verbose(tmp_path: Path, media_site) -> None:
+    env = settings_env(make_settings(tmp_path, log_level="INFO"))
+    code, _, err = await run_mediabot(env, "download", media_site.url(f"/clip/{uuid.uuid4().hex}.mp4"))
+    assert code == 0, err
+    assert " INFO " not in err, err
+    code, _, err = await run_mediabot(env, "download", "-v", media_site.url(f"/clip/{uuid.uuid4().hex}.mp4"))
+    assert code == 0, err
+    assert " INFO core.runner: job " in err, err
+    # The CLI's own words for what is not a link (the core's are a chat's).
+    code, _, err = await run_mediabot(env, "download", "example.com/video")
+    assert code == 2 and err.strip() == (
+        "mediabot: example.com/video is not a full address: start it with https:// (or http://)."
+    )
+
+
+@pytest.mark.parametrize(("sig", "name"), [(signal.SIGTERM, "SIGTERM"), (signal.SIGHUP, "SIGHUP")])
+async def test_download_cancels_its_job_on_sigterm_and_sighup(
+    tmp_path: Path, media_site, sig: signal.Signals, name: str
+) -> None:
+    """As Ctrl-C does: the job is cancelled (not left running for nobody), one sentence, a non-zero exit."""
+    settings = make_settings(tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mediabot",
+        "download",
+        media_site.url(f"/slow.mp4?rate=200000&n={uuid.uuid4().hex}"),
+        env=settings_env(settings),
+        cwd=str(ROOT),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    database = settings.data_dir / "mediabot.db"
+
+    def status() -> str | None:
+        if not database.exists():
+            return None
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            with contextlib.suppress(sqlite3.OperationalError):
+                row = conn.execute("SELECT status FROM jobs").fetchone()
+                return row[0] if row else None
+        return None
+
+    try:
+        await wait_until(lambda: status() == "running", timeout=60)
+        proc.send_signal(sig)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 128 + sig, err
+    assert out == b""
+    assert (
+        err.decode().strip().splitlines()[-1] == f"mediabot: stopped by {name}; the download was cancelled."
+    )
+    assert status() == "cancelled"
+
+
+async def test_download_output_from_s3_storage(tmp_path: Path, media_site, media_files, moto_s3) -> None:
+    settings = make_settings(
+        tmp_path, storage="s3", s3_bucket=moto_s3.new_bucket(), s3_endpoint_url=moto_s3.endpoint_url
+    )
+    target = tmp_path / "clip.mp4"
+    code, out, err = await run_mediabot(
+        settings_env(settings), "download", media_site.url(f"/clip/{uuid.uuid4().hex}.mp4"), "-o", str(target)
+    )
+    assert code == 0, err
+    assert out.strip() == str(target)
+    assert target.read_bytes() == media_files.video_mp4.read_bytes()

@@ -250,7 +250,8 @@ async def test_s3_storage_and_presigned_link(tmp_path: Path, media_site, media_f
 
 
 async def test_embedded_restart_hands_running_jobs_back_and_resumes_them(tmp_path: Path, media_site) -> None:
-    settings = make_settings(tmp_path, shutdown_grace_s=0)
+    # The stale-queue sweep waits an hour here: only the start-up itself can resume the job.
+    settings = make_settings(tmp_path, shutdown_grace_s=0, stale_queued_s=3600)
     url = media_site.url(f"/slow.mp4?rate=8000000&n={uuid.uuid4().hex}")
     async with running_services(settings) as services:
         submission = await services.jobs.submit(ask(url))

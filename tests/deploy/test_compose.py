@@ -41,6 +41,7 @@ README = ROOT / "README.md"
 SETTINGS = {f"MEDIABOT_{name.upper()}" for name in Settings.model_fields}
 # Subcommands that build the full services (queue, events, storage); `db` touches only the database.
 SERVICE_ROLES = {"run", "web", "worker", "telegram", "discord"}
+BOTS = ("telegram", "discord")
 # What .env must supply before compose starts (the `:?` variables); values for the tests.
 REQUIRED = {"POSTGRES_PASSWORD": "pg-secret", "MINIO_ROOT_PASSWORD": "minio-secret"}
 
@@ -422,6 +423,50 @@ def test_workers_scale() -> None:
     assert not worker.get("hostname"), "the health check finds each worker's heartbeat by its own hostname"
 
 
+def test_the_worker_count_lives_in_env() -> None:
+    """WORKERS in .env, read by `deploy.replicas` on every `up` (Compose v2 casts it to a number)."""
+    replicas = str(services()["worker"]["deploy"]["replicas"])
+    dotenv = example_env()
+    assert "WORKERS" in {line.name for line in env_example()}
+    assert interpolate(replicas, dotenv) == "1"
+    assert interpolate(replicas, {**dotenv, "WORKERS": "4"}) == "4"
+    assert "WORKERS=" in deploy_section()
+
+
+def test_the_project_name_works_with_every_compose_version() -> None:
+    """A top-level `name:` is read by Compose v2 only; COMPOSE_PROJECT_NAME in .env by every version, and
+    keeps the volumes' prefix (mediabot_) of deployments made when the file still had `name: mediabot`."""
+    assert "name" not in compose()
+    assert example_env().get("COMPOSE_PROJECT_NAME") == "mediabot"
+
+
+async def test_a_bot_without_its_token_exits_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Its profile enabled but no token in .env: the bot says so in one line and exits 0, which its restart
+    policy (on failure only) leaves alone, instead of restarting in a loop; a crash still restarts it."""
+    svcs = services()
+    for bot in BOTS:
+        svc = svcs[bot]
+        assert svc.get("restart") == "on-failure", bot
+        env = container_env(svc, example_env())
+        assert env[f"MEDIABOT_{bot.upper()}_TOKEN"] == "", "the example .env has no token"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mediabot",
+            *command_of(svc),
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("MEDIABOT_")}, **env},
+            cwd=str(tmp_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        assert proc.returncode == 0, err
+        assert out == b""
+        assert err.decode().strip() == (
+            f"mediabot: nothing to run for '{bot}': set MEDIABOT_{bot.upper()}_TOKEN to run it."
+        )
+
+
 def test_bots_start_only_in_their_profiles() -> None:
     svcs = services()
     for bot in ("telegram", "discord"):
@@ -452,6 +497,8 @@ def test_every_service_has_a_fitting_healthcheck() -> None:
             continue
         test = healthcheck_test(svc)
         assert test and test[0] in ("CMD", "CMD-SHELL"), f"{name} has no health check"
+        if name in BOTS:
+            continue  # test_a_bot_without_its_token_exits_once
         assert svc.get("restart") == "unless-stopped", f"{name} should come back after a crash or reboot"
     text = {name: " ".join(healthcheck_test(svc) or []) for name, svc in svcs.items()}
     assert "pg_isready" in text["db"]
