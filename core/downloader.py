@@ -395,6 +395,15 @@ def format_selector(kind: str, quality: str) -> str:
     return f"bv*{cap}[ext=mp4]+ba[ext=m4a]/b{cap}[ext=mp4]/bv*{cap}+ba/b{cap}/bv*+ba/b"
 
 
+def allowed_extractors(settings: Settings) -> list[str]:
+    """MEDIABOT_ALLOWED_EXTRACTORS for yt-dlp. `generic` means "any other page" to an operator, but yt-dlp reads
+    plain <video> pages with a separate extractor (html5): allowing one allows both."""
+    names = list(settings.allowed_extractors)
+    if "generic" in (n.lower() for n in names) and "html5" not in (n.lower() for n in names):
+        names.append("html5")
+    return names
+
+
 def build_options(
     settings: Settings,
     *,
@@ -437,7 +446,7 @@ def build_options(
         "compat_opts": {"prefer-legacy-http-handler"},
     }
     if settings.allowed_extractors:
-        opts["allowed_extractors"] = list(settings.allowed_extractors)
+        opts["allowed_extractors"] = allowed_extractors(settings)
     if ffmpeg:
         opts["ffmpeg_location"] = ffmpeg
     add_ytdlp_options(opts, settings)  # the JavaScript runtime and the PO token provider (core.extraction)
@@ -745,7 +754,7 @@ class Downloader:
     def _base_options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {"quiet": True, "noprogress": True, "logger": _Logger("warmup")}
         if self.settings.allowed_extractors:
-            opts["allowed_extractors"] = list(self.settings.allowed_extractors)
+            opts["allowed_extractors"] = allowed_extractors(self.settings)
         return opts
 
     def run(

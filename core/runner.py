@@ -26,6 +26,7 @@ from core.attach import add_playlist_items, choice_suffix
 from core.config import Settings
 from core.db import is_unavailable
 from core.downloader import (
+    GENERIC_EXTRACTORS,
     Control,
     Downloaded,
     Downloader,
@@ -424,7 +425,7 @@ class JobRunner:
     async def _on_info(self, held: _Running, info: MediaInfo) -> bool:
         job = held.job
         # The generic extractor names a bare file after its URL; a playlist entry's own title says more.
-        if not (job.title and (info.extractor or "").lower() == "generic"):
+        if not (job.title and (info.extractor or "").lower() in GENERIC_EXTRACTORS):
             job.title = info.title
         job.duration, job.extractor, job.media_id = info.duration, info.extractor, info.media_id
         job.width, job.height, job.uploader, job.ext = info.width, info.height, info.uploader, info.ext

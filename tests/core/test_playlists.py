@@ -132,3 +132,15 @@ async def test_an_empty_channel_fails_in_words(embedded: Services, media_site) -
         and final.error.message == "That page has no video or sound we can find."
     )
     assert await embedded.jobs.children(sub.request.id) == []
+
+
+async def test_items_on_pages_of_their_own_keep_the_feeds_titles(tmp_path: Path, media_site) -> None:
+    """A <video> page's extractor (html5) names media after the page, as the generic one names a file after
+    its URL: the feed's own title for the item says more, and stays."""
+    settings = make_settings(tmp_path, max_playlist_items=2)
+    async with running_services(settings) as services:
+        sub = await services.jobs.submit(ask(media_site.url("/feed.xml?n=2&item=page")))
+        assert (await services.jobs.wait(sub.job.id, timeout=60)).status == "done"
+        finished = [(r, j) async for r, j in finished_items(services.jobs, sub.request.id)]
+        assert all(j.status == "done" for _, j in finished), [j.error for _, j in finished]
+        assert sorted(j.title or "" for _, j in finished) == ["Clip 1", "Clip 2"]

@@ -684,7 +684,7 @@ class MediaSite:
 
     async def _feed(self, request: web.Request) -> web.StreamResponse:
         """An RSS feed of n clips (a channel, as yt-dlp's generic extractor reads one); `item=slow&rate=R`
-        makes every item a slow download (R bytes/s) of its own."""
+        makes every item a slow download (R bytes/s) of its own, `item=page` a <video> page of its own."""
         n = _item_count(request)
         if n is None:
             return web.Response(
@@ -693,6 +693,9 @@ class MediaSite:
         if request.query.get("item") == "slow":
             rate = request.query.get("rate", str(SLOW_DEFAULT_RATE))
             links = [self.url(f"/slow.mp4?rate={rate}&item={i}") for i in range(1, n + 1)]
+        elif request.query.get("item") == "page":
+            # Every item a <video> page of its own, all titled alike ("Video Tag Clip").
+            links = [self.url(f"/pages/{i}/video-tag.html") for i in range(1, n + 1)]
         else:
             links = [self.url(f"/clip/{i}.mp4") for i in range(1, n + 1)]
         items = "\n".join(

@@ -550,7 +550,7 @@ function renderFormats() {
   const keep = offered.some((f) => f.format_id === before) ? before : "";
   $("format-choices").replaceChildren(
     formatChoice("", kind === "audio" ? "Best sound (automatic)" : "Best up to the quality chosen (automatic)", keep === ""),
-    ...offered.map((f) => formatChoice(f.format_id, f.label + (f.filesize_estimated ? " (estimated)" : ""), f.format_id === keep)),
+    ...offered.map((f) => formatChoice(f.format_id, f.label + (f.filesize_estimated && !f.label.includes("~") ? " (estimated)" : ""), f.format_id === keep)),
   );
   $("format-field").hidden = false;
   if (!offered.length) {
