@@ -52,6 +52,12 @@ async def test_download_command_reports_errors_in_words(tmp_path: Path, media_si
     assert "That page has no video or sound we can find." in err and "Traceback" not in err
     code, _, err = await run_mediabot(env, "download", "ftp://example.com/x.mp4")
     assert code == 1 and "Only http:// and https://" in err
+    # A private address: the plain refusal, then, for the operator at this terminal, how to allow the host.
+    strict = settings_env(make_settings(tmp_path, allow_private_urls=False))
+    code, out, err = await run_mediabot(strict, "download", media_site.url("/video.mp4"))
+    port = media_site.url("/").split(":")[-1].strip("/")
+    assert code == 1 and out == "" and "private network address" in err, err
+    assert f"MEDIABOT_ALLOWED_PRIVATE_HOSTS=127.0.0.1:{port}" in err and "Traceback" not in err
 
 
 async def test_download_command_through_the_shared_queue(
