@@ -337,16 +337,22 @@ def build_options(
                 extract,
                 # Tags (title, artist from the uploader, date) and the cover, as music players show them;
                 # EmbedThumbnail converts a webp cover itself, so no converter runs before it.
-                {"key": "FFmpegMetadata", "add_metadata": True, "add_chapters": False},
+                {"key": "FFmpegMetadata", "add_metadata": True, "add_chapters": True},
                 {"key": "EmbedThumbnail", "already_have_thumbnail": True},
             ]
         else:
-            postprocessors.append(extract)
+            # The site's chapters go into the file, as with tags: players list them.
+            postprocessors += [
+                extract,
+                {"key": "FFmpegMetadata", "add_metadata": False, "add_chapters": True},
+            ]
     else:
         opts["merge_output_format"] = "mp4"
         if subtitles:
             # mp4 takes text subtitles as mov_text; the .srt files are kept to be offered as well.
             postprocessors.append({"key": "FFmpegEmbedSubtitle", "already_have_subtitle": True})
+        # The site's chapters go into the file (a file without any is left as it is).
+        postprocessors.append({"key": "FFmpegMetadata", "add_metadata": False, "add_chapters": True})
     if postprocessors:
         opts["postprocessors"] = postprocessors
     return opts
