@@ -89,8 +89,9 @@ def _cache_key(request: RequestView, view: JobView) -> str | None:
     try:
         # A copy carries its original's format and subtitle languages, so either view gives the same key.
         key = variant_key(
-            request.url, request.kind, request.quality, view.format_id, view.subtitle_langs, view.audio_format
-        )
+            request.url, request.kind, request.quality, view.format_id, view.subtitle_langs, view.audio_format,
+            playable=view.playable,
+        )  # fmt: skip
     except MediabotError:
         return None
     return f"{key}|{view.variant}" if view.variant else key
