@@ -474,6 +474,23 @@ def video_file_id(tg: FakeTelegram, asked: dict[str, Any]) -> str:
     return str(call.result["video"]["file_id"])
 
 
+async def test_parts_of_a_split_carry_their_own_length_and_picture(
+    tmp_path: Path, telegram_server: FakeTelegram, media_site: MediaSite
+) -> None:
+    """Each part is a video of its own: Telegram gets that part's length (not the whole's, not none) and size."""
+    tg = telegram_server
+    limit = video_size(media_site) // 2
+    async with telegram_bot(tmp_path, tg, telegram_upload_limit_mb=limit / 1e6, telegram_split=True) as bot:
+        asked = tg.send(clip(media_site))
+        await text_reply(tg, asked, "Full quality:", timeout=45)
+        parts = uploads_for(tg, asked)
+        assert len(parts) >= 2
+        for part in parts:
+            assert part.method == "sendVideo"
+            assert_shown_inline(part)
+        await wait_until(lambda: delivered(bot.services))
+
+
 async def test_a_copy_that_fits_is_a_playable_video_too(
     tmp_path: Path, telegram_server: FakeTelegram, media_site: MediaSite
 ) -> None:
