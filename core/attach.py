@@ -25,11 +25,16 @@ def new_id() -> str:
 
 
 def choice_suffix(
-    format_id: str | None = None, subtitles: Sequence[str] | None = (), audio_format: str | None = None
+    format_id: str | None = None,
+    subtitles: Sequence[str] | None = (),
+    audio_format: str | None = None,
+    playable: bool | None = False,
 ) -> str:
-    """What a person chose beyond kind and quality, as it enters the dedup and media keys."""
+    """What a person chose beyond kind and quality, as it enters the dedup and media keys. A playable video
+    is a variant of its own: its file may be another format, or a conversion."""
     suffix = f"|f={format_id}" if format_id else ""
     suffix += f"|s={','.join(sorted(subtitles))}" if subtitles else ""
+    suffix += "|p=h264" if playable else ""
     return suffix + (f"|a={audio_format}" if audio_format else "")
 
 
@@ -42,8 +47,9 @@ def dedup_key(
     format_id: str | None = None,
     subtitles: Sequence[str] | None = (),
     audio_format: str | None = None,
+    playable: bool | None = False,
 ) -> str:
-    key = f"{cache_key}|{kind}:{quality}{choice_suffix(format_id, subtitles, audio_format)}"
+    key = f"{cache_key}|{kind}:{quality}{choice_suffix(format_id, subtitles, audio_format, playable)}"
     return f"{key}|{variant}" if variant else key
 
 
@@ -141,8 +147,8 @@ async def add_playlist_items(
         at = now + timedelta(microseconds=index)
         url = entry["url"]
         cache_key = normalize_url(url)
-        # Items share the playlist's subtitle languages and audio format; formats are the site's per item, so
-        # not its format.
+        # Items share the playlist's subtitle languages, audio format and playability; formats are the site's
+        # per item, so not its format.
         subtitles = playlist.subtitle_langs or []
         key = dedup_key(
             cache_key,
@@ -150,13 +156,15 @@ async def add_playlist_items(
             playlist.quality,
             subtitles=subtitles,
             audio_format=playlist.audio_format,
+            playable=playlist.playable,
         )
         for _ in range(5):
             found = await find_or_create_job(
                 session, dialect, url=url, cache_key=cache_key, kind=playlist.kind, quality=playlist.quality,
                 key=key, now=at, extra={"parent_id": playlist.id, "title": entry.get("title"),
                                         "subtitle_langs": list(subtitles) or None,
-                                        "audio_format": playlist.audio_format},
+                                        "audio_format": playlist.audio_format,
+                                        "playable": bool(playlist.playable)},
             )  # fmt: skip
             if found is not None:
                 break

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     thumbnails: bool = True
     # Audio files carry title, artist, date and the site's picture as cover art.
     tag_audio: bool = True
+    # Chats ask for video every phone plays (H.264 + AAC in MP4: an H.264 format the site offers, else the
+    # file converted); the API keeps the site's original unless a request asks (core.playable).
+    chat_playable: bool = True
     # When a finished file is too big for a chat, the delivery planner tries, in order: a smaller format the
     # site offers (sizes known before downloading), a two-pass FFmpeg re-encode to the limit (CPU-heavy,
     # so off unless turned on), splitting into parts (Telegram only, off unless turned on), then a link.

@@ -27,12 +27,13 @@ def variant_key(
     format_id: str | None = None,
     subtitles: Sequence[str] = (),
     audio_format: str | None = None,
+    playable: bool = False,
 ) -> str:
     """The cache key of the media variant a message asks for (same rules as job coalescing)."""
     quality = "best" if kind == "audio" else (quality or "best")
     return dedup_key(
         normalize_url(extract_url(text)), kind, quality, format_id=format_id, subtitles=sorted(set(subtitles)),
-        audio_format=audio_format,
+        audio_format=audio_format, playable=playable and kind == "video",
     )  # fmt: skip
 
 

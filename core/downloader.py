@@ -56,6 +56,7 @@ from core.errors import (
 from core.extraction import add_ytdlp_options
 from core.formats import SKIP_EXTS, media_title
 from core.headers import Facts, file_facts, stream_facts
+from core.playable import choose_playable_format, make_playable, playable_spec
 from core.probe import probe_media
 from core.storage import check_free_space, download_dirs
 from core.thumbnails import frame_time, make_thumbnail
@@ -469,16 +470,22 @@ def build_options(
                 extract,
                 # Tags (title, artist from the uploader, date) and the cover, as music players show them;
                 # EmbedThumbnail converts a webp cover itself, so no converter runs before it.
-                {"key": "AudioTags", "add_metadata": True, "add_chapters": False},
+                {"key": "AudioTags", "add_metadata": True, "add_chapters": True},
                 {"key": "EmbedThumbnail", "already_have_thumbnail": True},
             ]
         else:
-            postprocessors.append(extract)
+            # The site's chapters go into the file, as with tags: players list them.
+            postprocessors += [
+                extract,
+                {"key": "FFmpegMetadata", "add_metadata": False, "add_chapters": True},
+            ]
     else:
         opts["merge_output_format"] = "mp4"
         if subtitles:
             # mp4 takes text subtitles as mov_text; the .srt files are kept to be offered as well.
             postprocessors.append({"key": "FFmpegEmbedSubtitle", "already_have_subtitle": True})
+        # The site's chapters go into the file (a file without any is left as it is).
+        postprocessors.append({"key": "FFmpegMetadata", "add_metadata": False, "add_chapters": True})
     if postprocessors:
         opts["postprocessors"] = postprocessors
     return opts
@@ -773,6 +780,7 @@ class Downloader:
         format_id: str | None = None,
         subtitles: Sequence[str] = (),
         audio_format: str | None = None,
+        playable: bool = False,
     ) -> Downloaded | PlaylistFound | None:
         """Extract, check limits, ask `on_info` whether to go on (False: finished elsewhere), download.
 
@@ -780,7 +788,8 @@ class Downloader:
         `choose_format(info)` picks the format spec after extraction (None: WontFit); `format_id` is the
         person's own choice (UnknownFormat when the site has no such format); `max_bytes` lowers the size
         limit. `subtitles`: languages to embed and keep as .srt; `audio_format`: an audio job's file format
-        instead of the operator's. Returns None when `on_info` said stop.
+        instead of the operator's; `playable`: a video every phone plays (core.playable: an H.264 format
+        when the site has a good one, else the best picture converted). Returns None when `on_info` said stop.
         Raises MediabotError subclasses.
         """
         workdir.mkdir(parents=True, exist_ok=True)
@@ -815,6 +824,10 @@ class Downloader:
                 ydl.format_selector = ydl.build_format_selector(format_spec(chosen, kind))
                 info = _with_format(_info_from(raw), chosen)
                 self._check_limits(info)
+            elif playable and kind == "video" and (pick := choose_playable_format(raw, quality)):
+                ydl.format_selector = ydl.build_format_selector(playable_spec(pick))
+                info = _with_format(_info_from(raw), pick)
+                self._check_limits(info)
             else:
                 info = _info_from(raw)
                 self._check_limits(info)
@@ -826,6 +839,8 @@ class Downloader:
                 return None
             result = _download(ydl, raw, control, missing)
             path = self._output_path(result, workdir)
+            if playable and kind == "video":
+                path = self._make_playable(path, control)
             probe = probe_media(path, self.ffmpeg)
             final = _info_from(result)
             final = MediaInfo(
@@ -866,6 +881,18 @@ class Downloader:
                 subtitles=_written_subtitles(result, subtitles),
                 subtitles_missing=missing,
             )
+
+    def _make_playable(self, path: Path, control: Control) -> Path:
+        """The downloaded video, converted when a phone would not play it (cancel and the size limit hold)."""
+        report = control.on_progress
+
+        def converting(_share: float) -> None:
+            if report is not None:
+                report(ProgressUpdate(status="processing"))
+
+        return make_playable(
+            path, self.ffmpeg, cancel=control.cancel, max_bytes=control.max_bytes, on_progress=converting
+        )
 
     def probe(self, url: str) -> dict[str, Any]:
         """What a link offers (formats, subtitles, thumbnail), without downloading: yt-dlp's info dict,

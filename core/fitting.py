@@ -20,6 +20,7 @@ from typing import Any
 from core.config import Settings
 from core.downloader import Control, Downloader, MediaInfo, ProgressUpdate, user_filename
 from core.errors import Cancelled, DownloadFailed, TooLarge, WontFit, human_size
+from core.playable import h264_only
 from core.probe import probe_media
 from core.schemas import variant_limit
 
@@ -111,12 +112,16 @@ class Fitter:
         workdir: Path,
         control: Control,
         title: str | None = None,
+        playable: bool = False,
     ) -> Fitted:
-        """`source(dir)` gives the full-quality file (stored, or fetched into `dir`)."""
+        """`source(dir)` gives the full-quality file (stored, or fetched into `dir`). A `playable` copy's
+        smaller format is converted like its original when phones can't play it (re-encodes are H.264)."""
         limit, split = variant_limit(variant)
         workdir.mkdir(parents=True, exist_ok=True)
         if self.settings.fit_smaller_format:
-            found = self._smaller_format(job_id, url, kind, quality, limit, workdir / "format", control)
+            found = self._smaller_format(
+                job_id, url, kind, quality, limit, workdir / "format", control, playable=playable
+            )
             if found is not None:
                 return found
         if not (self.settings.reencode_to_fit or split):
@@ -150,9 +155,14 @@ class Fitter:
         limit: int,
         workdir: Path,
         control: Control,
+        *,
+        playable: bool = False,
     ) -> Fitted | None:
         def choose(info: dict[str, Any]) -> str | None:
-            found = choose_fitting_format(info, kind, quality, limit)
+            # A playable copy takes an H.264 format that fits as stated before one that must be converted
+            # (and may then outgrow the limit).
+            found = choose_fitting_format(h264_only(info), kind, quality, limit) if playable else None
+            found = found or choose_fitting_format(info, kind, quality, limit)
             return found[0] if found is not None else None
 
         try:
@@ -166,6 +176,7 @@ class Fitter:
                 lambda _info: True,  # a copy never finishes from the media cache: it is always made
                 choose_format=choose,
                 max_bytes=limit,
+                playable=playable,
             )
         except (WontFit, TooLarge) as exc:
             log.info("[%s] no smaller format fits %d bytes (%s)", job_id, limit, exc.code)

@@ -99,6 +99,8 @@ def fingerprint(req: SubmitRequest) -> str:
         asked.update(format_id=req.format_id, subtitles=sorted(req.subtitles))
     if req.audio_format:
         asked.update(audio_format=req.audio_format)
+    if req.playable:
+        asked.update(playable=True)
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
 
 
@@ -132,6 +134,7 @@ class _Checked:
     format_id: str | None
     subtitle_langs: list[str] | None
     audio_format: str | None
+    playable: bool = False
 
 
 class JobService:
@@ -197,6 +200,8 @@ class JobService:
             )
         format_id, subtitles = check_choices(req.format_id, req.subtitles)
         audio_format = self._audio_format(req)
+        # Sound has no picture to play: an audio job is the same whoever asks.
+        playable = req.playable and req.kind == "video"
         replay = await self.replay(req)
         if replay is not None:
             return replay
@@ -206,11 +211,12 @@ class JobService:
             callback = await check_callback_url(req.callback_url, self.policy)
         cache_key = normalize_url(url)
         key = dedup_key(
-            cache_key, req.kind, quality, format_id=format_id, subtitles=subtitles, audio_format=audio_format
-        )
+            cache_key, req.kind, quality, format_id=format_id, subtitles=subtitles, audio_format=audio_format,
+            playable=playable,
+        )  # fmt: skip
         checked = _Checked(
-            url, cache_key, key, quality, callback, format_id, sorted(subtitles) or None, audio_format
-        )
+            url, cache_key, key, quality, callback, format_id, sorted(subtitles) or None, audio_format, playable
+        )  # fmt: skip
         for _ in range(5):
             result = await self._attach(req, checked)
             if result is not None:
@@ -250,6 +256,7 @@ class JobService:
             key = dedup_key(
                 source.cache_key, source.kind, source.quality, variant,
                 format_id=source.format_id, subtitles=source.subtitle_langs, audio_format=source.audio_format,
+                playable=source.playable,
             )  # fmt: skip
             for _ in range(5):
                 found = await find_or_create_job(
@@ -258,7 +265,7 @@ class JobService:
                     extra={"variant": variant, "source_job_id": source.id, "title": source.title,
                            "duration": source.duration, "format_id": source.format_id,
                            "subtitle_langs": source.subtitle_langs, "audio_format": source.audio_format,
-                           "uploader": source.uploader,
+                           "playable": bool(source.playable), "uploader": source.uploader,
                            "upload_date": source.upload_date},
                 )  # fmt: skip
                 if found is not None:
@@ -337,7 +344,7 @@ class JobService:
                     session, self._dialect, url=url, cache_key=checked.cache_key, kind=req.kind,
                     quality=checked.quality, key=checked.key, now=now,
                     extra={"format_id": checked.format_id, "subtitle_langs": checked.subtitle_langs,
-                           "audio_format": checked.audio_format},
+                           "audio_format": checked.audio_format, "playable": checked.playable},
                 )  # fmt: skip
                 if found is None:
                     # The job we collided with ended (failed, cancelled, expired) in between: try again.
@@ -726,7 +733,7 @@ class JobService:
                 text=request.url, source=request.source, user_id=request.user_id,  # type: ignore[arg-type]
                 kind=request.kind, quality=request.quality, target=dict(request.target),  # type: ignore[arg-type]
                 format_id=job.format_id, subtitles=tuple(job.subtitle_langs), audio_format=job.audio_format,
-                callback_url=hook.url if hook is not None else None,
+                playable=job.playable, callback_url=hook.url if hook is not None else None,
             )
         )  # fmt: skip
         # Only once the new request exists: a refused retry (the link no longer allowed) keeps the old one,

@@ -148,6 +148,8 @@ class Job(Base):
     subtitles_missing: Mapped[list[str] | None] = mapped_column(JSON)
     # An audio job's file format when the person chose one other than the operator's (None: theirs).
     audio_format: Mapped[str | None] = mapped_column(String(8))
+    # A video made to play on every phone (H.264 + AAC in MP4; part of the dedup key): chats ask for it.
+    playable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     upload_date: Mapped[str | None] = mapped_column(String(8))
     # Files stored beside the media, by name ("thumbnail", "subtitles.en"): {name: {key, filename, size}}.
     assets: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -431,7 +431,7 @@ class JobRunner:
         job.width, job.height, job.uploader, job.ext = info.width, info.height, info.uploader, info.ext
         job.upload_date = info.upload_date
         job.total_bytes = info.filesize
-        choices = choice_suffix(job.format_id, job.subtitle_langs, job.audio_format)
+        choices = choice_suffix(job.format_id, job.subtitle_langs, job.audio_format, job.playable)
         job.media_key = f"{info.media_key}|{job.kind}:{job.quality}{choices}" if info.media_key else None
         job.seq += 1
         job.updated_at = utcnow()
@@ -1019,6 +1019,7 @@ def _download(
             format_id=job.format_id,
             subtitles=tuple(job.subtitle_langs or ()),
             audio_format=job.audio_format,
+            playable=bool(job.playable),
         )
     finally:
         _trim()
@@ -1027,7 +1028,8 @@ def _download(
 def _fit(fitter: Fitter, job: Job, source: Any, workdir: Path, control: Control) -> Fitted:
     try:
         return fitter.run(
-            job.id, job.url, job.kind, job.quality, job.variant or "", source, workdir, control, title=job.title
+            job.id, job.url, job.kind, job.quality, job.variant or "", source, workdir, control, title=job.title,
+            playable=bool(job.playable),
         )  # fmt: skip
     finally:
         _trim()

@@ -142,6 +142,8 @@ class JobView(BaseModel):
     format_id: str | None = None
     # The audio format asked for, None when none was (the file's `ext` says what came out).
     audio_format: str | None = None
+    # A video made to play on every phone (H.264 + AAC in MP4: core.playable).
+    playable: bool = False
     subtitle_langs: list[str] = Field(default_factory=list)
     subtitles: list[Subtitle] = Field(default_factory=list)
     subtitles_missing: list[str] = Field(default_factory=list)
@@ -210,6 +212,7 @@ class JobView(BaseModel):
             parent_id=job.parent_id,
             format_id=job.format_id,
             audio_format=job.audio_format,
+            playable=bool(job.playable),
             subtitle_langs=list(job.subtitle_langs or []),
             subtitles=[
                 Subtitle(lang=name.split(".", 1)[1], filename=a["filename"], size=a["size"])
@@ -251,6 +254,9 @@ class SubmitRequest:
     # An audio job's file format (AUDIO_FORMATS; None: the source's own when it is one of them, else the
     # operator's MEDIABOT_AUDIO_FORMAT). Not used for video.
     audio_format: str | None = None
+    # A video every phone plays (H.264 + AAC in MP4, core.playable): chats ask for it, the API when told.
+    # Not used for audio.
+    playable: bool = False
 
 
 @dataclass(frozen=True)

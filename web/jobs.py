@@ -122,6 +122,7 @@ async def to_api(
         upload_date=job.upload_date,
         format_id=job.format_id,
         audio_format=job.audio_format,
+        playable=job.playable,
         subtitle_langs=job.subtitle_langs,
     )
 
@@ -202,6 +203,7 @@ async def _single(services: Services, request: RequestView, job: JobView) -> Job
         upload_date=job.upload_date,
         format_id=job.format_id,
         audio_format=job.audio_format,
+        playable=job.playable,
         subtitle_langs=job.subtitle_langs,
         subtitles=subtitles,
         subtitles_missing=job.subtitles_missing,
@@ -290,6 +292,7 @@ async def create_job(request: web.Request) -> web.Response:
         format_id=body.format_id,
         subtitles=tuple(body.subtitles),
         audio_format=body.audio_format,
+        playable=body.playable,
     )
     # A repeat starts nothing, so it is answered even when the key is over its limits.
     submission = await services.jobs.replay(ask)

@@ -61,6 +61,13 @@ class JobCreate(BaseModel):
         "MP3, AAC (m4a) or Opus, else the server's MEDIABOT_AUDIO_FORMAT (the job's `ext` says what came "
         "out). Ignored for video.",
     )
+    playable: bool = Field(
+        False,
+        description="For `kind: video`, a video every phone plays: H.264 with AAC sound in MP4 (an H.264 "
+        "format the site offers at the chosen height or at least half of it, else the file converted). "
+        "false: the site's original (it may be VP9 or AV1, which iPhones do not play in chats). Ignored for "
+        "audio.",
+    )
 
 
 class FilePart(BaseModel):
@@ -147,6 +154,9 @@ class Job(BaseModel):
     )
     audio_format: str | None = Field(
         None, description="The audio format asked for; null when none was (see `ext` for what came out)."
+    )
+    playable: bool = Field(
+        False, description="Whether a video every phone plays (H.264 + AAC in MP4) was asked for."
     )
     subtitle_langs: list[str] = Field(default_factory=list, description="The subtitle languages asked for.")
     subtitles: list[SubtitleFile] = Field(

@@ -49,6 +49,8 @@ async def submit_and_follow(
             SubmitRequest(
                 text=url, source=SOURCE, user_id=user_id, kind=kind,  # type: ignore[arg-type]
                 quality=quality, target=target.to_dict(), format_id=format_id, subtitles=subtitles,
+                # Discord's iPhone app, like Telegram's, plays H.264 only.
+                playable=bot.settings.chat_playable,
             )
         )  # fmt: skip
     except MediabotError as exc:

@@ -23,6 +23,7 @@ from bots.telegram.calls import message_gone, not_modified, retry_seconds, too_l
 from core.delivery import DeliveryRef, variant_key
 from core.errors import MediabotError, NotFound
 from core.planner import DeliveryPlanner, Destination, Planned, Refused, finished_items
+from core.probe import probe_media
 from core.schemas import THUMBNAIL, JobView, Part, RequestView, subtitle_asset
 from core.services import Services
 from core.storage import safe_filename
@@ -89,8 +90,9 @@ def _cache_key(request: RequestView, view: JobView) -> str | None:
     try:
         # A copy carries its original's format and subtitle languages, so either view gives the same key.
         key = variant_key(
-            request.url, request.kind, request.quality, view.format_id, view.subtitle_langs, view.audio_format
-        )
+            request.url, request.kind, request.quality, view.format_id, view.subtitle_langs, view.audio_format,
+            playable=view.playable,
+        )  # fmt: skip
     except MediabotError:
         return None
     return f"{key}|{view.variant}" if view.variant else key
@@ -698,8 +700,13 @@ class Tracker:
             reply_parameters=target.reply(), message_thread_id=target.thread_id, caption=caption,
             read_timeout=60 + size / 2_000_000, write_timeout=60,
         )  # fmt: skip
-        # A part's length is not the whole's: Telegram reads it from the file.
-        duration = round(view.duration) if view.duration and whole else None
+        length, width, height = view.duration if whole else None, view.width, view.height
+        if kind == "video" and not (length and width and height):
+            # A part's length and picture are its own, and a copy may not know them: read them from the file,
+            # or Telegram shows no length and a square box until the video is opened.
+            probe = await asyncio.to_thread(probe_media, path, None)
+            length, width, height = probe.duration or length, probe.width or width, probe.height or height
+        duration = round(length) if length else None
 
         async def once() -> Message:
             # A fresh handle per attempt: a retry after 429 uploads the whole file again, and the file is
@@ -709,7 +716,7 @@ class Tracker:
                 # The thumbnail as a Path: PTB reads it anew for each attempt.
                 if kind == "video":
                     return await bot.send_video(
-                        target.chat_id, media, duration=duration, width=view.width, height=view.height,
+                        target.chat_id, media, duration=duration, width=width, height=height,
                         supports_streaming=True, thumbnail=thumb, **common,
                     )  # fmt: skip
                 if kind == "audio":

@@ -447,7 +447,9 @@ class Handlers:
             chat_id=message.chat_id, reply_to=message.message_id,
             thread_id=message.message_thread_id if message.is_topic_message else None,
         )  # fmt: skip
-        key = variant_key(url, kind, quality, ask.format_id, ask.subtitles)
+        # Telegram on iPhones plays H.264 only: chats ask for a video every phone plays (unless turned off).
+        playable = settings.chat_playable
+        key = variant_key(url, kind, quality, ask.format_id, ask.subtitles, playable=playable)
         # With subtitles the job has more to send than the video (its .srt files, the languages it lacks):
         # only the delivery of the job knows them, so no answering from Telegram's copy here.
         cached = None if ask.subtitles else await services.deliveries.get(SOURCE, key)
@@ -472,6 +474,7 @@ class Handlers:
             SubmitRequest(
                 text=url, source=SOURCE, user_id=user_id, kind=kind,  # type: ignore[arg-type]
                 quality=quality, target=target.to_dict(), format_id=ask.format_id, subtitles=ask.subtitles,
+                playable=playable,
             )
         )  # fmt: skip
         request = submission.request

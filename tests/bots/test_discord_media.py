@@ -356,3 +356,23 @@ def test_the_menu_keeps_to_discords_limits_whatever_the_site_offers() -> None:
     assert over_limits({"components": menu}) == "a select menu has 26 options (1 to 25)"
     with pytest.raises(InvalidRequest):
         picker.custom_id(["en-" + "a" * 8] * 8)
+
+
+# -- video every phone plays ---------------------------------------------------------------------------------
+
+
+async def test_an_av1_only_video_arrives_as_h264(
+    fake_discord: FakeDiscord, tmp_path: Path, media_site: MediaSite
+) -> None:
+    """Discord's iPhone app, like Telegram's, plays H.264 only: a chat's download of AV1 is converted."""
+    async with discord_bot(fake_discord, tmp_path) as env:
+        url = media_site.url(f"/codecs.html?offer=av1&t={uuid.uuid4().hex[:8]}")
+        it = await fake_discord.slash("download", {"url": url}, attachment_size_limit=50 * MIB)
+        final = await ended(fake_discord, it, timeout=60)
+        [video] = final.files
+        assert video.filename.endswith(".mp4")
+        found = {s["codec_type"]: s for s in ffprobe(video.path)["streams"]}
+        assert (found["video"]["codec_name"], found["video"]["pix_fmt"]) == ("h264", "yuv420p")
+        assert found["audio"]["codec_name"] == "aac"
+        _, job = await person(env, it)
+        assert job.playable and job.height == 360

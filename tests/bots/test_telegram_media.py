@@ -16,7 +16,7 @@ from core.errors import UnsupportedUrl, human_size
 from tests.bots.test_telegram import clip, media_call, reply_text, telegram_bot
 from tests.bots.test_telegram_planner import delivered, text_reply, texts_to, uploads_for, video_size
 from tests.fakes.telegram import ALICE, BOB, Call, FakeTelegram, jpeg_size
-from tests.support.media import ffprobe
+from tests.support.media import CHAPTERS, ffprobe, ffprobe_chapters
 from tests.support.media_site import MediaSite
 from tests.support.s3 import MotoS3
 from tests.support.services import make_settings, running_services, wait_until
@@ -396,3 +396,115 @@ async def test_thumbnail_and_subtitles_from_s3_storage_go_through_a_temporary_fo
         assert any(key.endswith(".jpg") for key in moto_s3.keys(bucket)), moto_s3.keys(bucket)
         workdir = bot.services.settings.tmp_dir / "telegram"
         assert not workdir.exists() or list(workdir.iterdir()) == [], "temporary copies removed"
+
+
+# -- video every phone plays ---------------------------------------------------------------------------------
+
+
+def codec_page(site: MediaSite, offer: str) -> str:
+    """The media site's DASH page offering `offer` (vp9, av1, h264-240...), under a query no other test uses."""
+    return site.url(f"/codecs.html?offer={offer}&t={uuid.uuid4().hex[:8]}")
+
+
+def streams(call: Call) -> dict[str, dict[str, Any]]:
+    """The picture and sound streams of the video a sendVideo uploaded."""
+    probe = ffprobe(call.files["video"])
+    return {s["codec_type"]: s for s in probe["streams"] if s["codec_type"] in ("video", "audio")}
+
+
+def assert_shown_inline(call: Call) -> None:
+    """sendVideo carried the four things Telegram needs to show a video at once: streaming, its picture's
+    size and its length, each true to the file."""
+    probe = ffprobe(call.files["video"])
+    video = next(s for s in probe["streams"] if s["codec_type"] == "video")
+    assert call.get("supports_streaming") is True, call.params
+    assert (call.get("width"), call.get("height")) == (video["width"], video["height"]), call.params
+    assert call.get("duration") == round(float(probe["format"]["duration"])) > 0, call.params
+
+
+async def test_a_vp9_only_video_arrives_as_h264_that_plays_inline_with_its_chapters(
+    tmp_path: Path, telegram_server: FakeTelegram, media_site: MediaSite
+) -> None:
+    """Telegram on iPhones plays no VP9 in chat: the bot sends H.264/AAC MP4, converted when the site has no
+    H.264, or the site's own H.264 when it has one of at least half the height."""
+    tg = telegram_server
+    async with telegram_bot(tmp_path, tg) as bot:
+        asked = tg.send(codec_page(media_site, "vp9"))
+        video = await tg.wait_for(lambda: media_call(tg, "sendVideo", asked), timeout=60)
+        found = streams(video)
+        assert (found["video"]["codec_name"], found["video"]["pix_fmt"]) == ("h264", "yuv420p")
+        assert (found["video"]["height"], found["audio"]["codec_name"]) == (360, "aac")
+        assert video.files["video"].name.endswith(".mp4")
+        assert_shown_inline(video)
+        assert_telegram_thumbnail(video)
+        chapters = ffprobe_chapters(video.files["video"])
+        assert [c["tags"]["title"] for c in chapters] == [name for name, _, _ in CHAPTERS]
+
+        vp9_downloads = media_site.downloads("/codecs/vp9-360.webm") + media_site.downloads(
+            "/codecs/vp9-240.webm"
+        )
+        lower = tg.send(codec_page(media_site, "vp9,h264-240"))
+        video = await tg.wait_for(lambda: media_call(tg, "sendVideo", lower), timeout=60)
+        found = streams(video)
+        assert (found["video"]["codec_name"], found["video"]["height"]) == ("h264", 240)
+        assert_shown_inline(video)
+        # The site's H.264 was taken: no VP9 fetched, nothing converted.
+        assert (
+            media_site.downloads("/codecs/vp9-360.webm") + media_site.downloads("/codecs/vp9-240.webm")
+            == vp9_downloads
+        )
+        await wait_until(lambda: delivered(bot.services))
+
+        # The same link again: answered from Telegram's copy of the playable file, nothing sent anew.
+        uploads = len(tg.calls_to("sendVideo"))
+        again = tg.send(asked["text"])
+        resent = await tg.wait_for(lambda: media_call(tg, "sendVideo", again), timeout=30)
+        assert resent.files == {} and resent["video"] == video_file_id(tg, asked)
+        assert len(tg.calls_to("sendVideo")) == uploads + 1
+
+    # MEDIABOT_CHAT_PLAYABLE=false: the chat gets the site's original, as the API does.
+    async with telegram_bot(tmp_path / "off", tg, chat_playable=False) as bot:
+        asked = tg.send(codec_page(media_site, "vp9"))
+        call = await tg.wait_for(lambda: media_call(tg, "sendVideo", asked), timeout=60)
+        assert streams(call)["video"]["codec_name"] == "vp9"
+        await wait_until(lambda: delivered(bot.services))
+
+
+def video_file_id(tg: FakeTelegram, asked: dict[str, Any]) -> str:
+    call = media_call(tg, "sendVideo", asked)
+    assert call is not None and call.result is not None
+    return str(call.result["video"]["file_id"])
+
+
+async def test_parts_of_a_split_carry_their_own_length_and_picture(
+    tmp_path: Path, telegram_server: FakeTelegram, media_site: MediaSite
+) -> None:
+    """Each part is a video of its own: Telegram gets that part's length (not the whole's, not none) and size."""
+    tg = telegram_server
+    limit = video_size(media_site) // 2
+    async with telegram_bot(tmp_path, tg, telegram_upload_limit_mb=limit / 1e6, telegram_split=True) as bot:
+        asked = tg.send(clip(media_site))
+        await text_reply(tg, asked, "Full quality:", timeout=45)
+        parts = uploads_for(tg, asked)
+        assert len(parts) >= 2
+        for part in parts:
+            assert part.method == "sendVideo"
+            assert_shown_inline(part)
+        await wait_until(lambda: delivered(bot.services))
+
+
+async def test_a_copy_that_fits_is_a_playable_video_too(
+    tmp_path: Path, telegram_server: FakeTelegram, media_site: MediaSite
+) -> None:
+    """VP9 at 360p beside H.264 at 144p only: the chat's video is the 360p converted, too big for a 100 kB
+    limit; the copy that fits is the site's 144p H.264 (by its stated size), not another VP9 to convert."""
+    tg = telegram_server
+    async with telegram_bot(tmp_path, tg, telegram_upload_limit_mb=0.1) as bot:
+        asked = tg.send(codec_page(media_site, "vp9,h264-144"))
+        copy = await tg.wait_for(lambda: media_call(tg, "sendVideo", asked), timeout=60)
+        found = streams(copy)
+        assert (found["video"]["codec_name"], found["video"]["height"]) == ("h264", 144)
+        assert copy.files["video"].stat().st_size <= 100_000
+        assert_shown_inline(copy)
+        assert "144p" in await text_reply(tg, asked, "to fit")
+        await wait_until(lambda: delivered(bot.services))

@@ -244,3 +244,135 @@ def ffprobe(path: Path, timeout: float = 20.0) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"ffprobe rejected {path}: {proc.stderr.strip()}")
     return json.loads(proc.stdout)
+
+
+# -- the same clip in several codecs and heights (phones play H.264 only), and chapters ----------------------
+# Made on first use only (the site generates them when a page asks), cached like the media above under their
+# own version, so the set above is not rebuilt when this one changes. Pictures and sound are separate files,
+# as video sites serve them over DASH.
+
+CODEC_MEDIA_VERSION = "codecs-v1"
+CODEC_SECONDS = 2
+# height -> width (4:3, sides that every encoder takes)
+CODEC_HEIGHTS = {144: 192, 240: 320, 360: 480}
+# codec -> (container, DASH mimeType, DASH codecs, the encoder's arguments)
+CODECS: dict[str, tuple[str, str, str, list[str]]] = {
+    "h264": ("mp4", "video/mp4", "avc1.42E01E", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
+    "vp9": ("webm", "video/webm", "vp09.00.10.08",
+            ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"]),
+    "av1": ("mp4", "video/mp4", "av01.0.04M.08",
+            ["-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", "8", "-row-mt", "1"]),
+}  # fmt: skip
+# sound -> (file name, DASH mimeType, DASH codecs, the encoder's arguments)
+SOUNDS: dict[str, tuple[str, str, str, list[str]]] = {
+    "aac": ("sound-aac.m4a", "audio/mp4", "mp4a.40.2", ["-c:a", "aac", "-b:a", "64k"]),
+    "opus": ("sound-opus.webm", "audio/webm", "opus", ["-c:a", "libopus", "-b:a", "48k"]),
+}
+# Chapters every picture file carries, and the audio file below (written from an ffmetadata file).
+CHAPTERS = (("Opening", 0.0, 1.0), ("Ending", 1.0, 2.0))
+CHAPTERS_AUDIO_NAME = "chapters.m4a"
+
+
+def codec_file_name(codec: str, height: int) -> str:
+    return f"{codec}-{height}.{CODECS[codec][0]}"
+
+
+@dataclass(frozen=True)
+class CodecMedia:
+    root: Path
+
+    def video(self, codec: str, height: int) -> Path:
+        """The picture only (no sound), with CHAPTERS."""
+        return self.root / codec_file_name(codec, height)
+
+    def sound(self, name: str) -> Path:
+        return self.root / SOUNDS[name][0]
+
+    @property
+    def chapters_m4a(self) -> Path:
+        """AAC sound with CHAPTERS."""
+        return self.root / CHAPTERS_AUDIO_NAME
+
+    def files(self) -> list[Path]:
+        pictures = [self.video(c, h) for c in CODECS for h in CODEC_HEIGHTS]
+        return [*pictures, *(self.sound(s) for s in SOUNDS), self.chapters_m4a]
+
+
+def _ffmetadata(path: Path, title: str) -> Path:
+    lines = [";FFMETADATA1", f"title={title}"]
+    for name, start, end in CHAPTERS:
+        lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={int(start * 1000)}", f"END={int(end * 1000)}",
+                  f"title={name}"]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _generate_codecs_into(tmp: Path) -> None:
+    media = CodecMedia(tmp)
+    meta = _ffmetadata(tmp / "chapters.txt", "Codec Test")
+    for codec, (_, _, _, encoder) in CODECS.items():
+        for height, width in CODEC_HEIGHTS.items():
+            _run([
+                "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25:duration={CODEC_SECONDS}",
+                "-i", str(meta), "-map", "0:v", "-map_metadata", "1", "-map_chapters", "1",
+                *encoder, "-b:v", "200k", "-g", "25", str(media.video(codec, height)),
+            ])  # fmt: skip
+    for name, (_, _, _, encoder) in SOUNDS.items():
+        _run([
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={CODEC_SECONDS}",
+            *encoder, str(media.sound(name)),
+        ])  # fmt: skip
+    _run([
+        "-f", "lavfi", "-i", f"sine=frequency=660:sample_rate=44100:duration={CODEC_SECONDS}",
+        "-i", str(_ffmetadata(tmp / "audio-chapters.txt", "Chapter Song")),
+        "-map", "0:a", "-map_metadata", "1", "-map_chapters", "1",
+        "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(media.chapters_m4a),
+    ])  # fmt: skip
+
+
+def _codecs_complete(root: Path) -> bool:
+    try:
+        marker = json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return marker.get("version") == CODEC_MEDIA_VERSION and all(
+        p.is_file() and p.stat().st_size > 0 for p in CodecMedia(root).files()
+    )
+
+
+def generate_codec_media(cache_dir: Path | None = None) -> CodecMedia:
+    """The codec set (H.264, VP9 and AV1 pictures at each of CODEC_HEIGHTS, AAC and Opus sound, an m4a with
+    chapters), generated atomically on first use like generate_media."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir().parent / CODEC_MEDIA_VERSION
+    if _codecs_complete(root):
+        return CodecMedia(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    try:
+        t0 = time.perf_counter()
+        _generate_codecs_into(tmp)
+        timings = {"total": round(time.perf_counter() - t0, 3)}
+        (tmp / MARKER).write_text(json.dumps({"version": CODEC_MEDIA_VERSION, "timings_s": timings}))
+        os.chmod(tmp, 0o755)
+        if root.exists() and not _codecs_complete(root):
+            shutil.rmtree(root, ignore_errors=True)
+        try:
+            os.rename(tmp, root)
+        except OSError:
+            if not _codecs_complete(root):
+                raise
+        return CodecMedia(root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ffprobe_chapters(path: Path, timeout: float = 20.0) -> list[dict]:
+    """ffprobe -show_chapters: [{start_time, end_time, tags: {title}}] (raises on invalid media)."""
+    proc = subprocess.run(
+        [FFPROBE, "-v", "error", "-print_format", "json", "-show_chapters", str(path)],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"ffprobe rejected {path}: {proc.stderr.strip()}")
+    return json.loads(proc.stdout).get("chapters", [])

@@ -41,6 +41,16 @@ Routes (all GET also answer HEAD; every response has a Content-Type):
 ``/tagged-song.html``       ``/song.html`` with ``/tagged.{src}`` as its content (``?src=mp3``, default m4a)
 ``/titled.html``            ``og:video`` of ``/video.mp4`` (or of ``?video=URL``), titled by ``?title=`` (any script)
 ``/pages/{name}/video-tag.html``  ``<video>`` of ``/clip/{name}.mp4``: pages of one file name, other media
+``/codecs.html?offer=...``  "Codec Test": a JW Player page playing ``/codecs.mpd`` with the same query
+``/codecs.mpd?offer=...``   DASH manifest (sizes and codecs stated, one file per representation, as video
+                            sites serve them) of a 2 s clip with two chapters: pictures only in H.264 (mp4),
+                            VP9 (webm) and AV1 (mp4) at 144p, 240p and 360p (ids ``h264-240``...), sound only as
+                            AAC (``aac``, m4a) and Opus (``opus``, webm). ``offer`` lists codecs (``vp9``)
+                            or single pictures (``h264-240``), comma-separated (default: all). Made on first use.
+``/codecs/{name}``          those files (``vp9-360.webm``, ``sound-aac.m4a``...), and ``chapters.m4a``
+                            (AAC with two chapters)
+``/chapters.html?kind=K``   JSON-LD "Chapter Clip" whose content (``/video.mp4``, or ``/audio.m4a`` for
+                            ``kind=audio``) has no chapters of its own but the page lists two (``hasPart``)
 ==========================  ===========================================================
 
 Counting:
@@ -79,7 +89,16 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from .media import MediaFiles, generate_media
+from .media import (
+    CODEC_HEIGHTS,
+    CODEC_SECONDS,
+    CODECS,
+    SOUNDS,
+    CodecMedia,
+    MediaFiles,
+    generate_codec_media,
+    generate_media,
+)
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +241,8 @@ class MediaSite:
         self._pending: set[_Pending] = set()
         self._active: set[asyncio.BaseTransport] = set()  # connections with a body in flight
         self._blobs: dict[str, Blob] = {}
+        self._codec_media: CodecMedia | None = None
+        self._codec_lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._stopping = False
@@ -391,6 +412,10 @@ class MediaSite:
         r.add_get("/tagged-song.html", self._tagged_song)
         r.add_get("/titled.html", self._titled)
         r.add_get("/pages/{name:[^/]+}/video-tag.html", self._named_video_tag)
+        r.add_get("/codecs.html", self._codecs_page)
+        r.add_get("/codecs.mpd", self._codecs_manifest)
+        r.add_get("/codecs/{name}", self._codec_file)
+        r.add_get("/chapters.html", self._chapters_page)
         r.add_get("/redirect", self._redirect)
         r.add_get("/filler.mp4", self._filler)
         r.add_get("/chunked/{name:[^/]+}.mp4", self._chunked)
@@ -789,6 +814,95 @@ class MediaSite:
         body = f'<h1>Video tag</h1>\n<video controls><source src="/clip/{name}.mp4" type="video/mp4"></video>'
         return await self._html(request, "Video Tag Clip", body)
 
+    # Site chapters (JSON-LD hasPart clips), as yt-dlp reads them into its info's `chapters`.
+    SITE_CHAPTERS = (("Intro", 0.0, 1.5), ("Outro", 1.5, 3.0))
+
+    async def codec_media(self) -> CodecMedia:
+        async with self._codec_lock:
+            if self._codec_media is None:
+                self._codec_media = await asyncio.to_thread(generate_codec_media)
+            return self._codec_media
+
+    def _offered(self, request: web.Request) -> list[tuple[str, int]] | None:
+        """`?offer=vp9,h264-240` as (codec, height) pairs, best first; None when it names something unknown."""
+        offered: list[tuple[str, int]] = []
+        for token in request.query.get("offer", ",".join(CODECS)).split(","):
+            codec, _, height = token.strip().partition("-")
+            if codec not in CODECS or (height and (not height.isdigit() or int(height) not in CODEC_HEIGHTS)):
+                return None
+            offered += [(codec, h) for h in CODEC_HEIGHTS if not height or h == int(height)]
+        return sorted(set(offered), key=lambda o: (-o[1], o[0]))
+
+    async def _codecs_page(self, request: web.Request) -> web.StreamResponse:
+        """A player page whose video is the DASH manifest below (JW Player, as the other pages here)."""
+        manifest = self.url(f"/codecs.mpd?{request.query_string}" if request.query_string else "/codecs.mpd")
+        setup = json.dumps(
+            {"playlist": [{"title": "Codec Test", "duration": CODEC_SECONDS,
+                           "sources": [{"file": manifest, "type": "dash"}]}]}
+        )  # fmt: skip
+        body = f'<div id="player"></div>\n<script>jwplayer("player").setup({setup});</script>'
+        return await self._html(request, "Codec Test", body)
+
+    async def _codecs_manifest(self, request: web.Request) -> web.StreamResponse:
+        """The same clip in several codecs and heights, as a DASH manifest stating codecs, sizes and heights
+        (the way YouTube serves formats: pictures and sound apart)."""
+        media = await self.codec_media()
+        offered = self._offered(request)
+        if offered is None:
+            return web.Response(status=400, text="unknown format in offer\n", content_type="text/plain")
+
+        def representation(rid: str, path: Path, codecs: str, extra: str) -> str:
+            size = path.stat().st_size
+            return (
+                f'<Representation id="{rid}" codecs="{codecs}" bandwidth="{size * 8 // CODEC_SECONDS}"{extra}>'
+                f'<BaseURL yt:contentLength="{size}">{self.url("/codecs/" + path.name)}</BaseURL>'
+                "</Representation>"
+            )
+
+        sets = []
+        for mime in sorted({CODECS[codec][1] for codec, _ in offered}):
+            reps = "".join(
+                representation(f"{codec}-{h}", media.video(codec, h), CODECS[codec][2],
+                               f' width="{CODEC_HEIGHTS[h]}" height="{h}" frameRate="25"')
+                for codec, h in offered if CODECS[codec][1] == mime
+            )  # fmt: skip
+            sets.append(f'<AdaptationSet contentType="video" mimeType="{mime}">{reps}</AdaptationSet>')
+        for name, (_, mime, codecs, _) in SOUNDS.items():
+            rep = representation(f"sound-{name}", media.sound(name), codecs, ' audioSamplingRate="48000"')
+            sets.append(
+                f'<AdaptationSet contentType="audio" mimeType="{mime}" lang="en">{rep}</AdaptationSet>'
+            )
+        doc = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" xmlns:yt="http://youtube.com/yt/2012/10/10" '
+            f'type="static" mediaPresentationDuration="PT{CODEC_SECONDS}S" '
+            'profiles="urn:mpeg:dash:profile:isoff-on-demand:2011">'
+            f'<Period duration="PT{CODEC_SECONDS}S">{"".join(sets)}</Period></MPD>\n'
+        )
+        return await self._send(request, doc.encode(), "application/dash+xml")
+
+    async def _codec_file(self, request: web.Request) -> web.StreamResponse:
+        media = await self.codec_media()
+        found = {p.name: p for p in media.files()}.get(request.match_info["name"])
+        if found is None:
+            return await self._missing(request)
+        data = await asyncio.to_thread(found.read_bytes)
+        ctype = {".webm": "video/webm", ".m4a": "audio/mp4"}.get(found.suffix, "video/mp4")
+        return await self._send(request, data, ctype)
+
+    async def _chapters_page(self, request: web.Request) -> web.StreamResponse:
+        """A page that lists its media's chapters (as video sites do), for media that has none inside."""
+        audio = request.query.get("kind") == "audio"
+        ld = {
+            "@context": "https://schema.org", "@type": "VideoObject", "name": "Chapter Clip",
+            "uploadDate": "2026-12-01", "duration": "PT3S",
+            "contentUrl": self.url("/audio.m4a" if audio else "/video.mp4"),
+            "hasPart": [{"@type": "Clip", "name": name, "startOffset": start, "endOffset": end}
+                        for name, start, end in self.SITE_CHAPTERS],
+        }  # fmt: skip
+        head = f'<script type="application/ld+json">{json.dumps(ld)}</script>\n'
+        return await self._html(request, "Chapter Clip", "<h1>Chapter Clip</h1>", head)
+
     async def _redirect(self, request: web.Request) -> web.Response:
         to = request.query.get("to")
         if not to:
@@ -803,7 +917,8 @@ class MediaSite:
             "/hls/index.m3u8", "/hls-page.html", "/nomedia.html", "/missing.mp4", "/slow.mp4",
             "/cookie.mp4", "/stall.mp4", "/playlist.html?n=3", "/feed.xml?n=3", "/qualities.html",
             "/thumb.png", "/subs/en.vtt", "/formats.html", "/song.html", "/tagged.mp3", "/tagged-song.html",
-            "/titled.html?title=Gr%C3%B6%C3%9Fe", "/pages/a/video-tag.html",
+            "/titled.html?title=Gr%C3%B6%C3%9Fe", "/pages/a/video-tag.html", "/codecs.html", "/codecs.mpd",
+            "/chapters.html",
         ]  # fmt: skip
         body = "<ul>\n" + "\n".join(f"<li><span>{html.escape(p)}</span></li>" for p in items) + "\n</ul>"
         return await self._html(request, "mediabot test media site", body)

@@ -178,6 +178,32 @@ async def test_audio_in_the_format_asked_for(api: Api, media_site: Any) -> None:
     assert "audio_format" in body["error"]["message"] and "'mp3'" in body["error"]["message"]
 
 
+async def test_the_original_unless_a_video_every_phone_plays_is_asked(
+    api: Api, media_site: Any, tmp_path: Path
+) -> None:
+    """The API keeps the site's VP9; `playable: true` gets H.264/AAC MP4, as chats do; a retry keeps it."""
+    url = media_site.url(f"/codecs.html?offer=vp9&t={uuid.uuid4().hex[:8]}")
+
+    async def video_codec(job: dict[str, Any], name: str) -> str:
+        status, data, _ = await fetch(api, job["file_url"])
+        assert status == 200
+        (tmp_path / name).write_bytes(data)
+        return next(
+            s["codec_name"] for s in ffprobe(tmp_path / name)["streams"] if s["codec_type"] == "video"
+        )
+
+    original = await finished(api, url, quality="360")
+    assert original["status"] == "done" and original["playable"] is False
+    assert await video_codec(original, "original.mp4") == "vp9"
+    phone = await finished(api, url, quality="360", playable=True)
+    assert phone["status"] == "done" and phone["playable"] is True and phone["filename"].endswith(".mp4")
+    assert await video_codec(phone, "phone.mp4") == "h264"
+    status, retried, _ = await api.call("POST", f"/api/v1/jobs/{phone['id']}/retry")
+    assert status in (200, 202) and retried["playable"] is True, retried
+    status, body = await api.submit(url, playable="maybe")
+    assert status == 400 and "playable" in body["error"]["message"]
+
+
 async def test_history_filters_retry_and_remove(api: Api, media_site: Any) -> None:
     video = await finished(api, media_site.url("/video.mp4"))
     audio = await finished(api, media_site.url("/audio.m4a"), kind="audio")
