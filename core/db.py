@@ -24,7 +24,9 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 ORM_BEGINS = "mediabot_orm_begins"
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, foreign_keys: bool = True) -> AsyncEngine:
+    """An engine for `url`. `foreign_keys=False` is for migrations on SQLite: Alembic's batch mode rebuilds a
+    table by dropping it, and with foreign keys on, dropping `jobs` would cascade-delete every request."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -39,7 +41,7 @@ def create_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
             cur.close()
             # The driver would only BEGIN at the first write, leaving a transaction's reads outside it: a
             # submit could read "running", the worker finish the job, and the submit then attach an active

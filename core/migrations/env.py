@@ -35,7 +35,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(_url())
+    engine = create_engine(_url(), foreign_keys=False)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

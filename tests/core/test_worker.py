@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from redis.asyncio import Redis
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from core import db
 from core.models import Job, Worker
@@ -174,5 +175,37 @@ async def test_migrations_go_up_and_down(database_url: str) -> None:
         assert not {"jobs", "requests"} & await tables()
         await db.upgrade(database_url)
         assert {"jobs", "requests", "workers", "api_keys"} <= await tables()
+    finally:
+        await engine.dispose()
+
+
+async def test_every_migration_keeps_the_rows_it_finds(database_url: str) -> None:
+    """Upgrading from the first schema keeps jobs and their requests. On SQLite, Alembic rebuilds a table by
+    dropping it: with foreign keys on, dropping `jobs` cascaded into every request."""
+    await db.downgrade(database_url, "0001")
+    engine = db.create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO jobs (id, url, cache_key, kind, quality, status, seq, retained, attempts, "
+                    "cancel_requested, created_at, updated_at) VALUES ('j1', 'https://ex.com/v', "
+                    "'https://ex.com/v', 'video', 'best', 'done', 2, :yes, 1, :no, :now, :now)"
+                ),
+                dict(yes=True, no=False, now=datetime.now(UTC).replace(tzinfo=None)),
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO requests (id, job_id, source, user_id, url, kind, quality, target, status, "
+                    "outcome, created_at) VALUES ('r1', 'j1', 'cli', 'old', 'https://ex.com/v', 'video', "
+                    "'best', '{}', 'done', 'queued', :now)"
+                ),
+                dict(now=datetime.now(UTC).replace(tzinfo=None)),
+            )
+        await db.upgrade(database_url)
+        async with engine.connect() as conn:
+            jobs = (await conn.execute(text("SELECT id FROM jobs"))).scalars().all()
+            requests = (await conn.execute(text("SELECT id, job_id FROM requests"))).all()
+        assert jobs == ["j1"] and [tuple(r) for r in requests] == [("r1", "j1")]
     finally:
         await engine.dispose()
