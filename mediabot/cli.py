@@ -22,6 +22,8 @@ from core.planner import finished_items, playlist_line
 from core.render import progress_line
 from core.schemas import JobView, SubmitRequest
 from core.services import Services, build_services
+from core.ytdlp.upkeep import ytdlp_upkeep
+from mediabot import ytdlp_cli
 from worker.broker import make_broker
 from worker.host import hosted_worker
 from worker.queue import TaskiqQueue
@@ -105,7 +107,11 @@ async def _serve(
     if only and not components:
         print(f"mediabot: nothing to run for '{only}' (is its token set?)", file=sys.stderr)
         return 2
-    async with services_for(settings, worker=worker) as services, AsyncExitStack() as stack:
+    async with (
+        ytdlp_upkeep(settings, stop, enabled=worker),
+        services_for(settings, worker=worker) as services,
+        AsyncExitStack() as stack,
+    ):
         for component in components:
             if stop.is_set():
                 break
@@ -198,7 +204,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 2
     stop = _stop_requested()
-    async with services_for(settings, worker=True):
+    async with ytdlp_upkeep(settings, stop), services_for(settings, worker=True):
         await _until_signalled(stop)
     return 0
 
@@ -348,6 +354,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
 }
 # (add_parser, handler name, handler) hooks for commands the front ends bring (e.g. `apikey`).
 EXTRA_COMMANDS: list[tuple[Callable[[Any], None], str, Callable[[Settings, argparse.Namespace], Any]]] = []
+EXTRA_COMMANDS.append((ytdlp_cli.add_parser, "ytdlp", ytdlp_cli.cmd_ytdlp))
 
 
 def main(argv: list[str] | None = None) -> int:
