@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -92,8 +93,23 @@ async def _watch(settings: Settings, started_with: str, changed: asyncio.Event, 
                 )
                 changed.set()
                 stop.set()
+                _signals_mean_exit(changed, stop)
                 return
         await asyncio.sleep(POLL_S)
+
+
+def _signals_mean_exit(changed: asyncio.Event, stop: asyncio.Event) -> None:
+    """SIGTERM or SIGINT while the restart waits for running jobs: the operator wants the process gone, so
+    it exits instead of starting again."""
+
+    def exit_instead() -> None:
+        changed.clear()
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, exit_instead)
 
 
 def restart_process() -> NoReturn:
