@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import uuid
 from pathlib import Path
 
+from core.schemas import SubmitRequest
 from tests.faults.cluster import gated_media
+from tests.support.services import make_settings, run_mediabot, running_services, settings_env, wait_until
 from tests.ytdlp import wheels
 from tests.ytdlp.conftest import GOOD, Releases
 from tests.ytdlp.drill import worker_switch
@@ -45,3 +51,35 @@ async def test_a_worker_restarts_into_the_new_release_and_every_job_finishes_onc
         if when in ("during", "after"):
             assert done_at > result["loaded_pos"], job_id
     assert result["pids_in_table"] == {result["worker_pid"]}
+
+
+async def test_sigterm_while_the_restart_waits_stops_the_worker_for_good(
+    tmp_path: Path, pg_url: str, redis_url: str, media_site, media_files, releases: Releases, worker_processes
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        database_url=pg_url,
+        redis_url=redis_url,
+        shutdown_grace_s=4,
+        canary_urls=[media_site.url(f"/clip/{uuid.uuid4().hex}.mp4")],
+    )
+    async with (
+        gated_media(media_files.big_mp4.read_bytes()) as gated,
+        running_services(settings, worker=False) as services,
+    ):
+        worker = worker_processes(settings)
+        await wait_until(lambda: "this process runs yt-dlp" in worker.output(), timeout=30)
+        job = (
+            await services.jobs.submit(SubmitRequest(text=gated.url("held"), source="cli", user_id="t"))
+        ).job
+        await wait_until(lambda: f"job {job.id} claimed" in worker.output(), timeout=30)
+        code, _, err = await run_mediabot(
+            settings_env(settings), "ytdlp", "update", "--find-links", str(releases.good)
+        )
+        assert code == 0, err
+        await wait_until(lambda: "restarting once running jobs finish" in worker.output(), timeout=15)
+        os.kill(worker.pid, signal.SIGTERM)
+        assert await asyncio.to_thread(worker.wait, 30) == 0
+        assert "restarting to load the current yt-dlp" not in worker.output()
+        assert f"job {job.id} handed back to the queue" in worker.output()
+        assert (await services.jobs.get_job(job.id)).status == "queued"
