@@ -143,6 +143,7 @@ class AutoUpdater:
         self.retry_s = retry_s
         self.lease = lease or update_lease(settings.database_url, settings.data_dir)
         self.checks = 0
+        self.rounds_held = 0  # lease rounds this checker held the lease
 
     async def run(self) -> None:
         try:
@@ -150,6 +151,7 @@ class AutoUpdater:
                 delay = self.retry_s
                 try:
                     if await self.lease.acquire():
+                        self.rounds_held += 1
                         due = self.seconds_until_due()
                         if due <= 0:
                             await self.check_once()

@@ -95,7 +95,10 @@ async def test_two_workers_one_daily_check(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+    # One held the lease all along (and checked once); the other never did.
     assert sorted(c.checks for c in checkers) == [0, 1]
+    holder = max(checkers, key=lambda c: c.checks)
+    assert holder.rounds_held > 1 and sum(c.rounds_held for c in checkers) == holder.rounds_held
     assert good_index.hits[f"files/yt_dlp-{GOOD}-py3-none-any.whl"] == 1
     state = read_auto_state(settings.data_dir)
     assert state["outcome"].startswith(f"yt-dlp {GOOD} is current now (1 canary link passed"), state
