@@ -83,8 +83,22 @@ async def latest_version(source: Source) -> str:
     rc, out = await _pip(["index", "versions", "yt-dlp", *source.pip_args()], PIP_TIMEOUT_S)
     match = re.search(r"^yt-dlp \(([^)]+)\)", out, re.MULTILINE)
     if rc != 0 or not match:
+        if re.search(r"No matching distribution found", out) and not _UNREACHABLE.search(out):
+            raise UpdateRefused(f"{_capital(source.describe())} offers no yt-dlp release.")
         raise UpdateRefused(_pip_failure(out, "the list of yt-dlp releases", source))
     return match.group(1)
+
+
+# What pip says when the index does not answer (it then also says "No matching distribution").
+_UNREACHABLE = re.compile(
+    r"Could not fetch URL|NewConnectionError|Connection refused|Max retries|Name or service not known|"
+    r"Temporary failure in name resolution|Read timed out|ConnectTimeoutError",
+    re.IGNORECASE,
+)
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 async def install(data_dir: Path, version: str, source: Source, report: Report) -> Path:
@@ -227,14 +241,12 @@ def _pip_failure(out: str, what: str, source: Source) -> str:
         wheel = re.search(r"([\w.+-]+\.whl)", out)
         named = f" ({wheel.group(1)})" if wheel else ""
         return f"The wheel of {what} in {source.describe()}{named} is damaged: it is not a valid wheel file."
-    if re.search(r"No matching distribution found|Could not find a version that satisfies", out):
-        return f"{source.describe()[0].upper()}{source.describe()[1:]} has no {what}."
     if re.search(r"did not finish within", out):
         return f"Installing {what} took too long: {out.strip()}."
-    if re.search(
-        r"Could not fetch URL|Connection|Max retries|Name or service not known|timed out", out, re.I
-    ):
-        return f"{source.describe()[0].upper()}{source.describe()[1:]} could not be reached to get {what}."
+    if _UNREACHABLE.search(out):
+        return f"{_capital(source.describe())} could not be reached to get {what}."
+    if re.search(r"No matching distribution found|Could not find a version that satisfies", out):
+        return f"{_capital(source.describe())} has no {what}."
     last = [line.strip() for line in out.splitlines() if line.strip().startswith("ERROR")] or [
         line.strip() for line in out.splitlines() if line.strip()
     ]

@@ -76,8 +76,14 @@ async def update(
         target = version or await latest_version(source)
         if same_version(target, current):
             return UpdateOutcome(target, False, f"yt-dlp {label} is current already.")
+        older = current is not None and version_key(target) < version_key(current)
+        if older and version is None and not auto:
+            raise UpdateRefused(
+                f"The newest yt-dlp {source.describe()} offers is {target}, older than the current {label}; "
+                f"`--version {target}` installs it anyway."
+            )
         if auto:
-            if current is not None and version_key(target) < version_key(current):
+            if older:
                 return UpdateOutcome(
                     target, False, f"yt-dlp {label} is newer than {target}, the newest offered."
                 )

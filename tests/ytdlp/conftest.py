@@ -3,6 +3,7 @@ local package index serving them: update tests never reach the internet."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,17 @@ BROKEN = "2099.2.2"
 UNLOADABLE = "2099.3.3"
 CORRUPT = "2099.4.4"
 NEWER = "2099.5.5"
+OLD = "2000.1.1"
+
+
+@pytest.fixture(autouse=True)
+def pip_without_this_machines_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip in these tests sees only the folders and index the test names: no config file, no PIP_*
+    settings of the machine (extra indexes, find-links folders, constraints)."""
+    for name in list(os.environ):
+        if name.startswith("PIP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
 
 
 @dataclass(frozen=True)
@@ -27,12 +39,13 @@ class Releases:
     broken: Path  # BROKEN: its generic extractor raises on every link
     unloadable: Path  # UNLOADABLE: `import yt_dlp` fails
     corrupt: Path  # CORRUPT: garbage bytes under a wheel's name
+    old: Path  # OLD, older than the bundled yt-dlp
 
 
 @pytest.fixture(scope="session")
 def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
     root = tmp_path_factory.mktemp("releases")
-    folders = {name: root / name for name in ("good", "newer", "broken", "unloadable", "corrupt")}
+    folders = {name: root / name for name in ("good", "newer", "broken", "unloadable", "corrupt", "old")}
     for folder in folders.values():
         folder.mkdir()
     wheels.build_ytdlp(folders["good"], GOOD)
@@ -40,6 +53,7 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
     wheels.build_ytdlp(folders["broken"], BROKEN, wheels.generic_raises)
     wheels.build_ytdlp(folders["unloadable"], UNLOADABLE, wheels.import_fails)
     wheels.corrupt(folders["corrupt"], CORRUPT)
+    wheels.build_ytdlp(folders["old"], OLD)
     for name in ("good", "newer", "broken", "unloadable"):
         wheels.build_ejs(folders[name])
     return Releases(**folders)

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from core.config import SettingsError, load_settings
+from tests.support.servers import free_port
 from tests.support.services import ROOT, make_settings, run_mediabot, settings_env, wait_until
 from tests.ytdlp import wheels
-from tests.ytdlp.conftest import BROKEN, CORRUPT, GOOD, NEWER, UNLOADABLE, Releases
+from tests.ytdlp.conftest import BROKEN, CORRUPT, GOOD, NEWER, OLD, UNLOADABLE, Releases
 
 BUNDLED = wheels.bundled_version()
 
@@ -180,6 +181,25 @@ async def test_a_missing_release_and_a_wrong_folder_are_one_sentence(
     assert one_sentence(err) == f"The folder {releases.good} has no yt-dlp 2099.9.9."
     code, _, err = await run_mediabot(env, "ytdlp", "update", "--find-links", str(tmp_path / "nowhere"))
     assert code == 2 and err.strip() == f"mediabot: {tmp_path / 'nowhere'} is not a folder."
+
+
+async def test_an_older_release_or_an_unreachable_index_changes_nothing(
+    tmp_path: Path, releases: Releases
+) -> None:
+    env = env_for(tmp_path)
+    code, _, err = await run_mediabot(env, "ytdlp", "update", "--find-links", str(releases.old))
+    assert code == 1
+    assert one_sentence(err) == (
+        f"The newest yt-dlp the folder {releases.old} offers is {OLD}, older than the current {BUNDLED} "
+        f"(bundled); `--version {OLD}` installs it anyway."
+    )
+    index = f"http://127.0.0.1:{free_port()}/simple/"
+    secret_index = index.replace("http://", "http://mirror:s3cr3t-t0ken@")
+    code, _, err = await run_mediabot(env, "ytdlp", "update", "--index-url", secret_index, timeout=120)
+    assert code == 1
+    assert one_sentence(err) == f"The index {index} could not be reached to get the list of yt-dlp releases."
+    assert "s3cr3t" not in err
+    assert pointer(tmp_path / "data") is None
 
 
 @contextlib.contextmanager
