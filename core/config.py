@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     stale_queued_s: float = Field(default=60, gt=0)
     retention_interval_s: float = Field(default=300, gt=0)
     shutdown_grace_s: float = Field(default=20, ge=0)
+    # Keeping yt-dlp current (README "Keeping yt-dlp current"): links a new yt-dlp must probe and download,
+    # each within canary_timeout_s, before it becomes current; `daily`: one worker checks the index each day.
+    canary_urls: Annotated[list[str], NoDecode] = []
+    canary_timeout_s: float = Field(default=120, gt=0)
+    ytdlp_auto_update: Literal["off", "daily"] = "off"
+    # The package index updates come from (a PEP 503 "simple" URL); empty: pip's own (PyPI, or PIP_INDEX_URL).
+    ytdlp_index_url: str | None = None
     log_level: str = "INFO"
 
     # Web API
@@ -143,6 +150,21 @@ class Settings(BaseSettings):
         from core.urls import host_port, parse_allowed_host
 
         return [host_port(*parse_allowed_host(entry)) for entry in value]
+
+    @field_validator("canary_urls", mode="before")
+    @classmethod
+    def _canary_list(cls, value: object) -> object:
+        links = _split_list(value)
+        if isinstance(links, list) and any(
+            not str(link).startswith(("http://", "https://")) for link in links
+        ):
+            raise ValueError("each canary link must be an http:// or https:// URL")
+        return links
+
+    @field_validator("ytdlp_index_url", mode="before")
+    @classmethod
+    def _no_index_url(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator(
         "cookies_dir", "s3_public_url", "s3_endpoint_url", "redis_url", "pot_provider_url", mode="before"

@@ -17,7 +17,8 @@ from core.config import Settings, SettingsError, load_settings
 from core.errors import MediabotError
 from core.logs import setup_logging
 from core.services import Services
-from mediabot import doctor
+from core.ytdlp.upkeep import ytdlp_upkeep
+from mediabot import doctor, ytdlp_cli
 from mediabot.download import add_download_parser, cmd_download, error_lines
 from mediabot.hosting import SchemaNotReady, Shutdown, prepare_database, services_for
 
@@ -75,6 +76,7 @@ async def _serve(
     if prepare:
         await prepare_database(settings)
     async with (
+        ytdlp_upkeep(settings, shutdown.requested, enabled=worker),
         services_for(settings, worker=worker, hurry=shutdown.hurried) as services,
         AsyncExitStack() as stack,
     ):
@@ -186,7 +188,10 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     shutdown = Shutdown(settings, downloads=True).install()
     await prepare_database(settings)
-    async with services_for(settings, worker=True, hurry=shutdown.hurried):
+    async with (
+        ytdlp_upkeep(settings, shutdown.requested),
+        services_for(settings, worker=True, hurry=shutdown.hurried),
+    ):
         await shutdown.wait()
     return 0
 
@@ -283,6 +288,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Any]] = {
 # (add_parser, handler name, handler) hooks for commands the front ends bring (e.g. `apikey`).
 EXTRA_COMMANDS: list[tuple[Callable[[Any], None], str, Callable[[Settings, argparse.Namespace], Any]]] = []
 EXTRA_COMMANDS.append(doctor.COMMAND)
+EXTRA_COMMANDS.append((ytdlp_cli.add_parser, "ytdlp", ytdlp_cli.cmd_ytdlp))
 
 
 def main(argv: list[str] | None = None) -> int:
