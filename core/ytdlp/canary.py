@@ -125,7 +125,11 @@ def _emit(**fields: Any) -> None:
 def _reason(exc: BaseException) -> str:
     """yt-dlp's own words when it has them (what an operator needs), else ours."""
     cause = exc.__cause__ or exc.__context__
-    if cause is not None and not hasattr(exc, "code"):
+    if getattr(exc, "code", "download_failed") != "download_failed":
+        # Our own sentence says it (out of space, too large, private address...); the cause is only how
+        # the download was stopped ("aborted by mediabot").
+        cause = None
+    elif cause is not None and not hasattr(exc, "code"):
         return _reason(cause)
     text = str(cause) if cause is not None and str(cause) else str(getattr(exc, "message", "") or exc)
     text = re.sub(r"\x1b\[[0-9;]*m", "", text).replace("ERROR: ", "").strip()

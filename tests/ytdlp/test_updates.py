@@ -220,8 +220,9 @@ def small_disk(where: Path, size: str) -> Iterator[Path]:
 async def test_a_full_disk_during_an_update_leaves_the_current_version_working(
     tmp_path: Path, media_site, releases: Releases
 ) -> None:
-    """DATA_DIR on a 40 MB filesystem: the first release fits (about 26 MB installed), the second does not."""
-    with small_disk(tmp_path / "small", "40m") as data:
+    """DATA_DIR on a 50 MB filesystem: the first release fits (about 26 MB installed, leaving room for the
+    canary's download and the 16 MB a download keeps free), the second does not."""
+    with small_disk(tmp_path / "small", "50m") as data:
         env = env_for(tmp_path, data_dir=data, canary_urls=[media_site.url("/video.mp4")])
         code, _, err = await run_mediabot(env, "ytdlp", "update", "--find-links", str(releases.good))
         assert code == 0, err
