@@ -260,7 +260,9 @@ async def _follow_playlist(
         quiet, generation = 0, services.bus.generation
         while not _ended(list(state.values())):
             try:
-                message = await asyncio.wait_for(sub.get(), timeout=WATCH_POLL_S)
+                # Not wait_for: on Python 3.11 it swallows a cancel that lands as a message arrives.
+                async with asyncio.timeout(WATCH_POLL_S):
+                    message = await sub.get()
             except TimeoutError:
                 quiet += 1
                 # As JobService.watch: re-read at once when the bus dropped, else now and then (an item
