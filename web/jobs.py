@@ -4,7 +4,6 @@ to the file."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -26,9 +25,10 @@ from core.schemas import (
 )
 from core.services import Services
 from web.auth import SOURCE, authenticate, limit_submissions
+from web.bodies import json_object
 from web.errors import NotReady, StillActive
 from web.keys import SERVICES, WEBHOOKS
-from web.schemas import KINDS, STATUSES, FilePart, Job, JobCreate, JobList, SubtitleFile
+from web.schemas import CONTROL_CHARACTER, KINDS, STATUSES, FilePart, Job, JobCreate, JobList, SubtitleFile
 
 log = logging.getLogger(__name__)
 
@@ -227,13 +227,7 @@ async def owned(
 
 
 async def _body(request: web.Request) -> JobCreate:
-    raw = await request.read()  # client_max_size caps it: 413 beyond
-    try:
-        data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("The body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest('The body must be a JSON object such as {"url": "https://..."}.')
+    data = json_object(await request.read())  # client_max_size caps the read: 413 beyond
     try:
         return JobCreate.model_validate(data)
     except ValidationError as exc:
@@ -241,6 +235,8 @@ async def _body(request: web.Request) -> JobCreate:
 
 
 _PLAIN_PATTERNS = {
+    "url": "a link without control characters",
+    "callback_url": "a link without control characters",
     "format_id": "a format id from GET /api/v1/formats (letters, digits, dots, dashes, underscores)",
     "subtitles": "language codes such as en, de or pt-BR",
 }
@@ -329,8 +325,8 @@ async def list_jobs(request: web.Request) -> web.Response:
     if kind is not None and kind not in KINDS:
         raise InvalidRequest("kind must be video or audio.")
     search = query.get("q", "").strip() or None
-    if search is not None and len(search) > MAX_SEARCH:
-        raise InvalidRequest(f"q must be at most {MAX_SEARCH} characters.")
+    if search is not None and (len(search) > MAX_SEARCH or CONTROL_CHARACTER.search(search)):
+        raise InvalidRequest(f"q must be at most {MAX_SEARCH} characters, without control characters.")
     cursor = query.get("cursor") or None
     if cursor is not None and not _CURSOR.fullmatch(cursor):
         raise InvalidRequest("Invalid cursor.")

@@ -3,6 +3,7 @@ OpenAPI document, so the three cannot drift apart."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -17,6 +18,10 @@ KINDS: tuple[str, ...] = ("video", "audio")
 # The same rules as the core's (core.jobs.check_choices), stated here so the OpenAPI document carries them.
 FORMAT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 LANG_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+# Text without control characters: a link holding NUL, ESC or a line break is no link (and NUL cannot be
+# stored in PostgreSQL text).
+PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_SUBTITLE_LANGS = 8
 Lang = Annotated[str, Field(pattern=LANG_PATTERN, max_length=64)]
 
@@ -28,13 +33,19 @@ class JobCreate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"url": "https://example.com/v.mp4"}]}
     )
 
-    url: str = Field(min_length=1, max_length=4096, description="The page or media link (http or https).")
+    url: str = Field(
+        min_length=1,
+        max_length=4096,
+        pattern=PRINTABLE_PATTERN,
+        description="The page or media link (http or https).",
+    )
     kind: Literal["video", "audio"] = Field("video", description="`audio` extracts the sound track only.")
     quality: Quality = Field("best", description="`best`, or a cap on the video height. Ignored for audio.")
     callback_url: str | None = Field(
         None,
         min_length=1,
         max_length=2048,
+        pattern=PRINTABLE_PATTERN,
         description="An http(s) address to POST the job to (signed) once it is done, failed or cancelled; "
         "for a playlist, once every item has ended (one call, with the items). Private addresses are refused "
         "like download links.",
