@@ -74,7 +74,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # Web API
+    # Accepted submissions (and retries) per key per minute.
     api_rate_per_minute: int = Field(default=60, ge=1)
+    # Refused submissions (a bad body, a refused link) per key per minute, counted apart from accepted ones
+    # so a typo does not use up the rate; past it, submissions are answered 429 until the minute has room.
+    api_refusals_per_minute: int = Field(default=300, ge=1)
     # Every authenticated call (reads, cancels, WebSocket connects) per key per minute; submissions count
     # against api_rate_per_minute as well. Generous, but it stops a runaway poller.
     api_calls_per_minute: int = Field(default=1200, ge=1)

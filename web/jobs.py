@@ -24,7 +24,7 @@ from core.schemas import (
     subtitle_asset,
 )
 from core.services import Services
-from web.auth import SOURCE, authenticate, limit_submissions
+from web.auth import SOURCE, authenticate, refusals_limited, submission_counted
 from web.bodies import json_object
 from web.errors import NotReady, StillActive
 from web.keys import SERVICES, WEBHOOKS
@@ -271,28 +271,26 @@ def _idempotency_key(request: web.Request) -> str | None:
 async def create_job(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     key = await authenticate(request)
-    idempotency_key = _idempotency_key(request)
-    if idempotency_key is None:
-        await limit_submissions(request, key)
-    body = await _body(request)
-    ask = SubmitRequest(
-        text=body.url,
-        source=SOURCE,
-        user_id=key.id,
-        kind=body.kind,
-        quality=body.quality,
-        callback_url=body.callback_url,
-        idempotency_key=idempotency_key,
-        format_id=body.format_id,
-        subtitles=tuple(body.subtitles),
-        audio_format=body.audio_format,
-    )
-    # A repeat starts nothing, so it is answered even when the key is over its limits.
-    submission = await services.jobs.replay(ask)
-    if submission is None:
-        if idempotency_key is not None:
-            await limit_submissions(request, key)
-        submission = await services.jobs.submit(ask)
+    async with refusals_limited(request, key):
+        idempotency_key = _idempotency_key(request)
+        body = await _body(request)
+        ask = SubmitRequest(
+            text=body.url,
+            source=SOURCE,
+            user_id=key.id,
+            kind=body.kind,
+            quality=body.quality,
+            callback_url=body.callback_url,
+            idempotency_key=idempotency_key,
+            format_id=body.format_id,
+            subtitles=tuple(body.subtitles),
+            audio_format=body.audio_format,
+        )
+        # A repeat starts nothing, so it is answered even when the key is over its limits.
+        submission = await services.jobs.replay(ask)
+        if submission is None:
+            async with submission_counted(request, key):
+                submission = await services.jobs.submit(ask)
     if body.callback_url is not None and submission.request.status != "active":
         request.app[WEBHOOKS].wake()  # finished at once (cached): its webhook is due now
     job = await to_api(services, submission.request, submission.job)
@@ -415,12 +413,13 @@ async def retry_job(request: web.Request) -> web.Response:
     """The same ask again as a new job (202 with it); 409 while the job is still queued or running."""
     services = request.app[SERVICES]
     key = await authenticate(request)
-    req, job = await owned(services, key, request.match_info["id"])
-    # As the caller sees it: a playlist runs while any of its items does, though its own request has ended.
-    if (await to_api(services, req, job)).status in ACTIVE:
-        raise StillActive()
-    await limit_submissions(request, key)
-    submission = await services.jobs.retry(req.id, source=SOURCE, user_id=key.id)
+    async with refusals_limited(request, key):
+        req, job = await owned(services, key, request.match_info["id"])
+        # As the caller sees it: a playlist runs while any of its items does, though its own request ended.
+        if (await to_api(services, req, job)).status in ACTIVE:
+            raise StillActive()
+        async with submission_counted(request, key):
+            submission = await services.jobs.retry(req.id, source=SOURCE, user_id=key.id)
     job = await to_api(services, submission.request, submission.job)
     return _submitted_response(job, 202)
 
