@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import weakref
 from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
 from core.services import Services
 from web import events, files, formats, health, jobs, metrics, openapi, page
-from web.events import EventEncoder, JobOwners, close_all
+from web.events import EventEncoder, JobOwners
 from web.keys import ENCODER, METRICS, OPENAPI, OWNERS, SERVICES, SOCKETS, TRUSTED_PROXIES, WEBHOOKS
 from web.metrics import WebMetrics
 from web.middlewares import errors, forwarded, parse_networks, request_log
+from web.sockets import OpenSockets, close_all, revocations
 from web.webhooks import build_sender, sending
 
 
@@ -33,11 +33,12 @@ def create_app(services: Services) -> web.Application:
     app[METRICS] = WebMetrics()
     app[OWNERS] = JobOwners(services.jobs)
     app[ENCODER] = EventEncoder(services)
-    app[SOCKETS] = weakref.WeakSet()
+    app[SOCKETS] = OpenSockets()
     app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
     app[OPENAPI] = openapi.build_openapi(_version())
     app[WEBHOOKS] = build_sender(services)
     app.cleanup_ctx.append(sending)
+    app.cleanup_ctx.append(revocations)
     for module in (jobs, formats, events, files, health, metrics, openapi, page):
         app.router.add_routes(module.routes)
     app.on_shutdown.append(close_all)

@@ -21,7 +21,7 @@ from core.schemas import JobView, RequestView
 from core.services import Services
 from web.auth import PROTOCOL, SOURCE, authenticate
 from web.jobs import ENDED, Pair, api_status, is_playlist, items_of, owned, playlist_seq, to_api
-from web.keys import ENCODER, OWNERS, SERVICES, SOCKETS
+from web.keys import API_KEY, ENCODER, OWNERS, SERVICES, SOCKETS
 from web.schemas import JobEvent
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ async def _open(request: web.Request) -> web.WebSocketResponse:
     if not ws.can_prepare(request).ok:
         raise InvalidRequest("This address is a WebSocket: connect with a WebSocket client.")
     await ws.prepare(request)
-    request.app[SOCKETS].add(ws)
+    request.app[SOCKETS].add(ws, request[API_KEY].id)  # closed if that key is revoked
     return ws
 
 
@@ -404,19 +404,4 @@ async def _stream_key(
                         del ended[job_id]
 
 
-async def close_all(app: web.Application) -> None:
-    """on_shutdown: tell every client we are going away, so it reconnects elsewhere."""
-    sockets = list(app[SOCKETS])
-    if sockets:
-        log.info("closing %d websockets", len(sockets))
-    await asyncio.gather(
-        *(
-            ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-            for ws in sockets
-            if not ws.closed
-        ),
-        return_exceptions=True,
-    )
-
-
-__all__ = ["EventEncoder", "JobOwners", "close_all", "routes"]
+__all__ = ["EventEncoder", "JobOwners", "routes"]
