@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     webhook_poll_s: float = Field(default=5, gt=0)
     # Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-* headers are believed.
     trusted_proxies: Annotated[list[str], NoDecode] = []
+    # Slow clients: a request's line and headers must arrive within request_header_timeout_s of its first
+    # byte (or of the connection opening), its body within request_body_timeout_s of its headers; else 408
+    # and the connection is closed. One client address holds at most max_connections_per_client
+    # connections (behind a trusted proxy: requests in progress, counted by the forwarded address).
+    request_header_timeout_s: float = Field(default=10, gt=0)
+    request_body_timeout_s: float = Field(default=20, gt=0)
+    max_connections_per_client: int = Field(default=100, ge=1)
 
     # Chat front ends
     telegram_token: str | None = None

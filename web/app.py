@@ -9,9 +9,20 @@ from aiohttp import web
 from core.services import Services
 from web import events, files, formats, health, jobs, metrics, openapi, page
 from web.events import EventEncoder, JobOwners
-from web.keys import ENCODER, METRICS, OPENAPI, OWNERS, SERVICES, SOCKETS, TRUSTED_PROXIES, WEBHOOKS
+from web.keys import (
+    CLIENT_SLOTS,
+    ENCODER,
+    METRICS,
+    OPENAPI,
+    OWNERS,
+    SERVICES,
+    SOCKETS,
+    TRUSTED_PROXIES,
+    WEBHOOKS,
+)
 from web.metrics import WebMetrics
-from web.middlewares import errors, forwarded, parse_networks, request_log
+from web.middlewares import client_slots, errors, forwarded, parse_networks, request_log
+from web.protocol import ClientSlots
 from web.sockets import OpenSockets, close_all, revocations
 from web.webhooks import build_sender, sending
 
@@ -26,7 +37,7 @@ def _version() -> str:
 def create_app(services: Services) -> web.Application:
     settings = services.settings
     app = web.Application(
-        middlewares=[forwarded, request_log, errors],
+        middlewares=[forwarded, request_log, errors, client_slots],
         client_max_size=settings.max_body_bytes,
     )
     app[SERVICES] = services
@@ -35,6 +46,7 @@ def create_app(services: Services) -> web.Application:
     app[ENCODER] = EventEncoder(services)
     app[SOCKETS] = OpenSockets()
     app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
+    app[CLIENT_SLOTS] = ClientSlots(settings.max_connections_per_client, app[TRUSTED_PROXIES])
     app[OPENAPI] = openapi.build_openapi(_version())
     app[WEBHOOKS] = build_sender(services)
     app.cleanup_ctx.append(sending)
