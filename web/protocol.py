@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # Idle keep-alive connections close after this long (aiohttp's own default is an hour).
 KEEPALIVE_S = 75.0
+# The longest request line read (aiohttp's default is 8190 bytes): a link of the 4096 characters the API
+# takes, percent-encoded in a query (`/api/v1/formats?url=`), can be 12 bytes a character. Longer is 414.
+MAX_REQUEST_LINE = 65536
 # After answering a client that is still sending, read and drop its bytes this long before closing: a close
 # with unread bytes makes the kernel send a reset, which can destroy the answer before the client reads it.
 LINGER_S = 3.0

@@ -11,7 +11,7 @@ from aiohttp import web
 from core.services import Services
 from web.app import create_app
 from web.keys import CLIENT_SLOTS
-from web.protocol import KEEPALIVE_S, GuardedAppRunner
+from web.protocol import KEEPALIVE_S, MAX_REQUEST_LINE, GuardedAppRunner
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ async def serving(services: Services) -> AsyncIterator[web.AppRunner]:
         access_log=None,
         shutdown_timeout=settings.shutdown_grace_s,
         keepalive_timeout=KEEPALIVE_S,
+        max_line_size=MAX_REQUEST_LINE,
     )
     await runner.setup()
     try:
