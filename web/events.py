@@ -142,8 +142,8 @@ def _time_of(parts: re.Match[str]) -> datetime:
     start = datetime(year, month, 1, hour, minute, second, micro, tzinfo=zone)
     try:
         return (start + timedelta(days=day - 1)).astimezone(UTC)
-    except OverflowError:
-        return datetime.max.replace(tzinfo=UTC)
+    except OverflowError:  # at an end of the calendar: long before, or long after, the window
+        return (datetime.min if year < 5000 else datetime.max).replace(tzinfo=UTC)
 
 
 def _handshake_problem(request: web.Request) -> str | None:

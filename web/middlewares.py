@@ -1,5 +1,5 @@
 """The app's middlewares, outermost first: trusted proxy headers, the request log (and HTTP metrics),
-and the one place errors become JSON responses."""
+the one place errors become JSON responses, and the cap on a proxied client's requests in progress."""
 
 from __future__ import annotations
 
