@@ -277,6 +277,8 @@ async def main(args: argparse.Namespace) -> None:
             port=free_port(),
             api_calls_per_minute=10_000_000,
             api_rate_per_minute=1_000_000,
+            # Every subscriber connects from 127.0.0.1.
+            max_connections_per_client=args.subscribers + args.concurrency + 100,
             log_level="WARNING",
         )
         if args.redis:

@@ -12,6 +12,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -243,3 +244,24 @@ class ApiKeyService:
                 )
                 or 0
             )
+
+    async def inactive(self, key_ids: Collection[str]) -> set[str]:
+        """Which of `key_ids` can no longer be used (revoked or gone), in one query, never cached: open
+        WebSockets are checked with it, so a revocation from any process closes them. Keys found revoked
+        are forgotten by `verify` at once too (a client whose socket was closed cannot reconnect on the
+        cached answer)."""
+        if not key_ids:
+            return set()
+        started = time.monotonic()
+        async with self.sessions() as session:
+            active = set(
+                await session.scalars(
+                    select(ApiKey.id).where(ApiKey.id.in_(list(key_ids)), ApiKey.revoked_at.is_(None))
+                )
+            )
+        gone = set(key_ids) - active
+        if gone:
+            self._verified = {digest: hit for digest, hit in self._verified.items() if hit[1].id not in gone}
+            for key_id in gone:
+                self._revocations.setdefault(key_id, started)
+        return gone

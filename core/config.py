@@ -91,7 +91,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # Web API
+    # Accepted submissions (and retries) per key per minute.
     api_rate_per_minute: int = Field(default=60, ge=1)
+    # Refused submissions (a bad body, a refused link) per key per minute, counted apart from accepted ones
+    # so a typo does not use up the rate; past it, submissions are answered 429 until the minute has room.
+    api_refusals_per_minute: int = Field(default=300, ge=1)
     # Every authenticated call (reads, cancels, WebSocket connects) per key per minute; submissions count
     # against api_rate_per_minute as well. Generous, but it stops a runaway poller.
     api_calls_per_minute: int = Field(default=1200, ge=1)
@@ -110,6 +114,13 @@ class Settings(BaseSettings):
     webhook_poll_s: float = Field(default=5, gt=0)
     # Addresses (or CIDR networks) of reverse proxies whose X-Forwarded-* headers are believed.
     trusted_proxies: Annotated[list[str], NoDecode] = []
+    # Slow clients: a request's line and headers must arrive within request_header_timeout_s of its first
+    # byte (or of the connection opening), its body within request_body_timeout_s of its headers; else 408
+    # and the connection is closed. One client address holds at most max_connections_per_client
+    # connections (behind a trusted proxy: requests in progress, counted by the forwarded address).
+    request_header_timeout_s: float = Field(default=10, gt=0)
+    request_body_timeout_s: float = Field(default=20, gt=0)
+    max_connections_per_client: int = Field(default=100, ge=1)
 
     # Chat front ends
     telegram_token: str | None = None

@@ -568,7 +568,9 @@ class JobService:
             generation = self.bus.generation
             while True:
                 try:
-                    message = await asyncio.wait_for(sub.get(), timeout=WATCH_POLL_S)
+                    # Not wait_for: on Python 3.11 it swallows a cancel that lands as a message arrives.
+                    async with asyncio.timeout(WATCH_POLL_S):
+                        message = await sub.get()
                     view = message.job
                 except TimeoutError:
                     quiet += 1

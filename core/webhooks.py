@@ -222,8 +222,11 @@ class WebhookSender:
             try:
                 delay = 0.0
                 while True:
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands as
+                    # the event is set, and close() would then wait for this loop for ever.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                        async with asyncio.timeout(delay):
+                            await self._wake.wait()
                     self._wake.clear()
                     try:
                         delay = await self.once()

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from core.apikeys import ApiKeyInfo
-from web.errors import RateLimited, TooManyJobs, Unauthorized
+from core.errors import MediabotError
+from web.errors import RateLimited, TooManyJobs, Unauthorized, status_for
 from web.keys import API_KEY, SERVICES
 
 SOURCE = "api"
@@ -57,22 +63,60 @@ async def authenticate(request: web.Request, *, websocket: bool = False) -> ApiK
     return key
 
 
-async def limit_submissions(request: web.Request, key: ApiKeyInfo) -> None:
-    """The key's submission rate, then its cap on downloads still running."""
+@contextlib.asynccontextmanager
+async def refusals_limited(request: web.Request, key: ApiKeyInfo) -> AsyncIterator[None]:
+    """Count a refused submission (400, 404, 409, 413, 422 raised in the block) against the key's
+    MEDIABOT_API_REFUSALS_PER_MINUTE, apart from accepted ones; once that is used up, 429 at once until
+    the minute has room again (without reading the request)."""
+    limits = request.app[SERVICES].limits
+    per_minute = request.app[SERVICES].settings.api_refusals_per_minute
+    bucket = f"api:refused:{key.id}"
+    allowed, retry_s = await limits.check(bucket, per_minute, WINDOW_S)
+    if not allowed:
+        raise RateLimited(
+            retry_s,
+            f"Too many refused submissions: the limit is {per_minute} a minute. Check the request, then "
+            "try again shortly.",
+        )
+    try:
+        yield
+    except (MediabotError, web.HTTPException) as exc:
+        if _refusal(exc):
+            await limits.hit(bucket, per_minute, WINDOW_S)
+        raise
+
+
+def _refusal(exc: MediabotError | web.HTTPException) -> bool:
+    """A request the caller can fix: neither a rate limit nor our own trouble (nor a missing key)."""
+    status = exc.status if isinstance(exc, web.HTTPException) else status_for(exc)
+    return 400 <= status < 500 and status not in (401, 429)
+
+
+@contextlib.asynccontextmanager
+async def submission_counted(request: web.Request, key: ApiKeyInfo) -> AsyncIterator[None]:
+    """Take one of the key's MEDIABOT_API_RATE_PER_MINUTE submissions, then check its cap on downloads
+    still running; the submission is given back when the block does not accept it (refused, or failed)."""
     services = request.app[SERVICES]
     settings = services.settings
-    await _hit(request, f"api:submit:{key.id}", settings.api_rate_per_minute)
-    active = await services.jobs.count_active(SOURCE, key.id)
-    if active >= settings.api_max_concurrent:
-        raise TooManyJobs(
-            5.0,
-            f"{active} of your downloads are still running (the limit is {settings.api_max_concurrent}). "
-            "Wait for one to finish or cancel one.",
-        )
+    bucket, event_id = f"api:submit:{key.id}", secrets.token_hex(8)
+    await _hit(request, bucket, settings.api_rate_per_minute, event_id)
+    try:
+        active = await services.jobs.count_active(SOURCE, key.id)
+        if active >= settings.api_max_concurrent:
+            raise TooManyJobs(
+                5.0,
+                f"{active} of your downloads are still running (the limit is {settings.api_max_concurrent}). "
+                "Wait for one to finish or cancel one.",
+            )
+        yield
+    except BaseException:
+        # Shielded: a client hanging up mid-submission must not keep the submission counted.
+        await asyncio.shield(services.limits.undo(bucket, event_id))
+        raise
 
 
-async def _hit(request: web.Request, bucket: str, per_minute: int) -> None:
-    allowed, retry_s = await request.app[SERVICES].limits.hit(bucket, per_minute, WINDOW_S)
+async def _hit(request: web.Request, bucket: str, per_minute: int, event_id: str | None = None) -> None:
+    allowed, retry_s = await request.app[SERVICES].limits.hit(bucket, per_minute, WINDOW_S, event_id)
     if not allowed:
         raise RateLimited(
             retry_s, f"Too many requests: the limit is {per_minute} a minute. Try again shortly."

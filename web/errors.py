@@ -38,11 +38,26 @@ class StillActive(MediabotError):
     default_message = "This download is still running: wait for it to end (or cancel it) before retrying it."
 
 
+class TooManyConnections(RateLimited):
+    code = "too_many_connections"
+    default_message = "Too many connections from your address."
+
+
+def too_many_connections(limit: int) -> str:
+    return f"Too many connections from your address (at most {limit} at a time): close some, then try again."
+
+
+class BodyTimeout(MediabotError):
+    code = "request_timeout"
+    default_message = "The request body did not arrive in time."
+
+
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400,
     "unauthorized": 401,
     "link_invalid": 403,
     "not_found": 404,
+    "request_timeout": 408,
     "not_ready": 409,
     "still_active": 409,
     # An expired link is Gone (the link, not necessarily the file): ask for the job's file again.
@@ -59,16 +74,33 @@ STATUS_BY_CODE: dict[str, int] = {
     "login_required": 422,
     "rate_limited": 429,
     "too_many_jobs": 429,
+    "too_many_connections": 429,
     "unavailable": 503,
     "storage_error": 503,
 }
 
+# aiohttp's own errors (and the HTTP parser's), in the API's words: never aiohttp's text, which echoes the
+# request.
 CODE_BY_STATUS: dict[int, tuple[str, str]] = {
     400: ("invalid_request", "The request is not valid."),
     404: ("not_found", "There is nothing at this address."),
     405: ("method_not_allowed", "This method is not allowed here."),
+    408: ("request_timeout", "The request did not arrive in time."),
     413: ("body_too_large", "The request body is too large."),
+    414: ("uri_too_long", "The address is too long."),
+    417: ("invalid_request", "Only the Expect header 100-continue is understood."),
+    429: ("too_many_connections", "Too many connections from your address."),
+    431: ("headers_too_large", "The request's headers are too large."),
+    500: ("internal", "Something went wrong on our side. Please try again."),
+    504: ("timeout", "The request took too long on our side. Please try again."),
 }
+
+
+def http_error(status: int) -> tuple[str, str]:
+    """The code and message for an HTTP error status aiohttp produced."""
+    if status in CODE_BY_STATUS:
+        return CODE_BY_STATUS[status]
+    return ("invalid_request", "The request is not valid.") if status < 500 else CODE_BY_STATUS[500]
 
 
 def status_for(exc: MediabotError) -> int:

@@ -9,7 +9,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from aiohttp import WSCloseCode, web
 
@@ -21,8 +21,17 @@ from core.schemas import JobView, RequestView
 from core.services import Services
 from web.auth import PROTOCOL, SOURCE, authenticate
 from web.jobs import ENDED, Pair, api_status, is_playlist, items_of, owned, playlist_seq, to_api
-from web.keys import ENCODER, OWNERS, SERVICES, SOCKETS
-from web.schemas import JobEvent
+from web.keys import API_KEY, ENCODER, OWNERS, SERVICES, SOCKETS
+from web.schemas import (
+    MAX_SEQ,
+    SECONDS_PATTERN,
+    TIME_PATTERN,
+    WS_CONNECTION_PATTERN,
+    WS_KEY_PATTERN,
+    WS_UPGRADE_PATTERN,
+    WS_VERSION,
+    JobEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +43,12 @@ OWNERS_TTL_S = 1.0
 # looking back at most RESUME_WINDOW.
 RESUME_SLACK = timedelta(seconds=5)
 RESUME_WINDOW = timedelta(hours=24)
-MAX_SEQ = 2**62
 _DIGITS = re.compile(r"[0-9]{1,19}")
-_SECONDS = re.compile(r"[0-9]{1,12}(\.[0-9]{1,9})?")
+_SECONDS = re.compile(SECONDS_PATTERN)
+_TIME = re.compile(TIME_PATTERN)
+_WS_UPGRADE = re.compile(WS_UPGRADE_PATTERN)
+_WS_CONNECTION = re.compile(WS_CONNECTION_PATTERN)
+_WS_KEY = re.compile(WS_KEY_PATTERN)
 
 
 class JobOwners:
@@ -95,28 +107,70 @@ def _after_seq(request: web.Request) -> int:
 
 
 def _after_time(request: web.Request) -> datetime | None:
-    """`?after=T` on the key's stream: an ISO 8601 time (a job's `updated_at`) or Unix seconds."""
+    """`?after=T` on the key's stream: Unix seconds, or an ISO 8601 time (a job's `updated_at`). Only the
+    last RESUME_WINDOW matters: earlier times read as its start, later ones as now."""
     raw = request.query.get("after")
     if raw is None:
         return None
-    try:
-        if _SECONDS.fullmatch(raw):
+    now = datetime.now(UTC)
+    if _SECONDS.fullmatch(raw):
+        try:
             when = datetime.fromtimestamp(float(raw), UTC)
-        else:
-            when = datetime.fromisoformat(raw.strip().replace(" ", "+"))
-            when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    except (ValueError, OverflowError, OSError):
-        raise InvalidRequest("after must be a time: ISO 8601 (a job's updated_at) or Unix seconds.") from None
-    return max(when, datetime.now(UTC) - RESUME_WINDOW)
+        except (ValueError, OverflowError, OSError):
+            when = now  # beyond the calendar: the future
+    elif (parts := _TIME.fullmatch(raw)) is not None:
+        when = _time_of(parts)
+    else:
+        raise InvalidRequest(
+            "after must be a time: Unix seconds, or ISO 8601 such as 2026-01-31T12:00:00Z (a job's updated_at)."
+        )
+    return min(max(when, now - RESUME_WINDOW), now)
+
+
+def _time_of(parts: re.Match[str]) -> datetime:
+    """The time a TIME_PATTERN match names; a day past its month's end rolls over (31 February is 3 March),
+    as it only places the time before or after the resume window."""
+    year, month, day, hour, minute = (int(parts.group(n)) for n in (1, 2, 3, 4, 5))
+    second = int(parts.group(7) or 0)
+    micro = int((parts.group(9) or "0").ljust(6, "0"))
+    zone = UTC
+    if parts.group(11):
+        sign = -1 if parts.group(11) == "-" else 1  # " " is a "+" the client left unencoded
+        zone = timezone(sign * timedelta(hours=int(parts.group(12)), minutes=int(parts.group(13))))
+    if year < 1:
+        return datetime.min.replace(tzinfo=UTC)
+    start = datetime(year, month, 1, hour, minute, second, micro, tzinfo=zone)
+    try:
+        return (start + timedelta(days=day - 1)).astimezone(UTC)
+    except OverflowError:  # at an end of the calendar: long before, or long after, the window
+        return (datetime.min if year < 5000 else datetime.max).replace(tzinfo=UTC)
+
+
+def _handshake_problem(request: web.Request) -> str | None:
+    """What keeps the request from being a WebSocket handshake (RFC 6455), checked as the document states
+    it; None when it is one."""
+    headers = request.headers
+    if not _WS_UPGRADE.fullmatch(headers.get("Upgrade", "")) or not _WS_CONNECTION.search(
+        headers.get("Connection", "")
+    ):
+        return "This address is a WebSocket: connect with a WebSocket client."
+    if headers.get("Sec-WebSocket-Version") != WS_VERSION:
+        return f"This server speaks WebSocket version {WS_VERSION} (Sec-WebSocket-Version: {WS_VERSION})."
+    if not _WS_KEY.fullmatch(headers.get("Sec-WebSocket-Key", "")):
+        return "Sec-WebSocket-Key must be 16 random bytes in base64."
+    return None
 
 
 async def _open(request: web.Request) -> web.WebSocketResponse:
+    problem = _handshake_problem(request)
+    if problem is not None:
+        raise InvalidRequest(problem)
     # Answers with PROTOCOL when the client offered it (the page offers it beside its key).
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096, protocols=(PROTOCOL,))
     if not ws.can_prepare(request).ok:
         raise InvalidRequest("This address is a WebSocket: connect with a WebSocket client.")
     await ws.prepare(request)
-    request.app[SOCKETS].add(ws)
+    request.app[SOCKETS].add(ws, request[API_KEY].id)  # closed if that key is revoked
     return ws
 
 
@@ -260,7 +314,9 @@ async def _follow_playlist(
         quiet, generation = 0, services.bus.generation
         while not _ended(list(state.values())):
             try:
-                message = await asyncio.wait_for(sub.get(), timeout=WATCH_POLL_S)
+                # Not wait_for: on Python 3.11 it swallows a cancel that lands as a message arrives.
+                async with asyncio.timeout(WATCH_POLL_S):
+                    message = await sub.get()
             except TimeoutError:
                 quiet += 1
                 # As JobService.watch: re-read at once when the bus dropped, else now and then (an item
@@ -402,19 +458,4 @@ async def _stream_key(
                         del ended[job_id]
 
 
-async def close_all(app: web.Application) -> None:
-    """on_shutdown: tell every client we are going away, so it reconnects elsewhere."""
-    sockets = list(app[SOCKETS])
-    if sockets:
-        log.info("closing %d websockets", len(sockets))
-    await asyncio.gather(
-        *(
-            ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-            for ws in sockets
-            if not ws.closed
-        ),
-        return_exceptions=True,
-    )
-
-
-__all__ = ["EventEncoder", "JobOwners", "close_all", "routes"]
+__all__ = ["EventEncoder", "JobOwners", "routes"]

@@ -7,6 +7,7 @@ from aiohttp import web
 from core.errors import InvalidRequest
 from web.auth import authenticate
 from web.keys import SERVICES
+from web.schemas import CONTROL_CHARACTER
 
 routes = web.RouteTableDef()
 
@@ -21,7 +22,9 @@ async def link_formats(request: web.Request) -> web.Response:
     url = request.query.get("url", "").strip()
     if not url:
         raise InvalidRequest("Pass the link as ?url=https://...")
-    if len(url) > MAX_URL:
-        raise InvalidRequest(f"url must be at most {MAX_URL} characters.")
+    if len(url) > MAX_URL or CONTROL_CHARACTER.search(url):
+        raise InvalidRequest(
+            f"url must be a link of at most {MAX_URL} characters, without control characters."
+        )
     formats = await services.jobs.formats(url)
     return web.json_response(formats.model_dump(mode="json"))

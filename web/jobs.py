@@ -4,7 +4,6 @@ to the file."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -25,17 +24,33 @@ from core.schemas import (
     subtitle_asset,
 )
 from core.services import Services
-from web.auth import SOURCE, authenticate, limit_submissions
+from web.auth import SOURCE, authenticate, refusals_limited, submission_counted
+from web.bodies import json_object
 from web.errors import NotReady, StillActive
 from web.keys import SERVICES, WEBHOOKS
-from web.schemas import KINDS, STATUSES, FilePart, Job, JobCreate, JobList, SubtitleFile
+from web.schemas import (
+    CONTROL_CHARACTER,
+    CURSOR_PATTERN,
+    JOB_ID_PATTERN,
+    KINDS,
+    LIMIT_PATTERN,
+    STATUS_LIST_PATTERN,
+    STATUSES,
+    FilePart,
+    Job,
+    JobCreate,
+    JobList,
+    SubtitleFile,
+)
 
 log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 
-_ID = re.compile(r"[0-9a-f]{32}")
-_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_ID = re.compile(JOB_ID_PATTERN)
+_CURSOR = re.compile(CURSOR_PATTERN)
+_LIMIT = re.compile(LIMIT_PATTERN)
+_STATUS_LIST = re.compile(STATUS_LIST_PATTERN)
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 MAX_LIMIT = 100
 MAX_SEARCH = 200
@@ -229,13 +244,7 @@ async def owned(
 
 
 async def _body(request: web.Request) -> JobCreate:
-    raw = await request.read()  # client_max_size caps it: 413 beyond
-    try:
-        data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("The body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest('The body must be a JSON object such as {"url": "https://..."}.')
+    data = json_object(await request.read())  # client_max_size caps the read: 413 beyond
     try:
         return JobCreate.model_validate(data)
     except ValidationError as exc:
@@ -243,6 +252,8 @@ async def _body(request: web.Request) -> JobCreate:
 
 
 _PLAIN_PATTERNS = {
+    "url": "a link without control characters",
+    "callback_url": "a link without control characters",
     "format_id": "a format id from GET /api/v1/formats (letters, digits, dots, dashes, underscores)",
     "subtitles": "language codes such as en, de or pt-BR",
 }
@@ -277,29 +288,27 @@ def _idempotency_key(request: web.Request) -> str | None:
 async def create_job(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     key = await authenticate(request)
-    idempotency_key = _idempotency_key(request)
-    if idempotency_key is None:
-        await limit_submissions(request, key)
-    body = await _body(request)
-    ask = SubmitRequest(
-        text=body.url,
-        source=SOURCE,
-        user_id=key.id,
-        kind=body.kind,
-        quality=body.quality,
-        callback_url=body.callback_url,
-        idempotency_key=idempotency_key,
-        format_id=body.format_id,
-        subtitles=tuple(body.subtitles),
-        audio_format=body.audio_format,
-        playable=body.playable,
-    )
-    # A repeat starts nothing, so it is answered even when the key is over its limits.
-    submission = await services.jobs.replay(ask)
-    if submission is None:
-        if idempotency_key is not None:
-            await limit_submissions(request, key)
-        submission = await services.jobs.submit(ask)
+    async with refusals_limited(request, key):
+        idempotency_key = _idempotency_key(request)
+        body = await _body(request)
+        ask = SubmitRequest(
+            text=body.url,
+            source=SOURCE,
+            user_id=key.id,
+            kind=body.kind,
+            quality=body.quality,
+            callback_url=body.callback_url,
+            idempotency_key=idempotency_key,
+            format_id=body.format_id,
+            subtitles=tuple(body.subtitles),
+            audio_format=body.audio_format,
+            playable=body.playable,
+        )
+        # A repeat starts nothing, so it is answered even when the key is over its limits.
+        submission = await services.jobs.replay(ask)
+        if submission is None:
+            async with submission_counted(request, key):
+                submission = await services.jobs.submit(ask)
     if body.callback_url is not None and submission.request.status != "active":
         request.app[WEBHOOKS].wake()  # finished at once (cached): its webhook is due now
     job = await to_api(services, submission.request, submission.job)
@@ -319,24 +328,28 @@ async def list_jobs(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     key = await authenticate(request)
     query = request.query
-    try:
-        limit = int(query.get("limit", "20"))
-    except ValueError:
-        raise InvalidRequest("limit must be a whole number from 1 to 100.") from None
-    if not 1 <= limit <= MAX_LIMIT:
+    # Each parameter is read exactly as the OpenAPI document states it (web.openapi), no more leniently.
+    raw_limit = query.get("limit", "20")
+    if not _LIMIT.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise InvalidRequest("limit must be a whole number from 1 to 100.")
-    statuses = [s for value in query.getall("status", []) for s in value.split(",") if s]
-    if any(s not in STATUSES for s in statuses):
-        raise InvalidRequest(f"status must be among: {', '.join(STATUSES)}.")
-    kind = query.get("kind") or None
+    limit = int(raw_limit)
+    statuses = []
+    for value in query.getall("status", []):
+        if not _STATUS_LIST.fullmatch(value):
+            raise InvalidRequest(
+                f"status must be among: {', '.join(STATUSES)} (repeated, or comma-separated)."
+            )
+        statuses += value.split(",")
+    kind = query.get("kind")
     if kind is not None and kind not in KINDS:
         raise InvalidRequest("kind must be video or audio.")
-    search = query.get("q", "").strip() or None
-    if search is not None and len(search) > MAX_SEARCH:
-        raise InvalidRequest(f"q must be at most {MAX_SEARCH} characters.")
-    cursor = query.get("cursor") or None
+    raw_search = query.get("q", "")
+    if len(raw_search) > MAX_SEARCH or CONTROL_CHARACTER.search(raw_search):
+        raise InvalidRequest(f"q must be at most {MAX_SEARCH} characters, without control characters.")
+    search = raw_search.strip() or None
+    cursor = query.get("cursor")
     if cursor is not None and not _CURSOR.fullmatch(cursor):
-        raise InvalidRequest("Invalid cursor.")
+        raise InvalidRequest("cursor must be the next_cursor of a previous page.")
     filters = Filters(statuses=statuses, kinds=[kind] if kind else None, search=search)
     jobs, next_cursor = await _submitted(services, key, filters, limit, cursor)
     return web.json_response(dump(JobList(items=jobs, next_cursor=next_cursor)))
@@ -363,16 +376,24 @@ async def _submitted(
     asked = sorted({*statuses, "done"}) if set(statuses) - {"done"} else statuses
     jobs: list[Job] = []
     for _ in range(SCAN_PAGES):
-        rows, cursor = await services.jobs.list_requests(
-            SOURCE,
-            key.id,
-            statuses=asked or None,
-            limit=limit - len(jobs),
-            cursor=cursor,
-            top_level=True,
-            kinds=filters.kinds,
-            search=filters.search,
-        )
+        try:
+            rows, next_cursor = await services.jobs.list_requests(
+                SOURCE,
+                key.id,
+                statuses=asked or None,
+                limit=limit - len(jobs),
+                cursor=cursor,
+                top_level=True,
+                kinds=filters.kinds,
+                search=filters.search,
+            )
+        except InvalidRequest:
+            # Every other parameter was checked before: a cursor of the right form that names no position
+            # (the document cannot tell it from a real one), so there is no such page.
+            raise NotFound(
+                "This cursor names no page of your jobs: list them again from the start."
+            ) from None
+        cursor = next_cursor
         for req, job in rows:
             if statuses and not is_playlist(req, job) and api_status(req, job) not in statuses:
                 continue
@@ -422,12 +443,13 @@ async def retry_job(request: web.Request) -> web.Response:
     """The same ask again as a new job (202 with it); 409 while the job is still queued or running."""
     services = request.app[SERVICES]
     key = await authenticate(request)
-    req, job = await owned(services, key, request.match_info["id"])
-    # As the caller sees it: a playlist runs while any of its items does, though its own request has ended.
-    if (await to_api(services, req, job)).status in ACTIVE:
-        raise StillActive()
-    await limit_submissions(request, key)
-    submission = await services.jobs.retry(req.id, source=SOURCE, user_id=key.id)
+    async with refusals_limited(request, key):
+        req, job = await owned(services, key, request.match_info["id"])
+        # As the caller sees it: a playlist runs while any of its items does, though its own request ended.
+        if (await to_api(services, req, job)).status in ACTIVE:
+            raise StillActive()
+        async with submission_counted(request, key):
+            submission = await services.jobs.retry(req.id, source=SOURCE, user_id=key.id)
     job = await to_api(services, submission.request, submission.job)
     return _submitted_response(job, 202)
 

@@ -1,5 +1,5 @@
 """The app's middlewares, outermost first: trusted proxy headers, the request log (and HTTP metrics),
-and the one place errors become JSON responses."""
+the one place errors become JSON responses, and the cap on a proxied client's requests in progress."""
 
 from __future__ import annotations
 
@@ -11,12 +11,22 @@ import time
 from collections.abc import Iterable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 
 from core.db import is_unavailable
 from core.errors import MediabotError, Unavailable
-from web.errors import CODE_BY_STATUS, RateLimited, error_response, retry_after, status_for
-from web.keys import API_KEY, METRICS, SERVICES, TRUSTED_PROXIES, Network
+from web.errors import (
+    RateLimited,
+    TooManyConnections,
+    error_response,
+    http_error,
+    retry_after,
+    status_for,
+    too_many_connections,
+)
+from web.keys import API_KEY, CLIENT_SLOTS, METRICS, SERVICES, TRUSTED_PROXIES, Network
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("web.access")
@@ -78,6 +88,24 @@ async def forwarded(request: web.Request, handler: Handler) -> web.StreamRespons
 
 
 @web.middleware
+async def client_slots(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Through a trusted proxy, each forwarded client's requests in progress (an open WebSocket is one)
+    count against MEDIABOT_MAX_CONNECTIONS_PER_CLIENT; direct connections are counted as they open
+    (web.protocol)."""
+    slots = request.app[CLIENT_SLOTS]
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    client = request.remote
+    if not (isinstance(peer, tuple) and client and slots.trusted(str(peer[0])) and not slots.trusted(client)):
+        return await handler(request)
+    if not slots.take(client):
+        raise TooManyConnections(1.0, too_many_connections(slots.limit))
+    try:
+        return await handler(request)
+    finally:
+        slots.give_back(client)
+
+
+@web.middleware
 async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     """One line per request: method, path (never the query: it may hold a token), status, duration, key name."""
     started = time.perf_counter()
@@ -121,15 +149,20 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code, message = CODE_BY_STATUS.get(exc.status, ("http_error", exc.reason))
+        code, message = http_error(exc.status)
         if exc.status == 413:
             limit = request.app[SERVICES].settings.max_body_bytes
             message = f"The request body is larger than {limit} bytes."
         headers = {name: exc.headers[name] for name in ("Allow", "Retry-After") if name in exc.headers}
         return error_response(exc.status, code, message, headers)
+    except (RequestPayloadError, HttpProcessingError):
+        # A body aiohttp could not read (bad chunking, a broken Content-Encoding...): the client's doing.
+        return error_response(400, "invalid_request", "The request body could not be read.")
     except asyncio.CancelledError:
         raise
     except Exception as exc:
+        if isinstance(exc, ConnectionError) and (request.transport is None or request.transport.is_closing()):
+            raise  # the client went away: nobody to answer
         if is_unavailable(exc):
             log.warning(
                 "%s %s: a dependency is unavailable (%s)", request.method, request.path, type(exc).__name__

@@ -14,9 +14,22 @@ from core.schemas import MediaFormats
 from web.formats import MAX_URL
 from web.jobs import MAX_SEARCH
 from web.keys import OPENAPI
+from web.page import ASSETS
 from web.schemas import (
+    CURSOR_PATTERN,
+    JOB_ID_PATTERN,
     KINDS,
+    LINK_PATTERN,
+    MAX_SEQ,
+    PRINTABLE_PATTERN,
+    SECONDS_PATTERN,
+    STATUS_LIST_PATTERN,
     STATUSES,
+    TIME_PATTERN,
+    WS_CONNECTION_PATTERN,
+    WS_KEY_PATTERN,
+    WS_UPGRADE_PATTERN,
+    WS_VERSION,
     ErrorResponse,
     Health,
     HealthDetailed,
@@ -42,6 +55,8 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
 ERROR_TEXT = {
     400: "The request is malformed (bad JSON, unknown or invalid fields, bad query parameters or "
     "Idempotency-Key).",
+    408: "The request's headers or body did not arrive in time (MEDIABOT_REQUEST_HEADER_TIMEOUT_S, "
+    "MEDIABOT_REQUEST_BODY_TIMEOUT_S).",
     401: "No valid API key.",
     403: "The link's signature is not valid.",
     404: "Not found (or not yours).",
@@ -52,7 +67,8 @@ ERROR_TEXT = {
     422: "The link or callback_url was refused (invalid_url, private_address, unsupported_url), the site "
     "would not hand out the link's formats (download_failed, login_required), or the Idempotency-Key was "
     "used for a different request (idempotency_conflict).",
-    429: "Over the key's rate (rate_limited) or too many running downloads (too_many_jobs).",
+    429: "Over the key's rate (rate_limited: accepted submissions, refused submissions, or calls), too many "
+    "running downloads (too_many_jobs), or too many connections from your address (too_many_connections).",
     503: "A dependency (database, queue) is unavailable; try again shortly.",
 }
 RETRY_AFTER = {
@@ -82,12 +98,59 @@ def build_openapi(version: str) -> dict[str, Any]:
         "in": "path",
         "required": True,
         "description": "The job id.",
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": JOB_ID_PATTERN},
     }
+    # Links: the id a response names leads to the operations on that job (stateful clients and fuzzers
+    # follow them).
+    job_links = {
+        name: {"operationId": operation, "parameters": {"id": "$response.body#/id"}}
+        for name, operation in (
+            ("GetJob", "getJob"),
+            ("FollowJob", "jobEvents"),
+            ("GetJobFile", "getJobFile"),
+            ("RetryJob", "retryJob"),
+            ("CancelJob", "cancelJob"),
+            ("RemoveJob", "removeJob"),
+        )
+    }
+    handshake = [
+        {
+            "name": "Upgrade",
+            "in": "header",
+            "required": True,
+            "description": "`websocket`: these addresses answer only a WebSocket handshake (RFC 6455); a "
+            "plain GET is refused with 400.",
+            "schema": {"type": "string", "pattern": WS_UPGRADE_PATTERN},
+        },
+        {
+            "name": "Connection",
+            "in": "header",
+            "required": True,
+            "description": "Names `Upgrade`.",
+            "schema": {"type": "string", "pattern": WS_CONNECTION_PATTERN},
+        },
+        {
+            "name": "Sec-WebSocket-Key",
+            "in": "header",
+            "required": True,
+            "description": "16 random bytes in base64.",
+            "schema": {"type": "string", "pattern": WS_KEY_PATTERN},
+        },
+        {
+            "name": "Sec-WebSocket-Version",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string", "enum": [WS_VERSION]},
+        },
+    ]
     secured = [{"bearer": []}, {"apiKeyHeader": []}]
     ws_secured = [*secured, {"tokenQuery": []}]
     websocket = {
-        "101": {"description": "Switching to the WebSocket protocol. Each message is a JobEvent (JSON)."},
+        "101": {
+            "description": "Switching to the WebSocket protocol. Each message is a JobEvent (JSON). The "
+            "server closes with 1000 when a job's stream is over, 1001 when it shuts down, and 4401 "
+            '("api key revoked") when the key is revoked.'
+        },
         **errors(400, 401, 404, 429, 503),
     }
     events_note = 'Messages are `JobEvent` objects: `{"type": "job", "job": {...}}`.'
@@ -116,7 +179,8 @@ def build_openapi(version: str) -> dict[str, Any]:
                         "required": False,
                         "description": "Repeating a call with the same key (and body) within 24 hours returns "
                         "the job the first call made, with its status code, instead of a new one; the same key "
-                        "with a different body is refused with 422 idempotency_conflict.",
+                        "with a different body is refused with 422 idempotency_conflict, however valid the "
+                        "body.",
                         "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
                     }
                 ],
@@ -128,6 +192,7 @@ def build_openapi(version: str) -> dict[str, Any]:
                     "200": {
                         **json_body(Job, "Finished at once from a stored file (cached: true)."),
                         "headers": replayed,
+                        "links": job_links,
                     },
                     "202": {
                         **json_body(Job, "Queued, or joined a running download of the same media."),
@@ -135,8 +200,9 @@ def build_openapi(version: str) -> dict[str, Any]:
                             "Location": {"description": "The job's address.", "schema": {"type": "string"}},
                             **replayed,
                         },
+                        "links": job_links,
                     },
-                    **errors(400, 401, 413, 422, 429, 503),
+                    **errors(400, 401, 408, 413, 422, 429, 503),
                 },
             },
             "get": {
@@ -158,8 +224,11 @@ def build_openapi(version: str) -> dict[str, Any]:
                         "name": "cursor",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string"},
-                        "description": "`next_cursor` of the previous page.",
+                        # An opaque token: only one this server handed out names a page, which no pattern
+                        # can say; "format" names it for clients and fuzzers.
+                        "schema": {"type": "string", "pattern": CURSOR_PATTERN, "format": "mediabot-cursor"},
+                        "description": "`next_cursor` of the previous page, as it was given; a token of that "
+                        "form that names no page is a 404.",
                     },
                     {
                         "name": "status",
@@ -167,8 +236,13 @@ def build_openapi(version: str) -> dict[str, Any]:
                         "required": False,
                         "style": "form",
                         "explode": True,
-                        "schema": {"type": "array", "items": {"type": "string", "enum": list(STATUSES)}},
-                        "description": "Only jobs in these statuses (repeat the parameter, or separate with commas).",
+                        "schema": {
+                            "type": "array",
+                            "items": {"type": "string", "pattern": STATUS_LIST_PATTERN},
+                        },
+                        "description": "Only jobs in these statuses: "
+                        + ", ".join(f"`{s}`" for s in STATUSES)
+                        + " (repeat the parameter, or separate them with commas).",
                     },
                     {
                         "name": "kind",
@@ -181,11 +255,27 @@ def build_openapi(version: str) -> dict[str, Any]:
                         "name": "q",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string", "maxLength": MAX_SEARCH},
-                        "description": "Only jobs whose title or link contains this text (any case).",
+                        "schema": {"type": "string", "maxLength": MAX_SEARCH, "pattern": PRINTABLE_PATTERN},
+                        "description": "Only jobs whose title or link contains this text (any case); blank "
+                        "means no filter.",
                     },
                 ],
-                "responses": {"200": json_body(JobList, "A page of jobs."), **errors(400, 401, 429, 503)},
+                "responses": {
+                    "200": {
+                        **json_body(JobList, "A page of jobs."),
+                        "links": {
+                            "NextPage": {
+                                "operationId": "listJobs",
+                                "parameters": {"cursor": "$response.body#/next_cursor"},
+                            },
+                            "FirstJob": {
+                                "operationId": "getJob",
+                                "parameters": {"id": "$response.body#/items/0/id"},
+                            },
+                        },
+                    },
+                    **errors(400, 401, 404, 429, 503),
+                },
             },
         },
         "/api/v1/jobs/{id}": {
@@ -197,11 +287,12 @@ def build_openapi(version: str) -> dict[str, Any]:
                 "responses": {"200": json_body(Job, "The job."), **errors(401, 404, 429, 503)},
             },
             "delete": {
-                "summary": "Cancel a job",
-                "description": "Cancels your request. The download stops only when nobody else waits for it. "
-                "Cancelling a job that already ended changes nothing and returns it as it is. Cancelling a "
-                "playlist cancels its items that have not ended (items already done keep their files); "
-                "cancelling one item leaves the others running.",
+                "summary": "Cancel a job (it is not deleted)",
+                "description": "Cancels your request; the job is not deleted: it stays readable here (status "
+                "`cancelled`) and in your history until DELETE /api/v1/history/{id} removes it. The download "
+                "stops only when nobody else waits for it. Cancelling a job that already ended changes nothing "
+                "and returns it as it is. Cancelling a playlist cancels its items that have not ended (items "
+                "already done keep their files); cancelling one item leaves the others running.",
                 "operationId": "cancelJob",
                 "security": secured,
                 "responses": {
@@ -228,6 +319,7 @@ def build_openapi(version: str) -> dict[str, Any]:
                                 "schema": {"type": "string"},
                             }
                         },
+                        "links": job_links,
                     },
                     **errors(401, 404, 409, 422, 429, 503),
                 },
@@ -262,8 +354,14 @@ def build_openapi(version: str) -> dict[str, Any]:
                         "name": "url",
                         "in": "query",
                         "required": True,
-                        "description": "The page or media link (http or https).",
-                        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_URL},
+                        "description": "The page or media link (http or https). A link of another form, or one "
+                        "that cannot be read, is refused with 422.",
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_URL,
+                            "pattern": LINK_PATTERN,
+                        },
                     }
                 ],
                 "responses": {
@@ -300,6 +398,7 @@ def build_openapi(version: str) -> dict[str, Any]:
                 "state once every item has ended. " + events_note,
                 "operationId": "jobEvents",
                 "parameters": [
+                    *handshake,
                     {
                         "name": "after",
                         "in": "query",
@@ -309,8 +408,8 @@ def build_openapi(version: str) -> dict[str, Any]:
                         "pass the `seq` of the last message about the playlist itself: its `seq` sums its "
                         "items', so one message with the playlist and every item brings you up to date, and "
                         "item changes follow.",
-                        "schema": {"type": "integer", "minimum": 0},
-                    }
+                        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+                    },
                 ],
                 "security": ws_secured,
                 "responses": websocket,
@@ -324,15 +423,21 @@ def build_openapi(version: str) -> dict[str, Any]:
                 "items' own messages, and again once its last item has ended. " + events_note,
                 "operationId": "keyEvents",
                 "parameters": [
+                    *handshake,
                     {
                         "name": "after",
                         "in": "query",
                         "required": False,
-                        "description": "Resume: a time (ISO 8601, e.g. the last `updated_at` you got, or Unix "
-                        "seconds); first sends the final state of each of your jobs that ended since then "
-                        "(up to 24 hours back). Drop states you already have by `id` and `seq`.",
-                        "schema": {"type": "string"},
-                    }
+                        "description": "Resume: a time, as Unix seconds or ISO 8601 to the minute at least "
+                        "(`2026-01-31T12:00:00Z`, e.g. the last `updated_at` you got; a `+` before the offset "
+                        "may arrive unencoded); first sends the final state of each of your jobs that ended "
+                        "since then (up to 24 hours back: an earlier time means 24 hours ago). Drop states you "
+                        "already have by `id` and `seq`.",
+                        "schema": {
+                            "type": "string",
+                            "anyOf": [{"pattern": SECONDS_PATTERN}, {"pattern": TIME_PATTERN}],
+                        },
+                    },
                 ],
                 "security": ws_secured,
                 "responses": websocket,
@@ -434,7 +539,12 @@ def build_openapi(version: str) -> dict[str, Any]:
                 "summary": "The web page's script and style sheet",
                 "operationId": "pageAsset",
                 "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {
+                        "name": "name",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": list(ASSETS)},
+                    }
                 ],
                 "responses": {
                     "200": {
@@ -455,7 +565,9 @@ def build_openapi(version: str) -> dict[str, Any]:
             "title": "mediabot",
             "version": version,
             "description": "Download media from a link: submit a job, follow it live, fetch the file. "
-            'Errors are `{"error": {"code", "message"}}`.',
+            'Every error is `{"error": {"code", "message"}}`, including those of the HTTP layer: 408 '
+            "`request_timeout` (headers or body too slow), 414 `uri_too_long`, 431 `headers_too_large`, 429 "
+            "`too_many_connections` (per client address), 400 `invalid_request` (not valid HTTP).",
         },
         "paths": paths,
         "components": {

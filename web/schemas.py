@@ -3,6 +3,7 @@ OpenAPI document, so the three cannot drift apart."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -17,6 +18,31 @@ KINDS: tuple[str, ...] = ("video", "audio")
 # The same rules as the core's (core.jobs.check_choices), stated here so the OpenAPI document carries them.
 FORMAT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 LANG_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+# Text without control characters: a link holding NUL, ESC or a line break is no link (and NUL cannot be
+# stored in PostgreSQL text).
+PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A link as the OpenAPI document describes it: http(s), then no control characters. The server reads a link
+# more closely than a pattern can (host, port, length, then the site itself): what it refuses then is a 422.
+LINK_PATTERN = r"^ *[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x1f\x7f-\x9f]*$"
+# Query parameters, checked by the handlers with the same patterns the document states.
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,200}$"
+LIMIT_PATTERN = r"^[0-9]{1,3}$"
+STATUS_LIST_PATTERN = r"^({s})(,({s}))*$".format(s="|".join(STATUSES))
+# `after` on /api/v1/events: Unix seconds, or an ISO 8601 time to the minute at least (a job's updated_at).
+# A "+" before the offset arrives as a space when the client did not encode it.
+SECONDS_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,9})?$"
+TIME_PATTERN = (
+    r"^([0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):([0-5][0-9])"
+    r"(:([0-5][0-9])(\.([0-9]{1,6}))?)?(Z|([+ -])([01][0-9]|2[0-3]):([0-5][0-9]))?$"
+)
+MAX_SEQ = 2**62
+# The WebSocket handshake (RFC 6455), as the server checks it before upgrading.
+WS_UPGRADE_PATTERN = r"^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$"
+WS_CONNECTION_PATTERN = r"(^|,) *[Uu][Pp][Gg][Rr][Aa][Dd][Ee] *(,|$)"
+WS_KEY_PATTERN = r"^[A-Za-z0-9+/]{22}==$"
+WS_VERSION = "13"
 MAX_SUBTITLE_LANGS = 8
 Lang = Annotated[str, Field(pattern=LANG_PATTERN, max_length=64)]
 
@@ -28,13 +54,22 @@ class JobCreate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"url": "https://example.com/v.mp4"}]}
     )
 
-    url: str = Field(min_length=1, max_length=4096, description="The page or media link (http or https).")
+    url: str = Field(
+        min_length=1,
+        max_length=4096,
+        pattern=PRINTABLE_PATTERN,
+        description="The page or media link (http or https).",
+        # The document states the link's form; a link of another form is refused with 422 invalid_url.
+        json_schema_extra={"pattern": LINK_PATTERN},
+    )
     kind: Literal["video", "audio"] = Field("video", description="`audio` extracts the sound track only.")
     quality: Quality = Field("best", description="`best`, or a cap on the video height. Ignored for audio.")
     callback_url: str | None = Field(
         None,
         min_length=1,
         max_length=2048,
+        pattern=PRINTABLE_PATTERN,
+        json_schema_extra={"pattern": LINK_PATTERN},
         description="An http(s) address to POST the job to (signed) once it is done, failed or cancelled; "
         "for a playlist, once every item has ended (one call, with the items). Private addresses are refused "
         "like download links.",

@@ -10,6 +10,8 @@ from aiohttp import web
 
 from core.services import Services
 from web.app import create_app
+from web.keys import CLIENT_SLOTS
+from web.protocol import KEEPALIVE_S, MAX_REQUEST_LINE, GuardedAppRunner
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +21,17 @@ async def serving(services: Services) -> AsyncIterator[web.AppRunner]:
     """Start the web app; on exit stop listening, close WebSockets with "going away" (1001) and give
     in-flight requests up to MEDIABOT_SHUTDOWN_GRACE_S to finish."""
     settings = services.settings
-    runner = web.AppRunner(create_app(services), access_log=None, shutdown_timeout=settings.shutdown_grace_s)
+    app = create_app(services)
+    runner = GuardedAppRunner(
+        app,
+        slots=app[CLIENT_SLOTS],
+        header_timeout_s=settings.request_header_timeout_s,
+        body_timeout_s=settings.request_body_timeout_s,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_grace_s,
+        keepalive_timeout=KEEPALIVE_S,
+        max_line_size=MAX_REQUEST_LINE,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
