@@ -102,8 +102,11 @@ class LatestSender(Generic[T]):
                 wait = self._last_sent_at + self._min_interval - time.monotonic()
                 if wait > 0:
                     # Let newer states replace this one while we wait (or the final one cut it short).
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+                    # arrives as the event is set, and the sender would never stop.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), wait)
+                        async with asyncio.timeout(wait):
+                            await self._wake.wait()
                     self._wake.set()
                     continue
             await self.pacer.wait(self.chat)

@@ -57,6 +57,8 @@ from core.storage import Storage, check_free_space, download_dirs, make_key, saf
 log = logging.getLogger(__name__)
 
 PROGRESS_DB_INTERVAL_S = 1.0
+# How long a cancel for a job this worker does not (yet) run is remembered: a claim takes milliseconds.
+EARLY_CANCEL_S = 30.0
 # A playlist link is listed again after this long: channels and mixes change.
 PLAYLIST_TTL = timedelta(hours=1)
 
@@ -105,6 +107,9 @@ class JobRunner:
         self._dialect = sessions.kw["bind"].dialect.name
         self.worker_id = worker_id or new_worker_id()
         self.running: dict[str, _Running] = {}
+        # Cancels that arrived for jobs this worker was still claiming (claim committed, not yet in
+        # `running`): honoured when the job is registered, instead of at the next lease renewal.
+        self._early_cancels: dict[str, float] = {}
         self.idle = asyncio.Event()
         self.idle.set()
         self.accepting = True
@@ -130,6 +135,8 @@ class JobRunner:
                 return
             self.running[job_id] = held
             self.idle.clear()
+            if self._early_cancels.pop(job_id, None) is not None:
+                held.control.stop()
             try:
                 await self._execute(held)
             finally:
@@ -650,9 +657,17 @@ class JobRunner:
                     held.control.stop()
 
     def on_control(self, message: Message) -> None:
-        if message.type == "cancel" and message.job_id in self.running:
+        if message.type != "cancel" or message.job_id is None:
+            return
+        held = self.running.get(message.job_id)
+        if held is not None:
             log.info("job %s: cancel received", message.job_id)
-            self.running[message.job_id].control.stop()
+            held.control.stop()
+            return
+        now = time.monotonic()
+        for job_id in [k for k, at in self._early_cancels.items() if now - at > EARLY_CANCEL_S]:
+            del self._early_cancels[job_id]
+        self._early_cancels[message.job_id] = now
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -209,3 +209,27 @@ async def test_every_migration_keeps_the_rows_it_finds(database_url: str) -> Non
         assert jobs == ["j1"] and [tuple(r) for r in requests] == [("r1", "j1")]
     finally:
         await engine.dispose()
+
+
+async def test_a_cancel_that_arrives_while_the_job_is_being_claimed_stops_it(
+    tmp_path: Path, media_site
+) -> None:
+    """The cancel signal can reach a worker between its claim's commit and the moment the job is registered
+    as running: it is remembered and honoured at once, not at the next lease renewal (lease_s here is long,
+    so a missed signal would let the slow download run on)."""
+    from core.events import Message
+    from core.services import build_worker
+
+    settings = make_settings(tmp_path, lease_s=600)
+    async with running_services(settings, worker=False) as services:
+        sub = await services.jobs.submit(
+            SubmitRequest(text=media_site.url("/slow.mp4?rate=100000"), source="cli", user_id="u")
+        )
+        runner = build_worker(services).runner
+        try:
+            runner.on_control(Message("cancel", job_id=sub.job.id))  # before run() registers the job
+            await asyncio.wait_for(runner.run(sub.job.id), 30)
+            final = await services.jobs.get_job(sub.job.id)
+            assert final.status == "cancelled", final
+        finally:
+            runner.close()
