@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from core.schemas import ErrorInfo, Playlist, Progress
 
@@ -96,7 +96,8 @@ class JobCreate(BaseModel):
         "MP3, AAC (m4a) or Opus, else the server's MEDIABOT_AUDIO_FORMAT (the job's `ext` says what came "
         "out). Ignored for video.",
     )
-    playable: bool = Field(
+    # Strict: JSON's true/false only (0 or "yes" would be read as a choice the document does not allow).
+    playable: StrictBool = Field(
         False,
         description="For `kind: video`, a video every phone plays: H.264 with AAC sound in MP4 (an H.264 "
         "format the site offers at the chosen height or at least half of it, else the file converted). "
