@@ -51,7 +51,7 @@ async def revoke_elsewhere(api: Api, how: str, name: str) -> None:
         return
     engine = db.create_engine(settings.database_url)  # another process's own engine and cache
     try:
-        await ApiKeyService(db.session_factory(engine)).revoke(name)
+        await ApiKeyService(db.session_factory(engine), settings).revoke(name)
     finally:
         await engine.dispose()
 
