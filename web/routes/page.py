@@ -22,6 +22,17 @@ ASSETS = {
     "api.js": "text/javascript",
     "words.js": "text/javascript",
     "rows.js": "text/javascript",
+    # app.js's modules, by concern (app.js's opening comment says which holds what).
+    "state.js": "text/javascript",
+    "lists.js": "text/javascript",
+    "messages.js": "text/javascript",
+    "jobs.js": "text/javascript",
+    "live.js": "text/javascript",
+    "history.js": "text/javascript",
+    "key.js": "text/javascript",
+    "picker.js": "text/javascript",
+    "actions.js": "text/javascript",
+    "bulk.js": "text/javascript",
     "app.css": "text/css",
 }
 
