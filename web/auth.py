@@ -1,18 +1,22 @@
-"""API key authentication and per-key limits."""
+"""API key authentication, what a key owns, and per-key limits."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from core.apikeys import ApiKeyInfo
-from core.errors import MediabotError
+from core.errors import MediabotError, NotFound
+from core.schemas import JobView, RequestView
+from core.services import Services
 from web.errors import RateLimited, TooManyJobs, Unauthorized, status_for
 from web.keys import API_KEY, SERVICES
+from web.schemas import JOB_ID_PATTERN
 
 SOURCE = "api"
 WINDOW_S = 60.0
@@ -20,6 +24,7 @@ WINDOW_S = 60.0
 # KEY_PROTOCOL + key; the server answers with PROTOCOL only, so the key is never echoed back.
 PROTOCOL = "mediabot"
 KEY_PROTOCOL = "mediabot.key."
+_ID = re.compile(JOB_ID_PATTERN)
 
 
 def _protocol_key(request: web.Request) -> str | None:
@@ -61,6 +66,19 @@ async def authenticate(request: web.Request, *, websocket: bool = False) -> ApiK
     request[API_KEY] = key
     await _hit(request, f"api:calls:{key.id}", services.settings.api_calls_per_minute)
     return key
+
+
+async def owned(
+    services: Services, key: ApiKeyInfo, request_id: str, *, removed: bool = False
+) -> tuple[RequestView, JobView]:
+    """The caller's request and its job; 404 for anything else, including other keys' requests and, unless
+    `removed`, requests removed from the history."""
+    if not _ID.fullmatch(request_id):
+        raise NotFound()
+    request, job = await services.jobs.get_request(request_id)
+    if request.source != SOURCE or request.user_id != key.id or (request.hidden and not removed):
+        raise NotFound()
+    return request, job
 
 
 @contextlib.asynccontextmanager

@@ -26,7 +26,8 @@ from web.errors import (
     status_for,
     too_many_connections,
 )
-from web.keys import API_KEY, CLIENT_SLOTS, METRICS, SERVICES, TRUSTED_PROXIES, Network
+from web.keys import API_KEY, CLIENT_SLOTS, METRICS, SERVICES, TRUSTED_PROXIES
+from web.state import Network
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("web.access")

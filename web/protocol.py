@@ -18,10 +18,8 @@ each path, so a change in aiohttp shows there).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
-from collections import Counter
 from http import HTTPStatus
 from typing import Any
 
@@ -30,7 +28,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 from web.errors import BodyTimeout, error_response, http_error, too_many_connections
-from web.keys import Network
+from web.state import ClientSlots
 
 log = logging.getLogger(__name__)
 
@@ -42,37 +40,6 @@ MAX_REQUEST_LINE = 65536
 # After answering a client that is still sending, read and drop its bytes this long before closing: a close
 # with unread bytes makes the kernel send a reset, which can destroy the answer before the client reads it.
 LINGER_S = 3.0
-
-
-class ClientSlots:
-    """Connections (or, through a trusted proxy, requests in progress) per client address."""
-
-    def __init__(self, limit: int, trusted: tuple[Network, ...]) -> None:
-        self.limit = limit
-        self._trusted = trusted
-        self._held: Counter[str] = Counter()
-
-    def trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-        except ValueError:
-            return False
-        return any(ip in network for network in self._trusted)
-
-    def take(self, address: str) -> bool:
-        """Take a slot for `address`; False (and nothing taken) when it holds `limit` already."""
-        if self._held[address] >= self.limit:
-            return False
-        self._held[address] += 1
-        return True
-
-    def give_back(self, address: str) -> None:
-        self._held[address] -= 1
-        if self._held[address] <= 0:
-            del self._held[address]
-
-    def held(self, address: str) -> int:
-        return self._held[address]
 
 
 def _parse_error(exc: BaseException | None, handler: RequestHandler) -> tuple[int, str, str]:

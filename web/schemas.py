@@ -99,6 +99,8 @@ class JobCreate(BaseModel):
     # Strict: JSON's true/false only (0 or "yes" would be read as a choice the document does not allow).
     playable: StrictBool = Field(
         False,
+        # Only true or false, as the document says (lax validation would take 0, 1, "yes"...).
+        strict=True,
         description="For `kind: video`, a video every phone plays: H.264 with AAC sound in MP4 (an H.264 "
         "format the site offers at the chosen height or at least half of it, else the file converted). "
         "false: the site's original (it may be VP9 or AV1, which iPhones do not play in chats). Ignored for "

@@ -1,16 +1,15 @@
-"""The open WebSockets of this process, by API key: all closed with "going away" when the app stops, and a
-key's closed when the key is revoked (by this process or any other)."""
+"""The open WebSockets of this process (web.state.OpenSockets, by API key): all closed with "going away"
+when the app stops, and a key's closed when the key is revoked (by this process or any other)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
 
+from core.aio import cancel_and_wait, spawn
 from core.apikeys import VERIFY_CACHE_S
 from web.keys import SERVICES, SOCKETS
 
@@ -22,28 +21,6 @@ REVOKED_CHECK_S = VERIFY_CACHE_S / 2
 # 4000-4999 are the application's own codes (RFC 6455): 4401 reads as HTTP's 401.
 REVOKED_CODE = 4401
 REVOKED_REASON = b"api key revoked"
-
-
-class OpenSockets:
-    """Open WebSockets and the API key each was opened with; forgets a socket once it is gone."""
-
-    def __init__(self) -> None:
-        self._keys: weakref.WeakKeyDictionary[web.WebSocketResponse, str] = weakref.WeakKeyDictionary()
-
-    def add(self, ws: web.WebSocketResponse, key_id: str) -> None:
-        self._keys[ws] = key_id
-
-    def __iter__(self) -> Iterator[web.WebSocketResponse]:
-        return iter([ws for ws in list(self._keys) if not ws.closed])
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def key_ids(self) -> set[str]:
-        return {key_id for ws, key_id in list(self._keys.items()) if not ws.closed}
-
-    def of_keys(self, key_ids: set[str]) -> list[web.WebSocketResponse]:
-        return [ws for ws, key_id in list(self._keys.items()) if key_id in key_ids and not ws.closed]
 
 
 async def close_revoked(app: web.Application) -> int:
@@ -75,13 +52,11 @@ async def _watch_revocations(app: web.Application, interval_s: float) -> None:
 
 async def revocations(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: close revoked keys' sockets while the app runs."""
-    task = asyncio.create_task(_watch_revocations(app, REVOKED_CHECK_S), name="websocket-revocations")
+    task = spawn(_watch_revocations(app, REVOKED_CHECK_S), name="websocket-revocations")
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 async def close_all(app: web.Application) -> None:

@@ -5,22 +5,19 @@ Every web process runs a sender; the database decides which one makes each try (
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from core.services import Services
 from core.webhooks import WebhookSender
-from web.jobs import to_api
 from web.keys import WEBHOOKS
+from web.present import webhook_body
 
 
 def build_sender(services: Services) -> WebhookSender:
-    async def render(request_id: str) -> bytes:
-        # The same shape as GET /api/v1/jobs/{id}, rendered at each try (so file_url is fresh).
-        request, job = await services.jobs.get_request(request_id)
-        return (await to_api(services, request, job)).model_dump_json().encode()
-
+    render = functools.partial(webhook_body, services)
     return WebhookSender(services.settings, services.sessions, services.bus, render)
 
 

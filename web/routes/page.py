@@ -11,8 +11,10 @@ from aiohttp import web
 
 from core.config import Settings
 from web.keys import SERVICES
+from web.openapi import Operation, Paths, Spec
 
 routes = web.RouteTableDef()
+paths = Paths()
 
 # name -> content type; nothing else under /static is served.
 ASSETS = {
@@ -20,6 +22,17 @@ ASSETS = {
     "api.js": "text/javascript",
     "words.js": "text/javascript",
     "rows.js": "text/javascript",
+    # app.js's modules, by concern (app.js's opening comment says which holds what).
+    "state.js": "text/javascript",
+    "lists.js": "text/javascript",
+    "messages.js": "text/javascript",
+    "jobs.js": "text/javascript",
+    "live.js": "text/javascript",
+    "history.js": "text/javascript",
+    "key.js": "text/javascript",
+    "picker.js": "text/javascript",
+    "actions.js": "text/javascript",
+    "bulk.js": "text/javascript",
     "app.css": "text/css",
 }
 
@@ -83,6 +96,17 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(text=_read("index.html"), content_type="text/html", headers=headers(settings))
 
 
+@paths.operation("/", "get")
+def _index_doc(spec: Spec) -> Operation:
+    return {
+        "summary": "The web page: paste a link, follow the download, save the file",
+        "operationId": "page",
+        "responses": {
+            "200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}
+        },
+    }
+
+
 @routes.get("/static/{name}")
 async def asset(request: web.Request) -> web.Response:
     name = request.match_info["name"]
@@ -90,3 +114,29 @@ async def asset(request: web.Request) -> web.Response:
         raise web.HTTPNotFound()
     settings = request.app[SERVICES].settings
     return web.Response(text=_read(name), content_type=ASSETS[name], headers=headers(settings))
+
+
+@paths.operation("/static/{name}", "get")
+def _asset_doc(spec: Spec) -> Operation:
+    return {
+        "summary": "The web page's script and style sheet",
+        "operationId": "pageAsset",
+        "parameters": [
+            {
+                "name": "name",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "enum": list(ASSETS)},
+            }
+        ],
+        "responses": {
+            "200": {
+                "description": "`app.js` or `app.css`.",
+                "content": {
+                    "text/javascript": {"schema": {"type": "string"}},
+                    "text/css": {"schema": {"type": "string"}},
+                },
+            },
+            **spec.errors(404),
+        },
+    }

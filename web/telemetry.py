@@ -1,5 +1,6 @@
-"""Prometheus metrics. HTTP figures are this process's own; job figures are read from the database at
-scrape time, so every web process reports the same numbers for them."""
+"""The app's Prometheus registry. HTTP figures are this process's own; job figures are read from the database
+at scrape time, so every web process reports the same numbers for them. A plain class (web.keys names it):
+it imports no other web module."""
 
 from __future__ import annotations
 
@@ -7,18 +8,15 @@ import asyncio
 import logging
 from collections.abc import Iterator
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from core.models import JobStatus
+from core.services import Services
 from core.stats import JobStats, job_stats
-from web.keys import METRICS, SERVICES
 
 log = logging.getLogger(__name__)
-
-routes = web.RouteTableDef()
 
 SCRAPE_TIMEOUT_S = 5.0
 
@@ -111,9 +109,8 @@ class WebMetrics:
         self.http_requests.labels(method, route, str(status)).inc()
         self.http_latency.labels(method, route).observe(seconds)
 
-    async def render(self, request: web.Request) -> tuple[bytes, bool]:
+    async def render(self, services: Services) -> tuple[bytes, bool]:
         """The exposition text, and whether the database figures are in it."""
-        services = request.app[SERVICES]
         async with self._lock:  # one scrape at a time: the collector holds the figures being rendered
             ok = True
             try:
@@ -130,9 +127,3 @@ class WebMetrics:
                 log.debug("queue depth unavailable: %s", type(exc).__name__)
                 self._jobs.queue_depth = None
             return generate_latest(self.registry), ok
-
-
-@routes.get("/metrics")
-async def metrics(request: web.Request) -> web.Response:
-    body, ok = await request.app[METRICS].render(request)
-    return web.Response(body=body, status=200 if ok else 503, headers={"Content-Type": CONTENT_TYPE_LATEST})
