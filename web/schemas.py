@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.schemas import ErrorInfo, Playlist, Progress
 
@@ -96,8 +96,7 @@ class JobCreate(BaseModel):
         "MP3, AAC (m4a) or Opus, else the server's MEDIABOT_AUDIO_FORMAT (the job's `ext` says what came "
         "out). Ignored for video.",
     )
-    # Strict: JSON's true/false only (0 or "yes" would be read as a choice the document does not allow).
-    playable: StrictBool = Field(
+    playable: bool = Field(
         False,
         # Only true or false, as the document says (lax validation would take 0, 1, "yes"...).
         strict=True,
