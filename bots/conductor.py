@@ -283,7 +283,7 @@ class Delivery(Generic[R]):
         self.playlist = playlist
         self._show_listing()
         # aclosing: a stopped delivery stops following the items at once, not when garbage-collected.
-        async with contextlib.aclosing(finished_items(self.jobs, request.id)) as finished:
+        async with contextlib.aclosing(finished_items(self.jobs, request.id)) as finished:  # type: ignore[type-var]
             async for child, job in finished:
                 current, _ = await self.jobs.get_request(child.id)  # cancelled since it was listed?
                 item = playlist.update(current, job)

@@ -64,7 +64,7 @@ class Posting:
         webhook = discord.Webhook.partial(int(target.app_id), target.token, client=self.client)
         try:
             ref = "@original" if target.edit_original else (target.message_id or "@original")
-            await webhook.edit_message(ref, **fields)  # type: ignore[arg-type]
+            await webhook.edit_message(ref, **fields)  # type: ignore[call-overload]
         except discord.HTTPException as exc:
             if token_gone(exc):
                 self.token_gone = True

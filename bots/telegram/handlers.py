@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from core.urls import extract_urls
 log = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
-Handler = Callable[["Handlers", Update, Context], Awaitable[None]]
+Handler = Callable[["Handlers", Update, Context], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
