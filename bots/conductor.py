@@ -134,7 +134,8 @@ class Delivery(Generic[R]):
         except Exception as exc:  # noqa: BLE001 - whatever happens, the person hears and the request ends
             await self._broken(exc)
         finally:
-            await self.surface.close()
+            # settle, not close: an edit in flight lands before whoever stopped us (a Cancel) has the last word.
+            await self.surface.settle()
 
     async def _show(self, view: JobView) -> None:
         self.surface.offer(self.reply.progress(view))

@@ -2,7 +2,8 @@
 
 A `LatestSender` per progress message keeps only the newest state and sends it when its message and its
 chat are allowed to; a platform's "retry after N s" pauses that chat and the newest state goes out then.
-The final state is never dropped: `finish` waits until it has been sent (or the sender gave up).
+The final state is never dropped: `finish` waits until it has been sent (or the sender gave up); `settle`
+lets an edit in flight land and drops the rest, so that the caller's own message comes last.
 """
 
 from __future__ import annotations
@@ -102,9 +103,6 @@ class LatestSender(Generic[T]):
                 await cancel_and_wait(task)
         self._settling = False
         self._sent = None
-
-    async def close(self) -> None:
-        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         retries = 0
