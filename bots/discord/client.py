@@ -13,6 +13,7 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
 from bots.conductor import Conductor
+from bots.discord import texts
 from bots.discord.cog import Downloads
 from bots.discord.picker import FormatSelect
 from bots.discord.reply import DiscordChat, DiscordReply
@@ -31,7 +32,7 @@ class Tree(app_commands.CommandTree[discord.Client]):
         else:
             name = interaction.command.name if interaction.command else "?"
             log.error("Discord command %s failed", name, exc_info=original)
-            message = "Something went wrong. Please try again."
+            message = texts.APOLOGY
         try:
             if interaction.response.is_done():
                 await interaction.edit_original_response(content=message, view=None)

@@ -125,9 +125,11 @@ class DiscordReply:
 
     # -- results ---------------------------------------------------------------------------------------
 
-    async def _post(self, parcel: Parcel | None, content: str, files: Files = (), embed: Any = None) -> None:
+    async def _post(
+        self, parcel: Parcel, content: str, files: Files = (), embed: discord.Embed | None = None
+    ) -> None:
         """A playlist item's message is a follow-up of its own; anything else is the reply itself."""
-        if parcel is not None and parcel.item is not None:
+        if parcel.item is not None:
             await self.out.followup(content, files, embed)
         else:
             await self.out.post(content, files, embed)

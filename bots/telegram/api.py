@@ -58,8 +58,8 @@ class TelegramApi:
         self.pacer = ChatPacer(CHAT_INTERVAL_S)
         self.files = LocalFiles(services.jobs, self.settings.tmp_dir / PLATFORM)
 
-    async def edit(self, target: Target, text: str, keyboard: Any = None) -> None:
-        """Replace the progress message's text (and its keyboard); a deleted message is left alone."""
+    async def edit(self, target: Target, text: str, keyboard: Any = None) -> bool:
+        """Replace the progress message's text (and its keyboard); False when the message is gone."""
         assert target.progress_id is not None
         try:
             await with_flood_retry(
@@ -70,8 +70,11 @@ class TelegramApi:
                 chat=str(target.chat_id), pacer=self.pacer,
             )  # fmt: skip
         except TelegramError as exc:
-            if not (not_modified(exc) or message_gone(exc)):
+            if message_gone(exc):
+                return False
+            if not not_modified(exc):
                 raise
+        return True
 
     async def reply(self, target: Target, text: str, **kwargs: Any) -> Message:
         """A message of its own, replying to the person's."""

@@ -16,7 +16,7 @@ from bots.playlist import Playlist
 from bots.progress import ChatPacer
 from bots.telegram import texts
 from bots.telegram.api import NO_PREVIEW, PLATFORM, Target, TelegramApi
-from bots.telegram.calls import message_gone, not_modified, retry_seconds, with_flood_retry
+from bots.telegram.calls import message_gone, not_modified, retry_seconds
 from bots.telegram.uploads import Uploader
 from core.planner import Destination
 from core.schemas import JobView, RequestView
@@ -173,22 +173,10 @@ class TelegramReply:
         if self.target.progress_id is not None and not self.gone:
             if (text, False) == self.shown:
                 return  # the same text again would be refused as "not modified"
-            try:
-                await with_flood_retry(
-                    lambda: self.bot.edit_message_text(
-                        text, chat_id=self.target.chat_id, message_id=self.target.progress_id,
-                        link_preview_options=NO_PREVIEW,
-                    ),
-                    chat=self.chat, pacer=self.api.pacer,
-                )  # fmt: skip
+            if await self.api.edit(self.target, text):
                 self.shown = (text, False)
                 return
-            except TelegramError as exc:
-                if not_modified(exc):
-                    return
-                if not message_gone(exc):
-                    raise
-                self.gone = True
+            self.gone = True
         await self.api.reply(self.target, text)
 
     async def apologize(self) -> None:
