@@ -2,7 +2,8 @@
 
 A `LatestSender` per progress message keeps only the newest state and sends it when its message and its
 chat are allowed to; a platform's "retry after N s" pauses that chat and the newest state goes out then.
-The final state is never dropped: `finish` waits until it has been sent (or the sender gave up).
+The final state is never dropped: `finish` waits until it has been sent (or the sender gave up); `settle`
+lets an edit in flight land and drops the rest, so that the caller's own message comes last.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
+
+from core.aio import cancel_and_wait, spawn
 
 log = logging.getLogger(__name__)
 
@@ -67,26 +70,39 @@ class LatestSender(Generic[T]):
         self._wake = asyncio.Event()
         self._last_sent_at = time.monotonic() if initial is not None else 0.0
         self._task: asyncio.Task[None] | None = None
+        self._sending = False  # a send is in flight
+        self._settling = False  # stop once the send in flight has landed
 
     def offer(self, state: T, *, final: bool = False) -> None:
+        """Show `state` when allowed (it replaces a pending one); after a final state, a new one starts over."""
+        restart = self._task is None or self._task.done()
         self._latest = state
-        self._final = self._final or final
+        self._final = final if restart else self._final or final
         self._wake.set()
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"progress-{self.chat}")
+        if restart:
+            self._task = spawn(self._run(), name=f"progress-{self.chat}")
 
     async def finish(self, state: T, timeout: float = 120.0) -> None:
-        """Send `state` as the last one and wait until it went out."""
+        """Send `state` as the last one and wait until it went out (or the sender gave up, or `timeout`)."""
         self.offer(state, final=True)
         assert self._task is not None
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        # wait(), not wait_for(shield()): a cancel of the caller reaches the caller, and nothing is raised
+        # when the sender itself was stopped.
+        await asyncio.wait({self._task}, timeout=timeout)
 
-    async def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+    async def settle(self) -> None:
+        """Let a send in flight land and drop the pending state, so that what the caller sends next on the
+        same message is the last word there. A later offer starts afresh."""
+        task = self._task
+        self._latest, self._final = None, False
+        if task is not None and not task.done():
+            if self._sending:
+                self._settling = True
+                await asyncio.wait({task})
+            else:
+                await cancel_and_wait(task)
+        self._settling = False
+        self._sent = None
 
     async def _run(self) -> None:
         retries = 0
@@ -112,11 +128,16 @@ class LatestSender(Generic[T]):
             await self.pacer.wait(self.chat)
             state = self._latest
             assert state is not None
+            self._sending = True
             try:
                 retry_after = await self._send(state)
             except Exception:  # noqa: BLE001 - a failed edit must not kill delivery of the final state
                 log.warning("progress update failed in chat %s", self.chat, exc_info=True)
                 retry_after = 2.0
+            finally:
+                self._sending = False
+            if self._settling:
+                return
             if retry_after is None:
                 self._sent = state
                 self._last_sent_at = time.monotonic()

@@ -1,5 +1,5 @@
-"""Background tasks: `spawn` keeps a reference to each (the loop holds only a weak one, so an unreferenced task
-can vanish mid-run) and logs its failure; `cancel_and_wait` stops one without hiding the caller's own cancel."""
+"""Background tasks that are neither lost nor silent: `spawn` keeps a reference to each task until it ends
+(the event loop keeps only a weak one) and logs its failure; `cancel_and_wait` stops one."""
 
 from __future__ import annotations
 
@@ -15,26 +15,28 @@ T = TypeVar("T")
 _running: set[asyncio.Task[Any]] = set()
 
 
-def spawn(coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
-    """Run `coro` as a task that lives until it ends, whoever holds it; a failure is logged with its
-    traceback (a cancel is not a failure)."""
+def spawn(coro: Coroutine[Any, Any, T], name: str | None = None) -> asyncio.Task[T]:
+    """Run `coro` as a task of its own, kept alive until it ends; a failure is logged with its traceback."""
     task = asyncio.create_task(coro, name=name)
     _running.add(task)
-    task.add_done_callback(_finished)
+    task.add_done_callback(_ended)
     return task
 
 
-def _finished(task: asyncio.Task[Any]) -> None:
+def _ended(task: asyncio.Task[Any]) -> None:
     _running.discard(task)
     if task.cancelled():
         return
     exc = task.exception()
     if exc is not None:
-        log.error("background task %s failed", task.get_name(), exc_info=exc)
+        log.error("task %s failed", task.get_name(), exc_info=exc)
 
 
-async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
-    """Cancel `task` and wait until it has ended. Its own outcome is not raised here (spawn logs a failure);
-    a cancel of the caller while waiting is."""
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel `task` and wait until it has ended (its own failure, if any, is `spawn`'s to log)."""
+    if task is None or task.done():
+        return
     task.cancel()
-    await asyncio.wait([task])
+    # wait(), not `await task`: a cancel of the caller still reaches the caller, and the task's own end
+    # (cancelled, or failed while stopping) is not raised here.
+    await asyncio.wait({task})

@@ -1,23 +1,25 @@
-"""The discord.py client: services injected through the constructor, commands synced in `setup_hook`."""
+"""The discord.py client: services injected through the constructor, the commands' cog added and the
+commands synced in `setup_hook`, undelivered requests resumed."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
 import yarl
 from discord import app_commands
+from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 
-from bots.discord import commands
-from bots.discord.delivery import Deliveries
+from bots.conductor import Conductor
+from bots.discord import texts
+from bots.discord.cog import Downloads
 from bots.discord.picker import FormatSelect
+from bots.discord.reply import DiscordChat, DiscordReply
 from bots.discord.views import CancelButton
 from core.errors import MediabotError
-
-if TYPE_CHECKING:
-    from core.services import Services
+from core.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ class Tree(app_commands.CommandTree[discord.Client]):
         else:
             name = interaction.command.name if interaction.command else "?"
             log.error("Discord command %s failed", name, exc_info=original)
-            message = "Something went wrong. Please try again."
+            message = texts.APOLOGY
         try:
             if interaction.response.is_done():
                 await interaction.edit_original_response(content=message, view=None)
@@ -40,7 +42,7 @@ class Tree(app_commands.CommandTree[discord.Client]):
             log.warning("could not report a command error to Discord")
 
 
-class MediaBot(discord.Client):
+class MediaBot(commands.Bot):
     def __init__(
         self,
         services: Services,
@@ -54,25 +56,26 @@ class MediaBot(discord.Client):
         intents = discord.Intents.none()
         intents.guilds = True  # not privileged; keeps guilds (and their upload limits) cached
         super().__init__(
-            intents=intents, guild_ready_timeout=guild_ready_timeout,
-            allowed_mentions=discord.AllowedMentions.none(), **options,
+            # Application commands only: no message content intent, no prefix commands, no help command.
+            command_prefix=commands.when_mentioned, help_command=None, tree_cls=Tree, intents=intents,
+            guild_ready_timeout=guild_ready_timeout, allowed_mentions=discord.AllowedMentions.none(), **options,
         )  # fmt: skip
         self.services = services
         self.settings = services.settings
         self.follow_gateway = follow_gateway
-        self.tree = Tree(self)
-        commands.register(self.tree)
-        self.deliveries = Deliveries(
+        self.chat = DiscordChat(
             self, services, edit_interval_s=edit_interval_s, chat_interval_s=chat_interval_s
         )
+        self.conductor: Conductor[DiscordReply] = Conductor(services, self.chat)
 
     async def setup_hook(self) -> None:
         if self.follow_gateway:
             await self.use_server_gateway()
+        await self.add_cog(Downloads(self, self.services, self.chat, self.conductor))
         self.add_dynamic_items(CancelButton, FormatSelect)
         await self.sync_commands()
         try:
-            await self.deliveries.resume()
+            await self.conductor.resume()
         except Exception:  # noqa: BLE001 - the bot still serves new commands; the next start resumes again
             log.exception("could not resume Discord deliveries")
 
@@ -105,5 +108,5 @@ class MediaBot(discord.Client):
         log.info("Discord bot connected as %s (%d guilds)", self.user, len(self.guilds))
 
     async def close(self) -> None:
-        await self.deliveries.close()
+        await self.conductor.close()
         await super().close()

@@ -15,8 +15,7 @@ from typing import Any
 
 import discord
 
-from bots.discord.delivery import Target
-from bots.discord.submitting import bot_of, submit_and_follow
+from bots.discord.handling import handler
 from bots.discord.texts import link_of_picker, starting_text
 from core.errors import InvalidRequest
 from core.schemas import FormatChoice, MediaFormats
@@ -96,7 +95,6 @@ class FormatSelect(
         return cls(parse_custom_id(match.group(0)), list(item.options))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot = bot_of(interaction)
         message = interaction.message
         asker = message.interaction_metadata.user if message and message.interaction_metadata else None
         if asker is not None and asker.id != interaction.user.id:
@@ -117,15 +115,10 @@ class FormatSelect(
         await interaction.response.edit_message(
             content=starting_text(message.content if message else "", chosen), view=None
         )
-        # This interaction's token edits the picker's message (its `@original`) for 15 minutes, like a command's.
-        target = Target.from_interaction(
-            interaction, ttl_s=bot.settings.discord_interaction_ttl_s,
-            message_id=message.id if message else None, edit_original=True,
+        await handler(interaction).format_chosen(
+            interaction, url=url, kind="audio" if match["kind"] == "a" else "video", format_id=match["format_id"],
+            subtitles=self.subtitles, message_id=message.id if message else None,
         )  # fmt: skip
-        kind = "audio" if match["kind"] == "a" else "video"
-        await submit_and_follow(
-            interaction, target, url=url, kind=kind, format_id=match["format_id"], subtitles=self.subtitles
-        )
 
 
 def picker_view(subtitles: Sequence[str], choices: list[discord.SelectOption]) -> discord.ui.View:

@@ -13,6 +13,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from bots.discord.client import MediaBot
+from core.aio import spawn
 from core.logs import install_redaction
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ async def running(services: Services, **options: Any) -> AsyncIterator[MediaBot]
     if custom:
         Route.BASE = api_url
     bot = MediaBot(services, follow_gateway=custom, **options)
-    task = asyncio.create_task(_run(bot, token), name="discord-bot")
+    task = spawn(_run(bot, token), name="discord-bot")
     try:
         yield bot
     finally:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import discord
 
+from bots.playlist import Playlist
 from core.errors import human_duration, human_size
 from core.planner import playlist_line
 from core.render import status_text
@@ -16,7 +17,9 @@ MAX_ITEM_TITLE = 80
 MAX_ITEM_ERROR = 120
 MAX_CONTENT = 2000
 
-# How each playlist item ended up, as stored with the item's request once it is delivered.
+APOLOGY = "Something went wrong. Please try again."
+
+# How each playlist item went out (bots/playlist.py).
 DELIVERED_WORDS = {
     "file": "sent",
     "copy": "sent as a smaller copy",
@@ -69,17 +72,8 @@ def link_text(view: JobView, link: str, expires_at: float, note: str | None = No
     return f"{title_of(view)}\n{note}\nDownload it: {link}\nThe link expires <t:{int(expires_at)}:R>."
 
 
-def error_text(view: JobView) -> str:
-    message = view.error.message if view.error else "The download failed."
-    return f"{title_of(view)}\n{message}"
-
-
 def cancelled_text(view: JobView) -> str:
     return f"{title_of(view)}\nCancelled."
-
-
-def same_text(a: JobView, b: JobView) -> bool:
-    return a.terminal == b.terminal and progress_text(a) == progress_text(b)
 
 
 # -- playlists --------------------------------------------------------------------------------------------
@@ -104,6 +98,23 @@ def item_state(
         word = status_word(copy)
         return word[:1].lower() + word[1:]
     return ITEM_WORDS.get(job.status, job.status)
+
+
+def listing_text(playlist: Playlist) -> str:
+    """A playlist's reply: a line per item with its state, and a summary once it finished (or was cancelled)."""
+    lines = []
+    for index, item in enumerate(playlist.items.values(), 1):
+        state = item_state(
+            item.job,
+            delivered_as=item.outcome,
+            cancelled=playlist.cancelled or item.cancelled,
+            copy=item.copy,
+        )
+        lines.append(item_line(index, item.job, state))
+    footer = None
+    if playlist.finished or playlist.cancelled:
+        footer = playlist_footer(playlist.outcomes(), len(playlist.items), cancelled=playlist.cancelled)
+    return playlist_text(playlist.view, lines, footer)
 
 
 def item_line(index: int, job: JobView, state: str) -> str:

@@ -4,14 +4,11 @@ item, so a button sent before a restart still works after it."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import discord
 
-from core.errors import MediabotError, NotFound
-
-if TYPE_CHECKING:
-    from bots.discord.client import MediaBot
+from bots.discord.handling import handler
 
 CUSTOM_ID = "mediabot:cancel:{request_id}"
 
@@ -36,30 +33,7 @@ class CancelButton(
         return cls(match["request_id"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        bot = cast("MediaBot", interaction.client)
-        jobs = bot.services.jobs
-        try:
-            request = await jobs.cancel(self.request_id, source="discord", user_id=str(interaction.user.id))
-        except NotFound:
-            await interaction.response.send_message(
-                "Only the person who started this download can cancel it.", ephemeral=True
-            )
-            return
-        except MediabotError as exc:
-            await interaction.response.send_message(exc.message, ephemeral=True)
-            return
-        # A finished download may still be on its way: a copy that fits being made, a playlist's items
-        # being posted (cancel() stopped the items still downloading). Cancelling stops that too.
-        if request.status != "cancelled" and request.delivered_at is not None:
-            await interaction.response.send_message("This download has already finished.", ephemeral=True)
-            return
-        # Stop our progress edits first, so none lands after the "Cancelled" below.
-        await bot.deliveries.stop(self.request_id)
-        request, job = await jobs.get_request(self.request_id)
-        await interaction.response.edit_message(
-            content=await bot.deliveries.cancelled_content(request, job), view=None
-        )
-        await jobs.mark_delivered(self.request_id)
+        await handler(interaction).cancel_pressed(interaction, self.request_id)
 
 
 def cancel_view(request_id: str) -> discord.ui.View:

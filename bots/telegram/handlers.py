@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from telegram import Message, MessageEntity, Update, User
-from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -23,44 +22,21 @@ from telegram.ext import (
     filters,
 )
 
+from bots.conductor import Conductor
 from bots.telegram import picker, texts
-from bots.telegram.delivery import NO_PREVIEW, Deliverer, Target
-from core.delivery import variant_key
-from core.errors import InvalidUrl, MediabotError, NotFound
+from bots.telegram.api import NO_PREVIEW, TelegramApi
+from bots.telegram.reply import TelegramChat, TelegramReply
+from bots.telegram.submitting import SOURCE, Ask, Submitter, links
+from core.errors import MediabotError, NotFound
 from core.jobs import check_choices
-from core.prefs import Prefs
-from core.schemas import RequestView, SubmitRequest
+from core.schemas import RequestView
 from core.services import Services
-from core.urls import extract_url, extract_urls
+from core.urls import extract_urls
 
 log = logging.getLogger(__name__)
 
-SOURCE = "telegram"
-MAX_LINKS_PER_MESSAGE = 10
-HOUR_S = 3600
-
 Context = ContextTypes.DEFAULT_TYPE
-Handler = Callable[["Handlers", Update, Context], Awaitable[None]]
-
-
-class Refused(Exception):
-    """A per-user limit said no; the message is the sentence to send."""
-
-
-@dataclass(frozen=True)
-class Ask:
-    """What one link is to be downloaded as."""
-
-    kind: str
-    quality: str
-    format_id: str | None = None  # a format the link offers (from the picker); None: by kind and quality
-    subtitles: tuple[str, ...] = ()
-
-    @classmethod
-    def default(cls, prefs: Prefs, kind: str | None = None) -> Ask:
-        """The person's defaults; their subtitle languages go with videos only (a song has none to embed)."""
-        kind = kind or prefs.kind
-        return cls(kind, prefs.quality, subtitles=prefs.subtitles if kind == "video" else ())
+Handler = Callable[["Handlers", Update, Context], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -84,15 +60,18 @@ def replies_errors(fn: Handler) -> Handler:
 
 
 class Handlers:
-    def __init__(self, services: Services, deliverer: Deliverer) -> None:
+    def __init__(
+        self, services: Services, api: TelegramApi, chat: TelegramChat, conductor: Conductor[TelegramReply]
+    ) -> None:
         self.services = services
         self.settings = services.settings
-        self.deliverer = deliverer
+        self.api = api
+        self.chat = chat
+        self.conductor = conductor
+        self.submit = Submitter(services, api, conductor, chat)
         allowed = [entry.strip() for entry in self.settings.telegram_allowed_users if entry.strip()]
         self.allowed_ids = {int(e) for e in allowed if e.lstrip("-").isdigit()}
         self.allowed_names = {e.lstrip("@").lower() for e in allowed if not e.lstrip("-").isdigit()}
-        # Format keyboards being answered right now (chat, message): a double press submits once.
-        self._choosing: set[tuple[int, int]] = set()
 
     def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         new = filters.UpdateType.MESSAGE  # edits of old messages are not new requests
@@ -166,14 +145,14 @@ class Handlers:
         if not self.addressed(message, context.bot.id, context.bot.username):
             return
         text = message.text or message.caption or ""
-        if message.chat.type != "private" and not self._links(message, text):
+        if message.chat.type != "private" and not links(message, text):
             return  # "thanks" in reply to the bot, in a group: not worth an error message
         prefs = await self.services.prefs.get(SOURCE, str(message.from_user.id))
-        own = self._links(message, text, replied=False)
+        own = links(message, text, replied=False)
         if prefs.ask_format and own:
-            await self.offer_formats(message, own, Ask.default(prefs))
+            await self.submit.offer_formats(message, own, Ask.default(prefs))
             return
-        await self.handle_links(message, text, Ask.default(prefs))
+        await self.submit.handle_links(message, text, Ask.default(prefs))
 
     @replies_errors
     async def audio(self, update: Update, context: Context) -> None:
@@ -187,11 +166,11 @@ class Handlers:
         message = update.message
         assert message is not None and message.from_user is not None
         text = " ".join(context.args or [])
-        if not self._links(message, text):
+        if not links(message, text):
             await self.answer(update, usage)
             return
         prefs = await self.services.prefs.get(SOURCE, str(message.from_user.id))
-        await self.handle_links(message, text, Ask.default(prefs, kind))
+        await self.submit.handle_links(message, text, Ask.default(prefs, kind))
 
     async def help(self, update: Update, context: Context) -> None:
         await self.answer(update, texts.help_text(self.settings.telegram_upload_limit_bytes))
@@ -229,12 +208,12 @@ class Handlers:
             saved = await prefs.set(SOURCE, user_id, subtitles=langs)
             await self.answer(update, texts.subs_saved(saved.subtitles))
             return
-        if not self._links(message, rest, replied=False):
+        if not links(message, rest, replied=False):
             await self.answer(update, texts.SUBS_USAGE)
             return
         current = await prefs.get(SOURCE, user_id)
         # Subtitles are embedded in a video: this link comes as one whatever the default kind.
-        await self.handle_links(message, rest, Ask("video", current.quality, subtitles=langs))
+        await self.submit.handle_links(message, rest, Ask("video", current.quality, subtitles=langs))
 
     @replies_errors
     async def status(self, update: Update, context: Context) -> None:
@@ -256,11 +235,11 @@ class Handlers:
                 continue
             cancelled += 1
             if done.request.parent_id is not None:
-                # A playlist item or a copy being made: the parent's tracker tells the story on its message.
+                # A playlist item or a copy being made: the parent's delivery tells the story on its message.
                 if done.request.status == "cancelled":
-                    self.deliverer.children_cancelled(done.request.parent_id, 1)
+                    self.conductor.children_cancelled(done.request.parent_id, 1)
             elif done.request.status == "cancelled":
-                await self.deliverer.show_cancelled(done.request)
+                await self._show_cancelled(done.request)
         await self.answer(update, texts.cancelled_count(cancelled) if cancelled else texts.NOTHING_TO_CANCEL)
 
     # -- buttons ------------------------------------------------------------------------------------------
@@ -278,25 +257,18 @@ class Handlers:
             await query.answer(texts.ALREADY_FINISHED)
         elif done.request.status == "cancelled":
             await query.answer(texts.CANCELLED)
-            await self.deliverer.show_cancelled(done.request)
+            await self._show_cancelled(done.request)
         else:
             # The request itself had finished: a playlist whose remaining items stop, or a copy being made.
-            playlist = self.deliverer.children_cancelled(done.request.id, done.children)
+            playlist = self.conductor.children_cancelled(done.request.id, done.children)
             await query.answer(texts.cancelled_items(done.children) if playlist else texts.CANCELLED)
 
     async def _cancel(self, request_id: str, user_id: str) -> Cancelled | None:
         """Cancel one of the user's requests and those made on its behalf; None when nothing was left to
         cancel."""
-        jobs = self.services.jobs
-        tracker = self.deliverer.trackers.get(request_id)
         active = {rid for rid, status in (await self._descendants(request_id)).items() if status == "active"}
-        if tracker is not None:
-            tracker.cancelling = True
-        try:
-            request = await jobs.cancel(request_id, source=SOURCE, user_id=user_id)
-        finally:
-            if tracker is not None:
-                tracker.cancelling = False
+        # The request's delivery sees it cancelled and leaves the story to us (`_show_cancelled`).
+        request = await self.services.jobs.cancel(request_id, source=SOURCE, user_id=user_id)
         children = 0
         if active:
             after = await self._descendants(request_id)
@@ -304,6 +276,14 @@ class Handlers:
         if request.status != "cancelled" and not children:
             return None
         return Cancelled(request, children)
+
+    async def _show_cancelled(self, request: RequestView) -> None:
+        """The person cancelled: stop following and say so on the progress message."""
+        reply = await self.conductor.stop(request.id) or self.chat.reply_for(request)
+        if reply is None or reply.target.progress_id is None:
+            return
+        with contextlib.suppress(TelegramError):
+            await self.api.edit(reply.target, texts.CANCELLED, keyboard=None)
 
     async def _descendants(self, request_id: str) -> dict[str, str]:
         """The status of each request made on behalf of `request_id`, as deep as a cancel reaches: playlist
@@ -340,175 +320,15 @@ class Handlers:
         except TelegramError as exc:
             log.debug("settings message not updated: %s", exc)
 
-    # -- links --------------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _links(message: Message, text: str, *, replied: bool = True) -> list[str]:
-        """Links in the text (and hidden behind link text); else (`replied`) in the message it replies to."""
-        urls = extract_urls(text)
-        for entity in list(message.entities or []) + list(message.caption_entities or []):
-            if entity.type == MessageEntity.TEXT_LINK and entity.url and entity.url not in urls:
-                urls.append(entity.url)
-        original = message.reply_to_message
-        if (
-            replied
-            and not urls
-            and original is not None
-            and not (original.from_user and original.from_user.is_bot)
-        ):
-            urls = extract_urls(original.text or original.caption or "")
-        return urls
-
-    async def handle_links(self, message: Message, text: str, ask: Ask) -> None:
-        urls = self._links(message, text)
-        if not urls:
-            extract_url(text)  # raises InvalidUrl with the reason a person understands
-            raise InvalidUrl()
-        for url in urls[:MAX_LINKS_PER_MESSAGE]:
-            try:
-                await self._request(message, url, ask)
-            except Refused as exc:
-                await self._reply(message, str(exc))
-                return
-            except MediabotError as exc:
-                await self._reply(message, exc.message)
-        if len(urls) > MAX_LINKS_PER_MESSAGE:
-            await self._reply(message, texts.TOO_MANY_LINKS.format(n=MAX_LINKS_PER_MESSAGE))
-
-    # -- the format picker --------------------------------------------------------------------------------
-
-    async def offer_formats(self, message: Message, urls: list[str], fallback: Ask) -> None:
-        """Answer each link with its real formats as buttons. A link that can't be probed gets the probe's
-        sentence (its download would fail the same way); one with nothing to choose between (a playlist,
-        whose items pick their own) is downloaded as the person's default."""
-        for index, url in enumerate(urls[:MAX_LINKS_PER_MESSAGE]):
-            with contextlib.suppress(TelegramError):
-                await message.get_bot().send_chat_action(
-                    message.chat_id, ChatAction.TYPING, message_thread_id=message.message_thread_id
-                )
-            try:
-                found = await self.services.jobs.formats(url)
-                markup = picker.keyboard(index, found) if found.playlist is None else None
-                if markup is None:
-                    await self._request(message, url, fallback)
-                else:
-                    await self._reply(message, texts.format_prompt(found), reply_markup=markup)
-            except Refused as exc:
-                await self._reply(message, str(exc))
-                return
-            except MediabotError as exc:
-                await self._reply(message, exc.message)
-        if len(urls) > MAX_LINKS_PER_MESSAGE:
-            await self._reply(message, texts.TOO_MANY_LINKS.format(n=MAX_LINKS_PER_MESSAGE))
-
     async def format_button(self, update: Update, context: Context) -> None:
-        """A format chosen: the keyboard message becomes the download's progress message."""
-        query = update.callback_query
-        assert query is not None and query.data is not None
-        pick = picker.decode(query.data)
-        keyboard = query.message if isinstance(query.message, Message) else None
-        asked = keyboard.reply_to_message if keyboard is not None else None
-        urls = self._links(asked, asked.text or asked.caption or "", replied=False) if asked else []
-        if pick is None or keyboard is None or asked is None or pick.link >= len(urls):
-            await query.answer(texts.CHOICE_STALE)
-            return
-        if asked.from_user is None or asked.from_user.id != query.from_user.id:
-            await query.answer(texts.CHOICE_NOT_YOURS)
-            return
-        chosen = (keyboard.chat_id, keyboard.message_id)
-        if chosen in self._choosing:
-            await query.answer()  # a second press while the first is being submitted
-            return
-        self._choosing.add(chosen)
-        try:
-            await query.answer()
-            prefs = await self.services.prefs.get(SOURCE, str(query.from_user.id))
-            subtitles = prefs.subtitles if pick.kind == "video" else ()
-            ask = Ask(pick.kind, "best", pick.format_id, subtitles)
-            try:
-                await self._request(asked, urls[pick.link], ask, progress_id=keyboard.message_id)
-            except (Refused, MediabotError) as exc:
-                sentence = str(exc) if isinstance(exc, Refused) else exc.message
-                target = Target(keyboard.chat_id, asked.message_id, progress_id=keyboard.message_id)
-                await self.deliverer.edit(target, sentence, keyboard=None)
-        finally:
-            self._choosing.discard(chosen)
-
-    # -- requests -----------------------------------------------------------------------------------------
-
-    async def _request(self, message: Message, url: str, ask: Ask, *, progress_id: int | None = None) -> None:
-        """Submit one link (or answer it from Telegram's copy). `progress_id`: a message of the bot's that
-        replies to `message` and becomes the progress message (the format picker's)."""
-        assert message.from_user is not None
-        user_id = str(message.from_user.id)
-        settings, services = self.settings, self.services
-        kind, quality = ask.kind, ask.quality
-        target = Target(
-            chat_id=message.chat_id, reply_to=message.message_id,
-            thread_id=message.message_thread_id if message.is_topic_message else None,
-        )  # fmt: skip
-        # Telegram on iPhones plays H.264 only: chats ask for a video every phone plays (unless turned off).
-        playable = settings.chat_playable
-        key = variant_key(url, kind, quality, ask.format_id, ask.subtitles, playable=playable)
-        # With subtitles the job has more to send than the video (its .srt files, the languages it lacks):
-        # only the delivery of the job knows them, so no answering from Telegram's copy here.
-        cached = None if ask.subtitles else await services.deliveries.get(SOURCE, key)
-        if (
-            cached is None
-            and await services.jobs.count_active(SOURCE, user_id) >= settings.user_max_concurrent
-        ):
-            raise Refused(texts.too_many_running(settings.user_max_concurrent))
-        allowed, retry_after = await services.limits.hit(
-            f"telegram:hour:{user_id}", settings.user_requests_per_hour, HOUR_S
-        )
-        if not allowed:
-            raise Refused(texts.rate_limited(settings.user_requests_per_hour, retry_after))
-        if cached is not None:
-            if await self.deliverer.resend(cached, target):
-                if progress_id is not None:
-                    with contextlib.suppress(TelegramError):
-                        await message.get_bot().delete_message(message.chat_id, progress_id)
-                return
-            await services.deliveries.forget(SOURCE, key)
-        submission = await services.jobs.submit(
-            SubmitRequest(
-                text=url, source=SOURCE, user_id=user_id, kind=kind,  # type: ignore[arg-type]
-                quality=quality, target=target.to_dict(), format_id=ask.format_id, subtitles=ask.subtitles,
-                playable=playable,
-            )
-        )  # fmt: skip
-        request = submission.request
-        if submission.job.terminal:
-            if progress_id is not None:
-                target.progress_id = progress_id  # the tracker's last word goes there, or it is deleted
-                await services.jobs.update_target(request.id, target.to_dict())
-            self.deliverer.follow(request, target)
-            return
-        shown = (texts.progress_text(submission.job), True)
-        if progress_id is not None:
-            target.progress_id = progress_id
-            await self.deliverer.edit(target, shown[0], keyboard=texts.cancel_keyboard(request.id))
-        else:
-            progress = await self.deliverer.reply(
-                target, shown[0], reply_markup=texts.cancel_keyboard(request.id)
-            )
-            target.progress_id = progress.message_id
-        await services.jobs.update_target(request.id, target.to_dict())
-        self.deliverer.follow(request, target, shown=shown)
+        assert update.callback_query is not None
+        await self.submit.format_chosen(update.callback_query)
 
     # -- answering ----------------------------------------------------------------------------------------
 
-    async def _reply(self, message: Message, text: str, **kwargs: Any) -> None:
-        target = Target(
-            message.chat_id,
-            message.message_id,
-            thread_id=message.message_thread_id if message.is_topic_message else None,
-        )
-        await self.deliverer.reply(target, text, **kwargs)
-
     async def answer(self, update: Update, text: str, **kwargs: Any) -> None:
         if update.effective_message is not None:
-            await self._reply(update.effective_message, text, **kwargs)
+            await self.submit.reply(update.effective_message, text, **kwargs)
         elif update.effective_chat is not None:
             await update.effective_chat.send_message(text, link_preview_options=NO_PREVIEW, **kwargs)
 

@@ -10,9 +10,11 @@ from typing import Any
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
+from bots.conductor import Conductor
 from bots.telegram import texts
-from bots.telegram.delivery import Deliverer
+from bots.telegram.api import TelegramApi
 from bots.telegram.handlers import Handlers
+from bots.telegram.reply import TelegramChat, TelegramReply
 from bots.telegram.webhook import serving_webhook
 from core.config import Settings
 from core.errors import MediabotError
@@ -59,8 +61,10 @@ async def running(services: Services) -> AsyncIterator[App]:
     # Request URLs carry the token (httpx logs them at INFO): redact it from every log record.
     install_redaction([settings.telegram_token or ""])
     app = build_application(settings)
-    deliverer = Deliverer(services, app.bot)
-    Handlers(services, deliverer).register(app)
+    api = TelegramApi(services, app.bot)
+    chat = TelegramChat(api)
+    conductor: Conductor[TelegramReply] = Conductor(services, chat)
+    Handlers(services, api, chat, conductor).register(app)
     await _initialize(app, settings)
     try:
         await app.start()
@@ -68,7 +72,7 @@ async def running(services: Services) -> AsyncIterator[App]:
             # post_init does not fire on this path: our start-up work, explicitly.
             await _set_commands(app)
             try:
-                await deliverer.resume()
+                await conductor.resume()
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the bot from answering
                 log.exception("telegram: could not resume undelivered requests")
             log.info("telegram bot @%s running", app.bot.username)
@@ -76,7 +80,7 @@ async def running(services: Services) -> AsyncIterator[App]:
     finally:
         if app.running:
             await app.stop()
-        await deliverer.close()
+        await conductor.close()
         await app.shutdown()
         log.info("telegram bot stopped")
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
+from bots.playlist import Item, Playlist
 from core.errors import human_duration, human_size
 from core.planner import playlist_line
 from core.render import progress_line, status_text
@@ -139,16 +139,6 @@ def item_failed(title: str, sentence: str) -> str:
 MAX_ITEM_TITLE = 60
 MAX_PLAYLIST_TEXT = 3800  # of Telegram's 4096 characters per message
 
-
-@dataclass
-class Item:
-    """One playlist item as the playlist message shows it."""
-
-    title: str
-    state: str = "waiting"  # waiting | copying | sending | sent | link | failed | cancelled
-    detail: str = ""  # e.g. "making a copy that fits 1 MB" while copying, "at 240p" once sent
-
-
 ITEM_WORDS = {
     "waiting": "waiting",
     "sending": "sending…",
@@ -159,9 +149,39 @@ ITEM_WORDS = {
 }
 
 
-def playlist_text(view: JobView, items: list[Item], *, finished: bool = False, cancelling: int = 0) -> str:
+def item_state(item: Item) -> tuple[str, str]:
+    """An item's state as the playlist message counts it (waiting | copying | sending | sent | link | failed |
+    cancelled), and the words after it ("making a copy that fits 1 MB" while copying, "at 240p" once sent)."""
+    if item.outcome in ("file", "copy"):
+        if item.outcome == "file":
+            return "sent", ""
+        # A copy sent before a restart: which copy is no longer known.
+        return "sent", fitted_detail(item.sent) if item.sent is not None else "as a smaller copy"
+    if item.outcome is not None:
+        return item.outcome, ""
+    if item.sending:
+        return "sending", ""
+    if item.copy is not None:
+        return "copying", copying_word(item.copy)
+    return "waiting", ""
+
+
+def playlist_screen(playlist: Playlist) -> tuple[str, bool]:
+    """The playlist message, and whether the Cancel button is under it (while items wait to be sent)."""
+    states = [item_state(item) for item in playlist.items.values()]
+    button = not playlist.finished and not playlist.cancelling and any(s == "waiting" for s, _ in states)
+    titles = [item.title for item in playlist.items.values()]
+    return playlist_text(
+        playlist.view, titles, states, finished=playlist.finished, cancelling=playlist.cancelling
+    ), button
+
+
+def playlist_text(
+    view: JobView, titles: list[str], states: list[tuple[str, str]], *, finished: bool = False,
+    cancelling: int = 0,
+) -> str:  # fmt: skip
     """The playlist message: its title, "Playlist: 10 of 143 items · 4 sent", and one line per item."""
-    counts = {state: sum(1 for item in items if item.state == state) for state in ITEM_WORDS}
+    counts = {state: sum(1 for s, _ in states if s == state) for state in ITEM_WORDS}
     head = [playlist_line(view)]
     if counts["sent"] or finished:
         head.append(f"{counts['sent']} sent")
@@ -175,14 +195,14 @@ def playlist_text(view: JobView, items: list[Item], *, finished: bool = False, c
         head.append(f"cancelling {cancelling}")
     lines = [title_of(view), " · ".join(head)]
     used = sum(len(line) + 1 for line in lines)
-    for n, item in enumerate(items, 1):
-        title = item.title if len(item.title) <= MAX_ITEM_TITLE else item.title[: MAX_ITEM_TITLE - 1] + "…"
-        word = item.detail if item.state == "copying" else ITEM_WORDS.get(item.state, item.state)
-        if item.state == "sent" and item.detail:
-            word = f"sent {item.detail}"
+    for n, (title, (state, detail)) in enumerate(zip(titles, states, strict=True), 1):
+        title = title if len(title) <= MAX_ITEM_TITLE else title[: MAX_ITEM_TITLE - 1] + "…"
+        word = detail if state == "copying" else ITEM_WORDS.get(state, state)
+        if state == "sent" and detail:
+            word = f"sent {detail}"
         line = f"{n}. {title} · {word}"
         if used + len(line) + 1 > MAX_PLAYLIST_TEXT:
-            lines.append(f"… and {len(items) - n + 1} more")
+            lines.append(f"… and {len(states) - n + 1} more")
             break
         lines.append(line)
         used += len(line) + 1
@@ -201,10 +221,8 @@ def copying_word(copy: JobView) -> str:
     return f"{word} · {percent:.0f}%" if copy.status == "running" and percent is not None else word
 
 
-def fitted_detail(copy: JobView | None) -> str:
+def fitted_detail(copy: JobView) -> str:
     """How a playlist item that needed a copy was sent: "at 240p", "in 3 parts"."""
-    if copy is None:
-        return ""
     if copy.parts:
         return f"in {len(copy.parts)} parts"
     if copy.height:

@@ -175,6 +175,22 @@ async def test_too_large_for_discord_gets_a_link(
         assert upload.status == 413
 
 
+async def test_an_upload_refused_for_another_reason_is_tried_again(
+    fake_discord: FakeDiscord, tmp_path: Path, media_site: Any
+) -> None:
+    """Discord answers the upload with a 400 that is not about its size: the delivery is tried again a few
+    seconds later, and the file arrives."""
+    async with discord_bot(fake_discord, tmp_path) as env:
+        fake_discord.reject_uploads(times=1, status=400, code=50035)
+        it = await fake_discord.slash("download", {"url": clip(media_site)})
+        final = await env.final(it)
+        assert {s["codec_type"] for s in ffprobe(attachment(final))["streams"]} == {"video", "audio"}
+        [refused] = [c for c in fake_discord.edits(it.token, ok=False) if c.files and c.status == 400]
+        assert final.at - refused.at >= 4.5, "tried again after a pause"
+        [(request, _)] = await env.requests(it.user)
+        await env.delivered(request.id)
+
+
 async def test_message_context_menu_downloads_the_first_link(
     fake_discord: FakeDiscord, tmp_path: Path, media_site: Any
 ) -> None:

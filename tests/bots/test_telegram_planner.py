@@ -432,3 +432,41 @@ async def test_a_restart_mid_playlist_sends_only_what_was_not_sent(
         "2. Clip 2 · sent",
         "3. Clip 3 · sent",
     ]
+
+
+async def test_after_a_restart_an_item_sent_as_a_link_is_still_listed_as_a_link(
+    tmp_path: Path, telegram_server: FakeTelegram, media_site: MediaSite
+) -> None:
+    """How each item went out is stored with it: the first item's upload fails, so it goes out as a link;
+    the bot restarts, and its playlist message still lists that item as a link (not as "sent")."""
+    tg = telegram_server
+    tg.fail("sendVideo", 500, "Internal Server Error")  # the first upload only
+    feed = media_site.url(f"/feed.xml?n=3&item=slow&rate=5000000&t={uuid.uuid4().hex[:8]}")  # ~6 s each
+    settings = make_settings(
+        tmp_path, telegram_token=tg.token, telegram_api_url=tg.api_url, worker_concurrency=1,
+        shutdown_grace_s=0,
+    )  # fmt: skip
+    async with running_services(settings) as services:
+        async with bot_process(services):
+            asked = tg.send(feed)
+            await progress_message(tg, asked)
+            assert "Clip 1" in await text_reply(tg, asked, "The upload to Telegram failed")
+            request, _ = await request_of(services, asked)
+
+            async def first_delivered() -> bool:
+                return (await services.jobs.children(request.id))[0][0].delivered_at is not None
+
+            await wait_until(first_delivered, timeout=10)
+        async with bot_process(services):
+            await wait_until(lambda: delivered(services), timeout=40)
+        items = await services.jobs.children(request.id)
+    listing = playlist_message(tg, asked)
+    assert listing is not None
+    assert final_text(tg, listing).splitlines()[1:] == [
+        "Playlist: 3 items · 2 sent · 1 as link",
+        "1. Clip 1 · sent as a link",
+        "2. Clip 2 · sent",
+        "3. Clip 3 · sent",
+    ]
+    assert [r.target.get("delivered_as") for r, _ in items] == ["link", "file", "file"]
+    assert len(uploads_for(tg, asked)) == 2
