@@ -311,7 +311,7 @@ async def test_counters(media_site: MediaSite, http: aiohttp.ClientSession) -> N
     assert media_site.hits("/clip/7.mp4") == 0 and media_site.downloads("/big.mp4") == 0
 
 
-# Asserts a duration: in the serial group with the drills (tests/conftest.py).
+# Asserts a duration: in the serial group with the drills (tests/support/groups.py).
 @pytest.mark.xdist_group("serial")
 async def test_slow_streams_at_rate(media_site: MediaSite, http: aiohttp.ClientSession) -> None:
     before = media_site.downloads("/slow.mp4")  # the site is the session's: other tests download it too
@@ -342,7 +342,7 @@ async def test_slow_streams_at_rate(media_site: MediaSite, http: aiohttp.ClientS
     assert media_site.downloads("/slow.mp4") == before
 
 
-# Asserts a duration: in the serial group with the drills (tests/conftest.py).
+# Asserts a duration: in the serial group with the drills (tests/support/groups.py).
 @pytest.mark.xdist_group("serial")
 async def test_slow_small_range_completes(
     media_site: MediaSite, media_files: MediaFiles, http: aiohttp.ClientSession
@@ -380,7 +380,7 @@ async def test_a_gated_download_is_held_until_its_gate_opens(
         assert r.status == 400 and "gate" in await r.text()
 
 
-# Asserts a duration: in the serial group with the drills (tests/conftest.py).
+# Asserts a duration: in the serial group with the drills (tests/support/groups.py).
 @pytest.mark.xdist_group("serial")
 async def test_stop_cuts_streams_fast(media_files: MediaFiles, http: aiohttp.ClientSession) -> None:
     site = await MediaSite(media_files).start()

@@ -111,7 +111,7 @@ async def test_fifty_identical_requests_make_one_download(embedded: Services, me
         assert request.status == "done"
 
 
-# Asserts a duration: in the serial group with the drills (tests/conftest.py).
+# Asserts a duration: in the serial group with the drills (tests/support/groups.py).
 @pytest.mark.xdist_group("serial")
 async def test_cancel_stops_the_download_quickly_and_cleans_up(embedded: Services, media_site) -> None:
     url = media_site.url(f"/slow.mp4?rate=300000&n={uuid.uuid4().hex}")
@@ -273,7 +273,7 @@ async def test_embedded_restart_hands_running_jobs_back_and_resumes_them(tmp_pat
         assert request.status == "done"
 
 
-# Asserts a duration: in the serial group with the drills (tests/conftest.py).
+# Asserts a duration: in the serial group with the drills (tests/support/groups.py).
 @pytest.mark.xdist_group("serial")
 async def test_cancel_reaches_a_stalled_download_at_once(tmp_path: Path, media_site) -> None:
     # The site sends 256 KB and then nothing: no progress hook runs, yet the cancel must not wait for

@@ -80,7 +80,7 @@ async def test_identical_requests_across_processes_make_one_download(
         assert media_site.downloads(clip) == 1
 
 
-# Kills a worker on a short lease: in the serial group with the drills (tests/conftest.py).
+# Kills a worker on a short lease: in the serial group with the drills (tests/support/groups.py).
 @pytest.mark.xdist_group("serial")
 async def test_sigkilled_worker_job_is_taken_over(
     tmp_path: Path, pg_url, redis_url, media_site, worker_processes
@@ -118,7 +118,7 @@ def media_site_size(media_site) -> int:  # type: ignore[no-untyped-def]
     return media_site.files.big_mp4.stat().st_size
 
 
-# Kills a worker on a short lease: in the serial group with the drills (tests/conftest.py).
+# Kills a worker on a short lease: in the serial group with the drills (tests/support/groups.py).
 @pytest.mark.xdist_group("serial")
 async def test_job_fails_with_worker_lost_after_the_attempt_limit(
     tmp_path: Path, pg_url, redis_url, media_site, worker_processes
