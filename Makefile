@@ -25,11 +25,15 @@ $(TESTKIT): $(RUNTIME)
 run: $(RUNTIME)
 	$(BIN)/mediabot run
 
+# The suite on TEST_WORKERS pytest-xdist processes; the tests of the "serial" group (drills, browser, timed
+# tests: see tests/support/groups.py) share one of them. `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 3
+
 test: $(TESTKIT)
 	./scripts/system-deps
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(TESTKIT)
 	$(BIN)/ruff check .

@@ -1,4 +1,5 @@
 pytest_plugins = [
+    "tests.support.groups",
     "tests.support.s3",
     "tests.support.media_fixtures",
     "tests.support.services",

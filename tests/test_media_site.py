@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -311,7 +312,11 @@ async def test_counters(media_site: MediaSite, http: aiohttp.ClientSession) -> N
     assert media_site.hits("/clip/7.mp4") == 0 and media_site.downloads("/big.mp4") == 0
 
 
+# Asserts a duration: in the serial group with the drills (tests/support/groups.py).
+@pytest.mark.xdist_group("serial")
 async def test_slow_streams_at_rate(media_site: MediaSite, http: aiohttp.ClientSession) -> None:
+    before = media_site.downloads("/slow.mp4")  # the site is the session's: other tests download it too
+
     async def measure(path: str, seconds: float) -> float:
         received = 0
         async with http.get(media_site.url(path)) as r:
@@ -335,9 +340,11 @@ async def test_slow_streams_at_rate(media_site: MediaSite, http: aiohttp.ClientS
             break
         await asyncio.sleep(0.02)
     assert media_site.in_flight() == 0
-    assert media_site.downloads("/slow.mp4") == 0
+    assert media_site.downloads("/slow.mp4") == before
 
 
+# Asserts a duration: in the serial group with the drills (tests/support/groups.py).
+@pytest.mark.xdist_group("serial")
 async def test_slow_small_range_completes(
     media_site: MediaSite, media_files: MediaFiles, http: aiohttp.ClientSession
 ) -> None:
@@ -348,6 +355,35 @@ async def test_slow_small_range_completes(
     assert 0.12 < time.monotonic() - t0 < 1.0  # 100 kB at 500 kB/s ~ 0.2 s
 
 
+async def test_a_gated_download_is_held_until_its_gate_opens(
+    media_site: MediaSite, media_files: MediaFiles, http: aiohttp.ClientSession
+) -> None:
+    data = media_files.big_mp4.read_bytes()
+    url = media_site.gated_url(head=100_000)
+    before = media_site.downloads("/slow.mp4")
+    async with http.get(url) as r:
+        assert r.status == 200 and r.content_length == len(data)
+        body = b""
+        # Shut, the gate lets a trickle through: half a second of reading comes nowhere near the end.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):
+                while chunk := await r.content.read(1 << 16):
+                    body += chunk
+        assert 100_000 <= len(body) < len(data) // 4 and not r.content.at_eof()
+        assert media_site.in_flight() >= 1
+        media_site.open_gate(url)
+        body += await r.read()
+    assert body == data
+    assert media_site.downloads("/slow.mp4") == before + 1
+    # An open gate stays open: the same URL comes at once, whole, with Range too.
+    async with http.get(url, headers={"Range": "bytes=5000-"}) as r:
+        assert r.status == 206 and await r.read() == data[5000:]
+    async with http.get(media_site.url("/slow.mp4?gate=")) as r:
+        assert r.status == 400 and "gate" in await r.text()
+
+
+# Asserts a duration: in the serial group with the drills (tests/support/groups.py).
+@pytest.mark.xdist_group("serial")
 async def test_stop_cuts_streams_fast(media_files: MediaFiles, http: aiohttp.ClientSession) -> None:
     site = await MediaSite(media_files).start()
     async with http.get(site.url("/slow.mp4?rate=100000")) as r:

@@ -348,13 +348,15 @@ async def test_restart_resumes_delivery_and_the_cancel_button_survives(
         async with running(services, guild_ready_timeout=0, edit_interval_s=0.2):
             await fake_discord.wait_for(lambda: fake_discord.identifies)
             env = Bot(fake_discord, services)
+            finishing_url = media_site.gated_url()  # held until the first bot has stopped
             finishing = await fake_discord.slash(
-                "download", {"url": slow(media_site, 12_000_000)}, attachment_size_limit=big
+                "download", {"url": finishing_url}, attachment_size_limit=big
             )
             waiting = await fake_discord.slash("download", {"url": slow(media_site, 1_000_000)})
             await env.progress_edits(finishing)
             button = fake_discord.buttons((await env.progress_edits(waiting))[-1].json)[0]
         assert not [c for c in fake_discord.edits(finishing.token) if c.files], "stopped before the end"
+        media_site.open_gate(finishing_url)
 
         async with running(services, guild_ready_timeout=0, edit_interval_s=0.2):
             await fake_discord.wait_for(lambda: len(fake_discord.identifies) == 2)

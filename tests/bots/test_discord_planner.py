@@ -252,11 +252,27 @@ async def test_a_playlist_lists_its_items_as_they_finish(
     fake_discord: FakeDiscord, tmp_path: Path, media_site: Any
 ) -> None:
     async with discord_bot(fake_discord, tmp_path) as env:
-        # Three 30 MB items at 15 MB/s, two at a time: the third is still on its way when the first two
-        # are posted. Over the 10 MiB limit with no smaller format, each item goes out as a link.
+        # Three 30 MB items, two at a time: the third is held on its way until the reply has listed some
+        # sent. Over the 10 MiB limit with no smaller format, each item goes out as a link.
+        gate = uuid.uuid4().hex[:8]
+        media_site.open_gate(f"{gate}-1")
+        media_site.open_gate(f"{gate}-2")
         it = await fake_discord.slash(
-            "download", {"url": media_site.url("/feed.xml?n=3&item=slow&rate=15000000")}
+            "download", {"url": media_site.url(f"/feed.xml?n=3&item=gated&gate={gate}")}
         )
+
+        def states(call: Call) -> list[str]:
+            return [line.rsplit(" · ", 1)[1] for line in call.json["content"].splitlines()[2:5]]
+
+        def listed() -> list[list[str]]:
+            return [
+                states(c)
+                for c in fake_discord.edits(it.token)
+                if c.json.get("components") and "Playlist" in c.json["content"]
+            ]
+
+        await fake_discord.wait_for(lambda: any("sent as a link" in s for s in listed()), 30)
+        media_site.open_gate(f"{gate}-3")
         final = await ended(fake_discord, it)
         lines = final.json["content"].splitlines()
         assert lines[1:] == ["Playlist: 3 items"] + [f"{i}. Clip {i} · sent as a link" for i in (1, 2, 3)] + [
@@ -268,17 +284,8 @@ async def test_a_playlist_lists_its_items_as_they_finish(
             "Download it: " in c.json["content"] and "no smaller copy fits" in c.json["content"]
             for c in posted
         )
-
-        def states(call: Call) -> list[str]:
-            return [line.rsplit(" · ", 1)[1] for line in call.json["content"].splitlines()[2:5]]
-
-        listed = [
-            states(c)
-            for c in fake_discord.edits(it.token)
-            if c.json.get("components") and "Playlist" in c.json["content"]
-        ]
-        assert listed, "the reply listed the items while they were on their way"
-        assert any("sent as a link" in s and s[2] != "sent as a link" for s in listed), listed
+        assert listed(), "the reply listed the items while they were on their way"
+        assert any("sent as a link" in s and s[2] != "sent as a link" for s in listed()), listed()
         request, _ = await root(env, it.user)
         await env.delivered(request.id)
     assert_nothing_leaked(fake_discord, tmp_path, it)

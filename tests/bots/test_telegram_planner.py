@@ -368,7 +368,9 @@ async def test_cancel_stops_the_rest_of_a_playlist(
 ) -> None:
     """Three slow items, one download at a time: after the first is sent, Cancel stops the other two."""
     tg = telegram_server
-    feed = media_site.url(f"/feed.xml?n=3&item=slow&rate=5000000&t={uuid.uuid4().hex[:8]}")  # ~6 s each
+    gate = uuid.uuid4().hex[:8]
+    feed = media_site.url(f"/feed.xml?n=3&item=gated&gate={gate}")  # items held until their gate opens
+    media_site.open_gate(f"{gate}-1")
     async with telegram_bot(tmp_path, tg, worker_concurrency=1) as bot:
         asked = tg.send(feed)
         progress = await progress_message(tg, asked)
@@ -399,7 +401,9 @@ async def test_a_restart_mid_playlist_sends_only_what_was_not_sent(
     tmp_path: Path, telegram_server: FakeTelegram, media_site: MediaSite
 ) -> None:
     tg = telegram_server
-    feed = media_site.url(f"/feed.xml?n=3&item=slow&rate=5000000&t={uuid.uuid4().hex[:8]}")  # ~6 s each
+    gate = uuid.uuid4().hex[:8]
+    feed = media_site.url(f"/feed.xml?n=3&item=gated&gate={gate}")  # items held until their gate opens
+    media_site.open_gate(f"{gate}-1")
     settings = make_settings(
         tmp_path, telegram_token=tg.token, telegram_api_url=tg.api_url, worker_concurrency=1,
         shutdown_grace_s=0,
@@ -421,6 +425,8 @@ async def test_a_restart_mid_playlist_sends_only_what_was_not_sent(
         assert [r.id for r, _ in await services.jobs.undelivered("telegram")] == [request.id]
         async with bot_process(services):
             listing = await tg.wait_for(lambda: playlist_message(tg, asked), timeout=5)
+            media_site.open_gate(f"{gate}-2")
+            media_site.open_gate(f"{gate}-3")
             await tg.wait_for(lambda: "· 3 sent" in final_text(tg, listing), timeout=40)
             await wait_until(lambda: delivered(services))
     uploads = uploads_for(tg, asked)

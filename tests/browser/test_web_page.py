@@ -621,7 +621,8 @@ async def test_a_restarted_server_mid_download_the_page_recovers_without_a_reloa
         key = app.api.key
         tab = await open_tab(browser, app, key)
         page = tab.page
-        await page.fill("#url-input", media_site.url(f"/slow.mp4?rate=2500000&n={unique('r')}"))
+        slow = media_site.gated_url()  # held until the app is back
+        await page.fill("#url-input", slow)
         job_id = await submit(page)
         row = row_of(tab, job_id)
         await page.wait_for_function(
@@ -655,6 +656,7 @@ async def test_a_restarted_server_mid_download_the_page_recovers_without_a_reloa
         assert after == read["seq"], (after, read["seq"])
         assert "stale" not in (await row.get_attribute("class") or "")
         # The card shows the job's real state as it moves on, to the end, without a reload.
+        media_site.open_gate(slow)
         await expect(row).to_have_attribute("data-status", "done", timeout=60_000)
         assert (await again.api.job(job_id))["status"] == "done"
         await expect(page.locator("#connection")).to_be_hidden()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.core.test_extraction import fake_runtime
 from tests.fakes.pot_provider import FakePotProvider
 from tests.support.servers import free_port
@@ -35,6 +37,7 @@ def lines(out: str) -> dict[str, str]:
     return found
 
 
+@pytest.mark.both_databases
 async def test_doctor_checks_every_part(
     tmp_path: Path, database_url: str, pot_provider: FakePotProvider
 ) -> None:

@@ -172,6 +172,8 @@ async def test_split_into_parts_that_each_fit(tmp_path: Path, database_url: str,
         assert fit_note(copy, Destination("Telegram", limit)).startswith(f"Sent in {len(copy.parts)} parts")
 
 
+# Asserts a duration: in the serial group with the drills (tests/support/groups.py).
+@pytest.mark.xdist_group("serial")
 async def test_cancel_stops_a_reencode_at_once(tmp_path: Path, media_site) -> None:
     settings = make_settings(tmp_path, reencode_to_fit=True, fit_smaller_format=False)
     async with running_services(settings) as services:

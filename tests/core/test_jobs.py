@@ -74,6 +74,7 @@ async def test_pages_and_playlists(tmp_path: Path, media_site, page: str) -> Non
         assert any(s["codec_type"] == "video" for s in probe["streams"])
 
 
+@pytest.mark.both_databases
 async def test_cache_hit_makes_no_new_download(embedded: Services, media_site) -> None:
     clip = unique_clip()
     first = await embedded.jobs.submit(ask(media_site.url(clip)))
@@ -94,6 +95,7 @@ async def test_cache_hit_makes_no_new_download(embedded: Services, media_site) -
     await embedded.jobs.wait(other_variant.job.id, timeout=60)
 
 
+@pytest.mark.both_databases
 async def test_fifty_identical_requests_make_one_download(embedded: Services, media_site) -> None:
     clip = unique_clip()
     url = media_site.url(clip)
@@ -109,6 +111,8 @@ async def test_fifty_identical_requests_make_one_download(embedded: Services, me
         assert request.status == "done"
 
 
+# Asserts a duration: in the serial group with the drills (tests/support/groups.py).
+@pytest.mark.xdist_group("serial")
 async def test_cancel_stops_the_download_quickly_and_cleans_up(embedded: Services, media_site) -> None:
     url = media_site.url(f"/slow.mp4?rate=300000&n={uuid.uuid4().hex}")
     submission = await embedded.jobs.submit(ask(url))
@@ -126,6 +130,7 @@ async def test_cancel_stops_the_download_quickly_and_cleans_up(embedded: Service
     assert not any(p.is_file() for p in embedded.settings.files_dir.rglob("*") if "_probe" not in str(p))
 
 
+@pytest.mark.both_databases
 async def test_cancel_by_one_requester_keeps_the_shared_download(embedded: Services, media_site) -> None:
     url = media_site.url(f"/slow.mp4?rate=2000000&n={uuid.uuid4().hex}")
     first = await embedded.jobs.submit(ask(url, user="a"))
@@ -252,13 +257,14 @@ async def test_s3_storage_and_presigned_link(tmp_path: Path, media_site, media_f
 async def test_embedded_restart_hands_running_jobs_back_and_resumes_them(tmp_path: Path, media_site) -> None:
     # The stale-queue sweep waits an hour here: only the start-up itself can resume the job.
     settings = make_settings(tmp_path, shutdown_grace_s=0, stale_queued_s=3600)
-    url = media_site.url(f"/slow.mp4?rate=8000000&n={uuid.uuid4().hex}")
+    url = media_site.gated_url()  # held until the first run has stopped
     async with running_services(settings) as services:
         submission = await services.jobs.submit(ask(url))
         async for view in services.jobs.watch(submission.job.id):
             if view.status == "running" and (view.progress.downloaded_bytes or 0) > 100_000:
                 break
     # Stopped mid-download: the job went back to the queue, its attempt not counted.
+    media_site.open_gate(url)
     async with running_services(settings) as services:
         final = await services.jobs.wait(submission.job.id, timeout=60)
         assert final.status == "done", final.error
@@ -267,6 +273,8 @@ async def test_embedded_restart_hands_running_jobs_back_and_resumes_them(tmp_pat
         assert request.status == "done"
 
 
+# Asserts a duration: in the serial group with the drills (tests/support/groups.py).
+@pytest.mark.xdist_group("serial")
 async def test_cancel_reaches_a_stalled_download_at_once(tmp_path: Path, media_site) -> None:
     # The site sends 256 KB and then nothing: no progress hook runs, yet the cancel must not wait for
     # yt-dlp's 20 s socket timeout.

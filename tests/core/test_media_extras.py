@@ -290,6 +290,7 @@ async def test_subtitles_are_embedded_and_kept_as_srt(embedded: Services, media_
     assert plain.job.id != final.id, "a download with subtitles is not the same variant as one without"
 
 
+@pytest.mark.both_databases
 async def test_removing_a_download_deletes_its_files_unless_someone_else_uses_them(
     embedded: Services, media_site
 ) -> None:
@@ -314,6 +315,7 @@ async def test_removing_a_download_deletes_its_files_unless_someone_else_uses_th
     assert again.outcome == "queued", "a removed file is no cache hit"
 
 
+@pytest.mark.both_databases
 async def test_history_search_kind_filter_and_retry(embedded: Services, media_site) -> None:
     user = f"u-{uuid.uuid4().hex[:6]}"
     video = await done(embedded, ask(media_site.url("/formats.html"), user=user, format_id="240p"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from core.planner import finished_items, playlist_line
 from core.schemas import SubmitRequest
 from core.services import Services
@@ -15,6 +17,7 @@ def ask(url: str, user: str = "lister", kind: str = "video") -> SubmitRequest:
     return SubmitRequest(text=url, source="cli", user_id=user, kind=kind)  # type: ignore[arg-type]
 
 
+@pytest.mark.both_databases
 async def test_a_channel_is_cut_at_the_limit_and_each_item_is_its_own_job(
     tmp_path: Path, database_url: str, media_site
 ) -> None:

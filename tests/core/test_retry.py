@@ -21,6 +21,7 @@ async def listed(services: Services, user: str) -> list[str]:
     return [request.id for request, _ in rows]
 
 
+@pytest.mark.both_databases
 async def test_a_retried_failure_leaves_one_entry_the_new_one(embedded: Services, media_site) -> None:
     user = f"u-{uuid.uuid4().hex[:6]}"
     failed = await embedded.jobs.submit(ask(media_site.url(f"/missing.mp4?{uuid.uuid4().hex}"), user))
@@ -39,6 +40,7 @@ async def test_a_retried_failure_leaves_one_entry_the_new_one(embedded: Services
     assert old.hidden
 
 
+@pytest.mark.both_databases
 async def test_a_retry_answered_from_the_stored_file_keeps_that_file(embedded: Services, media_site) -> None:
     user = f"u-{uuid.uuid4().hex[:6]}"
     first = await embedded.jobs.submit(ask(media_site.url(f"/clip/retry-{uuid.uuid4().hex[:8]}.mp4"), user))

@@ -35,6 +35,7 @@ async def found_titles(services: Services, user: str, query: str) -> list[str | 
     return [job.title for _, job in items]
 
 
+@pytest.mark.both_databases
 async def test_history_search_folds_case_in_every_script(embedded: Services, media_site) -> None:
     user = f"u-{uuid.uuid4().hex[:6]}"
     for title in TITLES:
@@ -49,6 +50,7 @@ async def test_history_search_folds_case_in_every_script(embedded: Services, med
     assert len(await found_titles(embedded, user, "TITLED.HTML")) == 3
 
 
+@pytest.mark.both_databases
 async def test_rows_made_before_the_search_columns_are_found_after_migrating(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -111,6 +113,7 @@ async def test_rows_made_before_the_search_columns_are_found_after_migrating(
         await engine.dispose()
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("query", ["100%", "a_b", "back\\slash"])
 async def test_search_wildcards_are_literal(embedded: Services, query: str) -> None:
     assert await found_titles(embedded, "nobody", query) == []

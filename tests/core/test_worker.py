@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from redis.asyncio import Redis
 from sqlalchemy import inspect, select, text
 
@@ -79,6 +80,8 @@ async def test_identical_requests_across_processes_make_one_download(
         assert media_site.downloads(clip) == 1
 
 
+# Kills a worker on a short lease: in the serial group with the drills (tests/support/groups.py).
+@pytest.mark.xdist_group("serial")
 async def test_sigkilled_worker_job_is_taken_over(
     tmp_path: Path, pg_url, redis_url, media_site, worker_processes
 ) -> None:
@@ -88,7 +91,7 @@ async def test_sigkilled_worker_job_is_taken_over(
     async with running_services(settings, worker=False) as services:
         first = worker_processes(settings)
         await wait_until(lambda: workers(services), timeout=30)
-        url = media_site.url(f"/slow.mp4?rate=3000000&n={uuid.uuid4().hex}")
+        url = media_site.gated_url()  # held until the first worker is dead
         submission = await services.jobs.submit(ask(url))
         async for view in services.jobs.watch(submission.job.id):
             if view.status == "running" and (view.progress.downloaded_bytes or 0) > 500_000:
@@ -99,6 +102,7 @@ async def test_sigkilled_worker_job_is_taken_over(
         assert any(worker_tmp.rglob("*")), "the partial download is in the worker's temp dir"
         first.kill(9)
         killed_at = time.monotonic()
+        media_site.open_gate(url)
         worker_processes(settings)
         final = await services.jobs.wait(submission.job.id, timeout=90)
         assert final.status == "done", final.error
@@ -114,6 +118,8 @@ def media_site_size(media_site) -> int:  # type: ignore[no-untyped-def]
     return media_site.files.big_mp4.stat().st_size
 
 
+# Kills a worker on a short lease: in the serial group with the drills (tests/support/groups.py).
+@pytest.mark.xdist_group("serial")
 async def test_job_fails_with_worker_lost_after_the_attempt_limit(
     tmp_path: Path, pg_url, redis_url, media_site, worker_processes
 ) -> None:
@@ -162,6 +168,7 @@ async def test_jobs_survive_a_queue_that_lost_its_messages(
         assert {f.status for f in finals} == {"done"}
 
 
+@pytest.mark.both_databases
 async def test_migrations_go_up_and_down(database_url: str) -> None:
     engine = db.create_engine(database_url)
 
@@ -179,6 +186,7 @@ async def test_migrations_go_up_and_down(database_url: str) -> None:
         await engine.dispose()
 
 
+@pytest.mark.both_databases
 async def test_every_migration_keeps_the_rows_it_finds(database_url: str) -> None:
     """Upgrading from the first schema keeps jobs and their requests. On SQLite, Alembic rebuilds a table by
     dropping it: with foreign keys on, dropping `jobs` cascaded into every request."""

@@ -23,6 +23,10 @@ Routes (all GET also answer HEAD; every response has a Content-Type):
 ``/nomedia.html``           plain HTML without media
 ``/missing.mp4``            404
 ``/slow.mp4``               big.mp4 throttled (default 500 000 B/s, ``?rate=B_PER_S``), 16 KiB chunks, Range
+``/slow.mp4?gate=NAME``     big.mp4 held by a gate instead: 64 KiB every 0.1 s (the job runs, with progress, for
+                            ~50 s at most) until ``open_gate(NAME)``, then the rest at full speed; ``&head=N``
+                            sends the first N bytes at once. A test that only needs a job to keep running while
+                            it acts uses a gate (``gated_url()``), not a rate it then waits out
 ``/redirect?to=URL``        302 to URL
 ``/chunked/{n}.mp4``        the small video streamed without Content-Length (its size unknown until the end)
 ``/filler.mp4?bytes=N``     N bytes (not playable media) as ``video/mp4`` with a Content-Length; with
@@ -81,6 +85,7 @@ import socket
 import struct
 import termios
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -105,6 +110,11 @@ log = logging.getLogger(__name__)
 CHUNK = 256 * 1024  # unthrottled write size
 SLOW_CHUNK = 16 * 1024
 SLOW_DEFAULT_RATE = 500_000  # bytes per second
+# While a gate is shut: GATE_CHUNK every GATE_TRICKLE_S. A steady trickle from the first byte, so that yt-dlp
+# sizes its reads to it (it grows them to what arrived in the last second, up to 4 MB: after a fast burst
+# one read would wait out seconds of trickle) and its progress hook, where a stop is noticed, keeps running.
+GATE_CHUNK = 64 * 1024
+GATE_TRICKLE_S = 0.1
 DOWNLOAD_MIN_PARTIAL = 64 * 1024
 PENDING_TIMEOUT = 60.0  # give up deciding about a delivery after this long
 
@@ -243,6 +253,7 @@ class MediaSite:
         self._blobs: dict[str, Blob] = {}
         self._codec_media: CodecMedia | None = None
         self._codec_lock = asyncio.Lock()
+        self._gates: dict[str, asyncio.Event] = {}
         self._runner: web.AppRunner | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._stopping = False
@@ -277,6 +288,8 @@ class MediaSite:
 
     async def stop(self) -> None:
         self._stopping = True
+        for gate in self._gates.values():
+            gate.set()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -307,6 +320,23 @@ class MediaSite:
         if not self.base_url:
             raise RuntimeError("MediaSite is not started")
         return self.base_url + (path if path.startswith("/") else "/" + path)
+
+    def gated_url(self, name: str | None = None, *, head: int | None = None) -> str:
+        """The URL of big.mp4 behind a shut gate (a new name when none is given; see ``/slow.mp4?gate``)."""
+        name = name or uuid.uuid4().hex[:12]
+        self._gate(name)
+        query = f"gate={name}" + (f"&head={head}" if head is not None else "")
+        return self.url(f"/slow.mp4?{query}")
+
+    def open_gate(self, name_or_url: str) -> None:
+        """Let a gated download (and every later request through that gate) finish at full speed."""
+        name = name_or_url
+        if "gate=" in name_or_url:
+            name = name_or_url.split("gate=", 1)[1].split("&", 1)[0]
+        self._gate(name).set()
+
+    def _gate(self, name: str) -> asyncio.Event:
+        return self._gates.setdefault(name, asyncio.Event())
 
     def hits(self, path: str) -> int:
         return self._hits[_norm_path(path)]
@@ -456,6 +486,7 @@ class MediaSite:
         content_type: str,
         *,
         rate: float | None = None,
+        gate: tuple[asyncio.Event, int] | None = None,
         last_modified: str | None = None,
         status: int = 200,
     ) -> web.StreamResponse:
@@ -492,7 +523,11 @@ class MediaSite:
             self._active.add(transport)
         try:
             await resp.prepare(request)
-            if rate is None:
+            if gate is not None:
+                await self._gated_write(request, resp, view, *gate)
+                if self._stopping:
+                    return self._abort(request, resp)
+            elif rate is None:
                 for off in range(0, length, CHUNK):
                     if self._stopping:
                         return self._abort(request, resp)
@@ -527,6 +562,22 @@ class MediaSite:
             delay = t0 + sent / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+
+    async def _gated_write(
+        self, request: web.Request, resp: web.StreamResponse, view: memoryview, gate: asyncio.Event, head: int
+    ) -> None:
+        sent = 0
+        n = len(view)
+        while sent < n and not self._stopping:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                raise ConnectionResetError("client went away")
+            step = CHUNK if gate.is_set() else max(min(head - sent, CHUNK), GATE_CHUNK)
+            await resp.write(view[sent : sent + step])
+            sent += step
+            if sent >= head and not gate.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(gate.wait(), GATE_TRICKLE_S)
 
     def _abort(self, request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
         # The site is stopping: cut the connection so the client sees an error, not a hang.
@@ -581,6 +632,8 @@ class MediaSite:
         return await self._send(request, b.data, b.content_type, last_modified=b.last_modified)
 
     async def _slow(self, request: web.Request) -> web.StreamResponse:
+        if "gate" in request.query:
+            return await self._gated(request)
         try:
             rate = float(request.query.get("rate", SLOW_DEFAULT_RATE))
         except ValueError:
@@ -591,6 +644,21 @@ class MediaSite:
             )
         b = self._blobs["big"]
         return await self._send(request, b.data, b.content_type, rate=rate, last_modified=b.last_modified)
+
+    async def _gated(self, request: web.Request) -> web.StreamResponse:
+        name = request.query.get("gate", "")
+        try:
+            head = int(request.query.get("head", 0))
+        except ValueError:
+            head = -1
+        if not name or head < 0:
+            return web.Response(
+                status=400, text="gate=NAME is required, head a byte count\n", content_type="text/plain"
+            )
+        b = self._blobs["big"]
+        return await self._send(
+            request, b.data, b.content_type, gate=(self._gate(name), head), last_modified=b.last_modified
+        )
 
     async def _stall(self, request: web.Request) -> web.StreamResponse:
         """The first 256 KB of the big clip, then silence with the connection open (a server that hangs
@@ -709,7 +777,8 @@ class MediaSite:
 
     async def _feed(self, request: web.Request) -> web.StreamResponse:
         """An RSS feed of n clips (a channel, as yt-dlp's generic extractor reads one); `item=slow&rate=R`
-        makes every item a slow download (R bytes/s) of its own, `item=page` a <video> page of its own."""
+        makes every item a slow download (R bytes/s) of its own, `item=gated&gate=NAME` a gated download
+        behind gate `NAME-i` (i = 1..n), `item=page` a <video> page of its own."""
         n = _item_count(request)
         if n is None:
             return web.Response(
@@ -718,6 +787,9 @@ class MediaSite:
         if request.query.get("item") == "slow":
             rate = request.query.get("rate", str(SLOW_DEFAULT_RATE))
             links = [self.url(f"/slow.mp4?rate={rate}&item={i}") for i in range(1, n + 1)]
+        elif request.query.get("item") == "gated":
+            name = request.query.get("gate") or uuid.uuid4().hex[:12]
+            links = [self.url(f"/slow.mp4?gate={name}-{i}") for i in range(1, n + 1)]
         elif request.query.get("item") == "page":
             # Every item a <video> page of its own, all titled alike ("Video Tag Clip").
             links = [self.url(f"/pages/{i}/video-tag.html") for i in range(1, n + 1)]
@@ -914,7 +986,7 @@ class MediaSite:
     async def _index(self, request: web.Request) -> web.StreamResponse:
         items = [
             "/video.mp4", "/audio.m4a", "/big.mp4", "/clip/1.mp4", "/page.html", "/video-tag.html",
-            "/hls/index.m3u8", "/hls-page.html", "/nomedia.html", "/missing.mp4", "/slow.mp4",
+            "/hls/index.m3u8", "/hls-page.html", "/nomedia.html", "/missing.mp4", "/slow.mp4", "/slow.mp4?gate=g",
             "/cookie.mp4", "/stall.mp4", "/playlist.html?n=3", "/feed.xml?n=3", "/qualities.html",
             "/thumb.png", "/subs/en.vtt", "/formats.html", "/song.html", "/tagged.mp3", "/tagged-song.html",
             "/titled.html?title=Gr%C3%B6%C3%9Fe", "/pages/a/video-tag.html", "/codecs.html", "/codecs.mpd",

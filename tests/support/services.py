@@ -2,17 +2,26 @@
 
 A test that needs PostgreSQL or Redis fails when it is absent in CI (CI=true) and is skipped with a reason
 on a laptop.
+
+Several pytest-xdist workers (and other test runs) share one PostgreSQL and one Redis: each process gets a
+template database and a Redis database number of its own. A test that asks for `database_url` runs on
+SQLite only, unless it is marked `both_databases` (where the dialect matters: coalescing, claims and
+leases, cursors, retention, idempotency, migrations, search); `MEDIABOT_TEST_BOTH_DATABASES=1` runs every
+such test on both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,6 +39,10 @@ PG_URL = os.environ.get("MEDIABOT_TEST_DATABASE_URL", "postgresql+asyncpg://post
 REDIS_URL = os.environ.get("MEDIABOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ROOT = Path(__file__).resolve().parents[2]
+# pytest-xdist's name for this worker ("gw0", "gw1"...), "main" without xdist.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+DIALECTS = ("sqlite", "postgres")
+EVERY_TEST_ON_BOTH = os.environ.get("MEDIABOT_TEST_BOTH_DATABASES", "").lower() in ("1", "true", "yes")
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -50,10 +63,46 @@ def require(url: str, default_port: int, what: str) -> None:
     pytest.skip(message)
 
 
+# Database numbers handed to test processes; 0 holds the claims, 14 and 15 are the benchmarks'.
+_REDIS_DBS = range(1, 14)
+_CLAIM_TTL_S = 3 * 3600  # a claim left by a killed run frees itself
+_claimed_redis_db: int | None = None
+
+
+def _claim_redis_db() -> int:
+    """A Redis database number no other live test process uses, claimed in database 0 until this one ends.
+
+    xdist workers and other test runs on the machine run at once; the pid modulo a few numbers collided."""
+    global _claimed_redis_db
+    if _claimed_redis_db is not None:
+        return _claimed_redis_db
+    from redis import Redis
+
+    owner = f"{socket.gethostname()}:{os.getpid()}:{WORKER}"
+    with Redis.from_url(REDIS_URL) as client:
+        for number in _REDIS_DBS:
+            if client.set(f"mediabot-test:redis-db:{number}", owner, nx=True, ex=_CLAIM_TTL_S):
+                _claimed_redis_db = number
+                atexit.register(_release_redis_db, f"mediabot-test:redis-db:{number}", owner)
+                return number
+    raise RuntimeError(
+        f"every test Redis database ({_REDIS_DBS.start}..{_REDIS_DBS.stop - 1}) is claimed by another test "
+        "process; the claims are the mediabot-test:redis-db:* keys in database 0"
+    )
+
+
+def _release_redis_db(key: str, owner: str) -> None:
+    from redis import Redis
+
+    with contextlib.suppress(Exception), Redis.from_url(REDIS_URL) as client:
+        if client.get(key) == owner.encode():
+            client.delete(key)
+
+
 def redis_test_url(db_number: int | None = None) -> str:
-    """A Redis database of this test run's own (by pid), so two runs on one machine don't collide."""
+    """A Redis database of this test process's own, so xdist workers and two runs on one machine don't collide."""
     if db_number is None:
-        db_number = 3 + os.getpid() % 12
+        db_number = _claim_redis_db()
     parts = urlsplit(REDIS_URL)
     return f"{parts.scheme}://{parts.netloc}/{db_number}"
 
@@ -71,7 +120,7 @@ def pg_template(pg_admin_url: str) -> Iterator[str]:
     Synchronous (its own loop in a thread) so that async fixtures can ask for it with getfixturevalue."""
     import asyncpg
 
-    name = f"mb_tmpl_{os.getpid()}"
+    name = f"mb_tmpl_{WORKER}_{os.getpid()}"  # one per xdist worker and per run
     dsn = pg_admin_url.replace("+asyncpg", "")
 
     async def admin(sql: str) -> None:
@@ -118,13 +167,42 @@ async def fresh_pg_database(admin_url: str, template: str) -> AsyncIterator[str]
             await conn.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+_sqlite_template: Path | None = None
+
+
+async def migrated_sqlite(path: Path) -> str:
+    """The URL of a migrated SQLite database at path: a copy of one migrated once per process (a copy takes
+    well under a millisecond, migrating ~0.1-0.3 s)."""
+    global _sqlite_template
+    if _sqlite_template is None:
+        root = Path(tempfile.mkdtemp(prefix="mediabot-sqlite-template-"))
+        atexit.register(shutil.rmtree, root, True)
+        await db.upgrade(f"sqlite+aiosqlite:///{root / 'template.db'}")
+        _sqlite_template = root / "template.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_databases: run on PostgreSQL too, where the SQL dialect matters (see database_url)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`database_url` is SQLite for every test, and PostgreSQL too for those marked `both_databases`."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    both = EVERY_TEST_ON_BOTH or metafunc.definition.get_closest_marker("both_databases") is not None
+    metafunc.parametrize("database_url", DIALECTS if both else DIALECTS[:1], indirect=True)
+
+
+@pytest.fixture
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, migrated database: once on SQLite, once on PostgreSQL."""
+    """A fresh, migrated database: on SQLite, and on PostgreSQL too for tests marked `both_databases`."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'mediabot.db'}"
-        await db.upgrade(url)
-        yield url
+        yield await migrated_sqlite(tmp_path / "data" / "mediabot.db")
     else:
         admin = request.getfixturevalue("pg_admin_url")
         template = request.getfixturevalue("pg_template")
@@ -177,14 +255,24 @@ async def running_services(settings: Settings, *, worker: bool = True) -> AsyncI
     """mediabot's services as `mediabot run` builds them (in-process worker unless `worker=False`)."""
     from mediabot.cli import services_for
 
-    await db.upgrade(settings.database_url)
+    database = _sqlite_file(settings.database_url)
+    if database is not None and not database.exists():
+        await migrated_sqlite(database)
+    else:
+        await db.upgrade(settings.database_url)
     async with services_for(settings, worker=worker) as services:
         yield services
 
 
+def _sqlite_file(url: str) -> Path | None:
+    scheme, sep, path = url.partition(":///")
+    return Path(path) if sep and scheme.startswith("sqlite") and path and path != ":memory:" else None
+
+
 @pytest.fixture
 async def embedded(tmp_path: Path, database_url: str) -> AsyncIterator[Services]:
-    """The embedded default (in-process queue and bus, local storage) on SQLite and on PostgreSQL."""
+    """The embedded default (in-process queue and bus, local storage) on SQLite (and PostgreSQL when the test
+    is marked `both_databases`)."""
     settings = make_settings(tmp_path, database_url=database_url)
     async with running_services(settings) as services:
         yield services

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.services import build_worker
@@ -100,6 +101,8 @@ async def test_detailed_health_names_a_broken_runtime_and_provider(
         assert starts.read_text().split().count("run") == 1
 
 
+# Asserts a duration: in the serial group with the drills (tests/support/groups.py).
+@pytest.mark.xdist_group("serial")
 async def test_detailed_health_follows_a_redis_outage(tmp_path: Path, private_redis: PrivateRedis) -> None:
     # The worker's duties (heartbeat, leases, reconciler) run here, but not Taskiq's receiver: after Redis
     # comes back empty, taskiq's run_receiver_task retries XREADGROUP in a tight loop (NOGROUP) that
@@ -134,6 +137,8 @@ async def _redis_outage(api: Api, private_redis: PrivateRedis) -> None:
     await wait_until(healthy, timeout=20, interval=0.3)
 
 
+# Asserts a duration: in the serial group with the drills (tests/support/groups.py).
+@pytest.mark.xdist_group("serial")
 async def test_detailed_health_follows_a_database_outage(tmp_path: Path, pg_url: str) -> None:
     proxy = TcpProxy(5432)
     await proxy.start()

@@ -86,6 +86,7 @@ async def receiver(fail_first: list[int] | None = None) -> AsyncIterator[Receive
         await runner.cleanup()
 
 
+@pytest.mark.both_databases
 async def test_webhook_signed_retried_recorded_sent_once(
     tmp_path: Path, database_url: str, media_site: Any
 ) -> None:
@@ -187,6 +188,7 @@ async def post_job(
     return status, got, resp.headers
 
 
+@pytest.mark.both_databases
 async def test_idempotency_key(api: Api, media_site: Any) -> None:
     url = media_site.url(f"/clip/{uuid.uuid4().int % 10**8}.mp4")
     path = url.split(str(media_site.port), 1)[1]
@@ -257,7 +259,8 @@ async def messages(api: Api, path: str) -> tuple[list[dict[str, Any]], int | Non
 
 async def test_websocket_resume(start_api: Any, media_site: Any) -> None:
     async with start_api() as api:
-        status, job = await api.submit(media_site.url("/slow.mp4?rate=15000000"))
+        url = media_site.gated_url()  # held until the first connection is dropped
+        status, job = await api.submit(url)
         assert status == 202 and job["seq"] >= 1
         events = f"/api/v1/jobs/{job['id']}/events"
 
@@ -268,6 +271,7 @@ async def test_websocket_resume(start_api: Any, media_site: Any) -> None:
                     seen = json.loads(message.data)["job"]
                     if seen["status"] == "running" and (seen["progress"]["downloaded_bytes"] or 0) > 0:
                         break
+        media_site.open_gate(url)
         resumed, code = await messages(api, f"{events}?after={seen['seq']}")
         seqs = [m["job"]["seq"] for m in resumed]
         assert code == 1000 and seqs and seqs[0] > seen["seq"] and seqs == sorted(set(seqs)), seqs

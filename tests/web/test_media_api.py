@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from PIL import Image
 
 from tests.support.media import ffprobe
@@ -204,6 +205,7 @@ async def test_the_original_unless_a_video_every_phone_plays_is_asked(
     assert status == 400 and "playable" in body["error"]["message"]
 
 
+@pytest.mark.both_databases
 async def test_history_filters_retry_and_remove(api: Api, media_site: Any) -> None:
     video = await finished(api, media_site.url("/video.mp4"))
     audio = await finished(api, media_site.url("/audio.m4a"), kind="audio")

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from core.ytdlp.lease import update_lease
 from core.ytdlp.updates import read_auto_state, rollback
@@ -39,6 +40,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.both_databases
 async def test_the_lease_has_one_holder_and_passes_on_when_it_dies(tmp_path: Path, database_url: str) -> None:
     data = tmp_path / "data"
     one, two = update_lease(database_url, data), update_lease(database_url, data)
@@ -72,6 +74,7 @@ async def test_the_lease_has_one_holder_and_passes_on_when_it_dies(tmp_path: Pat
         await two.release()
 
 
+@pytest.mark.both_databases
 async def test_two_workers_one_daily_check(
     tmp_path: Path, database_url: str, media_site, good_index: LocalIndex
 ) -> None:
