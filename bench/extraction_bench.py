@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import extraction  # noqa: E402
 from core.config import load_settings  # noqa: E402
+from core.media import extraction  # noqa: E402
 
 STACK = {
     "deno": ["deno", "bin/deno"],

@@ -179,7 +179,11 @@ async def main() -> None:
     if args.database_url:
         env = _env(tree, Path(tempfile.gettempdir()), 0, "distributed", args)
         subprocess.run(
-            [sys.executable, "-m", "mediabot", "db", "upgrade"], env=env, cwd=tree, check=True, capture_output=True
+            [sys.executable, "-m", "mediabot", "db", "upgrade"],
+            env=env,
+            cwd=tree,
+            check=True,
+            capture_output=True,
         )
     print(f"tree {tree}, median of {args.runs} starts")
     print(f"{'role':<9} {'mode':<12} {'ready s':>8} {'imports s':>10} {'modules':>8} {'rss MiB':>8}  heavy")

@@ -32,11 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from core.config import Settings
-from core.db import is_unavailable
+from core.db.models import Request, RequestStatus, Webhook, WebhookStatus, utcnow
+from core.db.session import is_unavailable
 from core.errors import InvalidUrl, MediabotError, NotFound, PrivateAddress
 from core.events import EventBus, Message, Subscription
-from core.models import Request, RequestStatus, Webhook, WebhookStatus, utcnow
-from core.urls import AddressPolicy, check_url, ip_forbidden
+from core.net import AddressPolicy, check_url, ip_forbidden
 
 log = logging.getLogger(__name__)
 

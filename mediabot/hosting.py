@@ -9,9 +9,10 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 
-from core import db
+from core.bootstrap import Services, build_services
 from core.config import Settings
-from core.services import Services, build_services
+from core.db import migrate
+from core.db.session import is_unavailable
 from worker.broker import make_broker
 from worker.host import hosted_worker
 from worker.queue import TaskiqQueue
@@ -32,12 +33,12 @@ async def prepare_database(settings: Settings) -> None:
     """Migrate when this is the only process (embedded); otherwise only check that someone did, since
     several processes migrating at once would race: the operator runs `mediabot db upgrade` once."""
     if embedded(settings):
-        await db.upgrade(settings.database_url)
+        await migrate.upgrade(settings.database_url)
         return
     try:
-        problem = await db.schema_problem(settings.database_url)
+        problem = await migrate.schema_problem(settings.database_url)
     except Exception as exc:
-        if not db.is_unavailable(exc):
+        if not is_unavailable(exc):
             raise
         # Down right now: start anyway, as with Redis; health checks say so, and the schema is read later.
         log.warning("could not check the database schema (%s); carrying on", type(exc).__name__)

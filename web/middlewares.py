@@ -15,10 +15,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
-from core.db import is_unavailable
-from core.errors import MediabotError, Unavailable
+from core.db.session import is_unavailable
+from core.errors import MediabotError, RateLimited, Unavailable
 from web.errors import (
-    RateLimited,
     TooManyConnections,
     error_response,
     http_error,

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from taskiq import AsyncBroker, InMemoryBroker, TaskiqEvents, TaskiqState
 from taskiq.api import run_receiver_task
 
-from core.runner import WorkerRuntime
-from core.services import Services, build_worker
+from core.bootstrap import Services
+from worker.build import build_worker
+from worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 

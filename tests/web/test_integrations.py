@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import update
 
-from core.models import Request, utcnow
+from core.db.models import Request, utcnow
 from core.webhooks import get_webhook
 from tests.support.servers import free_port
 from tests.support.services import wait_until
