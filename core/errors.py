@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from typing import Any
 
 from core.words import human_size
 
@@ -25,6 +26,26 @@ class MediabotError(Exception):
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MediabotError:
+        """An error that travelled as `to_dict()` plus its hint (a worker's answer), as the class its code
+        names, so the front end says and maps it as if it had been raised here."""
+        code = str(data.get("code") or cls.code)
+        found: type[MediabotError] = next(
+            (c for c in _family(MediabotError) if c.code == code), MediabotError
+        )
+        error = Exception.__new__(found)
+        MediabotError.__init__(error, data.get("message") or None, hint=data.get("hint"))
+        error.code = code
+        return error
+
+
+def _family(cls: type[MediabotError]) -> list[type[MediabotError]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_family(sub)]
+    return found
 
 
 class InvalidUrl(MediabotError):

@@ -93,7 +93,7 @@ async def _serve(
 
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     shutdown = Shutdown(settings, downloads=True).install()
-    await migrate.upgrade(settings.database_url)
+    await migrate.upgrade_if_needed(settings.database_url)
     log.info(
         "mediabot running: database %s, queue %s, storage %s",
         "SQLite" if settings.is_sqlite else "PostgreSQL",
@@ -146,7 +146,7 @@ async def _first_key(services: Services) -> tuple[str, str] | None:
 
 async def cmd_apikey(settings: Settings, args: argparse.Namespace) -> int:
     """Create, list or revoke API keys. Only a hash is stored: a new key is shown once, as the last line."""
-    await migrate.upgrade(settings.database_url)
+    await migrate.upgrade_if_needed(settings.database_url)
     engine = create_engine(settings.database_url)
     try:
         keys = ApiKeyService(session_factory(engine), settings)
@@ -219,7 +219,7 @@ async def cmd_formats(settings: Settings, args: argparse.Namespace) -> int:
     (or "audio only"), the codecs and the size ("~" when estimated)."""
     from core.words import human_size
 
-    await migrate.upgrade(settings.database_url)
+    await migrate.upgrade_if_needed(settings.database_url)
     async with services_for(settings, worker=False) as services:
         found = await services.jobs.formats(args.url)
     print(found.title or found.url)

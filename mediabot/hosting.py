@@ -13,8 +13,7 @@ from core.bootstrap import Services, build_services
 from core.config import Settings
 from core.db import migrate
 from core.db.session import is_unavailable
-from worker.broker import make_broker
-from worker.host import hosted_worker
+from worker.broker import make_brokers
 from worker.queue import TaskiqQueue
 
 log = logging.getLogger("mediabot")
@@ -33,7 +32,7 @@ async def prepare_database(settings: Settings) -> None:
     """Migrate when this is the only process (embedded); otherwise only check that someone did, since
     several processes migrating at once would race: the operator runs `mediabot db upgrade` once."""
     if embedded(settings):
-        await migrate.upgrade(settings.database_url)
+        await migrate.upgrade_if_needed(settings.database_url)
         return
     try:
         problem = await migrate.schema_problem(settings.database_url)
@@ -53,17 +52,21 @@ async def services_for(
 ) -> AsyncIterator[Services]:
     """Services with a queue; with `worker`, a worker runs in this process too. Setting `hurry` while the
     block exits hands running downloads back at once instead of giving them MEDIABOT_SHUTDOWN_GRACE_S."""
-    broker = make_broker(settings)
-    queue = TaskiqQueue(broker, settings.redis_url)
+    broker, probes = make_brokers(settings)
+    queue = TaskiqQueue(broker, probes, settings.redis_url)
     services = await build_services(settings, queue)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(queue.close)
         stack.push_async_callback(services.close)
         if worker:
-            await stack.enter_async_context(hosted_worker(broker, services, hurry=hurry))
+            # Imported here: the worker brings yt-dlp, which a front-end process never loads.
+            from worker.host import hosted_worker
+
+            await stack.enter_async_context(hosted_worker(broker, services, probes=probes, hurry=hurry))
         else:
-            await broker.startup()
-            stack.push_async_callback(broker.shutdown)
+            for started in dict.fromkeys((broker, probes)):
+                await started.startup()
+                stack.push_async_callback(started.shutdown)
         yield services
 
 

@@ -282,7 +282,7 @@ class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, Ru
             log.debug("event not published: %s", exc)
 
     async def _safe_enqueue(self, job_id: str) -> None:
-        if not self.accepting and self.queue.name == "in-process":
+        if not self.accepting and not self.queue.persistent:
             # The in-process queue dies with us; the job stays queued in the database and the next start
             # picks it up (WorkerRuntime.start).
             return

@@ -39,7 +39,7 @@ class WorkerRuntime:
     async def start(self) -> None:
         await asyncio.to_thread(self.runner.downloader.warm_up)
         await self._heartbeat()
-        if self.runner.queue.name == "in-process":
+        if not self.runner.queue.persistent:
             # Nothing outlives an in-process queue: whatever the database says is queued needs a message.
             await self.reconciler.enqueue_all_queued()
         await asyncio.to_thread(self._sweep_orphan_dirs)

@@ -48,6 +48,14 @@ async def upgrade(url: str, revision: str = "head") -> None:
     log.info("database schema is at %s", revision)
 
 
+async def upgrade_if_needed(url: str) -> None:
+    """Migrate to the newest revision unless the schema is there already: a process that finds it ready (the
+    usual start) never loads Alembic."""
+    _, head = known_revisions()
+    if await schema_revision(url) != head:
+        await upgrade(url)
+
+
 async def downgrade(url: str, revision: str) -> None:
     await asyncio.to_thread(_downgrade_sync, url, revision)
 

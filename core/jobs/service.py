@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,17 +32,12 @@ from core.jobs.playlists import add_playlist_items
 from core.jobs.queries import JobQueries, with_jobs
 from core.jobs.views import JobView, Submission, fit_variant, request_view
 from core.jobs.watch import JobWatch
-from core.media.downloader import Downloader
-from core.media.formats import media_formats
 from core.net import AddressPolicy, check_url, extract_url, normalize_url
 from core.queue import JobQueue
 from core.storage.base import Storage
 from core.webhooks import check_callback_url
 
 log = logging.getLogger(__name__)
-
-
-PROBE_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -78,8 +72,6 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
         self.policy = AddressPolicy(settings.allow_private_urls, tuple(settings.allowed_private_hosts))
         self._dialect = sessions.kw["bind"].dialect.name
         self._format_cache = FormatCache()
-        self._prober: Downloader | None = None
-        self._probe_pool: ThreadPoolExecutor | None = None
 
     # -- submitting -------------------------------------------------------------------------------------
 
@@ -93,7 +85,7 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
         if self.settings.allowed_extractors and "generic" not in [
             e.lower() for e in self.settings.allowed_extractors
         ]:
-            if not await asyncio.to_thread(_supported, url, tuple(self.settings.allowed_extractors)):
+            if not await self.queue.supported(url):
                 raise UnsupportedUrl()
         return url
 
@@ -103,14 +95,8 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
         url = await self.check(text)
 
         async def probe() -> MediaFormats:
-            if self._prober is None:
-                self._prober = Downloader(self.settings)
-                # Probes of their own threads: a flood of slow sites must not take the default executor
-                # that storage and file work share.
-                self._probe_pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="probe")
-            loop = asyncio.get_running_loop()
-            raw = await loop.run_in_executor(self._probe_pool, self._prober.probe, url)
-            return media_formats(url, raw)
+            # yt-dlp runs in the workers only: a worker reads the link (the in-process one when embedded).
+            return await self.queue.probe(url)
 
         return await self._format_cache.get(normalize_url(url), probe)
 
@@ -337,22 +323,3 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
     # -- cancelling ---------------------------------------------------------------------------------------
 
     # -- files --------------------------------------------------------------------------------------------
-
-
-_suitable_cache: dict[tuple[str, ...], list[Any]] = {}
-
-
-def _supported(url: str, allowed: tuple[str, ...]) -> bool:
-    """Whether an allowed extractor claims the link (only meaningful when the generic one is not allowed)."""
-    from yt_dlp.extractor import gen_extractor_classes
-
-    classes = _suitable_cache.get(allowed)
-    if classes is None:
-        wanted = {name.lower() for name in allowed}
-        classes = [
-            ie
-            for ie in gen_extractor_classes()
-            if ie.ie_key().lower() in wanted or ie.IE_NAME.lower() in wanted
-        ]
-        _suitable_cache[allowed] = classes
-    return any(ie.suitable(url) for ie in classes)

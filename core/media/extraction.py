@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
+import json
 import os
 import re
 import shutil
@@ -36,19 +38,6 @@ JS_CHECK_TIMEOUT_S = 10.0
 # A JavaScript runtime check result is reused this long (and while the binary is unchanged): starting Deno
 # costs tens of milliseconds, too much for every health poll.
 JS_CHECK_TTL_S = 600.0
-# The flags yt-dlp runs Deno with for the solvers of the yt-dlp-ejs package (DenoJCP in yt-dlp), should its
-# private list move: no network, no prompts, no config or lock files, no npm.
-_DENO_FLAGS = (
-    "--ext=js",
-    "--no-code-cache",
-    "--no-prompt",
-    "--no-remote",
-    "--no-lock",
-    "--node-modules-dir=none",
-    "--no-config",
-    "--no-npm",
-    "--cached-only",
-)
 
 
 @dataclass(frozen=True)
@@ -125,13 +114,76 @@ def add_ytdlp_options(opts: dict[str, Any], settings: Settings) -> None:
         opts["extractor_args"] = {**opts.get("extractor_args", {}), **args}
 
 
+# ---- what yt-dlp says about itself -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class YtdlpFacts:
+    """core.media.ytfacts's answer."""
+
+    version: str | None
+    ejs_wanted: str | None
+    min_deno: tuple[int, ...]
+    deno_flags: tuple[str, ...]
+    impersonate_targets: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> YtdlpFacts:
+        return cls(
+            version=raw.get("version"),
+            ejs_wanted=raw.get("ejs_wanted"),
+            min_deno=tuple(raw.get("min_deno") or (2, 0, 0)),
+            deno_flags=tuple(raw.get("deno_flags") or ()),
+            impersonate_targets=tuple((str(t), str(h)) for t, h in raw.get("impersonate_targets") or ()),
+        )
+
+
+FACTS_TIMEOUT_S = 60.0
+_facts_cache: dict[tuple[str, tuple[int, int] | None], YtdlpFacts] = {}
+_facts_lock = threading.Lock()
+
+
+def ytdlp_facts(data_dir: Path | None = None) -> YtdlpFacts:
+    """The facts of the yt-dlp the workers run, once per current version (blocking: call from a thread).
+
+    A process that has yt-dlp loaded already (a worker, `mediabot run`) reads its own; any other reads them
+    from a child process (core.media.ytfacts), so a front end never loads yt-dlp for a health check."""
+    from core.ytdlp.versions import pointer_stamp
+
+    key = (str(data_dir), pointer_stamp(data_dir) if data_dir is not None else None)
+    with _facts_lock:
+        found = _facts_cache.get(key)
+        if found is not None:
+            return found
+        if "yt_dlp" in sys.modules:
+            # Named by string on purpose: only a process that already runs yt-dlp gets here, and the import
+            # graph (import-linter) must not show the front ends a path to it.
+            raw = importlib.import_module("core.media.ytfacts").read()
+        else:
+            raw = _child_facts(data_dir)
+        facts = YtdlpFacts.from_dict(raw)
+        _facts_cache[key] = facts
+        return facts
+
+
+def _child_facts(data_dir: Path | None) -> dict[str, Any]:
+    root = str(Path(__file__).resolve().parents[2])  # where the `core` package is
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    args = [sys.executable, "-m", "core.media.ytfacts", *([str(data_dir)] if data_dir is not None else [])]
+    try:
+        out = subprocess.run(
+            args, capture_output=True, text=True, timeout=FACTS_TIMEOUT_S, env=env, stdin=subprocess.DEVNULL
+        )
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return {"version": None}
+
+
 # ---- checks ------------------------------------------------------------------------------------------------
 
 
-def check_ytdlp() -> Part:
-    try:
-        from yt_dlp.version import __version__
-    except ImportError:
+def check_ytdlp(facts: YtdlpFacts) -> Part:
+    if facts.version is None:
         return Part(
             "yt_dlp",
             "yt-dlp",
@@ -139,10 +191,10 @@ def check_ytdlp() -> Part:
             detail="not installed",
             advice="Install mediabot's dependencies again (pip install -e .): yt-dlp is missing.",
         )
-    return Part("yt_dlp", "yt-dlp", "ok", version=__version__)
+    return Part("yt_dlp", "yt-dlp", "ok", version=facts.version)
 
 
-def check_ejs() -> Part:
+def check_ejs(facts: YtdlpFacts) -> Part:
     version = _version_of("yt-dlp-ejs")
     if version is None:
         return Part(
@@ -152,9 +204,8 @@ def check_ejs() -> Part:
             detail="not installed: YouTube's JavaScript challenges cannot be solved",
             advice="Install yt-dlp with its default extra (pip install 'yt-dlp[default]').",
         )
-    try:
-        from yt_dlp.extractor.youtube.jsc._builtin.vendor import VERSION as wanted
-    except ImportError:  # a yt-dlp without the solver framework: nothing to compare with
+    wanted = facts.ejs_wanted
+    if wanted is None:  # a yt-dlp without the solver framework: nothing to compare with
         return Part("yt_dlp_ejs", "yt-dlp-ejs", "ok", version=version)
     # yt-dlp uses the package's scripts only when major.minor match its own (EJSBaseJCP._get_script).
     if _version_tuple(version)[:2] != _version_tuple(wanted)[:2]:
@@ -169,32 +220,17 @@ def check_ejs() -> Part:
     return Part("yt_dlp_ejs", "yt-dlp-ejs", "ok", version=version, detail="the solvers this yt-dlp expects")
 
 
-def _min_deno() -> tuple[int, ...]:
-    try:
-        from yt_dlp.utils._jsruntime import DenoJsRuntime
-
-        return tuple(DenoJsRuntime.MIN_SUPPORTED_VERSION)
-    except (ImportError, AttributeError):
-        return (2, 0, 0)
-
-
-def _deno_flags() -> tuple[str, ...]:
-    try:
-        from yt_dlp.extractor.youtube.jsc._builtin.deno import DenoJCP
-
-        return (*DenoJCP._DENO_BASE_OPTIONS, "--no-npm", "--cached-only")
-    except (ImportError, AttributeError):
-        return _DENO_FLAGS
-
-
 _JS_ADVICE_SET = (
     "Point MEDIABOT_JS_RUNTIME at a working Deno binary, or set it to auto to use the bundled one."
 )
 _JS_ADVICE_AUTO = "Reinstall the deno package (pip install --force-reinstall deno), or set MEDIABOT_JS_RUNTIME to a working Deno binary."
 
 
-def check_js_runtime(setting: str, timeout_s: float = JS_CHECK_TIMEOUT_S) -> Part:
+def check_js_runtime(
+    setting: str, timeout_s: float = JS_CHECK_TIMEOUT_S, facts: YtdlpFacts | None = None
+) -> Part:
     """Runs a one-line script through the Deno yt-dlp is given, with the flags yt-dlp runs it with."""
+    facts = facts or ytdlp_facts()
     advice = _JS_ADVICE_AUTO if setting == "auto" else _JS_ADVICE_SET
     path = find_js_runtime(setting)
 
@@ -224,7 +260,7 @@ def check_js_runtime(setting: str, timeout_s: float = JS_CHECK_TIMEOUT_S) -> Par
             f"{path}: {_first_line(out.stderr or out.stdout)}",
         )
     version = match.group(1)
-    least = _min_deno()
+    least = facts.min_deno
     if _version_tuple(version) < least:
         return failed(
             f"Deno {version} is older than the {'.'.join(map(str, least))} yt-dlp supports",
@@ -234,7 +270,7 @@ def check_js_runtime(setting: str, timeout_s: float = JS_CHECK_TIMEOUT_S) -> Par
     started = time.perf_counter()
     try:
         run = subprocess.run(
-            [path, "run", *_deno_flags(), "-"],
+            [path, "run", *facts.deno_flags, "-"],
             input="console.log(6 * 7)",
             capture_output=True,
             text=True,
@@ -279,7 +315,9 @@ def _signature(path: str | None) -> tuple[Any, ...]:
     return (st.st_ino, st.st_size, st.st_mtime_ns, stat.S_IMODE(st.st_mode)) if st else ()
 
 
-def cached_js_runtime(setting: str, timeout_s: float = JS_CHECK_TIMEOUT_S) -> Part:
+def cached_js_runtime(
+    setting: str, timeout_s: float = JS_CHECK_TIMEOUT_S, facts: YtdlpFacts | None = None
+) -> Part:
     """check_js_runtime, reused for JS_CHECK_TTL_S while the binary is the same file."""
     path = find_js_runtime(setting)
     key = (setting, path)
@@ -288,34 +326,15 @@ def cached_js_runtime(setting: str, timeout_s: float = JS_CHECK_TIMEOUT_S) -> Pa
         found = _js_cache.get(key)
         if found and found[1] == signature and time.monotonic() - found[0] < JS_CHECK_TTL_S:
             return found[2]
-    part = check_js_runtime(setting, timeout_s)
+    part = check_js_runtime(setting, timeout_s, facts)
     with _js_lock:
         _js_cache[key] = (time.monotonic(), signature, part)
     return part
 
 
-@functools.lru_cache(maxsize=1)
-def _impersonate_targets() -> tuple[tuple[str, str], ...]:
-    """(target, handler) pairs as yt-dlp lists them (`yt-dlp --list-impersonate-targets`)."""
-    import yt_dlp
-
-    with yt_dlp.YoutubeDL({"quiet": True, "no_warnings": True, "logger": _Silent()}) as ydl:
-        return tuple((str(target), handler) for target, handler in ydl._get_available_impersonate_targets())
-
-
-class _Silent:
-    def debug(self, msg: str) -> None: ...
-
-    def info(self, msg: str) -> None: ...
-
-    def warning(self, msg: str) -> None: ...
-
-    def error(self, msg: str) -> None: ...
-
-
-def check_impersonation() -> Part:
+def check_impersonation(facts: YtdlpFacts) -> Part:
     version = _version_of("curl_cffi", "curl-cffi")
-    targets = _impersonate_targets()
+    targets = facts.impersonate_targets
     if not targets:
         return Part(
             "impersonation",
@@ -459,8 +478,13 @@ async def check_stack(settings: Settings, *, fresh: bool = False, timeout_s: flo
     `timeout_s` bounds the provider's ping."""
 
     def blocking() -> list[Part]:
-        runtime = check_js_runtime(settings.js_runtime) if fresh else cached_js_runtime(settings.js_runtime)
-        return [check_ytdlp(), check_ejs(), runtime, check_impersonation()]
+        facts = ytdlp_facts(settings.data_dir)
+        runtime = (
+            check_js_runtime(settings.js_runtime, facts=facts)
+            if fresh
+            else cached_js_runtime(settings.js_runtime, facts=facts)
+        )
+        return [check_ytdlp(facts), check_ejs(facts), runtime, check_impersonation(facts)]
 
     parts = await asyncio.to_thread(blocking)
     parts.append(await check_pot_provider(settings.pot_provider_url, timeout_s))

@@ -153,3 +153,22 @@ def open_ydl(opts: dict[str, Any]) -> yt_dlp.YoutubeDL:
         pp, when = make_postprocessor(ydl, definition)
         ydl.add_post_processor(pp, when=when)
     return ydl
+
+
+_suitable: dict[tuple[str, ...], list[Any]] = {}
+
+
+def supported_by(url: str, allowed: tuple[str, ...]) -> bool:
+    """Whether an allowed extractor claims the link (only meaningful when the generic one is not allowed)."""
+    from yt_dlp.extractor import gen_extractor_classes
+
+    classes = _suitable.get(allowed)
+    if classes is None:
+        wanted = {name.lower() for name in allowed}
+        classes = [
+            ie
+            for ie in gen_extractor_classes()
+            if ie.ie_key().lower() in wanted or ie.IE_NAME.lower() in wanted
+        ]
+        _suitable[allowed] = classes
+    return any(ie.suitable(url) for ie in classes)
