@@ -1,4 +1,4 @@
-"""`mediabot doctor`: every part a deployment needs, checked once, each in a line (core.extraction.Part).
+"""`mediabot doctor`: every part a deployment needs, checked once, each in a line (core.media.parts.Part).
 
 The extraction stack comes from core.media.extraction; this adds ffmpeg, ffprobe and the services (database,
 queue, storage), checked directly from the settings rather than through the running services, so that a
@@ -21,8 +21,9 @@ from core.config import Settings
 from core.db import migrate
 from core.db.session import create_engine
 from core.errors import MediabotError
-from core.media.extraction import Part, check_stack
+from core.media.extraction import check_stack
 from core.media.ffmpeg import ffmpeg_version, find_ffmpeg
+from core.media.parts import Part
 
 CHECK_TIMEOUT_S = 8.0
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from core.apikeys import ApiKeyInfo
 from core.bootstrap import Services
-from core.webhooks import WebhookSender
+from core.webhooks.sender import WebhookSender
 from web.state import ClientSlots, EventEncoder, JobOwners, Network, OpenSockets
 from web.telemetry import WebMetrics
 

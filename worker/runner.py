@@ -48,7 +48,6 @@ from worker.progress import RunnerProgress
 
 log = logging.getLogger(__name__)
 
-
 # How long a cancel for a job this worker does not (yet) run is remembered: a claim takes milliseconds.
 EARLY_CANCEL_S = 30.0
 

@@ -15,8 +15,6 @@ from core.db.session import ORM_BEGINS, create_engine
 if TYPE_CHECKING:
     from alembic.config import Config
 log = logging.getLogger(__name__)
-
-
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -61,8 +59,6 @@ async def downgrade(url: str, revision: str) -> None:
 
 
 _REVISION = re.compile(r"^revision\s*=\s*[\"']([^\"']+)[\"']", re.M)
-
-
 _DOWN_REVISION = re.compile(r"^down_revision\s*=\s*(.+)$", re.M)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, event
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -12,10 +11,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, SessionTransaction, SessionTransactionOrigin
 
-if TYPE_CHECKING:
-    pass
 log = logging.getLogger(__name__)
-
 
 # Execution option marking the connections of ORM sessions on SQLite: they say themselves how to BEGIN.
 ORM_BEGINS = "mediabot_orm_begins"

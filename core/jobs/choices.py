@@ -13,13 +13,8 @@ from core.errors import (
 )
 
 log = logging.getLogger(__name__)
-
-
 Kind = Literal["video", "audio"]
-
-
 Source = Literal["api", "telegram", "discord", "cli", "web"]
-
 
 # The file formats an audio job can end as (yt-dlp's FFmpegExtractAudio codecs that carry tags and a cover).
 AUDIO_FORMATS = ("m4a", "mp3", "opus")
@@ -52,14 +47,8 @@ class SubmitRequest:
 
 
 QUALITIES = {"best", "2160", "1440", "1080", "720", "480", "360", "240", "144"}
-
-
 _FORMAT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
-
-
 _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-
-
 MAX_SUBTITLE_LANGS = 8
 
 

@@ -61,8 +61,6 @@ class MediaFormats(BaseModel):
 
 
 CACHE_TTL_S = 300.0
-
-
 CACHE_SIZE = 512
 
 

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 from core.config import Settings
 
 log = logging.getLogger(__name__)
-
 KEY_PREFIX = "mediabot:rl:"
 
 

@@ -35,7 +35,7 @@ from core.jobs.watch import JobWatch
 from core.net import AddressPolicy, check_url, extract_url, normalize_url
 from core.queue import JobQueue
 from core.storage.base import Storage
-from core.webhooks import check_callback_url
+from core.webhooks.hooks import check_callback_url
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,6 @@ from core.errors import (
 )
 
 log = logging.getLogger(__name__)
-
-
 PROGRESS_INTERVAL_S = 0.25
 
 

@@ -7,7 +7,6 @@ which raises inside yt-dlp's thread."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import copy
 import logging
@@ -15,12 +14,10 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import yt_dlp
-from yt_dlp.networking import Request
 from yt_dlp.utils import DownloadCancelled, DownloadError
 
 from core.config import Settings
@@ -36,18 +33,10 @@ from core.errors import (
 from core.media import pot, thumbnails
 from core.media.control import PROGRESS_INTERVAL_S, Control, ProgressUpdate
 from core.media.cookies import check_cookies_dir, cookie_file_for, private_copy
-from core.media.describe import (
-    FACTS_DEADLINE_S,
-    FACTS_THREADS,
-    FACTS_TIMEOUT_S,
-    MAX_DESCRIBED,
-    apply_facts,
-    needs_facts,
-)
+from core.media.describe import describe_files
 from core.media.errors import translate_error
 from core.media.ffmpeg import find_ffmpeg
 from core.media.formats import chosen_format, format_spec
-from core.media.headers import Facts, file_facts, stream_facts
 from core.media.netguard import guarded, install_connection_guard, share_ssl_contexts
 from core.media.options import YdlLogger, allowed_extractors, build_options, open_ydl
 from core.media.playable import choose_playable_format, make_playable, playable_spec
@@ -279,45 +268,8 @@ class Downloader:
             with self._guarded(control), open_ydl(opts) as ydl:
                 raw = _extract(ydl, url, control)
                 if raw.get("_type") not in ("playlist", "multi_video"):
-                    self._describe_files(ydl, raw, control, Path(tmp))
+                    describe_files(ydl, raw, Path(tmp), self.ffmpeg, lambda: self._guarded(control), control)
                 return dict(ydl.sanitize_info(raw))
-
-    def _describe_files(
-        self, ydl: yt_dlp.YoutubeDL, raw: dict[str, Any], control: Control, work: Path
-    ) -> None:
-        """Fill in the sizes, heights and codecs the site doesn't state (direct links, og:video and <video>
-        pages state none), from a few bytes of each file (core.media.headers): through yt-dlp, so with the address
-        guard and the site's cookies; a few files at once; all within FACTS_DEADLINE_S."""
-        formats = raw.get("formats") or [raw]
-        wanted = [f for f in formats if needs_facts(f, raw.get("duration"))][:MAX_DESCRIBED]
-        if not wanted:
-            return
-
-        def open_url(url: str, headers: dict[str, str]) -> Any:
-            return ydl.urlopen(Request(url, headers=headers, extensions={"timeout": FACTS_TIMEOUT_S}))
-
-        def describe(index: int, fmt: dict[str, Any]) -> Facts:
-            folder = work / f"facts-{index}"
-            folder.mkdir()
-            read = stream_facts if str(fmt.get("protocol")).startswith("m3u8") else file_facts
-            with self._guarded(control):
-                return read(open_url, fmt["url"], dict(fmt.get("http_headers") or {}), folder, self.ffmpeg)
-
-        pool = ThreadPoolExecutor(max_workers=FACTS_THREADS, thread_name_prefix="facts")
-        try:
-            futures = {pool.submit(describe, i, fmt): fmt for i, fmt in enumerate(wanted)}
-            done, pending = concurrent.futures.wait(futures, timeout=FACTS_DEADLINE_S)
-            if pending:
-                control.stop()  # shuts the late ones' connections: they end at once
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-        for future in done:
-            try:
-                facts = future.result()
-            except Exception as exc:  # noqa: BLE001 - a file we can't read is listed with what the site said
-                log.debug("format %s not described: %s", futures[future].get("format_id"), exc)
-                continue
-            apply_facts(futures[future], facts, raw)
 
     def _options(
         self,

@@ -13,7 +13,6 @@ from core.words import human_size
 
 log = logging.getLogger(__name__)
 
-
 # Formats a person can't use: storyboards (image strips) and manifests without any stream named.
 SKIP_EXTS = {"mhtml", "jpg", "png", "webp"}
 
@@ -42,7 +41,6 @@ _FAMILIES = {
     "mp3": "MP3", "vorbis": "Vorbis", "flac": "FLAC", "ac-3": "AC-3", "ac3": "AC-3", "ec-3": "E-AC-3",
     "eac3": "E-AC-3", "alac": "ALAC",
 }  # fmt: skip
-
 
 # Buttons and menu entries: Telegram shows about this much of a button; Discord cuts labels at 100.
 MAX_LABEL = 64

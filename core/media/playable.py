@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 MIN_HEIGHT_RATIO = 0.5
 CONVERT_TIMEOUT_S = 3600
 PROGRESS_INTERVAL_S = 2.0
-
 _H264 = ("avc1", "avc3", "h264")
 _AAC = ("mp4a", "aac")
 PLAYABLE_VIDEO = {"h264"}

@@ -19,7 +19,6 @@ from typing import BinaryIO
 MP4_SUFFIXES = {".mp4", ".m4a", ".m4v", ".mov"}
 _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"}
 
-
 # MP4 sample entries by the codec names ffprobe uses.
 _MP4_CODECS = {
     b"avc1": "h264", b"avc3": "h264", b"hvc1": "hevc", b"hev1": "hevc", b"vp09": "vp9", b"vp08": "vp8",

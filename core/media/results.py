@@ -17,7 +17,6 @@ from core.media.formats import media_title
 
 log = logging.getLogger(__name__)
 
-
 # yt-dlp's extractors for pages that no site extractor knows (the generic one and those it hands a page's
 # <video> tags or quoted HTML to), by extractor key and name.
 GENERIC_EXTRACTORS = frozenset({"generic", "html5mediaembed", "html5", "quotedhtml", "generic:quoted-html"})

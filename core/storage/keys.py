@@ -9,17 +9,9 @@ import unicodedata
 from urllib.parse import quote
 
 log = logging.getLogger(__name__)
-
-
 _SAFE_PUNCT = frozenset(" .-_()")
-
-
 _MAX_NAME_BYTES = 150
-
-
 _MAX_EXT_BYTES = 16
-
-
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{2,100}")
 
 
@@ -63,7 +55,6 @@ def check_key(key: str) -> str:
 
 
 _ASCII_KEEP = re.compile(r"[^A-Za-z0-9 !#$&'()+,.=@^_`{}~\[\]-]")
-
 
 # RFC 5987 attr-char beyond quote()'s always-safe letters, digits and "_.-~".
 _ATTR_SAFE = "!#$&+^`|"

@@ -25,18 +25,11 @@ from core.storage.keys import check_key, content_disposition
 from core.storage.local import unlink_quietly
 
 log = logging.getLogger(__name__)
-
-
 PART_SIZE = 8 * MB
-
 
 # SigV4 presigned URLs cannot live longer than seven days.
 S3_MAX_LINK_TTL_S = 7 * 24 * 3600
-
-
 _S3_ERRORS = (BotoCoreError, ClientError, Boto3Error)
-
-
 _NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
 
 

@@ -13,7 +13,6 @@ from core.words import human_size
 
 log = logging.getLogger(__name__)
 
-
 # Left free beyond a download's own size: the database (SQLite sits in DATA_DIR by default), its journal and
 # the other jobs share the disk, and a disk filled to the last byte fails them all.
 SPACE_MARGIN = 16 * MB

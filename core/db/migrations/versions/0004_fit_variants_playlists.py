@@ -14,7 +14,6 @@ revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
-
 JOB_COLUMNS = (
     ("variant", sa.String(length=64)),
     ("source_job_id", sa.String(length=32)),

@@ -14,7 +14,6 @@ revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
-
 JOB_COLUMNS = (
     ("format_id", sa.String(length=128)),
     ("subtitle_langs", sa.JSON()),

@@ -24,7 +24,6 @@ revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
-
 BATCH = 500
 
 

@@ -6,21 +6,17 @@ process makes it. A process that dies during a try leaves a claim that lapses; t
 which is the only way a receiver gets the same state twice (it can tell by `X-Mediabot-Delivery`).
 
 Signature: `X-Mediabot-Signature: sha256=<hex>`, the HMAC-SHA256 of `<X-Mediabot-Timestamp>.<raw body>`
-keyed by `Settings.webhook_key()` (MEDIABOT_WEBHOOK_SECRET, or a key generated into DATA_DIR).
-"""
+keyed by `Settings.webhook_key()` (MEDIABOT_WEBHOOK_SECRET, or a key generated into DATA_DIR)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,95 +30,24 @@ from sqlalchemy.orm import aliased
 from core.config import Settings
 from core.db.models import Request, RequestStatus, Webhook, WebhookStatus, utcnow
 from core.db.session import is_unavailable
-from core.errors import InvalidUrl, MediabotError, NotFound, PrivateAddress
+from core.errors import MediabotError, NotFound
 from core.events import EventBus, Message, Subscription
 from core.net import AddressPolicy, check_url, ip_forbidden
+from core.webhooks.hooks import (
+    ATTEMPT_HEADER,
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    Render,
+    sign,
+)
 
 log = logging.getLogger(__name__)
-
-SIGNATURE_HEADER = "X-Mediabot-Signature"
-TIMESTAMP_HEADER = "X-Mediabot-Timestamp"
-DELIVERY_HEADER = "X-Mediabot-Delivery"
-ATTEMPT_HEADER = "X-Mediabot-Attempt"
-MAX_URL_LENGTH = 2048
 BATCH = 50
 CONCURRENCY = 10
+
 # Statuses worth another try; any other non-2xx answer is the receiver refusing, and final.
 RETRY_STATUSES = {408, 425, 429}
-
-# Renders a request's final state as the body to send (the web app's job JSON), given the request id.
-Render = Callable[[str], Awaitable[bytes]]
-
-
-def sign(secret: bytes, timestamp: str, body: bytes) -> str:
-    """The signature header's value: `sha256=` and the hex HMAC-SHA256 of `timestamp.body`."""
-    digest = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-async def check_callback_url(url: str, policy: AddressPolicy) -> str:
-    """A callback address under the rules for download links: http(s), and no private address unless
-    the policy allows it. Returns the address to store."""
-    url = url.strip()
-    if not url or len(url) > MAX_URL_LENGTH or any(c.isspace() or ord(c) < 32 for c in url):
-        raise InvalidUrl(
-            f"The callback_url must be one http(s) address of at most {MAX_URL_LENGTH} characters."
-        )
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise InvalidUrl("The callback_url must be an http:// or https:// address.")
-    try:
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise InvalidUrl("The callback_url has an invalid port.") from None
-    if not host:
-        raise InvalidUrl("The callback_url has no host name.")
-    try:
-        await asyncio.wait_for(check_url(url, policy), timeout=10)
-    except TimeoutError:
-        raise InvalidUrl("The host of the callback_url could not be looked up.") from None
-    except PrivateAddress:
-        raise PrivateAddress(
-            "The callback_url points to a private network address, which is not allowed."
-        ) from None
-    except InvalidUrl:
-        raise InvalidUrl(f"The host of the callback_url ({host}) could not be found.") from None
-    return url
-
-
-@dataclass(frozen=True)
-class WebhookView:
-    request_id: str
-    url: str
-    status: str
-    attempts: int
-    next_attempt_at: datetime | None
-    last_attempt_at: datetime | None
-    last_status_code: int | None
-    last_error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
-
-
-async def get_webhook(sessions: async_sessionmaker[AsyncSession], request_id: str) -> WebhookView | None:
-    """A request's webhook and how its delivery went, or None when it has none."""
-    async with sessions() as session:
-        row = await session.get(Webhook, request_id)
-    if row is None:
-        return None
-    return WebhookView(
-        request_id=row.request_id,
-        url=row.url,
-        status=row.status,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        last_attempt_at=row.last_attempt_at,
-        last_status_code=row.last_status_code,
-        last_error=row.last_error,
-        created_at=row.created_at,
-        delivered_at=row.delivered_at,
-    )
 
 
 class _Refused(OSError):

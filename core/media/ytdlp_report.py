@@ -2,7 +2,7 @@
 needs and the flags it runs Deno with, the browsers it can impersonate.
 
 Front ends never load yt-dlp, yet /health/detailed reports these: they run this module as a child process
-(`python -m core.media.ytfacts DATA_DIR`, see core.media.extraction.ytdlp_facts), which loads the yt-dlp
+(`python -m core.media.ytdlp_report DATA_DIR`, see core.media.extraction.ytdlp_facts), which loads the yt-dlp
 DATA_DIR's pointer names (core.ytdlp.versions), the one the workers run.
 """
 
