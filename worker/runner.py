@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.aio import spawn
 from core.config import Settings
 from core.db.models import (
     Job,
@@ -291,7 +292,7 @@ class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, Ru
             log.warning("could not re-enqueue %s: %s", job_id, exc)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coro)
+        task = spawn(coro, name="runner-write")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import delete, update
 
+from core.aio import spawn
 from core.db.models import (
     Worker,
     utcnow,
@@ -44,11 +45,9 @@ class WorkerRuntime:
             await self.reconciler.enqueue_all_queued()
         await asyncio.to_thread(self._sweep_orphan_dirs)
         self._tasks = [
-            asyncio.create_task(self._loop(self._tick, self.settings.lease_s / 3), name="worker-heartbeat"),
-            asyncio.create_task(
-                self._loop(self._reconcile, self.settings.reconcile_interval_s), name="reconciler"
-            ),
-            asyncio.create_task(self._listen(), name="worker-control"),
+            spawn(self._loop(self._tick, self.settings.lease_s / 3), name="worker-heartbeat"),
+            spawn(self._loop(self._reconcile, self.settings.reconcile_interval_s), name="reconciler"),
+            spawn(self._listen(), name="worker-control"),
         ]
 
     async def stop(self, grace_s: float = 10.0, hurry: asyncio.Event | None = None) -> None:
