@@ -25,6 +25,7 @@ from core.db.models import ApiKey, utcnow
 from core.errors import InvalidRequest, NotFound
 
 log = logging.getLogger(__name__)
+
 KEY_PREFIX = "mb_"
 # "mb_" + token_urlsafe(32) is 46 characters; anything far from that is not one of ours.
 _KEY_SHAPE = re.compile(r"mb_[A-Za-z0-9_-]{20,100}")

@@ -17,6 +17,7 @@ from core.errors import Unavailable
 from core.jobs.views import JobView
 
 log = logging.getLogger(__name__)
+
 CHANNEL = "mediabot:events"
 
 

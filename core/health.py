@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from core.bootstrap import Services
 
 log = logging.getLogger(__name__)
+
 CHECK_TIMEOUT_S = 3.0
 _ffmpeg_cache: dict[str, dict[str, Any]] = {}
 

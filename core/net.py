@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from core.errors import InvalidUrl, PrivateAddress
 
 log = logging.getLogger(__name__)
+
 _URL_RE = re.compile(r"""(?i)\b(https?://[^\s<>"'`]+)""")
 _TRAILING = ".,;:!?)]}>'\""
 _SCHEME_RE = re.compile(r"(?i)^\s*([a-z][a-z0-9+.-]*):")

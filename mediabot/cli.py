@@ -21,7 +21,7 @@ from core.logs import setup_logging
 from core.ytdlp.upkeep import ytdlp_upkeep
 from mediabot import doctor, ytdlp_cli
 from mediabot.download import add_download_parser, cmd_download, error_lines
-from mediabot.hosting import SchemaNotReady, Shutdown, prepare_database, services_for
+from mediabot.hosting import SchemaNotReady, Shutdown, load_worker, prepare_database, services_for
 
 log = logging.getLogger("mediabot")
 
@@ -76,6 +76,8 @@ async def _serve(
     shutdown = shutdown or Shutdown(settings, downloads=worker).install()
     if prepare:
         await prepare_database(settings)
+    if worker:
+        await load_worker()
     async with (
         ytdlp_upkeep(settings, shutdown.requested, enabled=worker),
         services_for(settings, worker=worker, hurry=shutdown.hurried) as services,
@@ -189,6 +191,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     shutdown = Shutdown(settings, downloads=True).install()
     await prepare_database(settings)
+    await load_worker()
     async with (
         ytdlp_upkeep(settings, shutdown.requested),
         services_for(settings, worker=True, hurry=shutdown.hurried),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -44,6 +45,12 @@ async def prepare_database(settings: Settings) -> None:
         return
     if problem is not None:
         raise SchemaNotReady(problem)
+
+
+async def load_worker() -> None:
+    """Import the worker (and with it yt-dlp) in a process that runs downloads, before its yt-dlp upkeep says
+    which version it runs; a thread does it, as it takes a while (yt-dlp's extractors)."""
+    await asyncio.to_thread(importlib.import_module, "worker.host")
 
 
 @contextlib.asynccontextmanager

@@ -29,6 +29,7 @@ from web.keys import API_KEY, CLIENT_SLOTS, METRICS, SERVICES, TRUSTED_PROXIES
 from web.state import Network
 
 log = logging.getLogger(__name__)
+
 access_log = logging.getLogger("web.access")
 
 _HOST = re.compile(r"[A-Za-z0-9.\-\[\]:]{1,255}")

@@ -9,9 +9,7 @@ import mimetypes
 from pathlib import Path
 from typing import Any
 
-from core.db.models import (
-    Job,
-)
+from core.db.models import Job
 from core.errors import StorageError
 from core.jobs.views import THUMBNAIL, subtitle_asset
 from core.media.results import Downloaded

@@ -20,6 +20,7 @@ from core.config import Settings
 from worker.tasks import PROBE_TASK, SUPPORTED_TASK, TASK_NAME, close_prober, download, probe, supported
 
 log = logging.getLogger(__name__)
+
 STREAM = "mediabot:jobs"
 GROUP = "mediabot-workers"
 PROBE_STREAM = "mediabot:probes"

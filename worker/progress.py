@@ -20,6 +20,7 @@ from core.media.results import GENERIC_EXTRACTORS, MediaInfo
 from worker.held import Held
 
 log = logging.getLogger(__name__)
+
 PROGRESS_DB_INTERVAL_S = 1.0
 
 

@@ -13,6 +13,7 @@ from core.config import Settings
 from worker.probing import Prober
 
 log = logging.getLogger(__name__)
+
 TASK_NAME = "mediabot.download"
 PROBE_TASK = "mediabot.probe"
 SUPPORTED_TASK = "mediabot.supported"

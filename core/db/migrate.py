@@ -15,6 +15,7 @@ from core.db.session import ORM_BEGINS, create_engine
 if TYPE_CHECKING:
     from alembic.config import Config
 log = logging.getLogger(__name__)
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 

@@ -20,6 +20,7 @@ from core.jobs.views import JobView, RequestView
 from core.words import human_limit, human_size
 
 log = logging.getLogger(__name__)
+
 MAX_REFUSALS = 3
 FOLLOW_RETRIES = 30
 

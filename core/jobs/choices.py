@@ -8,11 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core.errors import (
-    InvalidRequest,
-)
+from core.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
+
 Kind = Literal["video", "audio"]
 Source = Literal["api", "telegram", "discord", "cli", "web"]
 

@@ -8,9 +8,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.models import Job, JobStatus
-from core.errors import (
-    NotFound,
-)
+from core.errors import NotFound
 from core.jobs.views import JobView
 from core.storage.base import Storage
 

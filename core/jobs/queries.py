@@ -20,6 +20,7 @@ from core.errors import (
 from core.jobs.views import JobView, RequestView, request_view
 
 log = logging.getLogger(__name__)
+
 ACTIVE_JOB = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 

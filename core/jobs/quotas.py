@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from core.config import Settings
 
 log = logging.getLogger(__name__)
+
 KEY_PREFIX = "mediabot:rl:"
 
 

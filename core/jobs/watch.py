@@ -10,6 +10,7 @@ from core.events import EventBus, jobs_filter
 from core.jobs.views import JobView
 
 log = logging.getLogger(__name__)
+
 WATCH_POLL_S = 5.0
 
 

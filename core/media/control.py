@@ -10,11 +10,10 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.errors import (
-    MediabotError,
-)
+from core.errors import MediabotError
 
 log = logging.getLogger(__name__)
+
 PROGRESS_INTERVAL_S = 0.25
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from core.errors import (
-    UnknownFormat,
-)
+from core.errors import UnknownFormat
 from core.jobs.formats import FormatChoice, MediaFormats, Playlist
 from core.words import human_size
 

@@ -17,6 +17,7 @@ from core.media.control import Control
 from core.net import AddressPolicy
 
 log = logging.getLogger(__name__)
+
 _guard = threading.local()
 _guard_lock = threading.Lock()
 _guard_installed = False

@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import (
-    UnsupportedUrl,
-)
+from core.errors import UnsupportedUrl
 from core.media.formats import media_title
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
 MAX_SIDE = 320
 MAX_BYTES = 200_000
 JPEG_QUALITIES = (85, 70, 50, 30)  # Pillow's scale; a 320 px picture fits at the first almost always

@@ -9,6 +9,7 @@ import unicodedata
 from urllib.parse import quote
 
 log = logging.getLogger(__name__)
+
 _SAFE_PUNCT = frozenset(" .-_()")
 _MAX_NAME_BYTES = 150
 _MAX_EXT_BYTES = 16

@@ -25,6 +25,7 @@ from core.storage.keys import check_key, content_disposition
 from core.storage.local import unlink_quietly
 
 log = logging.getLogger(__name__)
+
 PART_SIZE = 8 * MB
 
 # SigV4 presigned URLs cannot live longer than seven days.

@@ -18,6 +18,7 @@ from core.errors import InvalidUrl, PrivateAddress
 from core.net import AddressPolicy, check_url
 
 log = logging.getLogger(__name__)
+
 SIGNATURE_HEADER = "X-Mediabot-Signature"
 TIMESTAMP_HEADER = "X-Mediabot-Timestamp"
 DELIVERY_HEADER = "X-Mediabot-Delivery"

@@ -43,6 +43,7 @@ from core.webhooks.hooks import (
 )
 
 log = logging.getLogger(__name__)
+
 BATCH = 50
 CONCURRENCY = 10
 
