@@ -52,7 +52,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 # The extraction stack comes with the Python dependencies: yt-dlp with yt-dlp-ejs and curl_cffi, the PO token
 # plugin, and Deno (the `deno` package's binary in /opt/venv/bin), which yt-dlp is pointed at by path. The
 # build fails here if that Deno cannot run a script on this base image, with the flags yt-dlp uses.
-RUN python -c "import sys; from core.extraction import check_js_runtime; p = check_js_runtime('auto'); print('JavaScript runtime:', p.version, p.detail); sys.exit(p.status != 'ok')"
+RUN python -c "import sys; from core.media.jsruntime import check_js_runtime; p = check_js_runtime('auto'); print('JavaScript runtime:', p.version, p.detail); sys.exit(p.status != 'ok')"
 
 WORKDIR /app
 USER mediabot

@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import db  # noqa: E402
 from core.config import load_settings  # noqa: E402
-from core.schemas import SubmitRequest  # noqa: E402
+from core.db import migrate  # noqa: E402
+from core.jobs.choices import SubmitRequest  # noqa: E402
 from tests.support.media import generate_media  # noqa: E402
 from tests.support.media_site import MediaSite  # noqa: E402
 from tests.support.services import settings_env  # noqa: E402
@@ -63,7 +63,7 @@ async def bench_embedded(site: MediaSite, work: Path, runs: int) -> dict[str, fl
     settings = load_settings(
         data_dir=work / "embedded", allowed_extractors=["generic"], allow_private_urls=True
     )
-    await db.upgrade(settings.database_url)
+    await migrate.upgrade(settings.database_url)
     out: dict[str, float] = {}
     async with services_for(settings, worker=True) as services:
         jobs = services.jobs
@@ -151,7 +151,7 @@ async def bench_memory(site: MediaSite, work: Path, jobs_count: int) -> dict[str
     await conn.execute(f'CREATE DATABASE "{tmpl}"')
     await conn.close()
     base = PG.rsplit("/", 1)[0]
-    await db.upgrade(f"{base}/{tmpl}")
+    await migrate.upgrade(f"{base}/{tmpl}")
     redis = Redis.from_url(REDIS)
     await redis.flushdb()
     out: dict[str, float] = {}

@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import extraction  # noqa: E402
 from core.config import load_settings  # noqa: E402
+from core.media import extraction  # noqa: E402
 
 STACK = {
     "deno": ["deno", "bin/deno"],
@@ -54,7 +54,7 @@ def runtime_figures(runs: int) -> None:
     print(f"JavaScript runtime: {path}")
     import yt_dlp  # noqa: F401 - the import (about a second) is not the runtime's cost
 
-    extraction._deno_flags()
+    extraction.ytdlp_facts()  # read once, as a worker does
     first = timed(lambda: extraction.check_js_runtime("auto"), 1)[0]
     warm = timed(lambda: extraction.check_js_runtime("auto"), runs)
     version_only = timed(
@@ -62,7 +62,7 @@ def runtime_figures(runs: int) -> None:
     )
     script = timed(
         lambda: subprocess.run(
-            [path, "run", *extraction._deno_flags(), "-"],
+            [path, "run", *extraction.ytdlp_facts().deno_flags, "-"],
             input=b"console.log(6 * 7)",
             capture_output=True,
             check=True,

@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import db  # noqa: E402
 from core.config import load_settings  # noqa: E402
-from core.planner import finished_items  # noqa: E402
-from core.schemas import SubmitRequest  # noqa: E402
+from core.db import migrate  # noqa: E402
+from core.delivery.planner import finished_items  # noqa: E402
+from core.jobs.choices import SubmitRequest  # noqa: E402
 from mediabot.cli import services_for  # noqa: E402
 from tests.support.media import generate_media  # noqa: E402
 from tests.support.media_site import MediaSite  # noqa: E402
@@ -80,7 +80,7 @@ async def main() -> None:
                     settings = load_settings(
                         data_dir=data, allowed_extractors=["generic"], allow_private_urls=True, **overrides
                     )
-                    await db.upgrade(settings.database_url)
+                    await migrate.upgrade(settings.database_url)
                     async with services_for(settings, worker=True) as services:
                         elapsed, method, files = await copy_time(services, site.url(url), limit, split)
                     times.append(elapsed)
@@ -94,7 +94,7 @@ async def main() -> None:
                 settings = load_settings(
                     data_dir=data, allowed_extractors=["generic"], allow_private_urls=True
                 )
-                await db.upgrade(settings.database_url)
+                await migrate.upgrade(settings.database_url)
                 async with services_for(settings, worker=True) as services:
                     tag = uuid.uuid4().hex[:6]
                     started = time.perf_counter()

@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import db  # noqa: E402
 from core.config import load_settings  # noqa: E402
-from core.schemas import SubmitRequest  # noqa: E402
+from core.db import migrate  # noqa: E402
+from core.jobs.choices import SubmitRequest  # noqa: E402
 from tests.support.media import generate_media  # noqa: E402
 from tests.support.media_site import MediaSite  # noqa: E402
 
@@ -58,7 +58,7 @@ async def one_setting(site: MediaSite, work: Path, runs: int, extras: bool) -> d
         thumbnails=extras,
         tag_audio=extras,
     )
-    await db.upgrade(settings.database_url)
+    await migrate.upgrade(settings.database_url)
     out: dict[str, float] = {}
     async with services_for(settings, worker=True) as services:
         warm = await services.jobs.submit(ask(site.url(unique("/clip/warm.mp4"))))
@@ -91,7 +91,7 @@ async def first_probe(site: MediaSite, work: Path) -> float:
     from mediabot.cli import services_for
 
     settings = load_settings(data_dir=work / "front", allowed_extractors=["generic"], allow_private_urls=True)
-    await db.upgrade(settings.database_url)
+    await migrate.upgrade(settings.database_url)
     async with services_for(settings, worker=False) as services:
         started = time.perf_counter()
         await services.jobs.formats(site.url(unique("/formats.html")))

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from aiohttp import web  # noqa: E402
 
-from core import db  # noqa: E402
 from core.config import load_settings  # noqa: E402
-from core.schemas import SubmitRequest  # noqa: E402
+from core.db import migrate  # noqa: E402
+from core.jobs.choices import SubmitRequest  # noqa: E402
 from tests.support.media import generate_media  # noqa: E402
 from tests.support.services import settings_env  # noqa: E402
 
@@ -149,7 +149,7 @@ async def main() -> None:
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
     url = PG.rsplit("/", 1)[0] + f"/{name}"
-    await db.upgrade(url)
+    await migrate.upgrade(url)
     results: dict[str, dict[str, float]] = {}
     try:
         for storage, extra in (

@@ -129,7 +129,7 @@ async def submit_to_progress(browser: Any, base: str, key: str, site: Any, runs:
 async def main(args: argparse.Namespace) -> None:
     from playwright.async_api import async_playwright
 
-    from core.schemas import SubmitRequest
+    from core.jobs.choices import SubmitRequest
     from tests.browser.conftest import CHROMIUM_ARGS
     from tests.support.media import generate_media
     from tests.support.media_site import MediaSite
@@ -137,7 +137,7 @@ async def main(args: argparse.Namespace) -> None:
     from web.server import serving
 
     logging.basicConfig(level=logging.WARNING)
-    for noisy in ("taskiq", "web.access", "core.runner"):
+    for noisy in ("taskiq", "web.access", "worker.runner"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     files = generate_media()

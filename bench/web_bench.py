@@ -263,7 +263,7 @@ class _Running:
 async def main(args: argparse.Namespace) -> None:
     import aiohttp
 
-    from core.schemas import SubmitRequest
+    from core.jobs.choices import SubmitRequest
     from tests.support.services import make_settings, running_services
     from web.server import serving
 

@@ -14,8 +14,8 @@ from typing import Any, Protocol, TypeVar
 
 from bots.playlist import Playlist
 from bots.progress import ChatPacer
-from core.planner import Destination
-from core.schemas import JobView, RequestView
+from core.delivery.planner import Destination
+from core.jobs.views import JobView, RequestView
 
 # What a progress message shows: its text, and whether the Cancel button is under it.
 Screen = tuple[str, bool]

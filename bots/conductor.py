@@ -1,7 +1,7 @@
 """The delivery flow both chats share: a task per request that follows its job, then delivers it.
 
 While the job runs its state shows on the request's progress message (throttled per message and per chat).
-When it ends: a failure is said in one sentence; a file goes out as core.planner orders it (the file as it
+When it ends: a failure is said in one sentence; a file goes out as core.delivery.planner orders it (the file as it
 is, a copy that fits with a note and a link to the full quality, or a link), followed by its subtitles; a
 playlist lists its items and sends each as soon as it is ready, storing how each went out. The request is
 then marked delivered. Everything a delivery needs is stored with the request, so `resume` picks up what
@@ -19,10 +19,10 @@ from bots.chat import ChatAdapter, Parcel, R, Screen, UploadFailed, why_failed
 from bots.playlist import DELIVERED_AS, PLANNED, Item, Outcome, Playlist
 from bots.progress import LatestSender
 from core.aio import cancel_and_wait, spawn
+from core.bootstrap import Services
+from core.delivery.planner import DeliveryPlanner, Planned, Refused, finished_items, follow
 from core.errors import MediabotError
-from core.planner import DeliveryPlanner, Planned, Refused, finished_items, follow
-from core.schemas import JobView, RequestView
-from core.services import Services
+from core.jobs.views import JobView, RequestView
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from core.errors import MediabotError
-from core.jobs import JobService
-from core.storage import safe_filename
+from core.jobs.service import JobService
+from core.storage.keys import safe_filename
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from core.schemas import JobView, RequestView
+from core.jobs.views import JobView, RequestView
 
 # Stored in a playlist item's target once it is delivered.
 DELIVERED_AS = "delivered_as"

@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.config import Settings
+from core.db.models import ApiKey, utcnow
 from core.errors import InvalidRequest, NotFound
-from core.models import ApiKey, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     # Audio files carry title, artist, date and the site's picture as cover art.
     tag_audio: bool = True
     # Chats ask for video every phone plays (H.264 + AAC in MP4: an H.264 format the site offers, else the
-    # file converted); the API keeps the site's original unless a request asks (core.playable).
+    # file converted); the API keeps the site's original unless a request asks (core.media.playable).
     chat_playable: bool = True
     # When a finished file is too big for a chat, the delivery planner tries, in order: a smaller format the
     # site offers (sizes known before downloading), a two-pass FFmpeg re-encode to the limit (CPU-heavy,
@@ -158,7 +158,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_allowed_hosts(cls, value: list[str]) -> list[str]:
         # Refused at start-up rather than silently never matching: "http://nas:8000" would allow nothing.
-        from core.urls import host_port, parse_allowed_host
+        from core.net import host_port, parse_allowed_host
 
         return [host_port(*parse_allowed_host(entry)) for entry in value]
 

@@ -1,6 +1,6 @@
-"""`mediabot doctor`: every part a deployment needs, checked once, each in a line (core.extraction.Part).
+"""`mediabot doctor`: every part a deployment needs, checked once, each in a line (core.media.parts.Part).
 
-The extraction stack comes from core.extraction; this adds ffmpeg, ffprobe and the services (database,
+The extraction stack comes from core.media.extraction; this adds ffmpeg, ffprobe and the services (database,
 queue, storage), checked directly from the settings rather than through the running services, so that a
 dead Redis or database is reported instead of stopping the check.
 """
@@ -16,12 +16,14 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import db
+from core.bootstrap import build_storage
 from core.config import Settings
-from core.downloader import ffmpeg_version, find_ffmpeg
+from core.db import migrate
+from core.db.session import create_engine
 from core.errors import MediabotError
-from core.extraction import Part, check_stack
-from core.storage import build_storage
+from core.media.extraction import check_stack
+from core.media.ffmpeg import ffmpeg_version, find_ffmpeg
+from core.media.parts import Part
 
 CHECK_TIMEOUT_S = 8.0
 
@@ -65,7 +67,7 @@ def check_ffmpeg(setting: str) -> list[Part]:
         )
     else:
         first = Part("ffmpeg", "ffmpeg", "ok", version=version, local=ffmpeg)
-    # core.probe's rule: ffprobe next to ffmpeg, else on the PATH; without it, `ffmpeg -i` does the probing.
+    # core.media.probe's rule: ffprobe next to ffmpeg, else on the PATH; without it, `ffmpeg -i` does the probing.
     sibling = Path(ffmpeg).with_name("ffprobe")
     ffprobe = str(sibling) if sibling.exists() else shutil.which("ffprobe")
     if ffprobe is None:
@@ -113,7 +115,7 @@ async def check_database(settings: Settings) -> Part:
                 advice="`mediabot run` creates it (or `mediabot db upgrade`).",
                 local=str(path),
             )
-    engine = db.create_engine(settings.database_url)
+    engine = create_engine(settings.database_url)
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_S), engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -143,7 +145,7 @@ async def check_database(settings: Settings) -> Part:
 def _head_revision(url: str) -> str | None:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(db.alembic_config(url)).get_current_head()
+    return ScriptDirectory.from_config(migrate.alembic_config(url)).get_current_head()
 
 
 async def check_queue(settings: Settings) -> Part:

@@ -1,8 +1,15 @@
-"""Errors the core reports to people: a stable code and a sentence written for the person who asked."""
+"""The one family of errors the core raises: each carries a `code` and a sentence a person can read
+(web maps codes to HTTP statuses in one table, the bots say the sentence)."""
 
 from __future__ import annotations
 
 import errno
+import logging
+from typing import Any
+
+from core.words import human_size
+
+log = logging.getLogger(__name__)
 
 
 class MediabotError(Exception):
@@ -19,6 +26,26 @@ class MediabotError(Exception):
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MediabotError:
+        """An error that travelled as `to_dict()` plus its hint (a worker's answer), as the class its code
+        names, so the front end says and maps it as if it had been raised here."""
+        code = str(data.get("code") or cls.code)
+        found: type[MediabotError] = next(
+            (c for c in _family(MediabotError) if c.code == code), MediabotError
+        )
+        error = Exception.__new__(found)
+        MediabotError.__init__(error, data.get("message") or None, hint=data.get("hint"))
+        error.code = code
+        return error
+
+
+def _family(cls: type[MediabotError]) -> list[type[MediabotError]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_family(sub)]
+    return found
 
 
 class InvalidUrl(MediabotError):
@@ -110,35 +137,6 @@ class Unavailable(MediabotError):
     default_message = "The service is busy or partly down. Please try again in a minute."
 
 
-def human_size(num_bytes: float) -> str:
-    """Sizes as people write them: 3.1 GB, 512 KB."""
-    value = float(num_bytes)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            if unit == "B":
-                return f"{int(value)} B"
-            return f"{value:.1f} {unit}".replace(".0 ", " ")
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
-def human_limit(limit: int) -> str:
-    """A size limit as the platform states it: Discord's are whole MiB, and it calls 10 MiB "10 MB"."""
-    mib = 1024 * 1024
-    return f"{limit // mib} MB" if limit and limit % mib == 0 else human_size(limit)
-
-
-def human_duration(seconds: float) -> str:
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"
-    if minutes:
-        return f"{minutes} min {secs:02d} s" if secs else f"{minutes} min"
-    return f"{secs} s"
-
-
 class InvalidRequest(MediabotError):
     code = "invalid_request"
     default_message = "The request is not valid."
@@ -150,3 +148,28 @@ class IdempotencyConflict(MediabotError):
         "This Idempotency-Key was used in the last 24 hours for a different request. "
         "Send the same request again, or use a new key."
     )
+
+
+class LinkExpired(MediabotError):
+    code = "link_expired"
+    default_message = "This download link has expired. Ask for the file again to get a new link."
+
+
+class LinkInvalid(MediabotError):
+    code = "link_invalid"
+    default_message = "This download link is not valid. Check that it was copied completely."
+
+
+# Rate limits (every front end's: core.jobs.quotas counts, web and the bots refuse with these).
+class RateLimited(MediabotError):
+    code = "rate_limited"
+    default_message = "Too many requests. Try again later."
+
+    def __init__(self, retry_after_s: float, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class TooManyJobs(RateLimited):
+    code = "too_many_jobs"
+    default_message = "Too many of your downloads are still running. Wait for one to finish."

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from core.errors import Unavailable
-from core.schemas import JobView
+from core.jobs.views import JobView
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text
 
-from core import extraction
-from core.downloader import ffmpeg_version, find_ffmpeg
+from core.db.models import Worker, utcnow
 from core.errors import MediabotError
-from core.models import Worker, utcnow
+from core.media import extraction
+from core.media.ffmpeg import ffmpeg_version, find_ffmpeg
 
 if TYPE_CHECKING:
-    from core.services import Services
+    from core.bootstrap import Services
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ async def check(services: Services, timeout_s: float = CHECK_TIMEOUT_S) -> dict[
         "storage": (_storage, timeout_s * 2),
         "workers": (_workers, timeout_s),
         "ffmpeg": (_ffmpeg, timeout_s * 2),
-        # yt-dlp and what real sites need around it (core.extraction); the JavaScript runtime's check is
+        # yt-dlp and what real sites need around it (core.media.extraction); the JavaScript runtime's check is
         # cached, so a poll does not start Deno each time.
         "extraction": (_extraction, timeout_s * 2),
     }

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db.models import UserPrefs, utcnow
 from core.errors import InvalidRequest
-from core.jobs import QUALITIES, check_choices
-from core.models import UserPrefs, utcnow
+from core.jobs.choices import QUALITIES, check_choices
 
 
 @dataclass(frozen=True)

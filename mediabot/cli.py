@@ -11,16 +11,17 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
-from core import db
 from core.apikeys import ApiKeyService
+from core.bootstrap import Services
 from core.config import Settings, SettingsError, load_settings
+from core.db import migrate
+from core.db.session import create_engine, session_factory
 from core.errors import MediabotError
 from core.logs import setup_logging
-from core.services import Services
 from core.ytdlp.upkeep import ytdlp_upkeep
 from mediabot import doctor, ytdlp_cli
 from mediabot.download import add_download_parser, cmd_download, error_lines
-from mediabot.hosting import SchemaNotReady, Shutdown, prepare_database, services_for
+from mediabot.hosting import SchemaNotReady, Shutdown, load_worker, prepare_database, services_for
 
 log = logging.getLogger("mediabot")
 
@@ -75,6 +76,8 @@ async def _serve(
     shutdown = shutdown or Shutdown(settings, downloads=worker).install()
     if prepare:
         await prepare_database(settings)
+    if worker:
+        await load_worker()
     async with (
         ytdlp_upkeep(settings, shutdown.requested, enabled=worker),
         services_for(settings, worker=worker, hurry=shutdown.hurried) as services,
@@ -92,7 +95,7 @@ async def _serve(
 
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     shutdown = Shutdown(settings, downloads=True).install()
-    await db.upgrade(settings.database_url)
+    await migrate.upgrade_if_needed(settings.database_url)
     log.info(
         "mediabot running: database %s, queue %s, storage %s",
         "SQLite" if settings.is_sqlite else "PostgreSQL",
@@ -145,10 +148,10 @@ async def _first_key(services: Services) -> tuple[str, str] | None:
 
 async def cmd_apikey(settings: Settings, args: argparse.Namespace) -> int:
     """Create, list or revoke API keys. Only a hash is stored: a new key is shown once, as the last line."""
-    await db.upgrade(settings.database_url)
-    engine = db.create_engine(settings.database_url)
+    await migrate.upgrade_if_needed(settings.database_url)
+    engine = create_engine(settings.database_url)
     try:
-        keys = ApiKeyService(db.session_factory(engine), settings)
+        keys = ApiKeyService(session_factory(engine), settings)
         if args.action == "create":
             if not args.name:
                 print("mediabot: `mediabot apikey create NAME`", file=sys.stderr)
@@ -188,6 +191,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     shutdown = Shutdown(settings, downloads=True).install()
     await prepare_database(settings)
+    await load_worker()
     async with (
         ytdlp_upkeep(settings, shutdown.requested),
         services_for(settings, worker=True, hurry=shutdown.hurried),
@@ -206,9 +210,9 @@ def _role(name: str) -> Callable[[Settings, argparse.Namespace], Any]:
 
 async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "upgrade":
-        await db.upgrade(settings.database_url, args.revision)
+        await migrate.upgrade(settings.database_url, args.revision)
     else:
-        await db.downgrade(settings.database_url, args.revision)
+        await migrate.downgrade(settings.database_url, args.revision)
     print(f"database {args.action}d to {args.revision}")
     return 0
 
@@ -216,9 +220,9 @@ async def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_formats(settings: Settings, args: argparse.Namespace) -> int:
     """What a link offers, as a table under a header row: the id to pass to `download --format`, the picture
     (or "audio only"), the codecs and the size ("~" when estimated)."""
-    from core.errors import human_size
+    from core.words import human_size
 
-    await db.upgrade(settings.database_url)
+    await migrate.upgrade_if_needed(settings.database_url)
     async with services_for(settings, worker=False) as services:
         found = await services.jobs.formats(args.url)
     print(found.title or found.url)

@@ -8,7 +8,7 @@ from typing import Any
 
 from core.config import Settings
 from core.doctor import diagnose
-from core.extraction import Part
+from core.media.parts import Part
 
 MARKS = {"ok": "ok", "warn": "warn", "fail": "FAIL", "off": "off"}
 

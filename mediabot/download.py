@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from core.apikeys import ApiKeyService
+from core.bootstrap import Services
 from core.config import Settings
+from core.delivery.planner import finished_items, playlist_line
 from core.errors import MediabotError
-from core.planner import finished_items, playlist_line
-from core.render import progress_line
-from core.schemas import AUDIO_FORMATS, JobView, Source, Submission, SubmitRequest, subtitle_asset
-from core.services import Services
+from core.jobs.choices import AUDIO_FORMATS, Source, SubmitRequest
+from core.jobs.views import JobView, Submission, subtitle_asset
+from core.words import progress_line
 from mediabot.hosting import prepare_database, services_for
 
 # The key `mediabot run` creates first: the CLI's downloads are listed in the web page under it.

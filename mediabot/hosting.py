@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 from collections.abc import AsyncIterator
 
-from core import db
+from core.bootstrap import Services, build_services
 from core.config import Settings
-from core.services import Services, build_services
-from worker.broker import make_broker
-from worker.host import hosted_worker
+from core.db import migrate
+from core.db.session import is_unavailable
+from worker.broker import make_brokers
 from worker.queue import TaskiqQueue
 
 log = logging.getLogger("mediabot")
@@ -32,12 +33,12 @@ async def prepare_database(settings: Settings) -> None:
     """Migrate when this is the only process (embedded); otherwise only check that someone did, since
     several processes migrating at once would race: the operator runs `mediabot db upgrade` once."""
     if embedded(settings):
-        await db.upgrade(settings.database_url)
+        await migrate.upgrade_if_needed(settings.database_url)
         return
     try:
-        problem = await db.schema_problem(settings.database_url)
+        problem = await migrate.schema_problem(settings.database_url)
     except Exception as exc:
-        if not db.is_unavailable(exc):
+        if not is_unavailable(exc):
             raise
         # Down right now: start anyway, as with Redis; health checks say so, and the schema is read later.
         log.warning("could not check the database schema (%s); carrying on", type(exc).__name__)
@@ -46,23 +47,33 @@ async def prepare_database(settings: Settings) -> None:
         raise SchemaNotReady(problem)
 
 
+async def load_worker() -> None:
+    """Import the worker (and with it yt-dlp) in a process that runs downloads, before its yt-dlp upkeep says
+    which version it runs; a thread does it, as it takes a while (yt-dlp's extractors)."""
+    await asyncio.to_thread(importlib.import_module, "worker.host")
+
+
 @contextlib.asynccontextmanager
 async def services_for(
     settings: Settings, *, worker: bool, hurry: asyncio.Event | None = None
 ) -> AsyncIterator[Services]:
     """Services with a queue; with `worker`, a worker runs in this process too. Setting `hurry` while the
     block exits hands running downloads back at once instead of giving them MEDIABOT_SHUTDOWN_GRACE_S."""
-    broker = make_broker(settings)
-    queue = TaskiqQueue(broker, settings.redis_url)
+    broker, probes = make_brokers(settings)
+    queue = TaskiqQueue(broker, probes, settings.redis_url)
     services = await build_services(settings, queue)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(queue.close)
         stack.push_async_callback(services.close)
         if worker:
-            await stack.enter_async_context(hosted_worker(broker, services, hurry=hurry))
+            # Imported here: the worker brings yt-dlp, which a front-end process never loads.
+            from worker.host import hosted_worker
+
+            await stack.enter_async_context(hosted_worker(broker, services, probes=probes, hurry=hurry))
         else:
-            await broker.startup()
-            stack.push_async_callback(broker.shutdown)
+            for started in dict.fromkeys((broker, probes)):
+                await started.startup()
+                stack.push_async_callback(started.shutdown)
         yield services
 
 

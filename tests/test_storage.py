@@ -16,19 +16,13 @@ import yarl
 from aiohttp import web
 from botocore.exceptions import EndpointConnectionError
 
-import core.storage
+import core.storage.local
+from core.bootstrap import build_storage
 from core.config import Settings
-from core.errors import StorageError
-from core.storage import (
-    LinkExpired,
-    LinkInvalid,
-    LocalStorage,
-    S3Storage,
-    build_storage,
-    content_disposition,
-    make_key,
-    safe_filename,
-)
+from core.errors import LinkExpired, LinkInvalid, StorageError
+from core.storage.keys import content_disposition, make_key, safe_filename
+from core.storage.local import LocalStorage
+from core.storage.s3 import S3Storage
 from tests.support.s3 import MotoS3
 
 UNICODE_NAME = 'Vidéo "été" 日本語 ½; a/b.mp4'
@@ -330,7 +324,7 @@ async def test_local_failed_copy_leaves_no_partial(
             fout.write(fin.read(1000))
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dest))
 
-    monkeypatch.setattr(core.storage.shutil, "copyfile", disk_full)
+    monkeypatch.setattr(core.storage.local.shutil, "copyfile", disk_full)
     try:
         with pytest.raises(StorageError):
             await local.storage.save(src, make_key("ff001122", "x.bin"), filename="x.bin")

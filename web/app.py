@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from core.services import Services
+from core.bootstrap import Services
 from web import openapi, present
 from web.auth import SOURCE
 from web.keys import (

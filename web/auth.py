@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from core.apikeys import ApiKeyInfo
-from core.errors import MediabotError, NotFound
-from core.schemas import JobView, RequestView
-from core.services import Services
-from web.errors import RateLimited, TooManyJobs, Unauthorized, status_for
+from core.bootstrap import Services
+from core.errors import MediabotError, NotFound, RateLimited, TooManyJobs
+from core.jobs.views import JobView, RequestView
+from web.errors import Unauthorized, status_for
 from web.keys import API_KEY, SERVICES
 from web.schemas import JOB_ID_PATTERN
 

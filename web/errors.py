@@ -6,26 +6,12 @@ import math
 
 from aiohttp import web
 
-from core.errors import MediabotError
+from core.errors import MediabotError, RateLimited
 
 
 class Unauthorized(MediabotError):
     code = "unauthorized"
     default_message = "A valid API key is required (Authorization: Bearer <key> or X-API-Key: <key>)."
-
-
-class RateLimited(MediabotError):
-    code = "rate_limited"
-    default_message = "Too many requests. Try again later."
-
-    def __init__(self, retry_after_s: float, message: str | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class TooManyJobs(RateLimited):
-    code = "too_many_jobs"
-    default_message = "Too many of your downloads are still running. Wait for one to finish."
 
 
 class NotReady(MediabotError):

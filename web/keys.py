@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from core.apikeys import ApiKeyInfo
-from core.services import Services
-from core.webhooks import WebhookSender
+from core.bootstrap import Services
+from core.webhooks.sender import WebhookSender
 from web.state import ClientSlots, EventEncoder, JobOwners, Network, OpenSockets
 from web.telemetry import WebMetrics
 

@@ -15,10 +15,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 
-from core.db import is_unavailable
-from core.errors import MediabotError, Unavailable
+from core.db.session import is_unavailable
+from core.errors import MediabotError, RateLimited, Unavailable
 from web.errors import (
-    RateLimited,
     TooManyConnections,
     error_response,
     http_error,
@@ -30,6 +29,7 @@ from web.keys import API_KEY, CLIENT_SLOTS, METRICS, SERVICES, TRUSTED_PROXIES
 from web.state import Network
 
 log = logging.getLogger(__name__)
+
 access_log = logging.getLogger("web.access")
 
 _HOST = re.compile(r"[A-Za-z0-9.\-\[\]:]{1,255}")

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from core.schemas import MediaFormats
+from core.jobs.formats import MediaFormats
 from web.schemas import (
     JOB_ID_PATTERN,
     ErrorResponse,

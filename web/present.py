@@ -7,9 +7,9 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from core.bootstrap import Services
 from core.errors import NotFound, StorageError
-from core.schemas import THUMBNAIL, ErrorInfo, JobView, Progress, RequestView, subtitle_asset
-from core.services import Services
+from core.jobs.views import THUMBNAIL, ErrorInfo, JobView, Progress, RequestView, subtitle_asset
 from web.schemas import FilePart, Job, JobEvent, JobList, SubtitleFile
 
 log = logging.getLogger(__name__)

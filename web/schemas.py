@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.schemas import ErrorInfo, Playlist, Progress
+from core.jobs.formats import Playlist
+from core.jobs.views import ErrorInfo, Progress
 
 Quality = Literal["best", "2160", "1440", "1080", "720", "480", "360", "240", "144"]
 Status = Literal["queued", "running", "done", "failed", "cancelled"]

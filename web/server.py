@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from core.services import Services
+from core.bootstrap import Services
 from web.app import create_app
 from web.keys import CLIENT_SLOTS
 from web.protocol import KEEPALIVE_S, MAX_REQUEST_LINE, GuardedAppRunner

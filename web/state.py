@@ -17,8 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from core.jobs import JobService
-from core.schemas import JobView, RequestView
+from core.jobs.service import JobService
+from core.jobs.views import JobView, RequestView
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 OWNERS_TTL_S = 1.0

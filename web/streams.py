@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from aiohttp import WSCloseCode, web
 
 from core.apikeys import ApiKeyInfo
+from core.bootstrap import Services
 from core.events import jobs_filter
-from core.jobs import WATCH_POLL_S
-from core.schemas import JobView, RequestView
-from core.services import Services
+from core.jobs.views import JobView, RequestView
+from core.jobs.watch import WATCH_POLL_S
 from web.auth import SOURCE
 from web.present import ENDED, all_ended, api_status, event_json, is_playlist, items_of, playlist_seq, to_api
 from web.schemas import JobEvent

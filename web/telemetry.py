@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from core.models import JobStatus
-from core.services import Services
+from core.bootstrap import Services
+from core.db.models import JobStatus
 from core.stats import JobStats, job_stats
 
 log = logging.getLogger(__name__)

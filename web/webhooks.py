@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from core.services import Services
-from core.webhooks import WebhookSender
+from core.bootstrap import Services
+from core.webhooks.sender import WebhookSender
 from web.keys import WEBHOOKS
 from web.present import webhook_body
 

@@ -10,8 +10,11 @@ from collections.abc import AsyncIterator
 from taskiq import AsyncBroker, InMemoryBroker, TaskiqEvents, TaskiqState
 from taskiq.api import run_receiver_task
 
-from core.runner import WorkerRuntime
-from core.services import Services, build_worker
+from core.aio import cancel_and_wait, spawn
+from core.bootstrap import Services
+from worker.build import build_worker
+from worker.probing import PROBE_THREADS
+from worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -50,26 +53,35 @@ def attach_runtime(
 
 @contextlib.asynccontextmanager
 async def hosted_worker(
-    broker: AsyncBroker, services: Services, *, hurry: asyncio.Event | None = None
+    broker: AsyncBroker,
+    services: Services,
+    *,
+    probes: AsyncBroker | None = None,
+    hurry: asyncio.Event | None = None,
 ) -> AsyncIterator[WorkerRuntime]:
-    """Run the worker in this process until the block exits."""
+    """Run the worker in this process until the block exits: jobs from `broker`, and the front ends'
+    questions about links from `probes` (when it is another broker: Redis)."""
     attach_runtime(broker, services, hurry=hurry)
-    broker.is_worker_process = True
-    await broker.startup()
-    receiver: asyncio.Task[None] | None = None
-    if not isinstance(broker, InMemoryBroker):
-        receiver = asyncio.create_task(
-            _receive_forever(broker, services.settings.worker_concurrency), name="receiver"
-        )
-    try:
-        yield broker.state.runtime
-    finally:
-        if receiver is not None:
+    receivers: list[asyncio.Task[None]] = []
+    async with contextlib.AsyncExitStack() as stack:
+        broker.is_worker_process = True
+        await broker.startup()
+        stack.push_async_callback(broker.shutdown)
+        if probes is not None and probes is not broker:
+            probes.is_worker_process = True
+            await probes.startup()
+            stack.push_async_callback(probes.shutdown)
+            receivers.append(spawn(_receive_forever(probes, PROBE_THREADS * 2), name="probe-receiver"))
+        if not isinstance(broker, InMemoryBroker):
+            receivers.append(
+                spawn(_receive_forever(broker, services.settings.worker_concurrency), name="receiver")
+            )
+        try:
+            yield broker.state.runtime
+        finally:
             # Stop fetching first, so nothing new is taken while running jobs finish or are handed back.
-            receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await receiver
-        await broker.shutdown()
+            for receiver in receivers:
+                await cancel_and_wait(receiver)
 
 
 async def _receive_forever(broker: AsyncBroker, concurrency: int) -> None:

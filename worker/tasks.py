@@ -1,15 +1,22 @@
-"""Taskiq tasks. The worker's resources live in the broker state, set up on WORKER_STARTUP."""
+"""Taskiq tasks. The worker's resources live in the broker state: the runtime, set up on WORKER_STARTUP; the
+prober, made on the first question (also in a process that hosts no worker but has the in-process broker)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+import time
+from typing import Annotated, Any
 
-from taskiq import Context, TaskiqDepends
+from taskiq import Context, TaskiqDepends, TaskiqState
+
+from core.config import Settings
+from worker.probing import Prober
 
 log = logging.getLogger(__name__)
 
 TASK_NAME = "mediabot.download"
+PROBE_TASK = "mediabot.probe"
+SUPPORTED_TASK = "mediabot.supported"
 
 
 async def download(job_id: str, context: Annotated[Context, TaskiqDepends()]) -> None:
@@ -20,3 +27,32 @@ async def download(job_id: str, context: Annotated[Context, TaskiqDepends()]) ->
         log.warning("no worker runs in this process; job %s stays queued", job_id)
         return
     await runtime.runner.run(job_id)
+
+
+def prober(state: TaskiqState) -> Prober:
+    found: Prober | None = getattr(state, "prober", None)
+    if found is None:
+        settings: Settings = state.settings
+        found = state.prober = Prober(settings)
+    return found
+
+
+async def probe(url: str, deadline: float, context: Annotated[Context, TaskiqDepends()]) -> dict[str, Any]:
+    """What a link offers (core.queue.JobQueue.probe). A question nobody waits for any more is dropped."""
+    if time.time() > deadline:
+        return {"expired": True}
+    return await prober(context.state).formats(url)
+
+
+async def supported(url: str, deadline: float, context: Annotated[Context, TaskiqDepends()]) -> bool | None:
+    """Whether an allowed extractor claims the link (core.queue.JobQueue.supported)."""
+    if time.time() > deadline:
+        return None
+    return await prober(context.state).supported(url)
+
+
+def close_prober(state: TaskiqState) -> None:
+    found: Prober | None = getattr(state, "prober", None)
+    if found is not None:
+        found.close()
+        state.prober = None

@@ -18,8 +18,8 @@ from bots.discord.cog import Downloads
 from bots.discord.picker import FormatSelect
 from bots.discord.reply import DiscordChat, DiscordReply
 from bots.discord.views import CancelButton
+from core.bootstrap import Services
 from core.errors import MediabotError
-from core.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,12 @@ from bots.discord.reply import DiscordChat, DiscordReply
 from bots.discord.target import Target
 from bots.discord.texts import cancelled_text, listing_text, picker_text
 from bots.playlist import Playlist
-from core.errors import MediabotError, NotFound, human_duration
-from core.jobs import check_choices
-from core.schemas import JobView, RequestView, SubmitRequest
-from core.services import Services
-from core.urls import extract_url, extract_urls
+from core.bootstrap import Services
+from core.errors import MediabotError, NotFound
+from core.jobs.choices import SubmitRequest, check_choices
+from core.jobs.views import JobView, RequestView
+from core.net import extract_url, extract_urls
+from core.words import human_duration
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import discord
 
-from core.errors import human_duration, human_size
-from core.schemas import JobView
+from core.jobs.views import JobView
+from core.words import human_duration, human_size
 
 MAX_TITLE = 256
 MAX_FIELD = 1024

@@ -18,7 +18,7 @@ import discord
 from bots.discord.handling import handler
 from bots.discord.texts import link_of_picker, starting_text
 from core.errors import InvalidRequest
-from core.schemas import FormatChoice, MediaFormats
+from core.jobs.formats import FormatChoice, MediaFormats
 
 log = logging.getLogger(__name__)
 

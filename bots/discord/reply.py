@@ -26,10 +26,10 @@ from bots.discord.views import cancel_view
 from bots.files import LocalFiles
 from bots.playlist import Playlist
 from bots.progress import ChatPacer
+from core.bootstrap import Services
+from core.delivery.planner import Destination, Refused
 from core.errors import MediabotError
-from core.planner import Destination, Refused
-from core.schemas import THUMBNAIL, JobView, RequestView, subtitle_asset
-from core.services import Services
+from core.jobs.views import THUMBNAIL, JobView, RequestView, subtitle_asset
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from core.aio import spawn
 from core.logs import install_redaction
 
 if TYPE_CHECKING:
-    from core.services import Services
+    from core.bootstrap import Services
 
 log = logging.getLogger(__name__)
 

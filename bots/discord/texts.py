@@ -7,10 +7,9 @@ from collections.abc import Sequence
 import discord
 
 from bots.playlist import Playlist
-from core.errors import human_duration, human_size
-from core.planner import playlist_line
-from core.render import status_text
-from core.schemas import JobView
+from core.delivery.planner import playlist_line
+from core.jobs.views import JobView
+from core.words import human_duration, human_size, status_text
 
 MAX_TITLE = 200
 MAX_ITEM_TITLE = 80

@@ -1,1 +1,1 @@
-"""The Telegram bot (python-telegram-bot): links in, progress edits and files out, through core.jobs only."""
+"""The Telegram bot (python-telegram-bot): links in, progress edits and files out, through core.jobs.service only."""

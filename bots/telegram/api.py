@@ -13,8 +13,8 @@ from telegram.error import BadRequest, TelegramError
 from bots.files import LocalFiles
 from bots.progress import ChatPacer
 from bots.telegram.calls import message_gone, not_modified, with_flood_retry
-from core.delivery import DeliveryRef
-from core.services import Services
+from core.bootstrap import Services
+from core.delivery.filecache import DeliveryRef
 
 log = logging.getLogger(__name__)
 

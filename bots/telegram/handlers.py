@@ -27,11 +27,11 @@ from bots.telegram import picker, texts
 from bots.telegram.api import NO_PREVIEW, TelegramApi
 from bots.telegram.reply import TelegramChat, TelegramReply
 from bots.telegram.submitting import SOURCE, Ask, Submitter, links
+from core.bootstrap import Services
 from core.errors import MediabotError, NotFound
-from core.jobs import check_choices
-from core.schemas import RequestView
-from core.services import Services
-from core.urls import extract_urls
+from core.jobs.choices import check_choices
+from core.jobs.views import RequestView
+from core.net import extract_urls
 
 log = logging.getLogger(__name__)
 

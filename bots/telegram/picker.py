@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bots.telegram.texts import MAX_FORMAT_BUTTONS
-from core.schemas import MediaFormats
+from core.jobs.formats import MediaFormats
 
 log = logging.getLogger(__name__)
 

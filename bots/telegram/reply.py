@@ -18,8 +18,8 @@ from bots.telegram import texts
 from bots.telegram.api import NO_PREVIEW, PLATFORM, Target, TelegramApi
 from bots.telegram.calls import message_gone, not_modified, retry_seconds
 from bots.telegram.uploads import Uploader
-from core.planner import Destination
-from core.schemas import JobView, RequestView
+from core.delivery.planner import Destination
+from core.jobs.views import JobView, RequestView
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from bots.telegram.api import TelegramApi
 from bots.telegram.handlers import Handlers
 from bots.telegram.reply import TelegramChat, TelegramReply
 from bots.telegram.webhook import serving_webhook
+from core.bootstrap import Services
 from core.config import Settings
 from core.errors import MediabotError
 from core.logs import REDACTOR, install_redaction
-from core.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from bots.conductor import Conductor
 from bots.telegram import picker, texts
 from bots.telegram.api import Target, TelegramApi
 from bots.telegram.reply import TelegramChat, TelegramReply
-from core.delivery import variant_key
+from core.bootstrap import Services
+from core.delivery.filecache import variant_key
 from core.errors import InvalidUrl, MediabotError
+from core.jobs.choices import SubmitRequest
+from core.net import extract_url, extract_urls
 from core.prefs import Prefs
-from core.schemas import SubmitRequest
-from core.services import Services
-from core.urls import extract_url, extract_urls
 
 log = logging.getLogger(__name__)
 

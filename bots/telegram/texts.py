@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bots.playlist import Item, Playlist
-from core.errors import human_duration, human_size
-from core.planner import playlist_line
-from core.render import progress_line, status_text
-from core.schemas import JobView, MediaFormats
+from core.delivery.planner import playlist_line
+from core.jobs.formats import MediaFormats
+from core.jobs.views import JobView
+from core.words import human_duration, human_size, progress_line, status_text
 
 COMMANDS = [
     BotCommand("start", "What this bot does"),

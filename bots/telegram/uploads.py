@@ -20,11 +20,11 @@ from bots.telegram import texts
 from bots.telegram.api import PLATFORM, Target, TelegramApi
 from bots.telegram.calls import too_large, with_flood_retry
 from core.aio import cancel_and_wait, spawn
-from core.delivery import DeliveryRef, variant_key
+from core.delivery.filecache import DeliveryRef, variant_key
+from core.delivery.planner import Refused
 from core.errors import MediabotError
-from core.planner import Refused
-from core.probe import probe_media
-from core.schemas import THUMBNAIL, JobView, Part, RequestView, subtitle_asset
+from core.jobs.views import THUMBNAIL, JobView, Part, RequestView, subtitle_asset
+from core.media.probe import probe_media
 
 log = logging.getLogger(__name__)
 

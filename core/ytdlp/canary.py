@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Settings
-from core.errors import human_size
+from core.words import human_size
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +158,9 @@ def child_main(argv: list[str]) -> int:
         return 1
     try:
         from core.config import Settings
-        from core.downloader import Control, Downloader
         from core.errors import MediabotError
+        from core.media.control import Control
+        from core.media.downloader import Downloader
 
         settings = Settings(**data)
         settings.ensure_dirs()

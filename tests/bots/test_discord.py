@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from bots.discord.runner import running
-from core.services import Services
+from core.bootstrap import Services
 from tests.fakes.discord import Call, FakeDiscord, Interaction
 from tests.support.media import ffprobe
 from tests.support.services import ROOT, make_settings, running_services, settings_env, wait_until

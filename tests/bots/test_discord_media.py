@@ -17,8 +17,10 @@ from PIL import Image
 
 from bots.discord import picker
 from bots.discord.runner import running
-from core.errors import InvalidRequest, human_duration, human_size
-from core.schemas import FormatChoice, JobView, MediaFormats, RequestView
+from core.errors import InvalidRequest
+from core.jobs.formats import FormatChoice, MediaFormats
+from core.jobs.views import JobView, RequestView
+from core.words import human_duration, human_size
 from tests.bots.test_discord import Bot, bot_settings
 from tests.bots.test_discord_planner import BOT_OPTIONS, assert_nothing_leaked, ended, root
 from tests.fakes.discord import Call, FakeDiscord, Interaction, over_limits

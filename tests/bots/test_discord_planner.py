@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from bots.discord.runner import running
-from core.errors import human_size
-from core.schemas import JobView, RequestView
+from core.jobs.views import JobView, RequestView
+from core.words import human_size
 from tests.bots.test_discord import Bot, attachment, bot_settings, clip
 from tests.fakes.discord import Call, FakeDiscord, Interaction
 from tests.support.media import ffprobe

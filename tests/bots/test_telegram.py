@@ -29,8 +29,8 @@ from telegram.error import RetryAfter
 from bots.telegram import texts
 from bots.telegram.calls import retry_seconds
 from bots.telegram.runner import TelegramUnavailable, running
+from core.bootstrap import Services
 from core.errors import InvalidUrl, UnsupportedUrl
-from core.services import Services
 from tests.fakes.telegram import ALICE, BOB, CAROL, Call, FakeTelegram
 from tests.support.media import ffprobe
 from tests.support.media_site import MediaSite

@@ -12,7 +12,8 @@ import pytest
 
 from bots.telegram import texts
 from bots.telegram.runner import running
-from core.errors import UnsupportedUrl, human_size
+from core.errors import UnsupportedUrl
+from core.words import human_size
 from tests.bots.test_telegram import clip, media_call, reply_text, telegram_bot
 from tests.bots.test_telegram_planner import delivered, text_reply, texts_to, uploads_for, video_size
 from tests.fakes.telegram import ALICE, BOB, Call, FakeTelegram, jpeg_size

@@ -21,10 +21,10 @@ from sqlalchemy import func, select
 
 from bots.telegram import texts
 from bots.telegram.runner import running
-from core.errors import human_size
-from core.models import Job
-from core.schemas import JobView, RequestView
-from core.services import Services
+from core.bootstrap import Services
+from core.db.models import Job
+from core.jobs.views import JobView, RequestView
+from core.words import human_size
 from tests.bots.test_telegram import clip, edits_of, media_call, progress_message, slow, telegram_bot
 from tests.fakes.telegram import ALICE, BOB, Call, FakeTelegram
 from tests.support.media import ffprobe

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
-from core.schemas import SubmitRequest
+from core.jobs.choices import SubmitRequest
 from tests.browser.conftest import (
     DESKTOP,
     PHONE,

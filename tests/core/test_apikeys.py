@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core import db
 from core.apikeys import ApiKeyService, legacy_hash
 from core.config import Settings, load_settings
-from core.models import ApiKey, utcnow
+from core.db.models import ApiKey, utcnow
+from core.db.session import create_engine, session_factory
 
 
 async def stored_digest(keys: ApiKeyService, name: str) -> str:
@@ -34,8 +34,8 @@ async def test_keys_are_stored_under_the_installs_secret(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="core.apikeys")
-    engine = db.create_engine(database_url)
-    sessions = db.session_factory(engine)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
     try:
         here = ApiKeyService(sessions, install(os.urandom(16)), cache_s=0)
         elsewhere = ApiKeyService(sessions, install(os.urandom(16)), cache_s=0)
@@ -57,8 +57,8 @@ async def test_keys_are_stored_under_the_installs_secret(
 
 
 async def test_a_key_stored_as_plain_sha256_works_and_is_rehashed(database_url: str) -> None:
-    engine = db.create_engine(database_url)
-    sessions = db.session_factory(engine)
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
     secret = install(os.urandom(16))
     key = "mb_" + uuid.uuid4().hex + uuid.uuid4().hex
     try:

@@ -9,8 +9,9 @@ import uuid
 
 import pytest
 
-from core.schemas import JobView, SubmitRequest
-from core.services import Services
+from core.bootstrap import Services
+from core.jobs.choices import SubmitRequest
+from core.jobs.views import JobView
 from tests.support.media import CHAPTERS, ffprobe_chapters
 from tests.support.media_site import MediaSite
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from core.downloader import find_ffmpeg
-from core.schemas import SubmitRequest
+from core.jobs.choices import SubmitRequest
+from core.media.ffmpeg import find_ffmpeg
 from tests.support.media import ffprobe
 from tests.support.services import (
     ROOT,
@@ -196,7 +196,7 @@ async def test_download_prints_log_lines_only_with_verbose(tmp_path: Path, media
     assert " INFO " not in err, err
     code, _, err = await run_mediabot(env, "download", "-v", media_site.url(f"/clip/{uuid.uuid4().hex}.mp4"))
     assert code == 0, err
-    assert " INFO core.runner: job " in err, err
+    assert " INFO worker.runner: job " in err, err
     # The CLI's own words for what is not a link (the core's are a chat's).
     code, _, err = await run_mediabot(env, "download", "example.com/video")
     assert code == 2 and err.strip() == (

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from yt_dlp.utils import DownloadError
 
-from core.downloader import Control, translate_error
-from core.schemas import SubmitRequest
+from core.jobs.choices import SubmitRequest
+from core.media.control import Control
+from core.media.errors import translate_error
 from tests.support.services import make_settings, running_services
 
 SECRET = "ok"

@@ -17,11 +17,13 @@ from yt_dlp.networking import Request
 from yt_dlp.networking.exceptions import TransportError
 from yt_dlp.networking.impersonate import ImpersonateTarget
 
-from core import extraction
 from core.config import SettingsError, load_settings
-from core.downloader import Control, Downloader, build_options
 from core.errors import PrivateAddress
-from core.schemas import SubmitRequest
+from core.jobs.choices import SubmitRequest
+from core.media import extraction
+from core.media.control import Control
+from core.media.downloader import Downloader
+from core.media.options import build_options
 from tests.fakes.pot_provider import TOKEN, FakePotProvider
 from tests.support.servers import free_port
 from tests.support.services import make_settings, running_services

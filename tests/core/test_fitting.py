@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from core.fitting import choose_fitting_format
-from core.planner import DeliveryPlanner, Destination, Refused, fit_note
-from core.schemas import JobView, SubmitRequest, variant_limit
-from core.services import Services
+from core.bootstrap import Services
+from core.delivery.planner import DeliveryPlanner, Destination, Refused, fit_note
+from core.jobs.choices import SubmitRequest
+from core.jobs.views import JobView, variant_limit
+from core.media.fitting import choose_fitting_format
 from tests.support.media import ffprobe
 from tests.support.services import make_settings, running_services, wait_until
 

@@ -12,9 +12,9 @@ from urllib.parse import quote
 
 import pytest
 
-from core.errors import human_size
-from core.formats import MAX_LABEL, codec_family, media_formats
-from core.services import Services
+from core.bootstrap import Services
+from core.media.formats import MAX_LABEL, codec_family, media_formats
+from core.words import human_size
 from tests.support.media_site import MediaSite
 from tests.support.services import make_settings, running_services
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from core.bootstrap import Services
 from core.errors import InvalidUrl, NotFound, PrivateAddress, UnsupportedUrl
-from core.schemas import JobView, SubmitRequest
-from core.services import Services
+from core.jobs.choices import SubmitRequest
+from core.jobs.views import JobView
 from tests.support.media import ffprobe
 from tests.support.services import make_settings, running_services, wait_until
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from core.bootstrap import Services
 from core.errors import InvalidRequest, NotFound, PrivateAddress, UnsupportedUrl
-from core.schemas import THUMBNAIL, JobView, SubmitRequest, subtitle_asset
-from core.services import Services
+from core.jobs.choices import SubmitRequest
+from core.jobs.views import THUMBNAIL, JobView, subtitle_asset
 from tests.support.media import FFMPEG, FILE_TAGS, ffprobe
 from tests.support.media_site import SUBTITLES
 

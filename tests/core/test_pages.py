@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.schemas import SubmitRequest
-from core.services import Services
+from core.bootstrap import Services
+from core.jobs.choices import SubmitRequest
 from tests.support.services import make_settings, running_services
 
 

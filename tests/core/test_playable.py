@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from core.downloader import find_ffmpeg
+from core.bootstrap import Services
 from core.errors import Cancelled, TooLarge
-from core.playable import choose_playable_format, make_playable, playable_spec, probe_streams
-from core.schemas import JobView, SubmitRequest
-from core.services import Services
+from core.jobs.choices import SubmitRequest
+from core.jobs.views import JobView
+from core.media.ffmpeg import find_ffmpeg
+from core.media.playable import choose_playable_format, make_playable, playable_spec, probe_streams
 from tests.support.media import CHAPTERS, ffprobe, ffprobe_chapters
 from tests.support.media_site import MediaSite
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.planner import finished_items, playlist_line
-from core.schemas import SubmitRequest
-from core.services import Services
+from core.bootstrap import Services
+from core.delivery.planner import finished_items, playlist_line
+from core.jobs.choices import SubmitRequest
 from tests.support.services import make_settings, running_services, wait_until
 
 

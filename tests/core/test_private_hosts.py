@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.schemas import SubmitRequest
+from core.jobs.choices import SubmitRequest
 from tests.support.media_site import MediaSite
 from tests.support.servers import free_port
 from tests.support.services import make_settings, running_services

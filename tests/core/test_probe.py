@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from core.probe import Probe, _probe_external, probe_media
+from core.media.probe import Probe, _probe_external, probe_media
 
 
 @pytest.mark.parametrize("name", ["video_mp4", "audio_m4a", "big_mp4"])

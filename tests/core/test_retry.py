@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
+from core.bootstrap import Services
 from core.errors import NotFound
-from core.schemas import SubmitRequest
-from core.services import Services
+from core.jobs.choices import SubmitRequest
 
 
 def ask(url: str, user: str) -> SubmitRequest:

@@ -12,9 +12,10 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import text
 
-from core import db
-from core.schemas import SubmitRequest
-from core.services import Services
+from core.bootstrap import Services
+from core.db import migrate
+from core.db.session import create_engine
+from core.jobs.choices import SubmitRequest
 from tests.support.services import make_settings, running_services
 
 TITLES = ("Größe", "Ωμέγα", "Привет")
@@ -56,9 +57,9 @@ async def test_rows_made_before_the_search_columns_are_found_after_migrating(
 ) -> None:
     """0007 folds the titles and links already stored; and finished audio made the old way (converted to
     the operator's type when none was asked for) stops answering asks that now keep the source's sound."""
-    await db.downgrade(database_url, "0006")
+    await migrate.downgrade(database_url, "0006")
     now = datetime.now(UTC).replace(tzinfo=None) if database_url.startswith("sqlite") else datetime.now(UTC)
-    engine = db.create_engine(database_url)
+    engine = create_engine(database_url)
     jobs = [
         # (id, kind, title, dedup_key, audio_format)
         ("j-title", "video", "Größe", "https://ex.com/v|video:best", None),

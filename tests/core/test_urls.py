@@ -4,7 +4,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from core.errors import InvalidUrl, PrivateAddress
-from core.urls import AddressPolicy, check_url, extract_url, extract_urls, ip_forbidden, normalize_url
+from core.net import AddressPolicy, check_url, extract_url, extract_urls, ip_forbidden, normalize_url
 
 
 def test_text_with_links_yields_the_links() -> None:
@@ -117,7 +117,7 @@ async def test_a_6to4_link_to_loopback_is_refused_on_default_settings() -> None:
 
 
 async def test_refusal_tells_the_operator_how_to_allow_the_host(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="core.urls")
+    caplog.set_level(logging.INFO, logger="core.net")
     with pytest.raises(PrivateAddress) as info:
         await check_url("http://127.0.0.1:8000/v.mp4", AddressPolicy())
     assert info.value.hint is not None

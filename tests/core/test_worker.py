@@ -13,10 +13,11 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import inspect, select, text
 
-from core import db
-from core.models import Job, Worker
-from core.schemas import SubmitRequest
-from core.services import Services
+from core.bootstrap import Services
+from core.db import migrate
+from core.db.models import Job, Worker
+from core.db.session import create_engine
+from core.jobs.choices import SubmitRequest
 from tests.support.media import ffprobe
 from tests.support.services import make_settings, running_services, wait_until
 
@@ -170,7 +171,7 @@ async def test_jobs_survive_a_queue_that_lost_its_messages(
 
 @pytest.mark.both_databases
 async def test_migrations_go_up_and_down(database_url: str) -> None:
-    engine = db.create_engine(database_url)
+    engine = create_engine(database_url)
 
     async def tables() -> set[str]:
         async with engine.connect() as conn:
@@ -178,9 +179,9 @@ async def test_migrations_go_up_and_down(database_url: str) -> None:
 
     try:
         assert {"jobs", "requests", "workers", "api_keys"} <= await tables()
-        await db.downgrade(database_url, "base")
+        await migrate.downgrade(database_url, "base")
         assert not {"jobs", "requests"} & await tables()
-        await db.upgrade(database_url)
+        await migrate.upgrade(database_url)
         assert {"jobs", "requests", "workers", "api_keys"} <= await tables()
     finally:
         await engine.dispose()
@@ -190,8 +191,8 @@ async def test_migrations_go_up_and_down(database_url: str) -> None:
 async def test_every_migration_keeps_the_rows_it_finds(database_url: str) -> None:
     """Upgrading from the first schema keeps jobs and their requests. On SQLite, Alembic rebuilds a table by
     dropping it: with foreign keys on, dropping `jobs` cascaded into every request."""
-    await db.downgrade(database_url, "0001")
-    engine = db.create_engine(database_url)
+    await migrate.downgrade(database_url, "0001")
+    engine = create_engine(database_url)
     try:
         async with engine.begin() as conn:
             await conn.execute(
@@ -210,7 +211,7 @@ async def test_every_migration_keeps_the_rows_it_finds(database_url: str) -> Non
                 ),
                 dict(now=datetime.now(UTC).replace(tzinfo=None)),
             )
-        await db.upgrade(database_url)
+        await migrate.upgrade(database_url)
         async with engine.connect() as conn:
             jobs = (await conn.execute(text("SELECT id FROM jobs"))).scalars().all()
             requests = (await conn.execute(text("SELECT id, job_id FROM requests"))).all()
@@ -226,7 +227,7 @@ async def test_a_cancel_that_arrives_while_the_job_is_being_claimed_stops_it(
     as running: it is remembered and honoured at once, not at the next lease renewal (lease_s here is long,
     so a missed signal would let the slow download run on)."""
     from core.events import Message
-    from core.services import build_worker
+    from worker.build import build_worker
 
     settings = make_settings(tmp_path, lease_s=600)
     async with running_services(settings, worker=False) as services:

@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from core import db
 from core.config import Settings
-from core.models import Worker, utcnow
+from core.db.models import Worker, utcnow
+from core.db.session import create_engine, session_factory
 from mediabot.cli import build_parser
 from tests.support.servers import free_port
 from tests.support.services import make_settings, settings_env
@@ -731,9 +731,9 @@ async def test_web_and_worker_checks_follow_a_real_process(tmp_path: Path, datab
     assert not await passes(worker, env, tmp_path), "a stopped worker removes its heartbeat"
 
     # A heartbeat older than 3 leases is a dead or stuck worker; a fresh one is a live worker.
-    engine = db.create_engine(settings.database_url)
+    engine = create_engine(settings.database_url)
     try:
-        sessions = db.session_factory(engine)
+        sessions = session_factory(engine)
         for age, healthy in ((4 * settings.lease_s, False), (1, True)):
             async with sessions() as session, session.begin():
                 session.add(

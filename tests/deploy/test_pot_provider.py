@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from yt_dlp_plugins.extractor.getpot_bgutil_http import BgUtilHTTPPTP
 
-from core.pot import plugin_version
+from core.media.pot import plugin_version
 from tests.deploy.test_compose import (
     ROOT,
     container_env,

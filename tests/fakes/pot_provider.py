@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from core.pot import plugin_version
+from core.media.pot import plugin_version
 from tests.support.servers import free_port
 
 TOKEN = base64.urlsafe_b64encode(b"a PO token from the fake provider").decode()

@@ -22,10 +22,11 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import select
 
-from core import db
 from core.apikeys import ApiKeyService
 from core.config import Settings
-from core.models import Job, Worker
+from core.db import migrate
+from core.db.models import Job, Worker
+from core.db.session import create_engine, session_factory
 from tests.support.servers import PrivatePostgres, PrivateRedis, free_port
 from tests.support.services import ROOT, make_settings, settings_env, wait_until
 
@@ -138,14 +139,14 @@ class Cluster:
         self.webs: list[Web] = []
         self.workers: list[MediabotProcess] = []
         self.key = ""
-        self.engine = db.create_engine(self.settings.database_url)
-        self.sessions = db.session_factory(self.engine)
+        self.engine = create_engine(self.settings.database_url)
+        self.sessions = session_factory(self.engine)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
 
     async def start(self) -> None:
         self.redis.start()
         await asyncio.to_thread(self.pg.start)
-        await db.upgrade(self.settings.database_url)
+        await migrate.upgrade(self.settings.database_url)
         _, self.key = await ApiKeyService(self.sessions, self.settings).create("drill")
 
     async def close(self) -> None:

@@ -23,9 +23,9 @@ import aiohttp
 from redis.asyncio import Redis
 from sqlalchemy import select
 
+from core.db.models import Request
 from core.events import CHANNEL
-from core.models import Request
-from core.schemas import SubmitRequest
+from core.jobs.choices import SubmitRequest
 from tests.faults.cluster import TERMINAL, Cluster, GatedMedia, MediabotProcess, Web, open_cluster
 from tests.support.media_site import MediaSite
 from tests.support.servers import TcpProxy, free_port

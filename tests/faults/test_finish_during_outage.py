@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from core.schemas import SubmitRequest
+from core.jobs.choices import SubmitRequest
 from tests.faults.cluster import GatedMedia
 from tests.support.servers import TcpProxy
 from tests.support.services import make_settings, running_services, wait_until

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from core.bootstrap import Services
 from core.config import Settings
-from core.errors import human_size
-from core.models import Job
-from core.schemas import SubmitRequest
-from core.services import Services
+from core.db.models import Job
+from core.jobs.choices import SubmitRequest
+from core.words import human_size
 from tests.faults import drills
 from tests.support.media_site import MediaSite
 from tests.support.services import make_settings, running_services

@@ -7,7 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from core.schemas import SubmitRequest
+from core.jobs.choices import SubmitRequest
 from tests.support.services import make_settings, running_services, wait_until
 
 

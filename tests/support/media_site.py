@@ -430,7 +430,7 @@ class MediaSite:
         r.add_get("/video-tag.html", self._video_tag)
         r.add_get("/hls-page.html", self._hls_page)
         r.add_get("/nomedia.html", self._nomedia)
-        r.add_get("/playlist.html", self._playlist)
+        r.add_get("/playlist.html", self.playlist_found)
         r.add_get("/feed.xml", self._feed)
         r.add_get("/qualities.html", self._qualities)
         r.add_get("/thumb.png", self._blob_handler("thumb"))
@@ -762,7 +762,7 @@ class MediaSite:
         body = '<h1>Nothing to see</h1>\n<p>This page has no media at all. <a href="/">Home</a></p>'
         return await self._html(request, "No Media Here", body)
 
-    async def _playlist(self, request: web.Request) -> web.StreamResponse:
+    async def playlist_found(self, request: web.Request) -> web.StreamResponse:
         n = _item_count(request)
         if n is None:
             return web.Response(

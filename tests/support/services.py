@@ -31,9 +31,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from core import db
+from core.bootstrap import Services
 from core.config import Settings, load_settings
-from core.services import Services
+from core.db import migrate
 
 PG_URL = os.environ.get("MEDIABOT_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("MEDIABOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -136,7 +136,7 @@ def pg_template(pg_admin_url: str) -> Iterator[str]:
 
     run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     run(admin(f'CREATE DATABASE "{name}"'))
-    run(db.upgrade(_with_db(pg_admin_url, name)))
+    run(migrate.upgrade(_with_db(pg_admin_url, name)))
     yield name
     run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
@@ -177,7 +177,7 @@ async def migrated_sqlite(path: Path) -> str:
     if _sqlite_template is None:
         root = Path(tempfile.mkdtemp(prefix="mediabot-sqlite-template-"))
         atexit.register(shutil.rmtree, root, True)
-        await db.upgrade(f"sqlite+aiosqlite:///{root / 'template.db'}")
+        await migrate.upgrade(f"sqlite+aiosqlite:///{root / 'template.db'}")
         _sqlite_template = root / "template.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_sqlite_template, path)
@@ -259,7 +259,7 @@ async def running_services(settings: Settings, *, worker: bool = True) -> AsyncI
     if database is not None and not database.exists():
         await migrated_sqlite(database)
     else:
-        await db.upgrade(settings.database_url)
+        await migrate.upgrade(settings.database_url)
     async with services_for(settings, worker=worker) as services:
         yield services
 

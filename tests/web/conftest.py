@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from core.bootstrap import Services
 from core.config import Settings
-from core.services import Services
 from tests.support.servers import free_port
 from tests.support.services import make_settings, running_services, wait_until
 from web.server import serving

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import aiohttp
 
-from core import db
 from core.apikeys import ApiKeyService
 from core.config import Settings
+from core.db import migrate
+from core.db.session import create_engine, session_factory
 from tests.support.services import (
     ROOT,
     fresh_pg_database,
@@ -37,9 +38,9 @@ async def test_apikey_commands(tmp_path: Path) -> None:
     assert KEY.fullmatch(key)
     assert key not in err  # never in the logs
 
-    engine = db.create_engine(settings.database_url)
+    engine = create_engine(settings.database_url)
     try:
-        keys = ApiKeyService(db.session_factory(engine), settings, cache_s=0)  # read the database every time
+        keys = ApiKeyService(session_factory(engine), settings, cache_s=0)  # read the database every time
         found = await keys.verify(key)
         assert found is not None and found.name == "ci-bot"
 
@@ -125,7 +126,7 @@ async def test_roles_on_an_unmigrated_database_say_what_to_run(
     for role in ("web", "worker", "telegram", "discord"):
         code, _, err = await run_mediabot(env, role, timeout=30)
         assert code != 0 and "run `mediabot db upgrade`" in _one_line(err), (role, err)
-    assert not (settings.data_dir / "mediabot.db").exists() or not await db.schema_revision(
+    assert not (settings.data_dir / "mediabot.db").exists() or not await migrate.schema_revision(
         settings.database_url
     )
 
@@ -134,15 +135,15 @@ async def test_roles_on_an_unmigrated_database_say_what_to_run(
         pg_env = {**env, "MEDIABOT_DATABASE_URL": url}
         code, _, err = await run_mediabot(pg_env, "web", timeout=30)
         assert code != 0 and "no tables yet" in _one_line(err)
-        revisions, head = db.known_revisions()
+        revisions, head = migrate.known_revisions()
         older = sorted(revisions)[-2]
-        await db.upgrade(url, older)
+        await migrate.upgrade(url, older)
         code, _, err = await run_mediabot(pg_env, "web", timeout=30)
         line = _one_line(err)
         assert code != 0 and f"revision {older}" in line and head in line and "mediabot db upgrade" in line
         code, _, err = await run_mediabot(pg_env, "db", "upgrade")
         assert code == 0, err
-        assert await db.schema_problem(url) is None
+        assert await migrate.schema_problem(url) is None
 
 
 async def test_web_alone_on_a_fresh_data_dir_migrates_and_serves_the_page(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from core.apikeys import legacy_hash
+from core.db.models import ApiKey, utcnow
 from core.logs import setup_logging
-from core.models import ApiKey, utcnow
 from tests.support.media_site import MediaSite
 from tests.web.conftest import web_api, web_settings
 

@@ -13,7 +13,8 @@ from urllib.parse import quote, unquote
 
 import yarl
 
-from core.storage import LocalStorage, make_key
+from core.storage.keys import make_key
+from core.storage.local import LocalStorage
 from tests.web.conftest import Api
 
 NAME = 'Vidéo "été" 日本語.mp4'

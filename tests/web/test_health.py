@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.services import build_worker
 from tests.core.test_extraction import fake_runtime
 from tests.fakes.pot_provider import FakePotProvider
 from tests.support.servers import PrivateRedis, TcpProxy
 from tests.support.services import wait_until
 from tests.web.conftest import Api, web_api, web_settings
 from web.app import create_app
+from worker.build import build_worker
 
 COMPONENTS = {"database", "queue", "events", "storage", "workers", "ffmpeg", "extraction"}
 

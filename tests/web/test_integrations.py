@@ -21,8 +21,8 @@ import pytest
 from aiohttp import web
 from sqlalchemy import update
 
-from core.models import Request, utcnow
-from core.webhooks import get_webhook
+from core.db.models import Request, utcnow
+from core.webhooks.hooks import get_webhook
 from tests.support.servers import free_port
 from tests.support.services import wait_until
 from tests.web.conftest import Api, web_api, web_settings

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from core.storage import make_key
+from core.storage.keys import make_key
 from tests.support.servers import free_port
 from tests.web.conftest import Api
 from web.server import serving
@@ -188,7 +188,9 @@ async def test_authentication(start_api: Any, caplog: pytest.LogCaptureFixture) 
             first = json.loads((await ws.receive(timeout=10)).data)
             assert first["job"]["id"] == job["id"]
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-            await api.http.ws_connect(events, protocols=("mediabot", "mediabot.key.mb_notakeyatallbutlongenough"))
+            await api.http.ws_connect(
+                events, protocols=("mediabot", "mediabot.key.mb_notakeyatallbutlongenough")
+            )
         assert refused.value.status == 401
 
         await api.services.keys.revoke("other")

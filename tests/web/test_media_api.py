@@ -275,3 +275,27 @@ async def test_retry_of_a_running_job_is_a_conflict(start_api: Any, media_site: 
         assert (await api.call("DELETE", f"/api/v1/history/{job['id']}"))[0] == 204
         assert (await api.call("GET", f"/api/v1/jobs/{job['id']}"))[0] == 404
         assert await listed(api, "") == []
+
+
+async def test_formats_from_a_worker_process_on_redis(
+    tmp_path: Path, media_site: Any, redis_url: str, pg_url: str, worker_processes: Any
+) -> None:
+    """A web process without a worker asks a `mediabot worker` process what a link offers (only workers run
+    yt-dlp); the worker's refusal reaches the caller as if the web process had read the link itself."""
+    from tests.web.conftest import web_api, web_settings
+
+    settings = web_settings(tmp_path, database_url=pg_url, redis_url=redis_url)
+    big_downloads = media_site.downloads("/big.mp4")
+    async with web_api(settings, worker=False) as api:
+        # Asked before any worker runs: the question waits in the stream for one.
+        asking = asyncio.ensure_future(formats_of(api, media_site.url("/formats.html")))
+        await asyncio.sleep(0.5)
+        assert not asking.done()
+        worker_processes(settings)
+        status, body = await asyncio.wait_for(asking, 60)
+        assert status == 200, body
+        assert body["formats"] and {c["format_id"] for c in body["formats"]} >= {"240p"}
+        assert media_site.downloads("/big.mp4") == big_downloads  # reading formats downloads nothing
+        status, body = await formats_of(api, media_site.url("/nomedia.html"))
+        assert (status, body["error"]["code"]) == (422, "unsupported_url"), body
+        assert "Traceback" not in body["error"]["message"]

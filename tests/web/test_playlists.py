@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from core.webhooks import get_webhook
+from core.webhooks.hooks import get_webhook
 from tests.support.services import wait_until
 from tests.web.conftest import Api, web_api, web_settings
 from tests.web.test_integrations import SECRET, receiver, verify

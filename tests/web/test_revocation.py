@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from core import db
 from core.apikeys import VERIFY_CACHE_S, ApiKeyService
+from core.db.session import create_engine, session_factory
 from tests.support.services import run_mediabot, settings_env
 from tests.web.conftest import Api, web_api, web_settings
 from web.sockets import REVOKED_CODE
@@ -49,9 +49,9 @@ async def revoke_elsewhere(api: Api, how: str, name: str) -> None:
         code, out, err = await run_mediabot(settings_env(settings), "apikey", "revoke", name)
         assert code == 0 and name in out, err
         return
-    engine = db.create_engine(settings.database_url)  # another process's own engine and cache
+    engine = create_engine(settings.database_url)  # another process's own engine and cache
     try:
-        await ApiKeyService(db.session_factory(engine), settings).revoke(name)
+        await ApiKeyService(session_factory(engine), settings).revoke(name)
     finally:
         await engine.dispose()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.events import Message
-from core.schemas import JobView
+from core.jobs.views import JobView
 from tests.support.services import make_settings, running_services
 from tests.web.conftest import Api
 from web.webhooks import build_sender

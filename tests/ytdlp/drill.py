@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.schemas import SubmitRequest
+from core.jobs.choices import SubmitRequest
 from tests.faults.cluster import GatedMedia, MediabotProcess, open_cluster
 from tests.support.media_site import MediaSite
 from tests.support.services import run_mediabot, running_services, wait_until
@@ -133,7 +133,7 @@ def _done(worker: MediabotProcess, job_id: str) -> bool:
 async def _workers(cluster: Any) -> list[Any]:
     from sqlalchemy import select
 
-    from core.models import Worker
+    from core.db.models import Worker
 
     async with cluster.sessions() as session:
         return list(await session.scalars(select(Worker)))

@@ -8,7 +8,7 @@ import signal
 import uuid
 from pathlib import Path
 
-from core.schemas import SubmitRequest
+from core.jobs.choices import SubmitRequest
 from tests.faults.cluster import gated_media
 from tests.support.services import make_settings, run_mediabot, running_services, settings_env, wait_until
 from tests.ytdlp import wheels

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
 from core.errors import NotFound
-from core.storage import LocalStorage, content_disposition
+from core.storage.keys import content_disposition
 from web.auth import authenticate, owned
 from web.errors import NotReady
 from web.keys import SERVICES
@@ -74,8 +74,6 @@ class _SentFileResponse(web.FileResponse):
 @routes.get("/files/{key:.+}")  # GET routes answer HEAD too
 async def serve_file(request: web.Request) -> web.StreamResponse:
     storage = request.app[SERVICES].storage
-    if not isinstance(storage, LocalStorage):
-        raise NotFound("Files are served by the storage service, not by this address.")
     query = request.query
     name = query.get("name", "")
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from core.errors import InvalidRequest
-from core.schemas import MediaFormats
+from core.jobs.formats import MediaFormats
 from web.auth import authenticate
 from web.keys import SERVICES
 from web.openapi import Operation, Paths, Spec

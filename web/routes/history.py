@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from core.apikeys import ApiKeyInfo
+from core.bootstrap import Services
 from core.errors import InvalidRequest, NotFound
-from core.services import Services
 from web.auth import SOURCE, authenticate, owned
 from web.keys import SERVICES, WEBHOOKS
 from web.openapi import Operation, Paths, Spec

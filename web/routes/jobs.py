@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from core.errors import InvalidRequest
-from core.schemas import SubmitRequest
+from core.jobs.choices import SubmitRequest
 from web.auth import SOURCE, authenticate, owned, refusals_limited, submission_counted
 from web.bodies import json_object
 from web.errors import StillActive

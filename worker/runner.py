@@ -1,0 +1,322 @@
+"""Running jobs on a worker: claim with a lease, download in a thread, store, finish; all writes are
+conditional on still holding the lease, so a job never completes twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import mimetypes
+import os
+import shutil
+import socket
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.aio import spawn
+from core.config import Settings
+from core.db.models import (
+    Job,
+    JobStatus,
+    utcnow,
+)
+from core.errors import Cancelled, DownloadFailed, MediabotError, StorageError
+from core.events import EventBus, Message
+from core.jobs.views import JobView
+from core.media.control import Control
+from core.media.downloader import Downloader
+from core.media.fitting import Fitter
+from core.media.results import Downloaded, MediaInfo, PlaylistFound
+from core.queue import JobQueue
+from core.storage.base import Storage
+from core.storage.keys import make_key
+from core.storage.space import check_free_space, download_dirs
+from worker.assets import RunnerAssets
+from worker.finishing import RunnerFinishing
+from worker.fitting import RunnerFitting
+from worker.held import Held
+from worker.memory import trim_memory
+from worker.playlists import RunnerPlaylists
+from worker.progress import RunnerProgress
+
+log = logging.getLogger(__name__)
+
+# How long a cancel for a job this worker does not (yet) run is remembered: a claim takes milliseconds.
+EARLY_CANCEL_S = 30.0
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, RunnerFinishing):
+    """Runs downloads for one worker process, at most `worker_concurrency` at a time."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: EventBus,
+        storage: Storage,
+        downloader: Downloader,
+        queue: JobQueue,
+        worker_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.bus = bus
+        self.storage = storage
+        self.downloader = downloader
+        self.fitter = Fitter(settings, downloader)
+        self.queue = queue
+        self._dialect = sessions.kw["bind"].dialect.name
+        self.worker_id = worker_id or new_worker_id()
+        self.running: dict[str, Held] = {}
+        # Cancels that arrived for jobs this worker was still claiming (claim committed, not yet in
+        # `running`): honoured when the job is registered, instead of at the next lease renewal.
+        self._early_cancels: dict[str, float] = {}
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.accepting = True
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        # yt-dlp gets threads of its own, one per slot: each thread that allocates gets a malloc arena,
+        # so a small fixed pool keeps a long-running worker's memory flat.
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.worker_concurrency, thread_name_prefix="download"
+        )
+        self._background: set[asyncio.Task[Any]] = set()
+        self.workdir_root = settings.tmp_dir / self.worker_id
+
+    # -- the task body ------------------------------------------------------------------------------------
+
+    async def run(self, job_id: str) -> None:
+        async with self._slots:
+            if not self.accepting:
+                # Shutting down: leave the job queued and hand it to another worker.
+                await self._safe_enqueue(job_id)
+                return
+            held = await self._claim(job_id)
+            if held is None:
+                return
+            self.running[job_id] = held
+            self.idle.clear()
+            if self._early_cancels.pop(job_id, None) is not None:
+                held.control.stop()
+            try:
+                await self._execute(held)
+            finally:
+                self.running.pop(job_id, None)
+                if not self.running:
+                    self.idle.set()
+                if held.db_write is not None:
+                    with contextlib.suppress(Exception):
+                        await held.db_write
+
+    async def _claim(self, job_id: str) -> Held | None:
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.cancel_requested.is_(False))
+                .values(
+                    status=JobStatus.RUNNING,
+                    worker_id=self.worker_id,
+                    attempts=Job.attempts + 1,
+                    lease_until=now + timedelta(seconds=self.settings.lease_s),
+                    started_at=now,
+                    updated_at=now,
+                    seq=Job.seq + 1,
+                )
+            )
+            if result.rowcount != 1:
+                log.debug("job %s not claimed (taken, finished or cancelled)", job_id)
+                return None
+            job = await session.get(Job, job_id)
+        assert job is not None
+        log.info("job %s claimed by %s (attempt %d)", job_id, self.worker_id, job.attempts)
+        await self._publish(job)
+        return Held(job, self.settings.lease_s)
+
+    async def _execute(self, held: Held) -> None:
+        job = held.job
+        loop = asyncio.get_running_loop()
+        workdir = self.workdir_root / job.id
+        held.control.on_progress = lambda update_: loop.call_soon_threadsafe(self._on_progress, held, update_)
+
+        def on_info(info: MediaInfo) -> bool:
+            # Called from yt-dlp's thread between extraction and download.
+            future = asyncio.run_coroutine_threadsafe(self._on_info(held, info), loop)
+            return future.result(timeout=60)
+
+        started = time.monotonic()
+        try:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            if job.total_bytes and not job.variant:
+                # Tried before (a lost lease) and its size known: no new attempt into a disk still full.
+                await asyncio.to_thread(check_free_space, download_dirs(self.settings), job.total_bytes)
+            if job.variant:
+                await self._make_fit(held, workdir)
+                return
+            result = await loop.run_in_executor(
+                self._pool, _download, self.downloader, job, workdir, held.control, on_info
+            )
+            if result is None:
+                return  # finished from an existing file of the same media
+            if held.control.cancel.is_set():
+                raise Cancelled()
+            if isinstance(result, PlaylistFound):
+                await self._expand(held, result)
+                return
+            stored_key = make_key(job.id, result.filename, held.run_id)
+            content_type = mimetypes.guess_type(result.filename)[0]
+            size = await self.storage.save(
+                result.path, stored_key, filename=result.filename, content_type=content_type
+            )
+            assets = await self._save_assets(held, result)
+            if not await self._finish_done(held, result, stored_key, size, assets):
+                for key in [stored_key] + [a["key"] for a in assets.values()]:
+                    await self.storage.delete(key)
+                return
+            log.info("job %s done in %.2fs (%d bytes)", job.id, time.monotonic() - started, size)
+        # Partial files go before the outcome is written: on a full disk the database (SQLite in DATA_DIR) can
+        # only record the failure once the download's own bytes are freed.
+        except Cancelled:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            if held.lost:
+                log.warning("job %s: lease lost, stopped without writing", job.id)
+            elif held.handback:
+                await self._hand_back(held)
+            else:
+                await self._finish(held, JobStatus.CANCELLED, Cancelled())
+        except MediabotError as exc:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            await self._finish(held, JobStatus.FAILED, exc)
+        except Exception as exc:
+            # A disk that filled up outside yt-dlp (a thumbnail, a probe, a copy) is said as plainly.
+            full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            if not full:
+                log.exception("job %s failed unexpectedly", job.id)
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            error = StorageError.from_os_error(exc) if isinstance(exc, OSError) and full else DownloadFailed()
+            await self._finish(held, JobStatus.FAILED, error)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+    # -- progress and metadata ------------------------------------------------------------------------------
+
+    # -- finishing ----------------------------------------------------------------------------------------
+
+    # -- leases and control -----------------------------------------------------------------------------
+
+    async def renew_leases(self) -> None:
+        """Extend our leases; notice jobs we lost (another worker took over) or that were cancelled."""
+        if not self.running:
+            return
+        ids = list(self.running)
+        renewed_at = time.monotonic()
+        until = utcnow() + timedelta(seconds=self.settings.lease_s)
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Job)
+                .where(Job.id.in_(ids), Job.worker_id == self.worker_id, Job.status == JobStatus.RUNNING)
+                .values(lease_until=until)
+            )
+            rows = (
+                await session.execute(
+                    select(Job.id, Job.cancel_requested).where(
+                        Job.id.in_(ids), Job.worker_id == self.worker_id, Job.status == JobStatus.RUNNING
+                    )
+                )
+            ).all()
+        still_ours = {row[0]: row[1] for row in rows}
+        for job_id in ids:
+            held = self.running.get(job_id)
+            if held is None:
+                continue
+            if job_id not in still_ours:
+                if not held.control.cancel.is_set():
+                    held.lost = True
+                    held.control.stop()
+            else:
+                held.lease_deadline = renewed_at + self.settings.lease_s
+                if still_ours[job_id]:
+                    held.control.stop()
+
+    def on_control(self, message: Message) -> None:
+        if message.type != "cancel" or message.job_id is None:
+            return
+        held = self.running.get(message.job_id)
+        if held is not None:
+            log.info("job %s: cancel received", message.job_id)
+            held.control.stop()
+            return
+        now = time.monotonic()
+        for job_id in [k for k, at in self._early_cancels.items() if now - at > EARLY_CANCEL_S]:
+            del self._early_cancels[job_id]
+        self._early_cancels[message.job_id] = now
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def hand_back_all(self) -> None:
+        for held in self.running.values():
+            if held.control.cancel.is_set():
+                continue  # already being cancelled (or lost): let that finish as it is
+            held.handback = True
+            held.control.stop()
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    async def _publish(self, job: Job) -> None:
+        try:
+            await self.bus.publish(Message("job", job=JobView.from_job(job)))
+        except Exception as exc:  # noqa: BLE001 - events are best effort; the row is the truth
+            log.debug("event not published: %s", exc)
+
+    async def _safe_enqueue(self, job_id: str) -> None:
+        if not self.accepting and not self.queue.persistent:
+            # The in-process queue dies with us; the job stays queued in the database and the next start
+            # picks it up (WorkerRuntime.start).
+            return
+        try:
+            await self.queue.enqueue(job_id)
+        except Exception as exc:  # noqa: BLE001 - the reconciler re-enqueues it later
+            log.warning("could not re-enqueue %s: %s", job_id, exc)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = spawn(coro, name="runner-write")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+
+def _download(
+    downloader: Downloader, job: Job, workdir: Path, control: Control, on_info: Any
+) -> Downloaded | PlaylistFound | None:
+    """The blocking part of a job, on a download thread. Only a link someone sent expands as a playlist;
+    a playlist's own items never do."""
+    try:
+        return downloader.run(
+            job.id,
+            job.url,
+            job.kind,
+            job.quality,
+            workdir,
+            control,
+            on_info,
+            expand_playlist=job.parent_id is None,
+            format_id=job.format_id,
+            subtitles=tuple(job.subtitle_langs or ()),
+            audio_format=job.audio_format,
+            playable=bool(job.playable),
+        )
+    finally:
+        trim_memory()
