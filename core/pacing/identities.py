@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -244,13 +245,15 @@ def _proxy_scope(proxy: Proxy) -> str:
     return f"proxy\t{proxy.label}"
 
 
-def pairs(
-    files: list[CookieFile | None], proxies: list[Proxy | None]
-) -> list[tuple[CookieFile | None, Proxy | None]]:
-    """Every (file, proxy) pair once, in an order where one to the next changes both where it can."""
-    return [
-        (files[c], proxies[(c + d) % len(proxies)]) for d in range(len(proxies)) for c in range(len(files))
-    ]
+def pairs(files: list[CookieFile | None], proxies: list[Proxy | None]) -> list[tuple[CookieFile | None, Proxy | None]]:
+    """Every (file, proxy) pair once, in an order where one to the next changes both where it can.
+
+    Pair k is (k mod files, k mod proxies), which changes both at every step and, when the two counts have
+    no common divisor, meets every pair once (Chinese remainders). Otherwise it comes back to its start after
+    lcm(files, proxies) steps, so each later round moves the proxy on by one more."""
+    n, m = len(files), len(proxies)
+    cycle = math.lcm(n, m)
+    return [(files[k % n], proxies[(k + k // cycle) % m]) for k in range(n * m)]
 
 
 class IdentityPool:
