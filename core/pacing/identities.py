@@ -245,7 +245,9 @@ def _proxy_scope(proxy: Proxy) -> str:
     return f"proxy\t{proxy.label}"
 
 
-def pairs(files: list[CookieFile | None], proxies: list[Proxy | None]) -> list[tuple[CookieFile | None, Proxy | None]]:
+def pairs(
+    files: list[CookieFile | None], proxies: list[Proxy | None]
+) -> list[tuple[CookieFile | None, Proxy | None]]:
     """Every (file, proxy) pair once, in an order where one to the next changes both where it can.
 
     Pair k is (k mod files, k mod proxies), which changes both at every step and, when the two counts have

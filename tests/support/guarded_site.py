@@ -14,7 +14,7 @@ Routes (GET and HEAD):
 ``/page/{name}.html``      a page whose ``og:video`` is ``/media/{name}.mp4`` (same query)
 =========================  ============================================================================
 
-Every route above is guarded. Accounts: ``add_account(name)`` gives the first session token, and
+Every route above is guarded (``flag(account or address)`` refuses one whatever its budget). Accounts: ``add_account(name)`` gives the first session token, and
 ``cookie_text(name)`` a Netscape cookies.txt holding it; each success sets a new token (the old ones stay
 valid unless ``strict=True``), so a test can tell a refreshed file from a stale one by ``latest_token``.
 """
@@ -75,9 +75,10 @@ class GuardedSite:
         self.hits: list[Hit] = []
         self.by_account: Counter[str] = Counter()
         self.by_address: Counter[str] = Counter()
-        self.active = 0
-        self.max_active = 0
+        self.active = 0  # responses sending a body now (a probe that hung up leaves within 0.1 s)
+        self.completed: list[tuple[float, float]] = []  # (start, end) of every body sent in full
         self.latest_token: dict[str, str] = {}
+        self.flagged: set[str] = set()  # accounts and addresses refused whatever their budget
         self._tokens: dict[str, str] = {}  # token -> account
         self._serial = itertools.count(1)
         self._gates: dict[str, asyncio.Event] = {}
@@ -150,6 +151,10 @@ class GuardedSite:
             f"{self.host}\tFALSE\t/\tFALSE\t{expires}\tprefs\tdark\n"
         )
 
+    def flag(self, account_or_address: str) -> None:
+        """Refuse this account (or client address) from now on, as a site that has flagged it."""
+        self.flagged.add(account_or_address)
+
     def gate(self, name: str) -> asyncio.Event:
         return self._gates.setdefault(name, asyncio.Event())
 
@@ -160,7 +165,18 @@ class GuardedSite:
         self.hits.clear()
         self.by_account.clear()
         self.by_address.clear()
-        self.max_active = self.active
+        self.completed.clear()
+
+    @property
+    def max_active(self) -> int:
+        """The most downloads that overlapped, among those sent in full: yt-dlp's probe of a link (it reads
+        the headers and hangs up) is not a download."""
+        edges = sorted([(start, 1) for start, _ in self.completed] + [(end, -1) for _, end in self.completed])
+        most = now = 0
+        for _, step in edges:  # an end sorts before a start at the same instant
+            now += step
+            most = max(most, now)
+        return most
 
     # ------------------------------------------------------------------ handlers
 
@@ -178,7 +194,9 @@ class GuardedSite:
         self.by_account[account or "-"] += 1
         self.by_address[address] += 1
         over = (
-            account is not None
+            account in self.flagged
+            or address in self.flagged
+            or account is not None
             and self.budget_per_account is not None
             and self.by_account[account] > self.budget_per_account
         ) or (self.budget_per_address is not None and self.by_address[address] > self.budget_per_address)
@@ -234,12 +252,14 @@ class GuardedSite:
         if transport is not None:
             self._transports.add(transport)
         self.active += 1
-        self.max_active = max(self.max_active, self.active)
+        started = time.monotonic()
         try:
             await resp.prepare(request)
             gate = self.gate(gate_name) if gate_name else None
             sent = 0
             while sent < len(data):
+                if request.transport is None or request.transport.is_closing():
+                    raise ConnectionResetError("the client hung up")
                 step = CHUNK if gate is None or gate.is_set() else GATE_CHUNK
                 await resp.write(data[sent : sent + step])
                 sent += step
@@ -247,6 +267,7 @@ class GuardedSite:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(gate.wait(), GATE_TRICKLE_S)
             await resp.write_eof()
+            self.completed.append((started, time.monotonic()))
         except ConnectionError:
             pass  # the client hung up (yt-dlp's probe reads the headers only)
         finally:
