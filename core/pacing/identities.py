@@ -181,6 +181,7 @@ class RedisIdentityStore:
         self.counts = f"{prefix}:counts"
 
     async def turn(self, site: str) -> tuple[int, dict[str, float], dict[str, str]]:
+        # One round trip; the rests hash holds one field per identity that ever rested (tens), read whole.
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hincrby(self.turns, site, 1).hgetall(self.rests).hgetall(self.aside)
             number, rests, aside = await pipe.execute()
@@ -191,6 +192,8 @@ class RedisIdentityStore:
         return int(number), {k.decode(): float(v) for k, v in rests.items()}, files
 
     async def strike(self, scope: str, now: float, forget_after_s: float) -> int:
+        # Not one atomic step: two refusals of one identity at the same instant may count once, which only
+        # makes that rest the shorter one. Not worth a script.
         last_key = f"{scope}\tlast"
         last = await self.redis.hget(self.strikes, last_key)
         async with self.redis.pipeline(transaction=True) as pipe:
