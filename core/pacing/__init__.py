@@ -1,0 +1,99 @@
+"""Per-site pacing and identities, shared by every worker (issue 23).
+
+    pacing = build_pacing(limits=parse_site_limits(...), proxies=parse_proxies(...), cookies_dir=...,
+                          backoff=Backoff(base_s=...), redis=redis_or_None)
+    site = await asyncio.to_thread(site_of_url, url, settings.allowed_extractors)
+    slot = await pacing.pacer.try_acquire(site, job_id)        # Granted | Waiting(ahead, retry_after)
+    identity = await pacing.identities.choose(site, url)       # Identity | Resting(until)
+    ... download with identity.cookies / identity.proxy, pacing.pacer.renew() with the job lease ...
+    await pacing.identities.succeeded(identity)  or  await pacing.identities.report(identity, classify(text, status))
+    await pacing.pacer.release(site, job_id)
+
+Nothing here imports yt-dlp at import time or does I/O before it is called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from .classify import Outcome, classify
+from .cookiejar import CookieCopy, CookieFile, checkout, cookie_files, write_back
+from .identities import (
+    Backoff,
+    Identity,
+    IdentityPool,
+    MemoryIdentityStore,
+    PoolStats,
+    RedisIdentityStore,
+    Resting,
+)
+from .rules import Proxy, ProxyRules, SiteLimit, SiteLimits, parse_proxies, parse_site_limits
+from .sites import extractor_for, site_for, site_of_url
+from .slots import Granted, MemoryPacer, Pacer, RedisPacer, SiteSlots, SlotTimings, Waiting
+
+
+@dataclass(frozen=True)
+class Pacing:
+    limits: SiteLimits
+    proxies: ProxyRules
+    pacer: Pacer
+    identities: IdentityPool
+
+
+def build_pacing(
+    *,
+    limits: SiteLimits,
+    proxies: ProxyRules,
+    cookies_dir: Path | None,
+    backoff: Backoff | None = None,
+    redis: Redis | None = None,
+    timings: SlotTimings | None = None,
+) -> Pacing:
+    """In one process without Redis (embedded), else shared by every process on that Redis."""
+    if redis is None:
+        pacer: Pacer = MemoryPacer(limits, timings)
+        store: MemoryIdentityStore | RedisIdentityStore = MemoryIdentityStore()
+    else:
+        pacer = RedisPacer(redis, limits, timings)
+        store = RedisIdentityStore(redis)
+    pool = IdentityPool(store, cookies_dir=cookies_dir, proxies=proxies, backoff=backoff)
+    return Pacing(limits, proxies, pacer, pool)
+
+
+__all__ = [
+    "Backoff",
+    "CookieCopy",
+    "CookieFile",
+    "Granted",
+    "Identity",
+    "IdentityPool",
+    "MemoryIdentityStore",
+    "MemoryPacer",
+    "Outcome",
+    "Pacer",
+    "Pacing",
+    "PoolStats",
+    "Proxy",
+    "ProxyRules",
+    "RedisIdentityStore",
+    "RedisPacer",
+    "Resting",
+    "SiteLimit",
+    "SiteLimits",
+    "SiteSlots",
+    "SlotTimings",
+    "Waiting",
+    "build_pacing",
+    "checkout",
+    "classify",
+    "cookie_files",
+    "extractor_for",
+    "parse_proxies",
+    "parse_site_limits",
+    "site_for",
+    "site_of_url",
+    "write_back",
+]
