@@ -150,7 +150,9 @@ def parse_section(value: str | Mapping[str, Any]) -> Section:
     if isinstance(value, Mapping):
         unknown = set(value) - {"start", "end"}
         if unknown:
-            raise InvalidSection(f"A section has only start and end, not {', '.join(sorted(map(str, unknown)))}.")
+            raise InvalidSection(
+                f"A section has only start and end, not {', '.join(sorted(map(str, unknown)))}."
+            )
         start_raw, end_raw = value.get("start"), value.get("end")
         if start_raw is None and end_raw is None:
             raise InvalidSection("A section needs a start, an end, or both.")

@@ -117,7 +117,9 @@ def generate_chaptered(cache_dir: Path | None = None) -> ChapteredMedia:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def frame_planes(path: Path, index: int = 0, *, width: int = WIDTH, height: int = HEIGHT) -> tuple[float, float]:
+def frame_planes(
+    path: Path, index: int = 0, *, width: int = WIDTH, height: int = HEIGHT
+) -> tuple[float, float]:
     """Mean luma and blue-difference chroma of decoded frame `index` of `path` (video range, 4:2:0)."""
     proc = subprocess.run(
         [FFMPEG, "-v", "error", "-i", str(path), "-vf", f"select=eq(n\\,{index}),scale={width}:{height}",
@@ -136,3 +138,24 @@ def frame_number(path: Path, index: int = 0, *, width: int = WIDTH, height: int 
     """Which source frame decoded frame `index` of `path` shows (see the module's note)."""
     luma, cb = frame_planes(path, index, width=width, height=height)
     return round((cb - 32) / 16) * _LUMA_STEPS + round((luma - 16) / 4)
+
+
+def frame_numbers(path: Path) -> list[int]:
+    """Which source frame each decoded frame of `path` shows, in order, in one FFmpeg run (each frame is flat,
+    so a 16x12 picture of it keeps its planes' means)."""
+    width, height = 16, 12
+    proc = subprocess.run(
+        [FFMPEG, "-v", "error", "-i", str(path), "-vf", f"scale={width}:{height}", "-fps_mode", "passthrough",
+         "-pix_fmt", "yuv420p",
+         "-f", "rawvideo", "-"],
+        capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    luma_size, chroma_size = width * height, (width // 2) * (height // 2)
+    frame_size = luma_size + 2 * chroma_size
+    numbers = []
+    for at in range(0, len(proc.stdout) - frame_size + 1, frame_size):
+        frame = proc.stdout[at : at + frame_size]
+        luma = sum(frame[:luma_size]) / luma_size
+        cb = sum(frame[luma_size : luma_size + chroma_size]) / chroma_size
+        numbers.append(round((cb - 32) / 16) * _LUMA_STEPS + round((luma - 16) / 4))
+    return numbers
