@@ -6,15 +6,18 @@ How (of the three ways to start a clip on the exact frame):
   there and drops every frame before it, so the first frame is the one asked for, whatever the source's GOP.
   The picture becomes H.264 (libx264 veryfast, CRF 20, 4:2:0), which every phone plays, so a VP9 or AV1 source
   needs no second conversion; the sound is copied when MP4 holds it as it is (AAC, MP3), else made AAC.
-  bench/clip_bench.py measures it: a 10 s clip of a 60 s 720p file in well under two seconds on this 2-core
-  machine, so short clips (what people ask for) need nothing cleverer.
+  bench/clip_bench.py measures it: a 10 s clip of a 60 s 720p file took a median 4.9 s on the shared 2-core
+  machine under a load of ~10 (encoding at about twice real time), against 7.5 s for fetching the same file from a site on
+  127.0.0.1 and cutting it, and 15 s for yt-dlp's (c). Fine for the clips people ask for (seconds to a minute
+  or two); a clip of many minutes costs minutes, which is where (b) would pay.
 - (b) smart cut (re-encode up to the first keyframe, copy the rest) is faster for long clips, but joins two
   H.264 streams with different parameter sets in one MP4 track: players differ on that, and the encoder has
   to match the source's profile, level and colour exactly. Not worth it for clips of seconds to minutes.
-- (c) yt-dlp's download_ranges with force_keyframes_at_cuts re-encodes the whole download too, and only
-  applies while downloading; a clip of a stored file (no download at all) needs (a) anyway.
+- (c) yt-dlp's download_ranges with force_keyframes_at_cuts re-encodes the downloaded range too (and took
+  twice as long as (a) plus a whole download in the bench), and only applies while downloading; a clip of a
+  stored file (no download at all) needs (a) anyway.
 
-Sound-only files are cut by stream copy: every audio packet can start playback, so the cut is within one
+Only the first picture and sound streams are kept (no subtitles). Sound-only files are cut by stream copy: every audio packet can start playback, so the cut is within one
 packet (about 20 ms for AAC) of the start, in the file's own format, with its cover picture and tags.
 
 Every function blocks: run it on a worker thread. Each takes the `cancel` event the job's control holds.
