@@ -125,8 +125,11 @@ class SponsorBlockClient:
         try:
             async with asyncio.timeout(self.timeout_s):
                 async with self._session.get(url, params=params, allow_redirects=False) as resp:
-                    if resp.status in (400, 404):
-                        # 404: no segments for this video; 400: a service or id the server doesn't take.
+                    if resp.status == 404:  # the API's "no segments for this video"
+                        return []
+                    if resp.status == 400:
+                        # A service or id the server doesn't take (a site SponsorBlock doesn't cover): none.
+                        log.info("SponsorBlock refused %s:%s (400): no segments", service, media_id)
                         return []
                     if resp.status != 200:
                         log.warning("SponsorBlock answered %s for %s:%s", resp.status, service, media_id)
