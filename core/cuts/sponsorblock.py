@@ -44,7 +44,7 @@ CATEGORY_TITLES = {
 CATEGORY_WORDS = {"sponsor": "sponsor", "selfpromo": "self-promotion", "intro": "intro"}
 # yt-dlp extractor keys -> SponsorBlock service names (wiki "Types#service"); others go as they are, so the
 # tests' fake answers for "Generic" and a real server answers 400/404 (no segments) for sites it doesn't know.
-SERVICES = {"Youtube": "YouTube", "YoutubeTab": "YouTube", "PeerTube": "PeerTube"}
+SERVICES = {"youtube": "YouTube", "youtubetab": "YouTube", "peertube": "PeerTube"}
 
 
 class SponsorBlockUnavailable(MediabotError):
@@ -87,8 +87,9 @@ class SponsorChoice:
 
 
 def service_for(extractor_key: str) -> str:
-    """The SponsorBlock service name of a yt-dlp extractor key (`info["extractor_key"]`)."""
-    return SERVICES.get(extractor_key, extractor_key)
+    """The SponsorBlock service name of a yt-dlp extractor key (`info["extractor_key"]`, the jobs.extractor
+    column), in any case."""
+    return SERVICES.get(extractor_key.lower(), extractor_key)
 
 
 class SponsorBlockClient:

@@ -64,6 +64,7 @@ async def test_unknown_media_has_no_segments(sponsorblock: FakeSponsorBlock) -> 
         # the same id on another service is another video
         assert await client.segments("known", service="Generic") == []
         assert len(await client.segments("known", service=service_for("Youtube"))) == 1
+        assert service_for("youtube") == "YouTube" and service_for("Generic") == "Generic"
     finally:
         await client.close()
 
