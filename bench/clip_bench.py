@@ -40,9 +40,9 @@ from aiohttp import web  # noqa: E402
 
 from core.cuts.chapters import Chapter, split_by_chapters  # noqa: E402
 from core.cuts.cut import cut_clip, to_animation  # noqa: E402
-from core.cuts.removal import apply_segments  # noqa: E402
 from core.cuts.sections import parse_section  # noqa: E402
 from core.cuts.sponsorblock import Segment, SponsorChoice  # noqa: E402
+from core.media.sponsor_removal import apply_segments  # noqa: E402
 
 CACHE = Path("/tmp/mediabot-bench-clip")
 SECONDS = 60

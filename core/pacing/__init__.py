@@ -2,7 +2,7 @@
 
     pacing = build_pacing(limits=parse_site_limits(...), proxies=parse_proxies(...), cookies_dir=...,
                           backoff=Backoff(base_s=...), redis=redis_or_None)
-    site = await asyncio.to_thread(site_of_url, url, settings.allowed_extractors)
+    site = await asyncio.to_thread(core.media.sites.site_of_url, url, settings.allowed_extractors)
     slot = await pacing.pacer.try_acquire(site, job_id)        # Granted | Waiting(ahead, retry_after)
     identity = await pacing.identities.choose(site, url)       # Identity | Resting(until)
     ... download with identity.cookies / identity.proxy, pacing.pacer.renew() with the job lease ...
@@ -31,7 +31,6 @@ from .identities import (
     Resting,
 )
 from .rules import Proxy, ProxyRules, SiteLimit, SiteLimits, parse_proxies, parse_site_limits
-from .sites import extractor_for, site_for, site_of_url
 from .slots import Granted, MemoryPacer, Pacer, RedisPacer, SiteSlots, SlotTimings, Waiting
 
 
@@ -90,10 +89,7 @@ __all__ = [
     "checkout",
     "classify",
     "cookie_files",
-    "extractor_for",
     "parse_proxies",
     "parse_site_limits",
-    "site_for",
-    "site_of_url",
     "write_back",
 ]

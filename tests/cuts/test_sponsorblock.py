@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from core.cuts.removal import apply_segments
 from core.cuts.sponsorblock import (
     Segment,
     SponsorBlockClient,
@@ -23,6 +22,7 @@ from core.cuts.sponsorblock import (
     service_for,
     sponsor_chapters,
 )
+from core.media.sponsor_removal import apply_segments
 from tests.support.chaptered import COUNTER_SECONDS, FPS, ChapteredMedia, frame_numbers
 from tests.support.media import ffprobe, ffprobe_chapters
 from tests.support.sponsorblock import FakeSponsorBlock

@@ -14,6 +14,7 @@ from pathlib import Path
 import yt_dlp
 from yt_dlp.utils import DownloadError
 
+from core.media.sites import site_of_url
 from core.pacing import (
     Backoff,
     Granted,
@@ -27,7 +28,6 @@ from core.pacing import (
     classify,
     parse_proxies,
     parse_site_limits,
-    site_of_url,
     write_back,
 )
 from core.pacing.identities import IdentityStore

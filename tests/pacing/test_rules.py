@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.pacing import SiteLimit, parse_proxies, parse_site_limits, site_for, site_of_url
+from core.media.sites import site_for, site_of_url
+from core.pacing import SiteLimit, parse_proxies, parse_site_limits
 
 
 def test_limits_by_site_and_default() -> None:
