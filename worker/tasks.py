@@ -3,6 +3,7 @@ prober, made on the first question (also in a process that hosts no worker but h
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Annotated, Any
@@ -26,7 +27,13 @@ async def download(job_id: str, context: Annotated[Context, TaskiqDepends()]) ->
         # An in-process broker in a process that runs no worker: the job stays queued in the database.
         log.warning("no worker runs in this process; job %s stays queued", job_id)
         return
-    await runtime.runner.run(job_id)
+    try:
+        await runtime.runner.run(job_id)
+    except asyncio.CancelledError:
+        # The worker is stopping (Ctrl-C, SIGTERM, the CLI's own shutdown): the runner has handed the job back
+        # or recorded its cancel. taskiq's receiver catches the cancel whatever we do, but would log it as an
+        # ERROR with a traceback, which a person at `mediabot download` or `run` then reads as a crash.
+        log.info("job %s stopped with the worker", job_id)
 
 
 def prober(state: TaskiqState) -> Prober:

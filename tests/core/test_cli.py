@@ -244,7 +244,7 @@ async def test_download_cancels_its_job_on_sigterm_and_sighup(
     assert out == b""
     assert (
         err.decode().strip().splitlines()[-1] == f"mediabot: stopped by {name}; the download was cancelled."
-    )
+    ), err.decode()
     assert status() == "cancelled"
 
 
