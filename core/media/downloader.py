@@ -53,6 +53,7 @@ from core.media.results import (
     written_thumbnail,
 )
 from core.media.thumbnails import frame_time, make_thumbnail
+from core.media.ydl import new_ydl
 from core.net import AddressPolicy
 from core.storage.space import check_free_space, download_dirs
 from core.words import human_duration, human_size
@@ -117,7 +118,7 @@ class Downloader:
 
     def warm_up(self) -> None:
         """Import the extractors once per process, so the first job doesn't pay for it."""
-        with yt_dlp.YoutubeDL(self._base_options()) as ydl:
+        with new_ydl(self._base_options()) as ydl:
             ydl.get_info_extractor("Generic")
         if self.settings.thumbnails:
             thumbnails.warm_up()

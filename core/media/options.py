@@ -12,6 +12,7 @@ import yt_dlp
 from core.config import Settings
 from core.media.audio import make_postprocessor
 from core.media.extraction import add_ytdlp_options
+from core.media.ydl import new_ydl
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def open_ydl(opts: dict[str, Any]) -> yt_dlp.YoutubeDL:
     added in their order, as YoutubeDL adds its own."""
     params = dict(opts)
     definitions = params.pop("postprocessors", [])
-    ydl = yt_dlp.YoutubeDL(params)
+    ydl = new_ydl(params)
     for definition in definitions:
         pp, when = make_postprocessor(ydl, definition)
         ydl.add_post_processor(pp, when=when)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yt_dlp import YoutubeDL
 from yt_dlp.postprocessor import ModifyChaptersPP
 from yt_dlp.utils import PostProcessingError
 
@@ -29,6 +28,7 @@ from core.cuts.chapters import read_chapters
 from core.cuts.ffmpeg import ffprobe_beside, probe, run_ffmpeg
 from core.cuts.sponsorblock import Segment, SponsorChoice, modify_chapters_options, sponsor_chapters
 from core.errors import Cancelled, DownloadFailed
+from core.media.ydl import new_ydl
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def apply_segments(
     options = {k: v for k, v in modify_chapters_options(choice, exact=exact).items() if k != "key"}
     params = {"quiet": True, "no_warnings": False, "logger": _YtDlpLog(), "ffmpeg_location": ffmpeg}
     try:
-        with YoutubeDL(params) as ydl:
+        with new_ydl(params) as ydl:
             leftovers, info = ModifyChaptersPP(ydl, **options).run(info)
             for leftover in leftovers:
                 Path(leftover).unlink(missing_ok=True)
