@@ -58,9 +58,9 @@ def extract_url(text: str) -> str:
     if not urls:
         scheme = _SCHEME_RE.match(text)
         if scheme and scheme.group(1).lower() not in ("http", "https"):
-            raise InvalidUrl(
-                f"Only http:// and https:// links are supported, not {scheme.group(1).lower()}://."
-            )
+            # Named as it was written: "file://" for file links, "javascript:" (no slashes) for script ones.
+            named = scheme.group(1).lower() + ("://" if text[scheme.end() :].startswith("//") else ":")
+            raise InvalidUrl(f"Only http:// and https:// links are supported, not {named}.")
         raise InvalidUrl()
     url = urls[0]
     parts = urlsplit(url)

@@ -23,7 +23,10 @@ def test_text_with_links_yields_the_links() -> None:
         ("", "Send a link"),
         ("no link here", "doesn't look like a link"),
         ("ftp://example.com/file.mp4", "Only http:// and https://"),
-        ("file:///etc/passwd", "Only http:// and https://"),
+        ("file:///etc/passwd", "Only http:// and https:// links are supported, not file://."),
+        # A scheme without slashes is named as written, not as "javascript://".
+        ("javascript:alert(1)", "Only http:// and https:// links are supported, not javascript:."),
+        ("mailto:someone@example.com", "not mailto:."),
         ("https://nodot/", "no valid host"),
         ("https://example.com:99999/x", "invalid port"),
     ],
