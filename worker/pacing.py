@@ -64,8 +64,8 @@ class RunnerPacing:
         """The job's site once it holds a slot of it; None when the job should not run now (it waits, and
         comes back by itself; or it is not queued any more). Without pacing, ""."""
         self._drop_timer(job_id)
-        if self.pacing is None:
-            return ""
+        if self.pacing is None or not (self.pacing.limits.by_site or self.pacing.limits.default):
+            return ""  # nothing is paced: no read, no call (identities still turn, from the claimed row)
         async with self.sessions() as session:
             row = (
                 await session.execute(
@@ -101,6 +101,13 @@ class RunnerPacing:
             await self.pacing.pacer.release(site, job_id)
         except Exception as exc:  # noqa: BLE001 - the slot's lease ends by itself
             log.warning("job %s: slot of %s not released (%s)", job_id, site, type(exc).__name__)
+            return
+        # The first job waiting here for this site asks now rather than at its next poll (jobs waiting on
+        # other workers still ask at theirs: a freed slot waits at most SlotTimings.poll_s for them).
+        for waiting, waits_for in self._waiting_sites.items():
+            if waits_for == site and waiting in self._timers:
+                self._ask_again(waiting, 0)
+                break
 
     async def renew_site_slots(self) -> None:
         """Extend the site slots of the jobs running here, with their job leases."""
