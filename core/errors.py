@@ -7,7 +7,7 @@ import errno
 import logging
 from typing import Any
 
-from core.words import human_size
+from core.words import human_duration, human_size  # noqa: F401 - core.cuts reads human_duration here
 
 log = logging.getLogger(__name__)
 

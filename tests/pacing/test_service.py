@@ -170,6 +170,12 @@ async def test_a_cancelled_waiting_job_gives_up_its_place_at_once(
         await limited.stop()
 
 
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """urllib bypasses any proxy for the hosts in NO_PROXY (the moto fixture puts loopback there)."""
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
 async def _waiting(pacer: object, count: int | None = None) -> bool:
     slots = await pacer.slots("127.0.0.1")  # type: ignore[attr-defined]
     return slots.waiting > 0 if count is None else slots.waiting == count
@@ -180,8 +186,10 @@ async def test_proxies_carry_the_download_the_guard_checks_the_link_and_password
     recording_proxy: Callable[..., Awaitable[RecordingProxy]],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    no_proxy_env(monkeypatch)
     secure = await recording_proxy(auth=("user", "s3cret-pw"), egress="127.0.0.2")
     dead = await recording_proxy(egress="127.0.0.3")
     await dead.refuse()
@@ -212,8 +220,10 @@ async def test_the_guard_still_refuses_a_private_redirect_through_a_proxy(
     media_site: object,
     recording_proxy: Callable[..., Awaitable[RecordingProxy]],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The link's own host is allowed; it redirects to a private one, which the proxy would reach for us."""
+    no_proxy_env(monkeypatch)
     proxy = await recording_proxy()
     async with GuardedSite(media_files, host="127.0.0.2") as private:
         settings = make_settings(
