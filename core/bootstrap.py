@@ -15,6 +15,7 @@ from core.delivery.filecache import DeliveryCacheService
 from core.events import EventBus, build_event_bus
 from core.jobs.quotas import RateLimiter, build_rate_limiter
 from core.jobs.service import JobService
+from core.pacing import Backoff, Pacing, SlotTimings, build_pacing, parse_proxies, parse_site_limits
 from core.prefs import PrefsService
 from core.queue import JobQueue
 from core.storage.base import Storage
@@ -34,12 +35,18 @@ class Services:
     limits: RateLimiter
     prefs: PrefsService
     deliveries: DeliveryCacheService
+    # Per-site slots and identities (issue 23): the worker paces with it, doctor and /metrics read it.
+    pacing: Pacing | None = None
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.bus.close()
         with contextlib.suppress(Exception):
             await self.limits.close()
+        redis = getattr(self.pacing.pacer, "redis", None) if self.pacing is not None else None
+        if redis is not None:
+            with contextlib.suppress(Exception):
+                await redis.aclose()
         await self.engine.dispose()
 
 
@@ -66,6 +73,26 @@ async def build_services(settings: Settings, queue: JobQueue) -> Services:
         limits=limits,
         prefs=PrefsService(sessions),
         deliveries=DeliveryCacheService(sessions),
+        pacing=build_site_pacing(settings),
+    )
+
+
+def build_site_pacing(settings: Settings) -> Pacing:
+    """Per-site pacing from the settings: shared by every process on MEDIABOT_REDIS_URL, else this one's.
+    No I/O here: the Redis client connects on first use."""
+    redis = None
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
+    return build_pacing(
+        limits=parse_site_limits(settings.site_limits),
+        proxies=parse_proxies(settings.proxies),
+        cookies_dir=settings.cookies_dir,
+        backoff=Backoff(base_s=settings.site_backoff_s, cap_s=max(3600.0, settings.site_backoff_s)),
+        redis=redis,
+        # A slot is renewed with the job lease (every lease_s / 3), so it lasts at least as long.
+        timings=SlotTimings(lease_s=max(30.0, settings.lease_s)),
     )
 
 

@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     # A playlist or channel link becomes at most this many downloads (the rest is never fetched).
     max_playlist_items: int = Field(default=10, ge=1, le=500)
 
+    # Pacing per site (issue 23, core.pacing): `youtube=2/10s,instagram=1/30s,*=8` (at most N downloads of a
+    # site at once across every worker, S seconds between two starts); proxies taken in turn
+    # (`http://p:3128,socks5://u:pw@h:1080` or per site `youtube=http://p1:3128|http://p2:3128`); how long an
+    # identity (cookies file + proxy) the site refused rests (doubling on repeats); how long a job keeps
+    # trying while its site refuses every identity before it fails with rate_limited.
+    site_limits: str = ""
+    proxies: str = ""
+    site_backoff_s: float = Field(default=60, gt=0)
+    site_patience_s: float = Field(default=3600, ge=0)
+
     lease_s: float = Field(default=30, gt=1)
     max_attempts: int = Field(default=3, ge=1)
     reconcile_interval_s: float = Field(default=10, gt=0)
@@ -171,6 +181,22 @@ class Settings(BaseSettings):
         ):
             raise ValueError("each canary link must be an http:// or https:// URL")
         return links
+
+    @field_validator("site_limits")
+    @classmethod
+    def _check_site_limits(cls, value: str) -> str:
+        from core.pacing.rules import parse_site_limits
+
+        parse_site_limits(value)  # its one line names the variable and the bad entry
+        return value.strip()
+
+    @field_validator("proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        from core.pacing.rules import parse_proxies
+
+        parse_proxies(value)  # never a password in its message
+        return value.strip()
 
     @field_validator("ytdlp_index_url", mode="before")
     @classmethod
@@ -309,5 +335,7 @@ def load_settings(**overrides: object) -> Settings:
         for err in exc.errors():
             field = "_".join(str(part) for part in err["loc"]) if err["loc"] else ""
             name = f"MEDIABOT_{field.upper()}" if field else "settings"
-            problems.append(f"{name}: {err['msg']}")
+            message = str(err["msg"]).removeprefix("Value error, ")
+            # The pacing parsers name the variable themselves (core.pacing.rules).
+            problems.append(message if message.startswith(f"{name}:") else f"{name}: {message}")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None

@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.bootstrap import build_storage
+from core.bootstrap import build_site_pacing, build_storage
 from core.config import Settings
 from core.db import migrate
 from core.db.session import create_engine
@@ -24,6 +24,7 @@ from core.errors import MediabotError
 from core.media.extraction import check_stack
 from core.media.ffmpeg import ffmpeg_version, find_ffmpeg
 from core.media.parts import Part
+from core.pacing.report import PacingReport, pacing_report, report_lines
 
 CHECK_TIMEOUT_S = 8.0
 
@@ -41,7 +42,45 @@ async def diagnose(settings: Settings) -> list[Part]:
         by_key["pot_provider"],
         *services,
         by_key["cookies"],
+        pacing_part(await read_pacing(settings)),
     ]
+
+
+async def read_pacing(settings: Settings) -> PacingReport | None:
+    """Pacing as every worker shares it (Redis), or as configured (in-process: its figures live in the
+    `mediabot run` process, /health/detailed shows them). None when Redis does not answer."""
+    pacing = build_site_pacing(settings)
+    redis = getattr(pacing.pacer, "redis", None)
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            return await pacing_report(pacing)
+    except Exception:  # noqa: BLE001 - the queue line says why Redis is away
+        return None
+    finally:
+        if redis is not None:
+            await redis.aclose()
+
+
+def pacing_part(report: PacingReport | None) -> Part:
+    if report is None:
+        return Part("pacing", "pacing", "warn", detail="not readable: Redis does not answer")
+    aside = [name for site in report.pool.sites for name in site.set_aside]
+    resting = sum(1 for site in report.pool.sites for i in site.identities if i.resting_until)
+    detail = f"limits {report.limits or 'none'}; {resting} identities resting"
+    if aside:
+        return Part(
+            "pacing",
+            "pacing",
+            "warn",
+            version=None,
+            detail=f"{detail}; {len(aside)} cookies files set aside",
+            advice="Replace the cookies files set aside (listed below) with fresh exports of their accounts.",
+        )
+    return Part("pacing", "pacing", "ok", detail=detail)
+
+
+def pacing_detail(report: PacingReport | None) -> list[str]:
+    return report_lines(report) if report is not None else []
 
 
 def check_ffmpeg(setting: str) -> list[Part]:

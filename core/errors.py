@@ -7,7 +7,7 @@ import errno
 import logging
 from typing import Any
 
-from core.words import human_size
+from core.words import human_duration, human_size  # noqa: F401 - core.cuts reads human_duration here
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +17,9 @@ class MediabotError(Exception):
     default_message = "Something went wrong."
     # Advice for the operator (the CLI prints it, the log records it); never shown to chat or API users.
     hint: str | None = None
+    # What a site's refusal says about the identity (cookies file, proxy) that was used (core.pacing.classify):
+    # "rate_limited", "bot_check", "login_required", "proxy_failed"; None when it says nothing about it.
+    outcome: str | None = None
 
     def __init__(self, message: str | None = None, *, hint: str | None = None) -> None:
         self.message = message or self.default_message

@@ -16,6 +16,7 @@ from core.db.models import Worker, utcnow
 from core.errors import MediabotError
 from core.media import extraction
 from core.media.ffmpeg import ffmpeg_version, find_ffmpeg
+from core.pacing.report import pacing_report, report_dict
 
 if TYPE_CHECKING:
     from core.bootstrap import Services
@@ -48,6 +49,9 @@ async def check(services: Services, timeout_s: float = CHECK_TIMEOUT_S) -> dict[
         # yt-dlp and what real sites need around it (core.media.extraction); the JavaScript runtime's check is
         # cached, so a poll does not start Deno each time.
         "extraction": (_extraction, timeout_s * 2),
+        # Per-site slots and identities (issue 23): resting identities and set-aside cookies files are
+        # reported, not failures (jobs wait for them).
+        "pacing": (_pacing, timeout_s),
     }
     results = await asyncio.gather(*(_run(name, fn, services, limit) for name, (fn, limit) in checks.items()))
     components = dict(zip(checks, results, strict=True))
@@ -149,3 +153,9 @@ async def _extraction(services: Services) -> dict[str, Any]:
     if failing:
         raise CheckFailed("; ".join(f"{p.label}: {p.detail}" for p in failing), **details)
     return details
+
+
+async def _pacing(services: Services) -> dict[str, Any]:
+    if services.pacing is None:
+        return {"limits": None}
+    return report_dict(await pacing_report(services.pacing))

@@ -66,6 +66,17 @@ def progress_line(view: JobView, width: int = 12) -> str:
     return " · ".join(parts)
 
 
+def waiting_words(view: JobView) -> str | None:
+    """A queued job held back by its site: "Waiting for YouTube: 3 ahead of you"; None otherwise."""
+    if view.status != "queued" or not view.waiting_for:
+        return None
+    if view.ahead is None:
+        return f"Waiting for {view.waiting_for}: it is refusing downloads for now, trying again later"
+    if view.ahead == 0:
+        return f"Waiting for {view.waiting_for}: you are next"
+    return f"Waiting for {view.waiting_for}: {view.ahead} ahead of you"
+
+
 def status_text(view: JobView) -> str:
     """A few lines for a chat message: title, status, progress."""
     title = view.title or view.url
@@ -78,6 +89,7 @@ def status_text(view: JobView) -> str:
         word = "Starting"
     if view.fit_limit is not None and view.status in ("queued", "running"):
         word = f"Making a copy that fits {human_limit(view.fit_limit)}"
+    word = waiting_words(view) or word
     lines = [title, word]
     if view.status == "running":
         lines.append(progress_line(view))

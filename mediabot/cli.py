@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from core.apikeys import ApiKeyService
 from core.bootstrap import Services
@@ -29,10 +30,18 @@ Component = Callable[[Services], AbstractAsyncContextManager[Any]]
 
 
 def _secrets(settings: Settings) -> list[str]:
-    return [
+    found = [
         str(getattr(settings, name, "") or "")
         for name in ("secret_key", "webhook_secret", "telegram_token", "discord_token")
     ]
+    # Proxy passwords (MEDIABOT_PROXIES): never in a log line, whoever writes it (yt-dlp, urllib...).
+    from core.pacing.rules import parse_proxies
+
+    for proxy in parse_proxies(settings.proxies).all():
+        password = urlsplit(proxy.url).password
+        if password:
+            found += [password, unquote(password)]
+    return found
 
 
 def front_ends(settings: Settings, only: str | None = None) -> list[Component]:

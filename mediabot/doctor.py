@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from core.config import Settings
-from core.doctor import diagnose
+from core.doctor import diagnose, pacing_detail, read_pacing
 from core.media.parts import Part
 
 MARKS = {"ok": "ok", "warn": "warn", "fail": "FAIL", "off": "off"}
@@ -31,6 +31,9 @@ async def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     parts = await diagnose(settings)
     for part in parts:
         print(line(part))
+    # Per site and identity: requests, successes, refusals, rests, set-aside cookies files (issue 23).
+    for detail in pacing_detail(await read_pacing(settings)):
+        print(f"      {'':<19} {detail}")
     failures = [p for p in parts if p.status == "fail"]
     warnings = [p for p in parts if p.status == "warn" and p.advice]
     if warnings:

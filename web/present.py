@@ -170,6 +170,8 @@ async def _single(services: Services, request: RequestView, job: JobView) -> Job
         cached=request.outcome == "cached" or job.cached_from is not None,
         outcome=request.outcome,  # type: ignore[arg-type]
         error=error,
+        waiting_for=job.waiting_for if status == "queued" else None,
+        ahead=job.ahead if status == "queued" else None,
         created_at=request.created_at,
         updated_at=updated_at,
         started_at=job.started_at,

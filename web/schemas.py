@@ -165,6 +165,16 @@ class Job(BaseModel):
         description="What the submission did: started a download, joined a running one, or used a stored file."
     )
     error: ErrorInfo | None = None
+    waiting_for: str | None = Field(
+        None,
+        description="While queued behind the pacing of its site: the site's name (e.g. YouTube). Live "
+        "events carry it; a plain read may not.",
+    )
+    ahead: int | None = Field(
+        None,
+        description="With waiting_for: how many downloads of that site are before this one; null while "
+        "the site refuses downloads for now.",
+    )
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None = None

@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from core.bootstrap import Services
 from core.db.models import JobStatus
+from core.pacing.report import PacingReport, pacing_report
 from core.stats import JobStats, job_stats
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,14 @@ class _JobCollector(Collector):
     def __init__(self) -> None:
         self.stats: JobStats | None = None
         self.queue_depth: int | None = None
+        self.pacing: PacingReport | None = None
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
+        if self.pacing is not None:
+            yield from pacing_metrics(self.pacing)
         if self.queue_depth is not None:
             yield GaugeMetricFamily(
                 "mediabot_queue_depth",
@@ -83,6 +87,50 @@ class _JobCollector(Collector):
         yield GaugeMetricFamily("mediabot_api_keys", "Active API keys.", value=stats.active_api_keys)
 
 
+def pacing_metrics(report: PacingReport) -> Iterator[Metric]:
+    """Per site and identity (cookies file @ redacted proxy; `""` is the whole site), and per limited site."""
+    labels = ["site", "identity"]
+    families = {
+        "requests": CounterMetricFamily(
+            "mediabot_site_requests", "Download attempts per site and identity.", labels=labels
+        ),
+        "successes": CounterMetricFamily(
+            "mediabot_site_successes", "Successful downloads per site and identity.", labels=labels
+        ),
+        "rate_limits": CounterMetricFamily(
+            "mediabot_site_rate_limits",
+            "Refusals (rate limits and bot checks) per site and identity.",
+            labels=labels,
+        ),
+    }
+    resting = GaugeMetricFamily(
+        "mediabot_site_resting_until_seconds",
+        "Unix time until which an identity the site refused rests.",
+        labels=labels,
+    )
+    for site in report.pool.sites:
+        rows = [("", site.counts)] + [(i.identity, i.counts) for i in site.identities]
+        for identity, counts in rows:
+            families["requests"].add_metric([site.site, identity], counts.get("requests", 0))
+            families["successes"].add_metric([site.site, identity], counts.get("successes", 0))
+            refusals = counts.get("rate_limits", 0) + counts.get("bot_checks", 0)
+            families["rate_limits"].add_metric([site.site, identity], refusals)
+        for i in site.identities:
+            if i.resting_until:
+                resting.add_metric([site.site, i.identity], i.resting_until)
+    yield from families.values()
+    yield resting
+    held = GaugeMetricFamily("mediabot_site_slots_held", "Downloads of a limited site now.", labels=["site"])
+    waiting = GaugeMetricFamily(
+        "mediabot_site_slots_waiting", "Jobs waiting for a slot of a limited site.", labels=["site"]
+    )
+    for slot in report.slots:
+        held.add_metric([slot.site], slot.holders)
+        waiting.add_metric([slot.site], slot.waiting)
+    yield held
+    yield waiting
+
+
 class WebMetrics:
     """One registry per app (not prometheus-client's global one), so several apps can live in one process."""
 
@@ -126,4 +174,10 @@ class WebMetrics:
             except Exception as exc:  # noqa: BLE001 - the broker is down: leave the figure out
                 log.debug("queue depth unavailable: %s", type(exc).__name__)
                 self._jobs.queue_depth = None
+            self._jobs.pacing = None
+            if services.pacing is not None:
+                try:
+                    self._jobs.pacing = await asyncio.wait_for(pacing_report(services.pacing), timeout=2)
+                except Exception as exc:  # noqa: BLE001 - Redis is down: leave the figures out
+                    log.debug("pacing figures unavailable: %s", type(exc).__name__)
             return generate_latest(self.registry), ok

@@ -14,7 +14,14 @@ def build_worker(services: Services, worker_id: str | None = None) -> WorkerRunt
     settings = services.settings
     downloader = Downloader(settings)
     runner = JobRunner(
-        settings, services.sessions, services.bus, services.storage, downloader, services.queue, worker_id
+        settings,
+        services.sessions,
+        services.bus,
+        services.storage,
+        downloader,
+        services.queue,
+        worker_id,
+        pacing=services.pacing,
     )
     reconciler = Reconciler(settings, services.sessions, services.bus, services.storage, services.queue)
     return WorkerRuntime(runner, reconciler)

@@ -25,3 +25,5 @@ class Held:
         self.handback = False
         # This attempt's own folder in storage (see make_key).
         self.run_id = uuid.uuid4().hex[:12]
+        # The site whose pacing slot this job holds ("": none).
+        self.site = ""

@@ -35,6 +35,7 @@ from core.media.control import Control
 from core.media.downloader import Downloader
 from core.media.fitting import Fitter
 from core.media.results import Downloaded, MediaInfo, PlaylistFound
+from core.pacing import Pacing
 from core.queue import JobQueue
 from core.storage.base import Storage
 from core.storage.keys import make_key
@@ -44,6 +45,7 @@ from worker.finishing import RunnerFinishing
 from worker.fitting import RunnerFitting
 from worker.held import Held
 from worker.memory import trim_memory
+from worker.pacing import HANDED_BACK, RunnerPacing
 from worker.playlists import RunnerPlaylists
 from worker.progress import RunnerProgress
 
@@ -57,7 +59,7 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, RunnerFinishing):
+class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, RunnerFinishing, RunnerPacing):
     """Runs downloads for one worker process, at most `worker_concurrency` at a time."""
 
     def __init__(
@@ -69,6 +71,7 @@ class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, Ru
         downloader: Downloader,
         queue: JobQueue,
         worker_id: str | None = None,
+        pacing: Pacing | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -94,6 +97,7 @@ class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, Ru
         )
         self._background: set[asyncio.Task[Any]] = set()
         self.workdir_root = settings.tmp_dir / self.worker_id
+        self._init_pacing(pacing)
 
     # -- the task body ------------------------------------------------------------------------------------
 
@@ -103,22 +107,34 @@ class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, Ru
                 # Shutting down: leave the job queued and hand it to another worker.
                 await self._safe_enqueue(job_id)
                 return
-            held = await self._claim(job_id)
-            if held is None:
+            # The site's slot is asked for with a worker slot in hand and given back at once when the site
+            # has none free: a waiting job never holds either, and a granted slot is used at once.
+            site = await self._take_site_slot(job_id)
+            if site is None:
                 return
-            self.running[job_id] = held
-            self.idle.clear()
-            if self._early_cancels.pop(job_id, None) is not None:
-                held.control.stop()
+            held = None
             try:
-                await self._execute(held)
+                held = await self._claim(job_id)
+                if held is None:
+                    return
+                held.site = site
+                self.running[job_id] = held
+                self.idle.clear()
+                if self._early_cancels.pop(job_id, None) is not None:
+                    held.control.stop()
+                try:
+                    await self._execute(held)
+                finally:
+                    self.running.pop(job_id, None)
+                    if not self.running:
+                        self.idle.set()
+                    if held.db_write is not None:
+                        with contextlib.suppress(Exception):
+                            await held.db_write
             finally:
-                self.running.pop(job_id, None)
-                if not self.running:
-                    self.idle.set()
-                if held.db_write is not None:
-                    with contextlib.suppress(Exception):
-                        await held.db_write
+                # Not when the job went back to wait for its site: _all_resting released it already.
+                if held is None or held.site:
+                    await self._release_site_slot(site, job_id)
 
     async def _claim(self, job_id: str) -> Held | None:
         now = utcnow()
@@ -165,11 +181,14 @@ class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, Ru
             if job.variant:
                 await self._make_fit(held, workdir)
                 return
-            result = await loop.run_in_executor(
-                self._pool, _download, self.downloader, job, workdir, held.control, on_info
-            )
-            if result is None:
-                return  # finished from an existing file of the same media
+            if self.pacing is not None:
+                result = await self._download_paced(held, workdir, on_info)
+            else:
+                result = await loop.run_in_executor(
+                    self._pool, _download, self.downloader, job, workdir, held.control, on_info
+                )
+            if result is None or result is HANDED_BACK:
+                return  # finished from an existing file of the same media, or waiting for its site
             if held.control.cancel.is_set():
                 raise Cancelled()
             if isinstance(result, PlaylistFound):
@@ -257,6 +276,8 @@ class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, Ru
         if held is not None:
             log.info("job %s: cancel received", message.job_id)
             held.control.stop()
+            return
+        if self.forget_if_waiting(message.job_id):
             return
         now = time.monotonic()
         for job_id in [k for k, at in self._early_cancels.items() if now - at > EARLY_CANCEL_S]:

@@ -54,6 +54,7 @@ class WorkerRuntime:
         """Stop taking jobs; give running ones `grace_s` to finish (less when `hurry` is set meanwhile: a
         second Ctrl-C), then hand them back to the queue, their attempt not counted."""
         self.runner.accepting = False
+        await self.runner.flush_waiting()
         await _first_of(grace_s, self.runner.idle, *([hurry] if hurry is not None else []))
         if self.runner.running:
             self.runner.hand_back_all()
@@ -75,6 +76,7 @@ class WorkerRuntime:
 
     async def _tick(self) -> None:
         await self.runner.renew_leases()
+        await self.runner.renew_site_slots()
         await self._heartbeat()
 
     async def _heartbeat(self) -> None:

@@ -79,6 +79,8 @@ class JobCancelling:
                     job.finished_at = utcnow()
                     job.seq += 1
                     job_view = JobView.from_job(job)
+                    # A worker may hold its place in a site's line (core.pacing): it drops it at once.
+                    signal_worker = True
                 else:
                     signal_worker = True
             view = request_view(request)

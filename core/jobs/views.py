@@ -102,6 +102,10 @@ class JobView(BaseModel):
     thumbnail: bool = False
     upload_date: str | None = None  # YYYYMMDD
     error: ErrorInfo | None = None
+    # A queued job held back by its site's pacing (issue 23): the site's name and how many jobs are before
+    # this one (None: the site is refusing us for now). Carried by events only, never stored.
+    waiting_for: str | None = None
+    ahead: int | None = None
     # Where the finished file is stored, when this view was read from the database: lets a link be signed
     # without reading the row again. Never serialised (not in events, not in any API).
     stored: tuple[str, str] | None = Field(default=None, exclude=True, repr=False)

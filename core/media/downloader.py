@@ -14,6 +14,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,15 @@ from core.storage.space import check_free_space, download_dirs
 from core.words import human_duration, human_size
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who we are to the site for one attempt (a core.pacing identity): a private copy of a cookies file
+    (None: no cookies at all, not even the legacy per-domain file) and a proxy URL (None: direct)."""
+
+    cookiefile: Path | None = None
+    proxy: str | None = None
 
 
 class _Abort(DownloadCancelled):
@@ -146,6 +156,7 @@ class Downloader:
         subtitles: Sequence[str] = (),
         audio_format: str | None = None,
         playable: bool = False,
+        access: Access | None = None,
     ) -> Downloaded | PlaylistFound | None:
         """Extract, check limits, ask `on_info` whether to go on (False: finished elsewhere), download.
 
@@ -158,13 +169,13 @@ class Downloader:
         Raises MediabotError subclasses.
         """
         workdir.mkdir(parents=True, exist_ok=True)
-        opts = self._options(job_id, url, workdir, kind, quality, subtitles, audio_format)
+        opts = self._options(job_id, url, workdir, kind, quality, subtitles, audio_format, access)
         opts["progress_hooks"] = [self._progress_hook(control)]
         opts["postprocessor_hooks"] = [self._postprocessor_hook(control)]
         control.max_bytes = min(
             self.settings.max_filesize_bytes, max_bytes or self.settings.max_filesize_bytes
         )
-        with self._guarded(control), open_ydl(opts) as ydl:
+        with self._guarded(control, access), open_ydl(opts) as ydl:
             raw = _extract(ydl, url, control)
             if raw.get("_type") in ("playlist", "multi_video"):
                 entries = [e for e in raw.get("entries") or [] if e]
@@ -281,8 +292,10 @@ class Downloader:
         quality: str,
         subtitles: Sequence[str],
         audio_format: str | None = None,
+        access: Access | None = None,
     ) -> dict[str, Any]:
-        """build_options plus what belongs to this process and link: our logger, the site's cookies."""
+        """build_options plus what belongs to this process and link: our logger, the site's cookies (the
+        pacing identity's when given, else the link's domain file) and proxy."""
         opts = build_options(
             self.settings,
             kind=kind,
@@ -293,14 +306,23 @@ class Downloader:
             audio_format=audio_format,
         )
         opts["logger"] = YdlLogger(job_id)
+        if access is not None:
+            if access.cookiefile is not None:
+                opts["cookiefile"] = str(access.cookiefile)
+            if access.proxy:
+                opts["proxy"] = access.proxy
+            return opts
         cookies = cookie_file_for(self.settings.cookies_dir, url)
         if cookies is not None:
             opts["cookiefile"] = str(private_copy(cookies, workdir))
         return opts
 
-    def _guarded(self, control: Control) -> contextlib.AbstractContextManager[None]:
+    def _guarded(
+        self, control: Control, access: Access | None = None
+    ) -> contextlib.AbstractContextManager[None]:
         """The connection guard's policy and the job's control, for yt-dlp's calls on this thread."""
-        return guarded(self.policy, control, pot.provider_address(self.settings.pot_provider_url))
+        proxy = access.proxy if access is not None else None
+        return guarded(self.policy, control, pot.provider_address(self.settings.pot_provider_url), proxy)
 
     def _output_path(self, result: dict[str, Any], workdir: Path) -> Path:
         for item in result.get("requested_downloads") or []:

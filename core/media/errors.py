@@ -12,12 +12,14 @@ from core.errors import (
     LoginRequired,
     MediabotError,
     PrivateAddress,
+    RateLimited,
     StorageError,
     UnsupportedUrl,
 )
 from core.media.control import Control
 from core.media.netguard import blocked_address
 from core.net import allow_hint, host_port
+from core.pacing.classify import classify
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,20 @@ def translate_error(exc: BaseException, control: Control) -> MediabotError:
         return UnsupportedUrl(UnsupportedUrl.no_media_message)
     if "is not a valid URL" in text or "No suitable extractor" in text:
         return UnsupportedUrl()
-    if _LOGIN_RE.search(text):
-        return LoginRequired()
+    status = re.search(r"HTTP Error (\d{3})", text)
+    outcome = classify(text, int(status.group(1)) if status else None)
+    refused: MediabotError | None = None
+    if outcome == "proxy_failed":
+        refused = DownloadFailed("The site could not be reached. Please try again later.")
+    elif _LOGIN_RE.search(text) or outcome == "login_required":
+        refused = LoginRequired()
+    elif outcome is not None:
+        refused = RateLimited(60.0, "The site is refusing our downloads for now. Please try again later.")
+    if refused is not None:
+        # The runner reads `outcome`: the identity rests (or its cookies file is set aside) and the job is
+        # tried with another one before these words reach anyone.
+        refused.outcome = outcome
+        return refused
     match = re.search(r"HTTP Error (\d{3}): ([^\n(]+)", text)
     if match:
         code, reason = match.group(1), match.group(2).strip().rstrip(".")

@@ -28,18 +28,61 @@ class ForbiddenAddress(OSError):
 
 
 @contextlib.contextmanager
-def guarded(policy: AddressPolicy, control: Control, pot_provider: tuple[str, int] | None) -> Iterator[None]:
-    """The connection guard's policy and a job's control, for yt-dlp's calls on this thread."""
+def guarded(
+    policy: AddressPolicy,
+    control: Control,
+    pot_provider: tuple[str, int] | None,
+    proxy: str | None = None,
+) -> Iterator[None]:
+    """The connection guard's policy and a job's control, for yt-dlp's calls on this thread. With a `proxy`
+    (the operator's, possibly on a private network) the connection to it is allowed, and each request's
+    own host (the link, every redirect) is checked instead: through a proxy it is the proxy that resolves
+    and connects to it."""
     _guard.policy = policy
     _guard.control = control
     _guard.blocked = None
     _guard.pot_provider = pot_provider
+    _guard.proxy = _proxy_address(proxy)
     try:
         yield
     finally:
         _guard.policy = None
         _guard.control = None
         _guard.pot_provider = None
+        _guard.proxy = None
+
+
+def _proxy_address(proxy: str | None) -> tuple[str, int] | None:
+    if not proxy:
+        return None
+    parts = urlsplit(proxy)
+    default = 1080 if parts.scheme.lower().startswith("socks") else 443 if parts.scheme == "https" else 80
+    return ((parts.hostname or "").lower(), parts.port or default)
+
+
+def _to_proxy(host: str, port: int) -> bool:
+    return getattr(_guard, "proxy", None) == (host.lower(), port)
+
+
+def check_target(url: str) -> None:
+    """A request that goes through the job's proxy: its own host must pass the policy (blocking: resolves)."""
+    policy: AddressPolicy | None = getattr(_guard, "policy", None)
+    if getattr(_guard, "proxy", None) is None or policy is None or policy.allow_private:
+        return
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    if policy.host_allowed(host, port):
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return  # the proxy may know names we don't; what we cannot resolve cannot be checked here
+    for info in infos:
+        ip = str(info[4][0])
+        if not policy.permits(host, port, ip):
+            _guard.blocked = (host, port, ip)
+            raise ForbiddenAddress(f"connection to a private address refused ({host})")
 
 
 def blocked_address() -> tuple[str, int, str] | None:
@@ -73,6 +116,7 @@ def install_connection_guard() -> None:
                     and not policy.allow_private
                     and not policy.permits(str(host), port, ip)
                     and not _pot_provider_call(str(host), port)
+                    and not _to_proxy(str(host), port)
                 ):
                     _guard.blocked = (str(host), port, ip)
                     raise ForbiddenAddress(f"connection to a private address refused ({host})")
@@ -94,10 +138,27 @@ def install_connection_guard() -> None:
                 module.create_connection = guarded  # type: ignore[attr-defined]
         _mark_pot_provider_calls()
         _guard_impersonated_requests()
+        _guard_proxied_requests()
         _guard_installed = True
 
 
 _REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def _guard_proxied_requests() -> None:
+    """urllib opens each request (the link and every redirect) through its handler's http_open/https_open,
+    where the request's own URL is still known although the socket goes to the proxy: check it there."""
+    from yt_dlp.networking import _urllib
+
+    handler = _urllib.HTTPHandler
+    for name in ("http_open", "https_open"):
+        original = getattr(handler, name)
+
+        def opened(self: Any, req: Any, _original: Any = original) -> Any:
+            check_target(req.full_url)
+            return _original(self, req)
+
+        setattr(handler, name, opened)
 
 
 def _guard_impersonated_requests() -> None:

@@ -94,3 +94,24 @@ def _extractor_for(url: str, allowed: tuple[str, ...]) -> str | None:
 def site_of_url(url: str, allowed: Sequence[str] = ()) -> str:
     """The site a link counts against before it is extracted: what pacing decides on."""
     return site_for(extractor_for(url, allowed), url)
+
+
+# How people write the names of sites whose yt-dlp family name is not (lower-case, run together).
+_DISPLAY = {
+    "youtube": "YouTube",
+    "tiktok": "TikTok",
+    "soundcloud": "SoundCloud",
+    "twitter": "X",
+    "bilibili": "Bilibili",
+    "dailymotion": "Dailymotion",
+    "vk": "VK",
+    "bandcamp": "Bandcamp",
+}
+
+
+def display_name(site: str) -> str:
+    """A site's name for people ("Waiting for YouTube"): a host as it is, a family capitalised or as the
+    site writes it."""
+    if "." in site or ":" in site or site.replace(".", "").isdigit():
+        return site
+    return _DISPLAY.get(site, site[:1].upper() + site[1:])

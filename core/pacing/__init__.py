@@ -14,7 +14,7 @@ Nothing here imports yt-dlp at import time or does I/O before it is called.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -30,6 +30,7 @@ from .identities import (
     RedisIdentityStore,
     Resting,
 )
+from .patience import MemoryPatience, Patience, RedisPatience
 from .rules import Proxy, ProxyRules, SiteLimit, SiteLimits, parse_proxies, parse_site_limits
 from .slots import Granted, MemoryPacer, Pacer, RedisPacer, SiteSlots, SlotTimings, Waiting
 
@@ -40,6 +41,7 @@ class Pacing:
     proxies: ProxyRules
     pacer: Pacer
     identities: IdentityPool
+    patience: Patience = field(default_factory=MemoryPatience)
 
 
 def build_pacing(
@@ -55,11 +57,13 @@ def build_pacing(
     if redis is None:
         pacer: Pacer = MemoryPacer(limits, timings)
         store: MemoryIdentityStore | RedisIdentityStore = MemoryIdentityStore()
+        patience: Patience = MemoryPatience()
     else:
         pacer = RedisPacer(redis, limits, timings)
         store = RedisIdentityStore(redis)
+        patience = RedisPatience(redis)
     pool = IdentityPool(store, cookies_dir=cookies_dir, proxies=proxies, backoff=backoff)
-    return Pacing(limits, proxies, pacer, pool)
+    return Pacing(limits, proxies, pacer, pool, patience)
 
 
 __all__ = [
@@ -74,6 +78,7 @@ __all__ = [
     "Outcome",
     "Pacer",
     "Pacing",
+    "Patience",
     "PoolStats",
     "Proxy",
     "ProxyRules",

@@ -18,7 +18,7 @@ from tests.web.conftest import Api, web_api, web_settings
 from web.app import create_app
 from worker.build import build_worker
 
-COMPONENTS = {"database", "queue", "events", "storage", "workers", "ffmpeg", "extraction"}
+COMPONENTS = {"database", "queue", "events", "storage", "workers", "ffmpeg", "extraction", "pacing"}
 
 
 async def detailed(api: Api) -> tuple[int, dict[str, Any], float]:

@@ -86,6 +86,13 @@ function playlistProgress(job) {
   return parts.join(" · ");
 }
 
+// A queued job held back by its site's pacing (the same words as the chats, core/words.py).
+export function waitingWords(job) {
+  if (job.ahead == null) return `Waiting for ${job.waiting_for}: it is refusing downloads for now, trying again later`;
+  if (job.ahead === 0) return `Waiting for ${job.waiting_for}: you are next`;
+  return `Waiting for ${job.waiting_for}: ${job.ahead} ahead of you`;
+}
+
 // `stale`: the page lost its connection, so the last state it heard may be long gone (a restarted server
 // hands running downloads back to the queue): say so instead of a speed and a time left.
 export function progressWords(job, stale = false) {
@@ -95,6 +102,7 @@ export function progressWords(job, stale = false) {
   }
   if (job.items) return playlistProgress(job);
   const p = job.progress || {};
+  if (job.status === "queued" && job.waiting_for) return waitingWords(job);
   if (job.status === "queued") return "Waiting for a free downloader…";
   if (job.status === "done") return "";
   if (job.status !== "running") return pct ? `Stopped at ${pct.toFixed(0)}%` : "";
