@@ -33,7 +33,7 @@ from pathlib import Path
 
 from core.cuts.ffmpeg import Streams, probe, run_ffmpeg
 from core.cuts.sections import InvalidSection, Section, SectionTooLong
-from core.errors import human_duration
+from core.words import human_duration
 
 log = logging.getLogger(__name__)
 

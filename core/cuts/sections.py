@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import InvalidRequest, TooLong, human_duration
+from core.errors import InvalidRequest, TooLong
+from core.words import human_duration
 
 # A section longer than this in writing is not a time ("99999999:00"): refused before float overflow games.
 MAX_SECONDS = 30 * 24 * 3600.0
