@@ -13,6 +13,15 @@ from core.cuts.sponsorblock import CATEGORIES, SponsorChoice
 from core.errors import InvalidRequest
 
 CHAPTERS = "chapters"
+
+
+class CutRefused(InvalidRequest):
+    """A cut that can't be made of this ask (two at once, an animation of sound, a playlist): 422 in the API."""
+
+    code = "cut_refused"
+    default_message = "This can't be cut that way."
+
+
 _SPONSOR_PREFIX = "sb="
 
 
@@ -51,7 +60,7 @@ def derivation(
         section = Section.of(0.0)
     asked = [section is not None, split_chapters, sponsorblock is not None]
     if sum(asked) > 1:
-        raise InvalidRequest("Ask for one of a clip, a split by chapters or sponsor removal at a time.")
+        raise CutRefused("Ask for one of a clip, a split by chapters or sponsor removal at a time.")
     if not any(asked):
         return None
     return Derivation(section, animation, split_chapters, sponsorblock)

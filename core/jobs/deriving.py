@@ -11,9 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Job, JobStatus
-from core.errors import InvalidRequest
 from core.jobs.attach import find_or_create_job
-from core.jobs.derived import Derivation
+from core.jobs.derived import CutRefused, Derivation
 
 PLAYLIST_REFUSAL = (
     "A clip, a split by chapters or sponsor removal is made of one video; this link is a playlist."
@@ -23,7 +22,7 @@ PLAYLIST_REFUSAL = (
 def check_source(source: Job, derived: Derivation, limit_s: float) -> None:
     """What can be told from a finished download before queueing anything: a playlist, a clip past the end."""
     if source.entries is not None:
-        raise InvalidRequest(PLAYLIST_REFUSAL)
+        raise CutRefused(PLAYLIST_REFUSAL)
     if derived.section is not None:
         derived.section.check(source.duration, limit_s)
 

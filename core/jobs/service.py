@@ -25,7 +25,7 @@ from core.events import EventBus, Message
 from core.jobs.attach import find_or_create_job, new_request
 from core.jobs.cancelling import JobCancelling
 from core.jobs.choices import AUDIO_FORMATS, QUALITIES, SubmitRequest, check_choices, quality_order
-from core.jobs.derived import Derivation, derivation
+from core.jobs.derived import CutRefused, Derivation, derivation
 from core.jobs.deriving import derived_job
 from core.jobs.files import JobFiles
 from core.jobs.formats import FormatCache, MediaFormats
@@ -125,7 +125,7 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
             # What the text alone tells: a clip longer than the limit (the media's length is checked later).
             derived.section.check(None, self.settings.max_duration_s)
             if derived.animation and req.kind != "video":
-                raise InvalidRequest("An animation is made from a video, not from sound.")
+                raise CutRefused("An animation is made from a video, not from sound.")
         replay = await self.replay(req)
         if replay is not None:
             return replay

@@ -53,7 +53,12 @@ async def test_clip_of_a_stored_file_needs_no_download(api: Api, media_site: Any
 
     # The same clip again is the same job, from the cache.
     status, again = await api.submit(url, section={"start": 5, "end": "0:09"})
-    assert status == 200 and again["variant"] == clip["variant"] and again["file_url"] and again["outcome"] == "cached", again
+    assert (
+        status == 200
+        and again["variant"] == clip["variant"]
+        and again["file_url"]
+        and again["outcome"] == "cached"
+    ), again
 
     # A start past the media's end: one sentence, before anything is queued.
     status, body = await api.submit(url, section={"start": "1:00"})
@@ -133,4 +138,7 @@ async def test_sponsor_segments_removed_and_told(start_api: Any, media_site: Any
             # SponsorBlock away: the file as it is, and a note saying so.
             status, job = await api.submit(url, sponsorblock="remove")
             job = await api.wait_status(job["id"], "done", "failed", timeout=60)
-            assert job["status"] == "done" and job["note"] == "SponsorBlock did not answer, so no segments were removed."
+            assert (
+                job["status"] == "done"
+                and job["note"] == "SponsorBlock did not answer, so no segments were removed."
+            )
