@@ -110,6 +110,8 @@ async def test_split_by_chapters(api: Api, media_site: Any, tmp_path: Path) -> N
     assert status == 202, job
     job = await api.wait_status(job["id"], "done", "failed", timeout=60)
     assert job["status"] == "done", job
+    status, metrics, _ = await api.call("GET", "/metrics")
+    assert 'mediabot_cuts_total{kind="split"} 1.0' in metrics.decode()
     assert job["chapters"] == 3 and [p["filename"] for p in job["parts"]] == [
         "01 Opening.mp4",
         "02 Middle part.mp4",
