@@ -6,7 +6,7 @@ The 60 s file (1280x720 at 30 fps, H.264 veryfast with a keyframe every 2 s, AAC
 by FFmpeg once and kept in /tmp/mediabot-bench-clip. Each figure is the median of --runs runs (default 7), in
 milliseconds, one run at a time.
 
-    .venv/bin/python bench/clip_bench.py [--runs 7] [--no-site]
+    .venv/bin/python bench/clip_bench.py [--runs 7] [--no-site] [--no-api]
 
 Figures of 2026-11-30 (2-core VM shared with other test runs, load average ~10, so slow and noisy), median of 7:
 
@@ -17,6 +17,15 @@ Figures of 2026-11-30 (2-core VM shared with other test runs, load average ~10, 
     remove 2 sponsor segments from 60 s 720p (incl. 1 file copy)       736 ms
     from the site: yt-dlp whole file, then cut                        7514 ms
     from the site: yt-dlp download_ranges + force_keyframes          15313 ms
+
+Through the API (issue 26 phase 2: POST /api/v1/jobs with `section` until GET says done, embedded services,
+one worker slot, a fresh link per run), 2026-12-14, load average ~8, median of 5:
+
+    API: clip of a stored download (POST to done)                     3586 ms  (3297-5256)
+    API: clip from the site (whole download, then cut)                4373 ms  (3750-5826)
+
+The cut itself (re-encoding 10 s of 720p) is most of both; from a stored file the site sees no request at
+all, and the difference grows with the file's size and the site's speed (127.0.0.1 here: ~0.8 s for 60 s).
 """
 
 from __future__ import annotations
@@ -118,10 +127,73 @@ def ytdlp(url: str, folder: Path, ffmpeg: str, *, ranges: bool) -> Path:
         return Path(info["requested_downloads"][0]["filepath"])
 
 
+async def api_figures(video: Path, runs: int) -> list[tuple[str, float, list[float]]]:
+    """The same clip through the API (POST /api/v1/jobs with `section`, then GET until done), on the embedded
+    services with their in-process worker: from a stored download of the media, and from the site (the
+    whole file downloaded, then cut). Each run uses a link of its own, so nothing comes from the cache."""
+    import aiohttp
+
+    from tests.support.servers import free_port
+    from tests.support.services import make_settings, running_services
+    from web.server import serving
+
+    section = {"start": SECTION.split("-")[0], "end": SECTION.split("-")[1]}
+    stored: list[float] = []
+    fresh: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="clip-bench-api-") as tmp:
+        settings = make_settings(
+            Path(tmp),
+            port=free_port(),
+            worker_concurrency=1,
+            log_level="WARNING",
+            api_calls_per_minute=100_000,
+            api_rate_per_minute=1000,
+        )
+        files, base = await serve(CACHE)
+        try:
+            async with (
+                running_services(settings) as services,
+                serving(services),
+                aiohttp.ClientSession() as http,
+            ):
+                _, key = await services.keys.create("clip-bench")
+                api = f"http://127.0.0.1:{settings.port}/api/v1/jobs"
+                auth = {"Authorization": f"Bearer {key}"}
+
+                async def done(body: dict[str, object]) -> dict[str, object]:
+                    assert "status" in body, body
+                    while body["status"] not in ("done", "failed", "cancelled"):
+                        await asyncio.sleep(0.02)
+                        async with http.get(f"{api}/{body['id']}", headers=auth) as resp:
+                            body = await resp.json()
+                    assert body["status"] == "done", body
+                    return body
+
+                async def clip(url: str) -> float:
+                    started = time.perf_counter()
+                    async with http.post(api, json={"url": url, "section": section}, headers=auth) as resp:
+                        await done(await resp.json())
+                    return (time.perf_counter() - started) * 1000
+
+                for run in range(runs):
+                    url = f"{base}/{video.name}?stored={run}-{time.time_ns()}"
+                    async with http.post(api, json={"url": url}, headers=auth) as resp:
+                        await done(await resp.json())
+                    stored.append(await clip(url))
+                    fresh.append(await clip(f"{base}/{video.name}?fresh={run}-{time.time_ns()}"))
+        finally:
+            await files.cleanup()
+    return [
+        ("API: clip of a stored download (POST to done)", statistics.median(stored), stored),
+        ("API: clip from the site (whole download, then cut)", statistics.median(fresh), fresh),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--no-site", action="store_true", help="skip the yt-dlp figures")
+    parser.add_argument("--no-api", action="store_true", help="skip the figures through the API")
     args = parser.parse_args()
     ffmpeg = ffmpeg_path()
     video, audio = make_media(ffmpeg)
@@ -185,6 +257,11 @@ def main() -> None:
                 await runner.cleanup()
 
         asyncio.run(site_figures())
+
+    if not args.no_api:
+        for name, median, times in asyncio.run(api_figures(video, args.runs)):
+            figures.append((name, median, times))
+            print(f"{name:<62} {median:9.1f} ms", flush=True)
 
     print(f"\nmedian of {args.runs} runs; all runs (ms):")
     for name, _, times in figures:

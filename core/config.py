@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     # yt-dlp extractor names that may be used ("youtube", "vimeo", "generic"...); empty means all of them.
     allowed_extractors: Annotated[list[str], NoDecode] = []
     ffmpeg: str = "auto"
+    # The SponsorBlock API asked for sponsor, self-promotion and intro segments (core.cuts.sponsorblock).
+    sponsorblock_url: str = "https://sponsor.ajay.app"
     # The JavaScript runtime yt-dlp solves YouTube's player challenges with: a path to a Deno binary, or
     # "auto" for the one the `deno` package put next to this Python (else `deno` on the PATH).
     js_runtime: str = "auto"

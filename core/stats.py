@@ -27,6 +27,8 @@ class JobStats:
     duration_count: int = 0
     workers_alive: int = 0
     active_api_keys: int = 0
+    # Finished jobs made from a stored download, by what: clip, animation, split (by chapters), sponsor.
+    cuts: dict[str, int] = field(default_factory=dict)
 
 
 def _duration(dialect: str) -> Any:
@@ -72,6 +74,22 @@ async def job_stats(sessions: async_sessionmaker[AsyncSession], lease_s: float) 
             .select_from(Worker)
             .where(Worker.heartbeat_at >= utcnow() - timedelta(seconds=3 * lease_s))
         )
+        cut_kind = case(
+            (Job.variant.like("clip:%"), "clip"),
+            (Job.variant.like("gif:%"), "animation"),
+            (Job.variant == "chapters", "split"),
+            (Job.variant.like("sb=%"), "sponsor"),
+            else_=None,
+        )
+        cuts = dict(
+            (
+                await session.execute(
+                    select(cut_kind, func.count())
+                    .where(Job.status == JobStatus.DONE, cut_kind.is_not(None))
+                    .group_by(cut_kind)
+                )
+            ).all()
+        )
         keys = await session.scalar(
             select(func.count()).select_from(ApiKey).where(ApiKey.revoked_at.is_(None))
         )
@@ -87,4 +105,5 @@ async def job_stats(sessions: async_sessionmaker[AsyncSession], lease_s: float) 
         duration_count=int(count or 0),
         workers_alive=int(alive or 0),
         active_api_keys=int(keys or 0),
+        cuts={str(k): int(v) for k, v in cuts.items()},
     )

@@ -87,6 +87,12 @@ def status_text(view: JobView) -> str:
         and view.progress.total_bytes is None
     ):
         word = "Starting"
+    if (
+        view.variant
+        and view.variant.startswith(("clip:", "gif:", "chapters", "sb="))
+        and view.status == "queued"
+    ):
+        word = "Waiting for the whole file to be downloaded"
     if view.fit_limit is not None and view.status in ("queued", "running"):
         word = f"Making a copy that fits {human_limit(view.fit_limit)}"
     word = waiting_words(view) or word
@@ -98,3 +104,14 @@ def status_text(view: JobView) -> str:
     elif view.status == "done" and view.filesize:
         lines.append(human_size(view.filesize))
     return "\n".join(lines)
+
+
+def cut_note(view: JobView) -> str | None:
+    """What a delivery adds about a file's cut: "3 chapters", "2 sponsor segments removed, 1:12 saved"; None
+    when there is nothing to say."""
+    words = []
+    if view.chapters and view.variant != "chapters":
+        words.append("1 chapter" if view.chapters == 1 else f"{view.chapters} chapters")
+    if view.note:
+        words.append(view.note)
+    return " · ".join(words) or None

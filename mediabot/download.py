@@ -20,9 +20,11 @@ from typing import Any
 from core.apikeys import ApiKeyService
 from core.bootstrap import Services
 from core.config import Settings
+from core.cuts.sections import parse_section
 from core.delivery.planner import finished_items, playlist_line
 from core.errors import MediabotError
 from core.jobs.choices import AUDIO_FORMATS, Source, SubmitRequest
+from core.jobs.derived import sponsor_choice
 from core.jobs.views import JobView, Submission, subtitle_asset
 from core.words import progress_line
 from mediabot.hosting import prepare_database, services_for
@@ -52,6 +54,13 @@ def add_download_parser(sub: Any) -> None:
     p.add_argument("--quality", default="best", help="best, or a height cap such as 1080, 720, 480")
     p.add_argument("--format", help="a format id from `mediabot formats URL`")
     p.add_argument("--subs", help="subtitle languages, comma-separated (en,de)")
+    p.add_argument(
+        "--section", metavar="START-END", help="only this part, as 1:20-1:45, 80-105 or 1:20- (to the end)"
+    )
+    p.add_argument(
+        "--sponsorblock", choices=("remove", "mark"),
+        help="remove sponsor, self-promotion and intro segments, or mark them as chapters",
+    )  # fmt: skip
     p.add_argument(
         "-v", "--verbose", action="store_true", help="print log lines too, not only warnings and errors"
     )
@@ -171,6 +180,11 @@ async def cmd_download(settings: Settings, args: argparse.Namespace) -> int:
             print(interrupted.sentence(submitted=False), file=sys.stderr)
             return interrupted.exit_code
         who = await owner(services.keys)
+        try:
+            section = parse_section(args.section) if args.section else None
+        except MediabotError as exc:
+            print(error_lines(exc), file=sys.stderr)
+            return 2
         request = SubmitRequest(
             text=args.url,
             source=who.source,
@@ -180,6 +194,8 @@ async def cmd_download(settings: Settings, args: argparse.Namespace) -> int:
             format_id=args.format,
             subtitles=tuple(lang for lang in (args.subs or "").split(",") if lang),
             audio_format=args.audio_format,
+            section=section,
+            sponsorblock=sponsor_choice(args.sponsorblock),
         )
         try:
             submission = await services.jobs.submit(request)

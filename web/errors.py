@@ -54,6 +54,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "private_address": 422,
     "too_large": 422,
     "too_long": 422,
+    "invalid_section": 422,
+    "cut_refused": 422,
     "idempotency_conflict": 422,
     # Reading a link's formats: the site answered with an error, or wants a login first.
     "download_failed": 422,

@@ -48,6 +48,17 @@ MAX_SUBTITLE_LANGS = 8
 Lang = Annotated[str, Field(pattern=LANG_PATTERN, max_length=64)]
 
 
+class Section(BaseModel):
+    """A part of the media, from `start` to `end`."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"start": "1:20", "end": "1:45"}]}
+    )
+
+    start: float | str | None = Field(None, description="Seconds or h:mm:ss; 0 when left out.")
+    end: float | str | None = Field(None, description="Seconds or h:mm:ss; the media's end when left out.")
+
+
 class JobCreate(BaseModel):
     """A download to start."""
 
@@ -105,6 +116,28 @@ class JobCreate(BaseModel):
         "format the site offers at the chosen height or at least half of it, else the file converted). "
         "false: the site's original (it may be VP9 or AV1, which iPhones do not play in chats). Ignored for "
         "audio.",
+    )
+    section: Section | None = Field(
+        None,
+        description="A clip of the media instead of all of it: `start` and `end` as seconds (80, 80.5) or "
+        'clock times ("1:20", "1:02:03"); `end` left out runs to the end. The first frame is the one at '
+        "`start` (the picture is re-encoded as H.264; sound is copied). Cut from a stored download of the "
+        "same media when there is one (no download), else the whole media is downloaded first (shared with "
+        "anyone asking for it). An end before the start, a start past the media's end or a clip longer than "
+        "the duration limit: 422 `invalid_section` or `too_long`.",
+    )
+    split_chapters: bool = Field(
+        False,
+        strict=True,
+        description="Deliver each chapter of the media as a file of its own (`parts`, numbered and titled "
+        "in their filenames); media without chapters fails with `invalid_request`.",
+    )
+    sponsorblock: Literal["remove", "mark"] | None = Field(
+        None,
+        description="Sponsor, self-promotion and intro segments as SponsorBlock knows them: `remove` cuts "
+        "them out, `mark` keeps them as chapters. The job's `note` says what was done (\"2 sponsor "
+        "segments removed, 1:12 saved\"); when SponsorBlock can't be reached the file is delivered as it "
+        "is, with a note saying so.",
     )
 
 
@@ -197,6 +230,15 @@ class Job(BaseModel):
     )
     uploader: str | None = Field(None, description="The artist or channel, when the site says.")
     upload_date: str | None = Field(None, description="YYYYMMDD, when the site says.")
+    variant: str | None = Field(
+        None,
+        description="What was made from the download: `clip:START-END` (seconds), `chapters`, "
+        "`sb=remove:...`/`sb=mark:...`, or a copy made to fit a size (`fit:BYTES`); null for the media as it is.",
+    )
+    chapters: int | None = Field(None, description="Chapters kept in the file (or parts of a chapter split).")
+    note: str | None = Field(
+        None, description="What was done to the file, in a sentence (sponsor segments removed, or why not)."
+    )
     format_id: str | None = Field(
         None, description="The format asked for; null when chosen by `kind` and `quality`."
     )

@@ -73,6 +73,15 @@ class _JobCollector(Collector):
             "Jobs finished from a stored file of the same media.",
             value=stats.reused_jobs,
         )
+        cuts = CounterMetricFamily(
+            "mediabot_cuts",
+            "Files made from a stored download: clip, animation, split (by chapters), sponsor (segments removed "
+            "or marked).",
+            labels=["kind"],
+        )
+        for kind in ("clip", "animation", "split", "sponsor"):
+            cuts.add_metric([kind], stats.cuts.get(kind, 0))
+        yield cuts
         buckets = [(f"{bound:g}", count) for bound, count in stats.duration_buckets]
         buckets.append(("+Inf", stats.duration_count))
         yield HistogramMetricFamily(

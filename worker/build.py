@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.bootstrap import Services
+from core.cuts.sponsorblock import SponsorBlockClient
 from core.media.downloader import Downloader
 from worker.reconciler import Reconciler
 from worker.runner import JobRunner
@@ -13,6 +14,8 @@ def build_worker(services: Services, worker_id: str | None = None) -> WorkerRunt
     """What a worker process adds on top: the downloader, the runner and the reconciler."""
     settings = services.settings
     downloader = Downloader(settings)
+    # One client (one aiohttp session) per worker process, closed when the worker stops.
+    sponsorblock = SponsorBlockClient(settings.sponsorblock_url)
     runner = JobRunner(
         settings,
         services.sessions,
@@ -22,6 +25,7 @@ def build_worker(services: Services, worker_id: str | None = None) -> WorkerRunt
         services.queue,
         worker_id,
         pacing=services.pacing,
+        sponsorblock=sponsorblock,
     )
     reconciler = Reconciler(settings, services.sessions, services.bus, services.storage, services.queue)
     return WorkerRuntime(runner, reconciler)

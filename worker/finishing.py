@@ -20,6 +20,7 @@ from core.db.models import (
 )
 from core.db.session import is_unavailable
 from core.errors import MediabotError
+from core.jobs.deriving import waiting_on
 from core.media.results import Downloaded
 from worker.held import Held
 
@@ -35,7 +36,13 @@ class RunnerFinishing:
         )
 
     async def _finish_done(
-        self, held: Held, result: Downloaded, key: str, size: int, assets: dict[str, Any]
+        self,
+        held: Held,
+        result: Downloaded,
+        key: str,
+        size: int,
+        assets: dict[str, Any],
+        chapters: int | None = None,
     ) -> bool:
         info = result.info
         job = held.job
@@ -62,6 +69,7 @@ class RunnerFinishing:
                 upload_date=job.upload_date or info.upload_date,
                 assets=assets or None,
                 subtitles_missing=result.subtitles_missing or None,
+                chapters=chapters,
             ),
         )
 
@@ -84,6 +92,7 @@ class RunnerFinishing:
                 # The same files (they expire with the source's), and what the source found missing.
                 assets=source.assets,
                 subtitles_missing=source.subtitles_missing,
+                chapters=source.chapters,
             ),
         )
 
@@ -127,6 +136,8 @@ class RunnerFinishing:
                         .values(status=request_status, finished_at=now)
                     )
                     fresh = await session.get(Job, job.id, populate_existing=True)
+                    # Clips and the like made from this download: they run now (or fail with it).
+                    waiting = await waiting_on(session, job.id)
                 break
             except Exception as exc:
                 # The database went away just as the work was done: keep trying while the lease is ours,
@@ -139,6 +150,8 @@ class RunnerFinishing:
         assert fresh is not None
         held.job = fresh
         await self._publish(fresh)
+        for job_id in waiting:
+            await self._safe_enqueue(job_id)
         return True
 
     async def _hand_back(self, held: Held) -> None:

@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.aio import spawn
 from core.config import Settings
+from core.cuts.chapters import read_chapters
+from core.cuts.sponsorblock import SponsorBlockClient
 from core.db.models import (
     Job,
     JobStatus,
@@ -30,6 +32,7 @@ from core.db.models import (
 )
 from core.errors import Cancelled, DownloadFailed, MediabotError, StorageError
 from core.events import EventBus, Message
+from core.jobs.derived import parse_variant
 from core.jobs.views import JobView
 from core.media.control import Control
 from core.media.downloader import Downloader
@@ -41,6 +44,7 @@ from core.storage.base import Storage
 from core.storage.keys import make_key
 from core.storage.space import check_free_space, download_dirs
 from worker.assets import RunnerAssets
+from worker.cutting import RunnerCutting
 from worker.finishing import RunnerFinishing
 from worker.fitting import RunnerFitting
 from worker.held import Held
@@ -59,7 +63,9 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, RunnerFinishing, RunnerPacing):
+class JobRunner(
+    RunnerAssets, RunnerCutting, RunnerFitting, RunnerPlaylists, RunnerProgress, RunnerFinishing, RunnerPacing
+):
     """Runs downloads for one worker process, at most `worker_concurrency` at a time."""
 
     def __init__(
@@ -72,6 +78,7 @@ class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, Ru
         queue: JobQueue,
         worker_id: str | None = None,
         pacing: Pacing | None = None,
+        sponsorblock: SponsorBlockClient | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -80,6 +87,7 @@ class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, Ru
         self.downloader = downloader
         self.fitter = Fitter(settings, downloader)
         self.queue = queue
+        self.sponsorblock = sponsorblock
         self._dialect = sessions.kw["bind"].dialect.name
         self.worker_id = worker_id or new_worker_id()
         self.running: dict[str, Held] = {}
@@ -178,6 +186,10 @@ class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, Ru
             if job.total_bytes and not job.variant:
                 # Tried before (a lost lease) and its size known: no new attempt into a disk still full.
                 await asyncio.to_thread(check_free_space, download_dirs(self.settings), job.total_bytes)
+            derived = parse_variant(job.variant)
+            if derived is not None:
+                await self._make_derived(held, workdir, derived)
+                return
             if job.variant:
                 await self._make_fit(held, workdir)
                 return
@@ -194,13 +206,16 @@ class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, Ru
             if isinstance(result, PlaylistFound):
                 await self._expand(held, result)
                 return
+            chapters = await loop.run_in_executor(
+                self._pool, _count_chapters, result.path, self.downloader.ffmpeg
+            )
             stored_key = make_key(job.id, result.filename, held.run_id)
             content_type = mimetypes.guess_type(result.filename)[0]
             size = await self.storage.save(
                 result.path, stored_key, filename=result.filename, content_type=content_type
             )
             assets = await self._save_assets(held, result)
-            if not await self._finish_done(held, result, stored_key, size, assets):
+            if not await self._finish_done(held, result, stored_key, size, assets, chapters):
                 for key in [stored_key] + [a["key"] for a in assets.values()]:
                     await self.storage.delete(key)
                 return
@@ -317,6 +332,16 @@ class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, Ru
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
+
+
+def _count_chapters(path: Path, ffmpeg: str | None) -> int | None:
+    """The chapters kept in a downloaded mp4/m4a (what its delivery tells); None when they can't be read."""
+    if ffmpeg is None or path.suffix.lower() not in (".mp4", ".m4a", ".m4v", ".mov"):
+        return None
+    try:
+        return len(read_chapters(path, ffmpeg=ffmpeg))
+    except MediabotError:
+        return None
 
 
 def _download(

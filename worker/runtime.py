@@ -68,6 +68,9 @@ class WorkerRuntime:
         with contextlib.suppress(Exception):
             async with self.runner.sessions() as session, session.begin():
                 await session.execute(delete(Worker).where(Worker.id == self.runner.worker_id))
+        if self.runner.sponsorblock is not None:
+            with contextlib.suppress(Exception):
+                await self.runner.sponsorblock.close()
         self.runner.close()
 
     async def _reconcile(self) -> None:

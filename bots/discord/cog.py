@@ -10,7 +10,8 @@ import contextlib
 import logging
 import re
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
@@ -25,8 +26,10 @@ from bots.discord.target import Target
 from bots.discord.texts import cancelled_text, listing_text, picker_text
 from bots.playlist import Playlist
 from core.bootstrap import Services
+from core.cuts.sections import parse_section
 from core.errors import MediabotError, NotFound
 from core.jobs.choices import SubmitRequest, check_choices
+from core.jobs.derived import sponsor_choice
 from core.jobs.views import JobView, RequestView
 from core.net import extract_url, extract_urls
 from core.words import human_duration
@@ -35,6 +38,27 @@ log = logging.getLogger(__name__)
 
 SOURCE = "discord"
 HOUR_S = 3600
+
+
+@dataclass(frozen=True)
+class Cut:
+    """/download's start, end, split_chapters and sponsorblock options."""
+
+    start: str | None = None
+    end: str | None = None
+    split_chapters: bool = False
+    sponsorblock: str | None = None
+
+    def choices(self) -> dict[str, Any]:
+        """SubmitRequest's fields for them. Raises InvalidSection (a sentence) for times that can't be a part."""
+        section = None
+        if self.start is not None or self.end is not None:
+            section = parse_section(
+                {k: v for k, v in (("start", self.start), ("end", self.end)) if v is not None}
+            )
+        choices: dict[str, Any] = {"section": section, "split_chapters": self.split_chapters,
+                                   "sponsorblock": sponsor_choice(self.sponsorblock)}  # fmt: skip
+        return {k: v for k, v in choices.items() if v}
 
 
 class LimitReached(MediabotError):
@@ -75,6 +99,10 @@ class Downloads(commands.Cog, name=COG):
         quality="The highest video height (default: best available)",
         subtitles="Subtitle languages, comma-separated (e.g. en,de): embedded in the video and attached",
         choose_format="Pick one of the link's formats (with their sizes) from a menu first",
+        start="Only a part: where it starts (1:20, or seconds)",
+        end="Only a part: where it ends (1:45, or seconds)",
+        split_chapters="Each chapter as a file of its own",
+        sponsorblock="Sponsor, self-promotion and intro segments: remove them, or mark them as chapters",
     )
     async def download(
         self,
@@ -84,10 +112,15 @@ class Downloads(commands.Cog, name=COG):
         quality: Literal["best", "1080", "720", "480"] = "best",
         subtitles: str | None = None,
         choose_format: bool = False,
+        start: str | None = None,
+        end: str | None = None,
+        split_chapters: bool = False,
+        sponsorblock: Literal["remove", "mark"] | None = None,
     ) -> None:
         """Download a video or its audio from a link."""
+        cut = Cut(start, end, split_chapters, sponsorblock)
         await self.start_download(
-            interaction, url, kind, quality, subtitles=subtitles, choose_format=choose_format
+            interaction, url, kind, quality, subtitles=subtitles, choose_format=choose_format, cut=cut
         )
 
     async def download_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
@@ -145,12 +178,15 @@ class Downloads(commands.Cog, name=COG):
         *,
         subtitles: str | None = None,
         choose_format: bool = False,
+        cut: Cut | None = None,
     ) -> None:
         try:
             # Checked before deferring because it needs no I/O, so a mistyped link gets an ephemeral answer.
             url = extract_url(text)
             _, langs = check_choices(None, split_languages(subtitles))
-            menu_id = picker.custom_id(langs) if choose_format else None
+            cuts = cut.choices() if cut is not None else {}
+            # A part, a split or sponsor removal is of the media as a whole: no format menu for it.
+            menu_id = picker.custom_id(langs) if choose_format and not cuts else None
         except MediabotError as exc:
             await interaction.response.send_message(exc.message, ephemeral=True)
             return
@@ -162,7 +198,9 @@ class Downloads(commands.Cog, name=COG):
             ttl_s=self.settings.discord_interaction_ttl_s,
             message_id=callback.message_id if callback else None,
         )
-        await self.submit(interaction, target, url=url, kind=kind, quality=quality, subtitles=langs)
+        await self.submit(
+            interaction, target, url=url, kind=kind, quality=quality, subtitles=langs, cuts=cuts
+        )
 
     async def offer_formats(self, interaction: discord.Interaction, url: str, langs: tuple[str, ...]) -> bool:
         """Answer with the format picker; False when the link offers nothing to choose between (a playlist, whose
@@ -211,6 +249,7 @@ class Downloads(commands.Cog, name=COG):
         quality: str = "best",
         format_id: str | None = None,
         subtitles: tuple[str, ...] = (),
+        cuts: dict[str, Any] | None = None,
     ) -> None:
         """Submit the download whose reply `target` names and follow it; a refusal is said in that reply.
         The interaction has been answered (deferred, or its message updated) already."""
@@ -222,7 +261,7 @@ class Downloads(commands.Cog, name=COG):
                     text=url, source=SOURCE, user_id=user_id, kind=kind,  # type: ignore[arg-type]
                     quality=quality, target=target.to_dict(), format_id=format_id, subtitles=subtitles,
                     # Discord's iPhone app, like Telegram's, plays H.264 only.
-                    playable=self.settings.chat_playable,
+                    playable=self.settings.chat_playable, **(cuts or {}),
                 )
             )  # fmt: skip
         except MediabotError as exc:

@@ -6,7 +6,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from telegram import Message, MessageEntity, Update, User
@@ -26,8 +26,9 @@ from bots.conductor import Conductor
 from bots.telegram import picker, texts
 from bots.telegram.api import NO_PREVIEW, TelegramApi
 from bots.telegram.reply import TelegramChat, TelegramReply
-from bots.telegram.submitting import SOURCE, Ask, Submitter, links
+from bots.telegram.submitting import SOURCE, Ask, Refused, Submitter, links
 from core.bootstrap import Services
+from core.cuts.sections import InvalidSection, find_range_after_link, parse_section
 from core.errors import MediabotError, NotFound
 from core.jobs.choices import check_choices
 from core.jobs.views import RequestView
@@ -79,6 +80,9 @@ class Handlers:
         app.add_handler(CommandHandler(["start", "help"], self.help, filters=new))
         app.add_handler(CommandHandler("audio", self.audio, filters=new))
         app.add_handler(CommandHandler("video", self.video, filters=new))
+        app.add_handler(CommandHandler("clip", self.clip, filters=new))
+        app.add_handler(CommandHandler("gif", self.gif, filters=new))
+        app.add_handler(CommandHandler("chapters", self.chapters, filters=new))
         app.add_handler(CommandHandler("settings", self.settings_menu, filters=new))
         app.add_handler(CommandHandler("subs", self.subs, filters=new))
         app.add_handler(CommandHandler("status", self.status, filters=new))
@@ -145,6 +149,8 @@ class Handlers:
         if not self.addressed(message, context.bot.id, context.bot.username):
             return
         text = message.text or message.caption or ""
+        if await self._clip_of_delivered(message, text):
+            return
         if message.chat.type != "private" and not links(message, text):
             return  # "thanks" in reply to the bot, in a group: not worth an error message
         prefs = await self.services.prefs.get(SOURCE, str(message.from_user.id))
@@ -171,6 +177,68 @@ class Handlers:
             return
         prefs = await self.services.prefs.get(SOURCE, str(message.from_user.id))
         await self.submit.handle_links(message, text, Ask.default(prefs, kind))
+
+    @replies_errors
+    async def clip(self, update: Update, context: Context) -> None:
+        """/clip LINK 1:20-1:45: that part of the media."""
+        await self._cut_command(update, context, texts.CLIP_USAGE, clip=True)
+
+    @replies_errors
+    async def gif(self, update: Update, context: Context) -> None:
+        """/gif LINK 1:20-1:25: that part as an animation (no sound)."""
+        await self._cut_command(update, context, texts.GIF_USAGE, clip=True, animation=True)
+
+    @replies_errors
+    async def chapters(self, update: Update, context: Context) -> None:
+        """/chapters LINK: each chapter as a file of its own."""
+        await self._cut_command(update, context, texts.CHAPTERS_USAGE, split_chapters=True)
+
+    async def _cut_command(
+        self, update: Update, context: Context, usage: str, *, clip: bool = False, animation: bool = False,
+        split_chapters: bool = False,
+    ) -> None:  # fmt: skip
+        message = update.message
+        assert message is not None and message.from_user is not None
+        text = " ".join(context.args or [])
+        ranged = find_range_after_link(text) if clip else None
+        if not links(message, text) or (clip and ranged is None):
+            await self.answer(update, usage)
+            return
+        prefs = await self.services.prefs.get(SOURCE, str(message.from_user.id))
+        ask = replace(
+            Ask.default(prefs, "video" if animation else None),
+            section=ranged.section if ranged else None, animation=animation, split_chapters=split_chapters,
+        )  # fmt: skip
+        await self._request(message, ranged.url if ranged else links(message, text)[0], ask)
+
+    async def _clip_of_delivered(self, message: Message, text: str) -> bool:
+        """A reply "1:20-1:45" to a video the bot sent: that part of it. False when the message is not one."""
+        original = message.reply_to_message
+        sent = (original.video or original.audio or original.document) if original is not None else None
+        if sent is None or original is None or not (original.from_user and original.from_user.is_bot):
+            return False
+        try:
+            section = parse_section(text)
+        except InvalidSection:
+            return False
+        found = await self.services.deliveries.link_of(SOURCE, sent.file_id)
+        if found is None:
+            await self.answer_message(message, texts.CLIP_UNKNOWN_FILE)
+            return True
+        url, kind = found
+        assert message.from_user is not None
+        prefs = await self.services.prefs.get(SOURCE, str(message.from_user.id))
+        await self._request(message, url, replace(Ask.default(prefs, kind), section=section))
+        return True
+
+    async def _request(self, message: Message, url: str, ask: Ask) -> None:
+        try:
+            await self.submit.request(message, url, ask)
+        except Refused as exc:
+            await self.answer_message(message, str(exc))
+
+    async def answer_message(self, message: Message, text: str) -> None:
+        await self.submit.reply(message, text)
 
     async def help(self, update: Update, context: Context) -> None:
         await self.answer(update, texts.help_text(self.settings.telegram_upload_limit_bytes))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from telegram import CallbackQuery, Message, MessageEntity
@@ -18,9 +18,12 @@ from bots.telegram import picker, texts
 from bots.telegram.api import Target, TelegramApi
 from bots.telegram.reply import TelegramChat, TelegramReply
 from core.bootstrap import Services
+from core.cuts.sections import Section, find_range_after_link
+from core.cuts.sponsorblock import SponsorChoice
 from core.delivery.filecache import variant_key
 from core.errors import InvalidUrl, MediabotError
 from core.jobs.choices import SubmitRequest
+from core.jobs.derived import derivation
 from core.net import extract_url, extract_urls
 from core.prefs import Prefs
 
@@ -43,6 +46,20 @@ class Ask:
     quality: str
     format_id: str | None = None  # a format the link offers (from the picker); None: by kind and quality
     subtitles: tuple[str, ...] = ()
+    # A clip (/clip, a range after the link, a reply with a range), as an animation (/gif); a split by
+    # chapters (/chapters); sponsor segments removed or marked.
+    section: Section | None = None
+    animation: bool = False
+    split_chapters: bool = False
+    sponsorblock: SponsorChoice | None = None
+
+    @property
+    def variant(self) -> str | None:
+        derived = derivation(
+            self.section, animation=self.animation, split_chapters=self.split_chapters,
+            sponsorblock=self.sponsorblock,
+        )  # fmt: skip
+        return derived.variant if derived is not None else None
 
     @classmethod
     def default(cls, prefs: Prefs, kind: str | None = None) -> Ask:
@@ -94,9 +111,12 @@ class Submitter:
         if not urls:
             extract_url(text)  # raises InvalidUrl with the reason a person understands
             raise InvalidUrl()
+        # "LINK 1:20-1:45": a clip of that link (InvalidSection, a sentence, for a range that can't be one).
+        ranged = find_range_after_link(text) if ask.section is None else None
         for url in urls[:MAX_LINKS_PER_MESSAGE]:
             try:
-                await self.request(message, url, ask)
+                clipped = ranged is not None and ranged.url == url
+                await self.request(message, url, replace(ask, section=ranged.section) if clipped else ask)
             except Refused as exc:
                 await self.reply(message, str(exc))
                 return
@@ -175,7 +195,9 @@ class Submitter:
         target = target_of(message)
         # Telegram on iPhones plays H.264 only: chats ask for a video every phone plays (unless turned off).
         playable = settings.chat_playable
-        key = variant_key(url, kind, quality, ask.format_id, ask.subtitles, playable=playable)
+        key = variant_key(
+            url, kind, quality, ask.format_id, ask.subtitles, playable=playable, variant=ask.variant
+        )
         # With subtitles the job has more to send than the video (its .srt files, the languages it lacks):
         # only the delivery of the job knows them, so no answering from Telegram's copy here.
         cached = None if ask.subtitles else await services.deliveries.get(SOURCE, key)
@@ -200,7 +222,8 @@ class Submitter:
             SubmitRequest(
                 text=url, source=SOURCE, user_id=user_id, kind=kind,  # type: ignore[arg-type]
                 quality=quality, target=target.to_dict(), format_id=ask.format_id, subtitles=ask.subtitles,
-                playable=playable,
+                playable=playable, section=ask.section, animation=ask.animation,
+                split_chapters=ask.split_chapters, sponsorblock=ask.sponsorblock,
             )
         )  # fmt: skip
         request, job = submission.request, submission.job

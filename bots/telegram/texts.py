@@ -17,6 +17,9 @@ COMMANDS = [
     BotCommand("help", "How to use it, with an example"),
     BotCommand("video", "Download a video: /video LINK"),
     BotCommand("audio", "Download only the audio: /audio LINK"),
+    BotCommand("clip", "Only a part: /clip LINK 1:20-1:45"),
+    BotCommand("gif", "A part as an animation: /gif LINK 1:20-1:25"),
+    BotCommand("chapters", "Each chapter as a file: /chapters LINK"),
     BotCommand("settings", "Default format and quality"),
     BotCommand("subs", "Subtitles: /subs en,de · /subs off · /subs en LINK"),
     BotCommand("status", "Your running downloads"),
@@ -47,6 +50,9 @@ def help_text(upload_limit_bytes: int) -> str:
         "https://www.youtube.com/watch?v=aqz-KE-bpKQ\n\n"
         "/video LINK – the video\n"
         "/audio LINK – only the audio\n"
+        "/clip LINK 1:20-1:45 – only that part (or write the part after a link, or reply with it to a video I sent)\n"
+        "/gif LINK 1:20-1:25 – that part as an animation, without sound\n"
+        "/chapters LINK – each chapter as a file of its own\n"
         "/settings – what plain links give you (video or audio, quality, or a choice of formats)\n"
         "/subs en,de – subtitles with every video (/subs off to stop; /subs en LINK for one link)\n"
         "/status – your running downloads\n"
@@ -56,6 +62,19 @@ def help_text(upload_limit_bytes: int) -> str:
         "link sends its first items one by one.\n"
         "In groups, mention me or reply to me with a link, or use a command."
     )
+
+
+CLIP_USAGE = (
+    "Send /clip with a link and the part you want, for example: /clip https://example.com/v 1:20-1:45"
+)
+GIF_USAGE = (
+    "Send /gif with a link and the part you want as an animation (no sound, up to a minute), for example: "
+    "/gif https://example.com/v 1:20-1:25"
+)
+CHAPTERS_USAGE = "Send /chapters with a link: each chapter of it comes as a file of its own."
+CLIP_UNKNOWN_FILE = (
+    "I don't know which link that file came from any more. Send the link with the part you want."
+)
 
 
 def title_of(view: JobView) -> str:
@@ -127,6 +146,10 @@ def fitted_text(note: str, url: str | None, ttl_s: int, title: str | None = None
 
 
 def part_caption(view: JobView, index: int, count: int) -> str:
+    if view.variant == "chapters" and view.parts and 0 < index <= len(view.parts):
+        # A split by chapters: each part is named "01 Title.mp4" after its chapter.
+        chapter = view.parts[index - 1].filename.rsplit(".", 1)[0].split(" ", 1)[-1]
+        return f"{title_of(view)}\n{index}/{count} · {chapter}"
     return f"{title_of(view)}\nPart {index} of {count}"
 
 

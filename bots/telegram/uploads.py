@@ -25,6 +25,7 @@ from core.delivery.planner import Refused
 from core.errors import MediabotError
 from core.jobs.views import THUMBNAIL, JobView, Part, RequestView, subtitle_asset
 from core.media.probe import probe_media
+from core.words import cut_note
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class Uploader:
                     if await self.api.resend(cached, self.target):
                         return
                     await deliveries.forget(PLATFORM, key)
-            message = await self._upload(view, thumb=thumb)
+            message = await self._upload(view, thumb=thumb, caption=cut_note(view))
             ref = sent_file(message)
             if ref is not None and key is not None:
                 await deliveries.put(PLATFORM, key, ref)
@@ -166,6 +167,11 @@ class Uploader:
             with path.open("rb") as handle:
                 media = InputFile(handle, filename=name, read_file_handle=False)
                 # The thumbnail as a Path: PTB reads it anew for each attempt.
+                if kind == "video" and (view.variant or "").startswith("gif:"):
+                    # /gif: Telegram loops it without sound, like a GIF.
+                    return await bot.send_animation(
+                        target.chat_id, media, duration=duration, width=width, height=height, **common
+                    )
                 if kind == "video":
                     return await bot.send_video(
                         target.chat_id, media, duration=duration, width=width, height=height,

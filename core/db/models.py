@@ -151,6 +151,10 @@ class Job(Base):
     # A video made to play on every phone (H.264 + AAC in MP4; part of the dedup key): chats ask for it.
     playable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     upload_date: Mapped[str | None] = mapped_column(String(8))
+    # Chapters kept in the file (None: not read), and what a delivery adds about the cut ("2 sponsor segments
+    # removed, 1:12 saved", or why none were).
+    chapters: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
     # Files stored beside the media, by name ("thumbnail", "subtitles.en"): {name: {key, filename, size}}.
     assets: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 

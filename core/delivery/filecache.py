@@ -3,6 +3,7 @@ request for the same media is answered by resending the handle, with no download
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,13 +29,18 @@ def variant_key(
     subtitles: Sequence[str] = (),
     audio_format: str | None = None,
     playable: bool = False,
+    variant: str | None = None,
 ) -> str:
-    """The cache key of the media variant a message asks for (same rules as job coalescing)."""
+    """The cache key of the media variant a message asks for (same rules as job coalescing); `variant`: a
+    clip, chapter split or sponsor removal of it (core.jobs.derived)."""
     quality = "best" if kind == "audio" else (quality or "best")
     return dedup_key(
-        normalize_url(extract_url(text)), kind, quality, format_id=format_id, subtitles=sorted(set(subtitles)),
-        audio_format=audio_format, playable=playable and kind == "video",
+        normalize_url(extract_url(text)), kind, quality, variant, format_id=format_id,
+        subtitles=sorted(set(subtitles)), audio_format=audio_format, playable=playable and kind == "video",
     )  # fmt: skip
+
+
+_LINK_OF_KEY = re.compile(r"^(?P<url>.+?)\|(?P<kind>video|audio):")
 
 
 class DeliveryCacheService:
@@ -69,6 +75,20 @@ class DeliveryCacheService:
         )
         async with self.sessions() as session, session.begin():
             await session.execute(stmt)
+
+    async def link_of(self, platform: str, file_ref: str) -> tuple[str, str] | None:
+        """The link and kind a file the platform holds was made from (a reply to a delivered video names
+        it by its file_ref), None when it isn't one of ours."""
+        async with self.sessions() as session:
+            key = await session.scalar(
+                select(DeliveryCache.variant_key)
+                .where(DeliveryCache.platform == platform, DeliveryCache.file_ref == file_ref)
+                .limit(1)
+            )
+        found = _LINK_OF_KEY.match(key) if key else None
+        if found is None:
+            return None
+        return found["url"], found["kind"]
 
     async def forget(self, platform: str, key: str) -> None:
         from sqlalchemy import delete

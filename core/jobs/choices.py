@@ -6,9 +6,13 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from core.cuts.sections import Section
+    from core.cuts.sponsorblock import SponsorChoice
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,13 @@ class SubmitRequest:
     # A video every phone plays (H.264 + AAC in MP4, core.media.playable): chats ask for it, the API when told.
     # Not used for audio.
     playable: bool = False
+    # A clip of the media (core.cuts.sections); `animation` makes it a soundless loop (Telegram's /gif).
+    section: Section | None = None
+    animation: bool = False
+    # Each chapter as an item of its own, delivered like a playlist's.
+    split_chapters: bool = False
+    # Sponsor segments removed or marked as chapters (core.cuts.sponsorblock).
+    sponsorblock: SponsorChoice | None = None
 
 
 QUALITIES = {"best", "2160", "1440", "1080", "720", "480", "360", "240", "144"}

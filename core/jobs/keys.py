@@ -62,4 +62,10 @@ def fingerprint(req: SubmitRequest) -> str:
         asked.update(audio_format=req.audio_format)
     if req.playable:
         asked.update(playable=True)
+    if req.section is not None or req.animation:
+        asked.update(section=req.section.key() if req.section else None, animation=req.animation)
+    if req.split_chapters:
+        asked.update(split_chapters=True)
+    if req.sponsorblock is not None:
+        asked.update(sponsorblock=req.sponsorblock.key())
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()

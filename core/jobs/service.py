@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import update
@@ -25,6 +25,8 @@ from core.events import EventBus, Message
 from core.jobs.attach import find_or_create_job, new_request
 from core.jobs.cancelling import JobCancelling
 from core.jobs.choices import AUDIO_FORMATS, QUALITIES, SubmitRequest, check_choices, quality_order
+from core.jobs.derived import CutRefused, Derivation, derivation
+from core.jobs.deriving import derived_job
 from core.jobs.files import JobFiles
 from core.jobs.formats import FormatCache, MediaFormats
 from core.jobs.keys import IDEMPOTENCY_TTL, dedup_key, fingerprint
@@ -53,6 +55,9 @@ class _Checked:
     subtitle_langs: list[str] | None
     audio_format: str | None
     playable: bool = False
+    # A clip, chapter split or sponsor removal: `key` is then the derived job's, `full_key` the download's.
+    derived: Derivation | None = None
+    full_key: str | None = None
 
 
 class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
@@ -112,6 +117,15 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
         audio_format = self._audio_format(req)
         # Sound has no picture to play: an audio job is the same whoever asks.
         playable = req.playable and req.kind == "video"
+        derived = derivation(
+            req.section, animation=req.animation, split_chapters=req.split_chapters,
+            sponsorblock=req.sponsorblock,
+        )  # fmt: skip
+        if derived is not None and derived.section is not None:
+            # What the text alone tells: a clip longer than the limit (the media's length is checked later).
+            derived.section.check(None, self.settings.max_duration_s)
+            if derived.animation and req.kind != "video":
+                raise CutRefused("An animation is made from a video, not from sound.")
         replay = await self.replay(req)
         if replay is not None:
             return replay
@@ -127,6 +141,12 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
         checked = _Checked(
             url, cache_key, key, quality, callback, format_id, sorted(subtitles) or None, audio_format, playable
         )  # fmt: skip
+        if derived is not None:
+            derived_key = dedup_key(
+                cache_key, req.kind, quality, derived.variant, format_id=format_id, subtitles=subtitles,
+                audio_format=audio_format, playable=playable,
+            )  # fmt: skip
+            checked = replace(checked, derived=derived, full_key=key, key=derived_key)
         for _ in range(5):
             result = await self._attach(req, checked)
             if result is not None:
@@ -250,12 +270,22 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
                         )
                         .values(idempotency_key=None)
                     )
-                found = await find_or_create_job(
-                    session, self._dialect, url=url, cache_key=checked.cache_key, kind=req.kind,
-                    quality=checked.quality, key=checked.key, now=now,
-                    extra={"format_id": checked.format_id, "subtitle_langs": checked.subtitle_langs,
-                           "audio_format": checked.audio_format, "playable": checked.playable},
-                )  # fmt: skip
+                choices = {"format_id": checked.format_id, "subtitle_langs": checked.subtitle_langs,
+                           "audio_format": checked.audio_format, "playable": checked.playable}  # fmt: skip
+                starts: list[str] | None = None
+                if checked.derived is None:
+                    found = await find_or_create_job(
+                        session, self._dialect, url=url, cache_key=checked.cache_key, kind=req.kind,
+                        quality=checked.quality, key=checked.key, now=now, extra=choices,
+                    )  # fmt: skip
+                else:
+                    assert checked.full_key is not None
+                    made = await derived_job(
+                        session, self._dialect, url=url, cache_key=checked.cache_key, kind=req.kind,
+                        quality=checked.quality, full_key=checked.full_key, key=checked.key,
+                        derived=checked.derived, now=now, choices=choices, limit_s=self.settings.max_duration_s,
+                    )  # fmt: skip
+                    found, starts = (made[:2], made[2]) if made is not None else (None, None)
                 if found is None:
                     # The job we collided with ended (failed, cancelled, expired) in between: try again.
                     return None
@@ -268,6 +298,8 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
                 session.add(request)
                 await session.flush()  # the request row first: webhooks and playlist items refer to it
                 new_jobs = [job.id] if created else []
+                if starts is not None:
+                    new_jobs = starts
                 if job.entries is not None and job.status == JobStatus.DONE:
                     # A playlist expanded earlier: this request gets its own items.
                     new_jobs += await add_playlist_items(session, self._dialect, request, job, now)

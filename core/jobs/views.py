@@ -101,6 +101,9 @@ class JobView(BaseModel):
     subtitles_missing: list[str] = Field(default_factory=list)
     thumbnail: bool = False
     upload_date: str | None = None  # YYYYMMDD
+    # Chapters kept in the file; what the delivery adds about a cut (sponsor segments removed, or why not).
+    chapters: int | None = None
+    note: str | None = None
     error: ErrorInfo | None = None
     # A queued job held back by its site's pacing (issue 23): the site's name and how many jobs are before
     # this one (None: the site is refusing us for now). Carried by events only, never stored.
@@ -124,7 +127,7 @@ class JobView(BaseModel):
     @property
     def fit_limit(self) -> int | None:
         """The size limit a copy was made to fit, None for anything else."""
-        return variant_limit(self.variant)[0] if self.variant else None
+        return variant_limit(self.variant)[0] if self.variant and self.variant.startswith("fit:") else None
 
     @classmethod
     def from_job(cls, job: Job) -> JobView:
@@ -178,6 +181,8 @@ class JobView(BaseModel):
             subtitles_missing=list(job.subtitles_missing or []),
             thumbnail=THUMBNAIL in assets,
             upload_date=job.upload_date,
+            chapters=job.chapters,
+            note=job.note,
             stored_assets={name: (a["key"], a["filename"]) for name, a in assets.items()} if retained else {},
             stored=(job.storage_key, job.filename or "media") if retained and job.storage_key else None,
             error=ErrorInfo(code=job.error_code, message=job.error_message or "") if job.error_code else None,

@@ -709,13 +709,17 @@ async def test_keyboard_only_phone_and_desktop_light_and_dark(
     assert await page.evaluate("document.activeElement.id") == "url-input"
     await page.keyboard.type(media_site.url(f"/formats.html?k={unique('k')}"))
     order = []
-    for _ in range(8):
+    for _ in range(12):
         await page.keyboard.press("Tab")
         order.append(await page.evaluate("document.activeElement.id || document.activeElement.name"))
         if order[-1] == "submit":
             break
-    # The order the form reads in: what to get, how good, optionally a format, then go.
-    assert order == ["kind", "quality-select", "formats-button", "submit"], order
+    # The order the form reads in: what to get, how good, optionally a format, optionally a part (from, to),
+    # sponsors and chapters, then go.
+    assert order == [
+        "kind", "quality-select", "formats-button", "start-input", "end-input", "sponsor-select", "chapters-box",
+        "submit",
+    ], order  # fmt: skip
     outline = await page.evaluate("(() => { const s = getComputedStyle(document.activeElement);"
                                   " return [s.outlineStyle, parseFloat(s.outlineWidth)]; })()")  # fmt: skip
     assert outline[0] != "none" and outline[1] >= 2, f"no visible focus: {outline}"
@@ -783,4 +787,34 @@ async def test_keyboard_only_phone_and_desktop_light_and_dark(
 
     await slow.locator("button.cancel").click()
     await expect(slow).to_have_attribute("data-status", "cancelled")
+    await tab.context.close()
+
+
+async def test_a_part_of_a_video_from_the_from_and_to_fields(
+    browser: Browser, app: App, media_site: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = await new_key(app)
+    tab = await open_tab(browser, app, key)
+    page = tab.page
+    await page.fill("#url-input", media_site.url(f"/counter.mp4?{unique('part')}"))
+    await page.fill("#start-input", "0:05")
+    await page.fill("#end-input", "9")
+    job_id = await submit(page)
+    row = row_of(tab, job_id)
+    await expect(row).to_have_attribute("data-status", "done", timeout=DONE_S)
+    job = await app.api.job(job_id, key=key)
+    assert job["variant"] == "clip:5.000-9.000" and job["duration"] == pytest.approx(4.0)
+    await expect(row.locator(".details")).to_contain_text("clip 0:05-0:09 · 1 chapter")
+    assert await page.input_value("#start-input") == "" and await page.input_value("#end-input") == ""
+
+    # An end before the start: the API's sentence, and the fields stay to be corrected.
+    await page.fill("#url-input", media_site.url(f"/counter.mp4?{unique('part')}"))
+    await page.fill("#start-input", "0:09")
+    await page.fill("#end-input", "0:05")
+    await page.click("#submit")
+    await expect(page.locator("#error")).to_contain_text(
+        "The clip must end after it starts: 0:05 is not after 0:09."
+    )
+    assert await page.input_value("#start-input") == "0:09"
+    assert_clean(tab, app, caplog.text, expected=("status of 422",))
     await tab.context.close()

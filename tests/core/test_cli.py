@@ -259,3 +259,17 @@ async def test_download_output_from_s3_storage(tmp_path: Path, media_site, media
     assert code == 0, err
     assert out.strip() == str(target)
     assert target.read_bytes() == media_files.video_mp4.read_bytes()
+
+
+async def test_download_section_prints_the_clip(tmp_path: Path, media_site) -> None:
+    from tests.support.chaptered import FPS, frame_number
+
+    env = settings_env(make_settings(tmp_path))
+    url = media_site.url("/counter.mp4") + "?cli=section"
+    code, out, err = await run_mediabot(env, "download", url, "--section", "0:06-0:08")
+    assert code == 0, err
+    path = Path(out.strip().splitlines()[-1])
+    assert abs(float(ffprobe(path)["format"]["duration"]) - 2.0) <= 0.1
+    assert frame_number(path, 0) == 6 * FPS
+    code, out, err = await run_mediabot(env, "download", url, "--section", "0:08-0:06")
+    assert code == 2 and err.strip() == "mediabot: The clip must end after it starts: 0:06 is not after 0:08."

@@ -28,9 +28,14 @@ from aiohttp import web
 # Parameters whose values are text as sent (everything else is JSON-decoded when it parses).
 _TEXT_PARAMS = {
     "text", "caption", "title", "performer", "callback_query_id", "description", "short_description",
-    "file_id", "url", "secret_token", "action", "query", "filename", "video", "audio", "document",
+    "file_id", "url", "secret_token", "action", "query", "filename", "video", "audio", "document", "animation",
 }  # fmt: skip
-_MEDIA = {"sendVideo": "video", "sendAudio": "audio", "sendDocument": "document"}
+_MEDIA = {
+    "sendVideo": "video",
+    "sendAudio": "audio",
+    "sendDocument": "document",
+    "sendAnimation": "animation",
+}
 
 
 @dataclass
@@ -458,6 +463,9 @@ class FakeTelegram:
     async def _m_sendDocument(self, call: Call) -> Any:
         return self._send_media(call)
 
+    async def _m_sendAnimation(self, call: Call) -> Any:
+        return self._send_media(call)
+
     def _send_media(self, call: Call) -> Any:
         kind = _MEDIA[call.method]
         if kind in call.files:
@@ -473,7 +481,7 @@ class FakeTelegram:
             "file_id": file_id, "file_unique_id": file_id[-12:], "file_size": path.stat().st_size,
             "file_name": path.name.split("-", 1)[-1],
         }  # fmt: skip
-        if kind == "video":
+        if kind in ("video", "animation"):
             media.update(
                 width=int(call.get("width") or 0), height=int(call.get("height") or 0),
                 duration=int(call.get("duration") or 0), mime_type="video/mp4",
@@ -498,6 +506,8 @@ class FakeTelegram:
                 "file_size": thumb.stat().st_size,
             }  # fmt: skip
         content: dict[str, Any] = {kind: media}
+        if kind == "animation":
+            content["document"] = media  # as Telegram answers: an animation is also a document
         if call.get("caption"):
             content["caption"] = call["caption"]
         return self._new_bot_message(call, content)

@@ -53,6 +53,8 @@ Routes (all GET also answer HEAD; every response has a Content-Type):
                             or single pictures (``h264-240``), comma-separated (default: all). Made on first use.
 ``/codecs/{name}``          those files (``vp9-360.webm``, ``sound-aac.m4a``...), and ``chapters.m4a``
                             (AAC with two chapters)
+``/counter.{mp4,m4a}``      16 s whose every frame says which it is, with three chapters (tests/support/chaptered.py),
+                            made on first use
 ``/chapters.html?kind=K``   JSON-LD "Chapter Clip" whose content (``/video.mp4``, or ``/audio.m4a`` for
                             ``kind=audio``) has no chapters of its own but the page lists two (``hasPart``)
 ==========================  ===========================================================
@@ -446,6 +448,7 @@ class MediaSite:
         r.add_get("/codecs.mpd", self._codecs_manifest)
         r.add_get("/codecs/{name}", self._codec_file)
         r.add_get("/chapters.html", self._chapters_page)
+        r.add_get("/counter.{ext:mp4|m4a}", self._counter)
         r.add_get("/redirect", self._redirect)
         r.add_get("/filler.mp4", self._filler)
         r.add_get("/chunked/{name:[^/]+}.mp4", self._chunked)
@@ -622,6 +625,19 @@ class MediaSite:
             return await self._send(request, b.data, b.content_type, last_modified=b.last_modified)
 
         return handler
+
+    async def _counter(self, request: web.Request) -> web.StreamResponse:
+        from .chaptered import generate_chaptered
+
+        media = await asyncio.to_thread(generate_chaptered)
+        path = media.video if request.match_info["ext"] == "mp4" else media.audio
+        key = f"counter.{request.match_info['ext']}"
+        if key not in self._blobs:
+            data = await asyncio.to_thread(path.read_bytes)
+            ctype = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+            self._blobs[key] = Blob(data, ctype, formatdate(path.stat().st_mtime, usegmt=True))
+        b = self._blobs[key]
+        return await self._send(request, b.data, b.content_type, last_modified=b.last_modified)
 
     async def _cookie(self, request: web.Request) -> web.StreamResponse:
         cookie = request.headers.get("Cookie")

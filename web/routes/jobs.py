@@ -8,8 +8,10 @@ import re
 from aiohttp import web
 from pydantic import ValidationError
 
+from core.cuts.sections import parse_section
 from core.errors import InvalidRequest
 from core.jobs.choices import SubmitRequest
+from core.jobs.derived import sponsor_choice
 from web.auth import SOURCE, authenticate, owned, refusals_limited, submission_counted
 from web.bodies import json_object
 from web.errors import StillActive
@@ -93,6 +95,9 @@ async def create_job(request: web.Request) -> web.Response:
             subtitles=tuple(body.subtitles),
             audio_format=body.audio_format,
             playable=body.playable,
+            section=parse_section(body.section.model_dump(exclude_none=True)) if body.section else None,
+            split_chapters=body.split_chapters,
+            sponsorblock=sponsor_choice(body.sponsorblock),
         )
         # A repeat starts nothing, so it is answered even when the key is over its limits.
         submission = await services.jobs.replay(ask)

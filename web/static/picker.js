@@ -163,6 +163,12 @@ async function submit(event) {
   const base = { kind, quality: kind === "audio" ? "best" : $("quality-select").value };
   const audioFormat = $("audio-format-select").value;
   if (kind === "audio" && audioFormat) base.audio_format = audioFormat;
+  // A part (From/To), each chapter as a file, sponsor segments: the server says which it can't combine.
+  const start = $("start-input").value.trim();
+  const end = $("end-input").value.trim();
+  if (start || end) base.section = { ...(start ? { start } : {}), ...(end ? { end } : {}) };
+  if ($("chapters-box").checked) base.split_chapters = true;
+  if ($("sponsor-select").value) base.sponsorblock = $("sponsor-select").value;
   const picked = state.formats && found.length === 1 && found[0] === state.formats.url && !$("formats-panel").hidden;
   if (picked) {
     const formatId = chosenFormat();
@@ -190,7 +196,11 @@ async function submit(event) {
     for (const result of results) if (result.status === "fulfilled") watch(result.value.id);
     // The links that started leave the box; the ones that did not stay, to be corrected.
     $("url-input").value = failed.map((f) => f.url).join("\n");
-    if (!failed.length) clearFormats();
+    if (!failed.length) {
+      clearFormats();
+      $("start-input").value = "";
+      $("end-input").value = "";
+    }
     if (failed.length) {
       if (failed.some((f) => f.err instanceof ApiError && f.err.status === 401)) {
         report(failed[0].err);

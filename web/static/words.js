@@ -163,9 +163,20 @@ export function detailsWords(job) {
     clock(job.duration),
     bytes(job.filesize),
     job.uploader ? `by ${job.uploader}` : "",
+    cutWords(job),
     job.cached ? "from cache" : "",
     when(job.created_at),
   ].filter(Boolean);
+}
+
+// A clip's part, a split's or a file's chapters, what sponsor removal did ("clip 0:05-0:09", "3 chapters").
+function cutWords(job) {
+  const words = [];
+  const clip = /^(clip|gif):([\d.]+)-([\d.]*)$/.exec(job.variant || "");
+  if (clip) words.push(`${clip[1] === "gif" ? "animation" : "clip"} ${clock(Number(clip[2])) || "0:00"}-${clip[3] ? clock(Number(clip[3])) : "end"}`);
+  if (job.chapters) words.push(job.chapters === 1 ? "1 chapter" : `${job.chapters} chapters`);
+  if (job.note) words.push(job.note);
+  return words.join(" · ");
 }
 
 // One sentence when subtitles asked for are not there (a job never fails for that).

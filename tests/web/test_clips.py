@@ -1,0 +1,146 @@
+"""Clips, chapter splits and sponsor removal through the API, end to end: the counter media on the local media
+site (every frame says which it is, three chapters), files read back with ffprobe and FFmpeg."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.chaptered import CHAPTERS, FPS, frame_number
+from tests.support.media import FFMPEG
+from tests.support.sponsorblock import FakeSponsorBlock
+from tests.web.conftest import Api
+
+
+def ffprobe_duration(path: Path) -> float:
+    ffprobe = str(Path(FFMPEG).with_name("ffprobe"))
+    out = subprocess.run(
+        [ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "json", str(path)],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    return float(json.loads(out.stdout)["format"]["duration"])
+
+
+async def save(api: Api, url: str, dest: Path) -> Path:
+    async with api.http.get(url) as resp:
+        assert resp.status == 200
+        dest.write_bytes(await resp.read())
+    return dest
+
+
+async def test_clip_of_a_stored_file_needs_no_download(api: Api, media_site: Any, tmp_path: Path) -> None:
+    url = media_site.url("/counter.mp4")
+    status, full = await api.submit(url)
+    assert status == 202, full
+    full = await api.wait_status(full["id"], "done", "failed")
+    assert full["status"] == "done" and full["chapters"] == len(CHAPTERS), full
+    hits = media_site.hits("/counter.mp4")
+
+    status, clip = await api.submit(url, section={"start": "0:05", "end": 9})
+    assert status == 202, clip
+    clip = await api.wait_status(clip["id"], "done", "failed")
+    assert clip["status"] == "done", clip
+    assert clip["variant"] == "clip:5.000-9.000" and clip["duration"] == pytest.approx(4.0)
+    assert media_site.hits("/counter.mp4") == hits  # cut from the stored file: the site saw nothing
+    path = await save(api, clip["file_url"], tmp_path / "clip.mp4")
+    assert abs(await asyncio.to_thread(ffprobe_duration, path) - 4.0) <= 0.1
+    assert await asyncio.to_thread(frame_number, path, 0) == 5 * FPS
+
+    # The same clip again is the same job, from the cache.
+    status, again = await api.submit(url, section={"start": 5, "end": "0:09"})
+    assert (
+        status == 200
+        and again["variant"] == clip["variant"]
+        and again["file_url"]
+        and again["outcome"] == "cached"
+    ), again
+
+    # A start past the media's end: one sentence, before anything is queued.
+    status, body = await api.submit(url, section={"start": "1:00"})
+    assert status == 422 and body["error"]["code"] == "invalid_section", body
+    assert body["error"]["message"] == "The clip starts at 1:00, but the media is only 0:16 long."
+
+
+async def test_clip_without_a_stored_file_downloads_once_shared_with_the_full_ask(
+    api: Api, media_site: Any, tmp_path: Path
+) -> None:
+    url = media_site.url("/counter.mp4") + "?clip=fresh"
+    before = media_site.downloads("/counter.mp4")
+    (s1, clip), (s2, full) = await asyncio.gather(
+        api.submit(url, section={"start": "0:02.4", "end": "0:03.9"}), api.submit(url)
+    )
+    assert (s1, s2) == (202, 202), (clip, full)
+    clip = await api.wait_status(clip["id"], "done", "failed", timeout=60)
+    full = await api.wait_status(full["id"], "done", "failed")
+    assert clip["status"] == "done" and full["status"] == "done", (clip, full)
+    assert media_site.downloads("/counter.mp4") - before == 1
+    path = await save(api, clip["file_url"], tmp_path / "clip.mp4")
+    assert abs(await asyncio.to_thread(ffprobe_duration, path) - 1.5) <= 0.1
+    # 2.4 s is not on a keyframe (every 2 s): the first frame is still the one asked for.
+    assert await asyncio.to_thread(frame_number, path, 0) == round(2.4 * FPS)
+
+
+async def test_bad_sections_are_one_sentence_each(start_api: Any, media_site: Any) -> None:
+    async with start_api(max_duration_s=5) as api:
+        url = media_site.url("/counter.mp4")
+        status, body = await api.submit(url, section={"start": "1:45", "end": "1:20"})
+        assert status == 422 and body["error"] == {
+            "code": "invalid_section",
+            "message": "The clip must end after it starts: 1:20 is not after 1:45.",
+        }
+        status, body = await api.submit(url, section={"start": 0, "end": 10})
+        assert status == 422 and body["error"] == {
+            "code": "too_long",
+            "message": "The clip is 10 s long; the limit is 5 s.",
+        }
+        status, body = await api.submit(url, section={"start": "1:75"})
+        assert status == 422 and body["error"]["code"] == "invalid_section", body
+        status, body = await api.submit(url, section={"from": 1})
+        assert status == 400 and body["error"]["code"] == "invalid_request", body
+
+
+async def test_split_by_chapters(api: Api, media_site: Any, tmp_path: Path) -> None:
+    url = media_site.url("/counter.mp4")
+    status, job = await api.submit(url, split_chapters=True)
+    assert status == 202, job
+    job = await api.wait_status(job["id"], "done", "failed", timeout=60)
+    assert job["status"] == "done", job
+    status, metrics, _ = await api.call("GET", "/metrics")
+    assert 'mediabot_cuts_total{kind="split"} 1.0' in metrics.decode()
+    assert job["chapters"] == 3 and [p["filename"] for p in job["parts"]] == [
+        "01 Opening.mp4",
+        "02 Middle part.mp4",
+        "03 Credits.mp4",
+    ]
+    part = await save(api, job["parts"][1]["file_url"], tmp_path / "middle.mp4")
+    assert abs(await asyncio.to_thread(ffprobe_duration, part) - 8.0) <= 0.1
+    assert await asyncio.to_thread(frame_number, part, 0) == 4 * FPS
+
+
+async def test_sponsor_segments_removed_and_told(start_api: Any, media_site: Any, tmp_path: Path) -> None:
+    async with FakeSponsorBlock() as sb:
+        sb.add("Generic", "counter", [(6.0, 8.0, "sponsor"), (10.0, 11.0, "sponsor")], video_duration=16.0)
+        async with start_api(sponsorblock_url=sb.url) as api:
+            url = media_site.url("/counter.mp4")
+            status, job = await api.submit(url, sponsorblock="remove")
+            assert status == 202, job
+            job = await api.wait_status(job["id"], "done", "failed", timeout=60)
+            assert job["status"] == "done", job
+            assert job["note"] == "2 sponsor segments removed, 3 s saved"
+            path = await save(api, job["file_url"], tmp_path / "nosponsor.mp4")
+            assert abs(await asyncio.to_thread(ffprobe_duration, path) - 13.0) <= 0.3
+            assert [q.video_id for q in sb.queries] == ["counter"]
+        await sb.stop()
+        async with start_api(sponsorblock_url=sb.url) as api:
+            # SponsorBlock away: the file as it is, and a note saying so.
+            status, job = await api.submit(url, sponsorblock="remove")
+            job = await api.wait_status(job["id"], "done", "failed", timeout=60)
+            assert (
+                job["status"] == "done"
+                and job["note"] == "SponsorBlock did not answer, so no segments were removed."
+            )
