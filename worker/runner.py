@@ -32,8 +32,8 @@ from core.errors import Cancelled, DownloadFailed, MediabotError, StorageError
 from core.events import EventBus, Message
 from core.jobs.views import JobView
 from core.media.control import Control
-from core.media.downloader import Downloader
 from core.media.fitting import Fitter
+from core.media.lazy_downloader import LazyDownloader
 from core.media.results import Downloaded, MediaInfo, PlaylistFound
 from core.queue import JobQueue
 from core.storage.base import Storage
@@ -66,7 +66,7 @@ class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, Ru
         sessions: async_sessionmaker[AsyncSession],
         bus: EventBus,
         storage: Storage,
-        downloader: Downloader,
+        downloader: LazyDownloader,
         queue: JobQueue,
         worker_id: str | None = None,
     ) -> None:
@@ -299,7 +299,7 @@ class JobRunner(RunnerAssets, RunnerFitting, RunnerPlaylists, RunnerProgress, Ru
 
 
 def _download(
-    downloader: Downloader, job: Job, workdir: Path, control: Control, on_info: Any
+    downloader: LazyDownloader, job: Job, workdir: Path, control: Control, on_info: Any
 ) -> Downloaded | PlaylistFound | None:
     """The blocking part of a job, on a download thread. Only a link someone sent expands as a playlist;
     a playlist's own items never do."""
