@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -23,6 +24,7 @@ from core.ytdlp.upkeep import ytdlp_upkeep
 from mediabot import doctor, ytdlp_cli
 from mediabot.download import add_download_parser, cmd_download, error_lines
 from mediabot.hosting import SchemaNotReady, Shutdown, load_worker, prepare_database, services_for
+from worker.memory import trim_memory
 
 log = logging.getLogger("mediabot")
 
@@ -89,7 +91,8 @@ async def _serve(
         await load_worker()
     async with (
         ytdlp_upkeep(settings, shutdown.requested, enabled=worker),
-        services_for(settings, worker=worker, hurry=shutdown.hurried) as services,
+        # A process that also serves people imports yt-dlp on its first job: idle, it stays ~45 MB lighter.
+        services_for(settings, worker=worker, hurry=shutdown.hurried, warm=False) as services,
         AsyncExitStack() as stack,
     ):
         for component in components:
@@ -98,6 +101,10 @@ async def _serve(
             await stack.enter_async_context(component(services))
         if on_ready is not None and not shutdown.requested.is_set():
             await on_ready(services)
+        # Start-up's garbage (module loading, migrations' check, the first connections) handed back to the
+        # system, so an idle process shows what it holds, not what it passed through (~1.5 MB).
+        gc.collect()
+        await asyncio.to_thread(trim_memory)
         await shutdown.wait()
     return 0
 

@@ -48,17 +48,18 @@ async def prepare_database(settings: Settings) -> None:
 
 
 async def load_worker() -> None:
-    """Import the worker (and with it yt-dlp) in a process that runs downloads, before its yt-dlp upkeep says
-    which version it runs; a thread does it, as it takes a while (yt-dlp's extractors)."""
+    """Import the worker in a process that runs downloads, in a thread (SQLAlchemy's models, Taskiq); yt-dlp
+    itself comes with the first job, or at start in a process that only downloads (WorkerRuntime.warm)."""
     await asyncio.to_thread(importlib.import_module, "worker.host")
 
 
 @contextlib.asynccontextmanager
 async def services_for(
-    settings: Settings, *, worker: bool, hurry: asyncio.Event | None = None
+    settings: Settings, *, worker: bool, hurry: asyncio.Event | None = None, warm: bool = True
 ) -> AsyncIterator[Services]:
     """Services with a queue; with `worker`, a worker runs in this process too. Setting `hurry` while the
-    block exits hands running downloads back at once instead of giving them MEDIABOT_SHUTDOWN_GRACE_S."""
+    block exits hands running downloads back at once instead of giving them MEDIABOT_SHUTDOWN_GRACE_S.
+    `warm=False`: the worker imports yt-dlp on its first job instead of at start."""
     broker, probes = make_brokers(settings)
     queue = TaskiqQueue(broker, probes, settings.redis_url)
     services = await build_services(settings, queue)
@@ -66,10 +67,13 @@ async def services_for(
         stack.push_async_callback(queue.close)
         stack.push_async_callback(services.close)
         if worker:
-            # Imported here: the worker brings yt-dlp, which a front-end process never loads.
+            # Imported here: the worker (and, on its first job or when `warm`, yt-dlp) is for processes that
+            # run downloads; a front-end process never loads it.
             from worker.host import hosted_worker
 
-            await stack.enter_async_context(hosted_worker(broker, services, probes=probes, hurry=hurry))
+            await stack.enter_async_context(
+                hosted_worker(broker, services, probes=probes, hurry=hurry, warm=warm)
+            )
         else:
             for started in dict.fromkeys((broker, probes)):
                 await started.startup()

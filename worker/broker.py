@@ -7,14 +7,9 @@ downloads). In-process, one in-memory broker carries both.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncGenerator
 
-from redis.exceptions import RedisError
-from taskiq import AckableMessage, AsyncBroker, InMemoryBroker, TaskiqEvents, TaskiqState
-from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
+from taskiq import AsyncBroker, InMemoryBroker, TaskiqEvents, TaskiqState
 
 from core.config import Settings
 from worker.tasks import PROBE_TASK, SUPPORTED_TASK, TASK_NAME, close_prober, download, probe, supported
@@ -29,36 +24,6 @@ PROBE_GROUP = "mediabot-probers"
 PROBE_RESULT_TTL_S = 300
 
 
-class ResilientStreamBroker(RedisStreamBroker):
-    """A stream broker that survives Redis going away. Taskiq's receiver restarts a failing `listen()`
-    at once, in a tight loop that starves the event loop; here the listener waits with back-off and
-    re-creates the consumer group (gone when Redis restarted empty) before reading again."""
-
-    async def startup(self) -> None:
-        """Like the stream broker's, except that Redis being down is not fatal: a web process still starts
-        (submits stay queued in the database for the reconciler) and a worker's listener declares the
-        consumer group once Redis answers."""
-        await AsyncBroker.startup(self)
-        try:
-            await self._declare_consumer_group()
-        except (RedisError, OSError) as exc:
-            log.warning("queue unavailable at start-up (%s); carrying on without it", type(exc).__name__)
-
-    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
-        delay = 0.5
-        while True:
-            try:
-                async for message in super().listen():
-                    delay = 0.5
-                    yield message
-            except (RedisError, OSError) as exc:
-                log.warning("queue unavailable (%s); listening again in %.1fs", type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                with contextlib.suppress(RedisError, OSError):
-                    await self._declare_consumer_group()
-
-
 def make_brokers(settings: Settings) -> tuple[AsyncBroker, AsyncBroker]:
     """(jobs, probes): Redis streams (acknowledged, shared by every worker) when Redis is set, each its
     own stream; one in-process broker for both otherwise."""
@@ -67,33 +32,20 @@ def make_brokers(settings: Settings) -> tuple[AsyncBroker, AsyncBroker]:
         broker.register_task(download, task_name=TASK_NAME)
         _answers_probes(broker, settings)
         return broker, broker
-    jobs = _stream_broker(settings.redis_url, STREAM, GROUP, maxlen=100_000)
+    # Only here: a process without Redis never imports its client (~7 MB).
+    from taskiq_redis import RedisAsyncResultBackend
+
+    from worker.redis_broker import stream_broker
+
+    jobs = stream_broker(settings.redis_url, STREAM, GROUP, maxlen=100_000)
     jobs.register_task(download, task_name=TASK_NAME)
-    probes = _stream_broker(settings.redis_url, PROBE_STREAM, PROBE_GROUP, maxlen=10_000).with_result_backend(
+    probes = stream_broker(settings.redis_url, PROBE_STREAM, PROBE_GROUP, maxlen=10_000).with_result_backend(
         RedisAsyncResultBackend(
             settings.redis_url, result_ex_time=PROBE_RESULT_TTL_S, socket_connect_timeout=3, socket_timeout=5
         )
     )
     _answers_probes(probes, settings)
     return jobs, probes
-
-
-def _stream_broker(redis_url: str, stream: str, group: str, *, maxlen: int) -> ResilientStreamBroker:
-    return ResilientStreamBroker(
-        redis_url,
-        queue_name=stream,
-        consumer_group_name=group,
-        # "0": a group created after Redis restarted empty still sees messages added before it.
-        consumer_id="0",
-        # One message per read, so an idle worker isn't starved by a busy one holding a batch.
-        xread_count=1,
-        xread_block=1000,
-        maxlen=maxlen,
-        # Our leases recover dead workers within a minute; the broker's own reclaim is a slow backstop.
-        idle_timeout=15 * 60 * 1000,
-        unacknowledged_lock_timeout=30,
-        socket_connect_timeout=3,
-    )
 
 
 def _answers_probes(broker: AsyncBroker, settings: Settings) -> None:

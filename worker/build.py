@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from core.bootstrap import Services
 from core.cuts.sponsorblock import SponsorBlockClient
-from core.media.downloader import Downloader
+from core.media.lazy_downloader import LazyDownloader
 from worker.reconciler import Reconciler
 from worker.runner import JobRunner
 from worker.runtime import WorkerRuntime
 
 
-def build_worker(services: Services, worker_id: str | None = None) -> WorkerRuntime:
+def build_worker(services: Services, worker_id: str | None = None, *, warm: bool = True) -> WorkerRuntime:
     """What a worker process adds on top: the downloader, the runner and the reconciler."""
     settings = services.settings
-    downloader = Downloader(settings)
+    # yt-dlp is imported on the first job, or by WorkerRuntime.start when the process warms up.
+    downloader = LazyDownloader(settings)
     # One client (one aiohttp session) per worker process, closed when the worker stops.
     sponsorblock = SponsorBlockClient(settings.sponsorblock_url)
     runner = JobRunner(
@@ -28,4 +29,4 @@ def build_worker(services: Services, worker_id: str | None = None) -> WorkerRunt
         sponsorblock=sponsorblock,
     )
     reconciler = Reconciler(settings, services.sessions, services.bus, services.storage, services.queue)
-    return WorkerRuntime(runner, reconciler)
+    return WorkerRuntime(runner, reconciler, warm=warm)

@@ -24,12 +24,14 @@ def attach_runtime(
     services: Services,
     worker_id: str | None = None,
     hurry: asyncio.Event | None = None,
+    *,
+    warm: bool = True,
 ) -> None:
     """Create the worker's resources on WORKER_STARTUP and release them on WORKER_SHUTDOWN (at once,
-    handing running jobs back, when `hurry` is set)."""
+    handing running jobs back, when `hurry` is set). `warm`: import yt-dlp at start, not on the first job."""
 
     async def startup(state: TaskiqState) -> None:
-        runtime = build_worker(services, worker_id)
+        runtime = build_worker(services, worker_id, warm=warm)
         # Reachable before it starts: start() hands an in-process queue the jobs the last run left queued,
         # and their tasks look the runtime up here. Set afterwards, they found none, dropped the jobs,
         # and those waited for the reconciler's stale-queue sweep (MEDIABOT_STALE_QUEUED_S) instead.
@@ -58,10 +60,11 @@ async def hosted_worker(
     *,
     probes: AsyncBroker | None = None,
     hurry: asyncio.Event | None = None,
+    warm: bool = True,
 ) -> AsyncIterator[WorkerRuntime]:
     """Run the worker in this process until the block exits: jobs from `broker`, and the front ends'
     questions about links from `probes` (when it is another broker: Redis)."""
-    attach_runtime(broker, services, hurry=hurry)
+    attach_runtime(broker, services, hurry=hurry, warm=warm)
     receivers: list[asyncio.Task[None]] = []
     async with contextlib.AsyncExitStack() as stack:
         broker.is_worker_process = True
@@ -85,5 +88,5 @@ async def hosted_worker(
 
 
 async def _receive_forever(broker: AsyncBroker, concurrency: int) -> None:
-    # The broker's own listen() rides out Redis outages (worker.broker.ResilientStreamBroker).
+    # The broker's own listen() rides out Redis outages (worker.redis_broker.ResilientStreamBroker).
     await run_receiver_task(broker, max_async_tasks=concurrency, max_prefetch=0, run_startup=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 
-from redis.exceptions import RedisError
 from taskiq import AsyncBroker, InMemoryBroker
 from taskiq.exceptions import TaskiqError, TaskiqResultTimeoutError
 from taskiq.kicker import AsyncKicker
@@ -35,10 +34,15 @@ class TaskiqQueue:
         self.name = "redis" if redis_url else "in-process"
         self.persistent = bool(redis_url)
         self._redis = None
+        # What "the queue is unavailable" looks like; Redis's own errors only where Redis is used, so a
+        # process without it never imports its client.
+        self._unavailable: tuple[type[BaseException], ...] = (OSError, TaskiqError)
         if redis_url:
             from redis.asyncio import Redis
+            from redis.exceptions import RedisError
 
             self._redis = Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=5)
+            self._unavailable = (RedisError, OSError, TaskiqError)
 
     async def enqueue(self, job_id: str) -> None:
         await AsyncKicker(TASK_NAME, self.broker, labels={}).kiq(job_id)
@@ -50,7 +54,7 @@ class TaskiqQueue:
         except TaskiqResultTimeoutError:
             log.warning("no worker answered %s within %.0f s", task, wait_s)
             raise Unavailable() from None
-        except (RedisError, OSError, TaskiqError) as exc:
+        except self._unavailable as exc:
             log.warning("queue unavailable for %s (%s)", task, type(exc).__name__)
             raise Unavailable() from exc
         if result.is_err:

@@ -35,8 +35,8 @@ from core.events import EventBus, Message
 from core.jobs.derived import parse_variant
 from core.jobs.views import JobView
 from core.media.control import Control
-from core.media.downloader import Downloader
 from core.media.fitting import Fitter
+from core.media.lazy_downloader import LazyDownloader
 from core.media.results import Downloaded, MediaInfo, PlaylistFound
 from core.pacing import Pacing
 from core.queue import JobQueue
@@ -74,7 +74,7 @@ class JobRunner(
         sessions: async_sessionmaker[AsyncSession],
         bus: EventBus,
         storage: Storage,
-        downloader: Downloader,
+        downloader: LazyDownloader,
         queue: JobQueue,
         worker_id: str | None = None,
         pacing: Pacing | None = None,
@@ -345,7 +345,7 @@ def _count_chapters(path: Path, ffmpeg: str | None) -> int | None:
 
 
 def _download(
-    downloader: Downloader, job: Job, workdir: Path, control: Control, on_info: Any
+    downloader: LazyDownloader, job: Job, workdir: Path, control: Control, on_info: Any
 ) -> Downloaded | PlaylistFound | None:
     """The blocking part of a job, on a download thread. Only a link someone sent expands as a playlist;
     a playlist's own items never do."""

@@ -30,15 +30,19 @@ class WorkerRuntime:
     """One worker process's background duties around the runner: heartbeat, leases, cancel signals,
     reconciling. Started and stopped by whoever hosts the worker (the Taskiq worker, or `mediabot run`)."""
 
-    def __init__(self, runner: JobRunner, reconciler: Reconciler) -> None:
+    def __init__(self, runner: JobRunner, reconciler: Reconciler, *, warm: bool = True) -> None:
         self.runner = runner
         self.reconciler = reconciler
+        # Import yt-dlp and its extractors at start (a process that only downloads), or on the first job
+        # (a process that also serves people: it stays ~45 MB lighter until someone downloads).
+        self.warm = warm
         self.settings = runner.settings
         self._tasks: list[asyncio.Task[None]] = []
         self._started = utcnow()
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.runner.downloader.warm_up)
+        if self.warm:
+            await asyncio.to_thread(self.runner.downloader.warm_up)
         await self._heartbeat()
         if not self.runner.queue.persistent:
             # Nothing outlives an in-process queue: whatever the database says is queued needs a message.

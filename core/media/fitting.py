@@ -15,17 +15,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import Settings
 from core.errors import Cancelled, DownloadFailed, TooLarge, WontFit
 from core.jobs.views import variant_limit
 from core.media.control import Control, ProgressUpdate
-from core.media.downloader import Downloader
 from core.media.playable import h264_only
 from core.media.probe import probe_media
 from core.media.results import MediaInfo, user_filename
 from core.words import human_size
+
+if TYPE_CHECKING:
+    # The fitter runs on the worker's downloader, made on first use (core.media.lazy_downloader).
+    from core.media.downloader import Downloader
+    from core.media.lazy_downloader import LazyDownloader
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +103,7 @@ def choose_fitting_format(
 class Fitter:
     """Makes fitted copies for one worker process (it shares the downloader's yt-dlp and ffmpeg)."""
 
-    def __init__(self, settings: Settings, downloader: Downloader) -> None:
+    def __init__(self, settings: Settings, downloader: Downloader | LazyDownloader) -> None:
         self.settings = settings
         self.downloader = downloader
         self.ffmpeg = downloader.ffmpeg

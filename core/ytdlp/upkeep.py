@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -34,13 +36,33 @@ LEASE_RETRY_S = 60.0
 
 
 def loaded_ytdlp() -> tuple[str | None, str | None]:
-    """(version, folder) of the yt-dlp this process imported, if it did."""
+    """(version, folder) of the yt-dlp this process imported, or will import: a process that runs downloads
+    may import it only on its first job (core.media.lazy_downloader), from where sys.path finds it now."""
     module = sys.modules.get("yt_dlp")
     if module is None:
-        return None, None
+        return _findable_ytdlp()
     version = getattr(getattr(module, "version", None), "__version__", None)
     where = str(Path(module.__file__).resolve().parent.parent) if module.__file__ else None
     return version, where
+
+
+_VERSION_LINE = re.compile(r"""^__version__\s*=\s*['"]([^'"]+)['"]""", re.M)
+
+
+def _findable_ytdlp() -> tuple[str | None, str | None]:
+    """(version, folder) of the yt-dlp an import would load, read from its version.py without importing."""
+    try:
+        spec = importlib.util.find_spec("yt_dlp")
+    except (ImportError, ValueError):
+        return None, None
+    if spec is None or not spec.origin:
+        return None, None
+    package = Path(spec.origin).resolve().parent
+    try:
+        found = _VERSION_LINE.search((package / "version.py").read_text(encoding="utf-8"))
+    except OSError:
+        found = None
+    return (found.group(1) if found else None), str(package.parent)
 
 
 @contextlib.asynccontextmanager
