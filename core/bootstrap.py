@@ -19,6 +19,7 @@ from core.prefs import PrefsService
 from core.queue import JobQueue
 from core.storage.base import Storage
 from core.storage.local import LocalStorage
+from core.subscriptions.service import SubscriptionService
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Services:
     limits: RateLimiter
     prefs: PrefsService
     deliveries: DeliveryCacheService
+    subscriptions: SubscriptionService
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -66,6 +68,7 @@ async def build_services(settings: Settings, queue: JobQueue) -> Services:
         limits=limits,
         prefs=PrefsService(sessions),
         deliveries=DeliveryCacheService(sessions),
+        subscriptions=SubscriptionService(settings, sessions, jobs),
     )
 
 

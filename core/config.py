@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     reencode_to_fit: bool = False
     # A playlist or channel link becomes at most this many downloads (the rest is never fetched).
     max_playlist_items: int = Field(default=10, ge=1, le=500)
+    # Subscriptions (channels and playlists followed into a chat): how often each is checked, and after how
+    # many failed checks in a row it is paused (its owner told once).
+    subscription_interval_s: float = Field(default=900, gt=0)
+    subscription_max_failures: int = Field(default=5, ge=1)
 
     lease_s: float = Field(default=30, gt=1)
     max_attempts: int = Field(default=3, ge=1)

@@ -7,6 +7,7 @@ from core.media.downloader import Downloader
 from worker.reconciler import Reconciler
 from worker.runner import JobRunner
 from worker.runtime import WorkerRuntime
+from worker.subscriptions import SubscriptionScheduler
 
 
 def build_worker(services: Services, worker_id: str | None = None) -> WorkerRuntime:
@@ -17,4 +18,5 @@ def build_worker(services: Services, worker_id: str | None = None) -> WorkerRunt
         settings, services.sessions, services.bus, services.storage, downloader, services.queue, worker_id
     )
     reconciler = Reconciler(settings, services.sessions, services.bus, services.storage, services.queue)
-    return WorkerRuntime(runner, reconciler)
+    subscriptions = SubscriptionScheduler(services.subscriptions, downloader, services.bus, runner.worker_id)
+    return WorkerRuntime(runner, reconciler, subscriptions)
