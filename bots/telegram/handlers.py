@@ -27,6 +27,7 @@ from bots.telegram import picker, texts
 from bots.telegram.api import NO_PREVIEW, TelegramApi
 from bots.telegram.reply import TelegramChat, TelegramReply
 from bots.telegram.submitting import SOURCE, Ask, Submitter, links
+from bots.telegram.subscribing import Subscribing
 from core.bootstrap import Services
 from core.errors import MediabotError, NotFound
 from core.jobs.choices import check_choices
@@ -69,6 +70,7 @@ class Handlers:
         self.chat = chat
         self.conductor = conductor
         self.submit = Submitter(services, api, conductor, chat)
+        self.following = Subscribing(services, api)
         allowed = [entry.strip() for entry in self.settings.telegram_allowed_users if entry.strip()]
         self.allowed_ids = {int(e) for e in allowed if e.lstrip("-").isdigit()}
         self.allowed_names = {e.lstrip("@").lower() for e in allowed if not e.lstrip("-").isdigit()}
@@ -83,6 +85,11 @@ class Handlers:
         app.add_handler(CommandHandler("subs", self.subs, filters=new))
         app.add_handler(CommandHandler("status", self.status, filters=new))
         app.add_handler(CommandHandler("cancel", self.cancel_all, filters=new))
+        # Also posted in a channel the bot is an admin of (a channel's posts are not messages).
+        here = new | filters.UpdateType.CHANNEL_POST
+        app.add_handler(CommandHandler("subscribe", self.subscribe, filters=here))
+        app.add_handler(CommandHandler("subscriptions", self.subscriptions, filters=here))
+        app.add_handler(CommandHandler("unsubscribe", self.unsubscribe, filters=here))
         app.add_handler(CallbackQueryHandler(self.cancel_button, pattern=r"^cancel:"))
         app.add_handler(CallbackQueryHandler(self.settings_button, pattern=r"^set:"))
         app.add_handler(CallbackQueryHandler(self.format_button, pattern=picker.PATTERN))
@@ -214,6 +221,18 @@ class Handlers:
         current = await prefs.get(SOURCE, user_id)
         # Subtitles are embedded in a video: this link comes as one whatever the default kind.
         await self.submit.handle_links(message, rest, Ask("video", current.quality, subtitles=langs))
+
+    @replies_errors
+    async def subscribe(self, update: Update, context: Context) -> None:
+        await self.answer(update, await self.following.subscribe(update, list(context.args or [])))
+
+    @replies_errors
+    async def subscriptions(self, update: Update, context: Context) -> None:
+        await self.answer(update, await self.following.subscriptions(update))
+
+    @replies_errors
+    async def unsubscribe(self, update: Update, context: Context) -> None:
+        await self.answer(update, await self.following.unsubscribe(update, list(context.args or [])))
 
     @replies_errors
     async def status(self, update: Update, context: Context) -> None:
