@@ -13,9 +13,7 @@ from tests.browser.conftest import App, open_tab, unique
 pytestmark = pytest.mark.timeout(60)
 
 
-async def test_follow_a_channel_then_stop_it(
-    browser: Browser, app: App, media_site: Any
-) -> None:
+async def test_follow_a_channel_then_stop_it(browser: Browser, app: App, media_site: Any) -> None:
     key = await app.api.new_key(unique("subs"))
     tab = await open_tab(browser, app, key)
     page = tab.page
