@@ -62,6 +62,12 @@ async def test_a_subscription_delivers_new_entries_as_jobs(tmp_path: Path, media
         assert sent["status"] == "done" and sent["url"].startswith(media_site.url("/clip/api-3.mp4"))
         assert media_site.downloads("/clip/api-3.mp4") == 1
 
+        async with api.http.get(api.base + "/metrics") as resp:
+            metrics = await resp.text()
+        assert 'mediabot_subscriptions{state="active"} 1.0' in metrics
+        assert "mediabot_subscription_new_items_total 1.0" in metrics
+        assert "mediabot_subscription_checks_total" in metrics
+
         other = await api.new_key("someone-else")
         status, theirs, _ = await api.call("GET", "/api/v1/subscriptions", key=other)
         assert status == 200 and theirs["items"] == []
