@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from core.errors import MediabotError
 from core.events import EventBus, Message
 from core.media.downloader import Downloader
+from core.media.results import PlaylistFound
+from core.net import normalize_url
 from core.subscriptions.entries import new_entries
 from core.subscriptions.service import CheckResult, SubscriptionService, SubscriptionView
 
@@ -41,6 +44,10 @@ class SubscriptionScheduler:
         self.bus = bus
         self.worker_id = worker_id
         self._slots = asyncio.Semaphore(PARALLEL)
+        # Listings read in the current round, by channel: many subscriptions to one channel (a chat each)
+        # cost the site one listing per worker and round, not one each.
+        # None outside a round (a check on its own lists afresh).
+        self._listings: dict[str, asyncio.Future[PlaylistFound]] | None = None
 
     @property
     def tick_s(self) -> float:
@@ -50,14 +57,18 @@ class SubscriptionScheduler:
     async def once(self) -> int:
         """Check every subscription due now (in batches); how many were checked."""
         checked = 0
-        while True:
-            due = await self.subscriptions.claim_due(self.worker_id, BATCH)
-            if not due:
-                return checked
-            results = await asyncio.gather(*(self._check_one(sub) for sub in due))
-            checked += len(due)
-            if any(results):
-                await self._wake()
+        self._listings = {}
+        try:
+            while True:
+                due = await self.subscriptions.claim_due(self.worker_id, BATCH)
+                if not due:
+                    return checked
+                results = await asyncio.gather(*(self._check_one(sub) for sub in due))
+                checked += len(due)
+                if any(results):
+                    await self._wake()
+        finally:
+            self._listings = None
 
     async def _check_one(self, sub: SubscriptionView) -> bool:
         """Check one subscription; True when a chat has something new to deliver (or to be told)."""
@@ -70,7 +81,7 @@ class SubscriptionScheduler:
 
     async def check(self, sub: SubscriptionView) -> CheckResult:
         try:
-            listed = await asyncio.to_thread(self.downloader.list_entries, sub.url)
+            listed = await self._listing(sub.url)
         except MediabotError as exc:
             log.info("subscription %s: listing failed (%s)", sub.id, exc.code)
             return CheckResult(error=exc.message)
@@ -91,8 +102,26 @@ class SubscriptionScheduler:
             log.info("subscription %s: %d new of %d listed", sub.id, len(fresh), len(listed.entries))
         return CheckResult(seen=seen, title=listed.title, delivered=delivered)
 
+    async def _listing(self, url: str) -> PlaylistFound:
+        """The channel's newest entries, listed once per round however many subscriptions follow it."""
+        if self._listings is None:
+            return await asyncio.to_thread(self.downloader.list_entries, url)
+        key = normalize_url(url)
+        listing = self._listings.get(key)
+        if listing is None:
+            listing = asyncio.ensure_future(asyncio.to_thread(self.downloader.list_entries, url))
+            listing.add_done_callback(_retrieved)
+            self._listings[key] = listing
+        return await asyncio.shield(listing)
+
     async def _wake(self) -> None:
         try:
             await self.bus.publish(Message(WAKE))
         except Exception as exc:  # noqa: BLE001 - the bots also look on their own every interval
             log.warning("event bus unavailable (%s)", type(exc).__name__)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """A listing's failure is each waiting check's to report; never "exception was never retrieved"."""
+    if not future.cancelled():
+        future.exception()
