@@ -108,6 +108,9 @@ class Handlers:
             return True
         return user.id in self.allowed_ids or (user.username or "").lower() in self.allowed_names
 
+    def _open_to(self, chat_id: int) -> bool:
+        return (not self.allowed_ids and not self.allowed_names) or chat_id in self.allowed_ids
+
     @staticmethod
     def addressed(message: Message, bot_id: int, bot_username: str) -> bool:
         """Private chats always; in groups only commands, mentions of the bot and replies to it."""
@@ -131,7 +134,14 @@ class Handlers:
     async def gate(self, update: Update, context: Context) -> None:
         """Runs before every handler: people outside the allowlist get one polite refusal, nothing else."""
         user = update.effective_user
-        if user is None or self.allowed(user):
+        if user is None:
+            # A channel's post has no person behind it: with an allowlist, only channels named in it.
+            chat = update.effective_chat
+            if update.channel_post is None or chat is None or self._open_to(chat.id):
+                return
+            log.info("telegram: refused channel %s (not in MEDIABOT_TELEGRAM_ALLOWED_USERS)", chat.id)
+            raise ApplicationHandlerStop
+        if self.allowed(user):
             return
         text = texts.NOT_ALLOWED.format(user_id=user.id)
         if update.callback_query is not None:

@@ -18,7 +18,7 @@ from bots.discord.runner import running as discord_running
 from bots.telegram.runner import running as telegram_running
 from core.bootstrap import Services
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.telegram import ALICE, BOB, GROUP_CHAT_ID, FakeTelegram
+from tests.fakes.telegram import ALICE, BOB, CHANNEL_CHAT_ID, GROUP_CHAT_ID, FakeTelegram
 from tests.support.media_site import MediaSite
 from tests.support.services import make_settings, running_services, wait_until
 
@@ -125,3 +125,28 @@ async def test_a_channel_that_keeps_failing_is_paused_and_the_chat_told_once(
         assert "already follows" in await tg.wait_for(lambda: text_of(tg, again))
         [resumed] = await services.subscriptions.list(source="telegram")
         assert not resumed.paused or resumed.checks > 2
+
+
+async def test_a_telegram_channel_follows_a_channel_and_an_allowlist_keeps_other_channels_out(
+    tmp_path: Path, telegram_server: FakeTelegram, fake_discord: FakeDiscord, media_site: MediaSite
+) -> None:
+    tg = telegram_server
+    feed = media_site.channel("tgchannel", 1)
+    allowed = [str(ALICE.id), str(CHANNEL_CHAT_ID)]
+    async with both_bots(
+        tmp_path, tg, fake_discord, subscription_interval_s=0.3, telegram_allowed_users=allowed
+    ) as services:
+        post = tg.post_in_channel(f"/subscribe {feed}")
+        assert "Subscribed" in await tg.wait_for(lambda: text_of(tg, post))
+        [sub] = await services.subscriptions.list(source="telegram")
+        assert sub.place == f"telegram:{CHANNEL_CHAT_ID}" and sub.user_id == str(CHANNEL_CHAT_ID)
+        elsewhere = tg.post_in_channel(f"/subscribe {feed}", chat_id=-100999)  # not on the allowlist
+
+        async def checked() -> bool:
+            return (await services.subscriptions.list(source="telegram"))[0].checks >= 1
+
+        await wait_until(checked, timeout=30)
+        media_site.channel("tgchannel", 2)
+        await tg.wait_for(lambda: videos_in(tg, CHANNEL_CHAT_ID), timeout=45)
+        assert tg.replies_to(elsewhere) == []
+        assert len(await services.subscriptions.list(source="telegram")) == 1
