@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.jobs.formats import Playlist
 from core.jobs.views import ErrorInfo, Progress
@@ -276,12 +276,19 @@ class SubscriptionCreate(BaseModel):
     )
     backfill: int = Field(
         0,
-        strict=True,
         ge=0,
         le=50,
         description="How many of the newest entries the first check downloads; 0 (the default): none of "
         "the back catalogue, only entries that appear after subscribing.",
     )
+
+    @field_validator("backfill", mode="before")
+    @classmethod
+    def _a_number(cls, value: object) -> object:
+        # JSON has numbers, not ints (40.0 is 40), but true and "3" are no numbers: lax mode would take them.
+        if isinstance(value, bool | str):
+            raise ValueError("must be a whole number")
+        return value
 
 
 class SubscriptionOut(BaseModel):

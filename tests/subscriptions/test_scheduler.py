@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,8 @@ async def test_a_new_entry_reaches_every_follower_with_one_download(
     tmp_path: Path, database_url: str, media_site
 ) -> None:
     settings = make_settings(tmp_path, database_url=database_url, subscription_interval_s=0.3)
-    feed = media_site.channel("grow", 3)
+    name = f"grow-{uuid.uuid4().hex[:8]}"  # the media site's counts are shared by the tests of a process
+    feed = media_site.channel(name, 3)
     async with running_services(settings) as services:
         subs = services.subscriptions
         one, created = await subs.subscribe(follow(feed, "chat:1"))
@@ -58,10 +60,10 @@ async def test_a_new_entry_reaches_every_follower_with_one_download(
         await wait_until(both_checked, timeout=30)
         # Only the backfilled newest entry, and only for the subscription that asked for it.
         requests = await _requests(services)
-        assert [(r.user_id, r.url) for r in requests] == [("other", media_site.url("/clip/grow-3.mp4"))]
+        assert [(r.user_id, r.url) for r in requests] == [("other", media_site.url(f"/clip/{name}-3.mp4"))]
 
-        media_site.channel("grow", 4)  # a new video appears
-        new_url = media_site.url("/clip/grow-4.mp4")
+        media_site.channel(name, 4)  # a new video appears
+        new_url = media_site.url(f"/clip/{name}-4.mp4")
 
         async def both_have_it() -> bool:
             return len([r for r in await _requests(services) if r.url == new_url]) == 2
@@ -73,8 +75,8 @@ async def test_a_new_entry_reaches_every_follower_with_one_download(
         await services.jobs.wait(mine[0].job_id, timeout=60)
         await asyncio.sleep(1.0)  # more checks pass: nothing is submitted twice
         assert len([r for r in await _requests(services) if r.url == new_url]) == 2
-        assert media_site.downloads("/clip/grow-4.mp4") == 1
-        assert media_site.downloads("/clip/grow-2.mp4") == 0  # the back catalogue is never fetched
+        assert media_site.downloads(f"/clip/{name}-4.mp4") == 1
+        assert media_site.downloads(f"/clip/{name}-2.mp4") == 0  # the back catalogue is never fetched
         views = {v.id: v for v in await subs.list(source="cli")}
         assert views[one.id].delivered == 1 and views[two.id].delivered == 2
 
@@ -103,7 +105,7 @@ async def test_a_failing_source_is_paused_and_its_owner_told_once(tmp_path: Path
 async def test_two_workers_never_check_the_same_subscription(tmp_path: Path, pg_url: str, media_site) -> None:
     """Two runtimes on one PostgreSQL claim concurrently: every subscription is taken by exactly one."""
     settings = make_settings(tmp_path, database_url=pg_url, subscription_interval_s=3600)
-    feed = media_site.channel("many", 2)
+    feed = media_site.channel(f"many-{uuid.uuid4().hex[:8]}", 2)
     async with running_services(settings, worker=False) as a, running_services(settings, worker=False) as b:
         for i in range(60):
             await a.subscriptions.subscribe(follow(feed, f"chat:{i}"))
