@@ -23,6 +23,7 @@ from core.bootstrap import Services
 from core.delivery.planner import DeliveryPlanner, Planned, Refused, finished_items, follow
 from core.errors import MediabotError
 from core.jobs.views import JobView, RequestView
+from core.subscriptions.service import MARK as SUBSCRIBED
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,22 @@ class Conductor(Generic[R]):
         if resumed:
             log.info("%s: resumed %d undelivered requests", platform, resumed)
         return resumed
+
+    async def resume_subscribed(self) -> int:
+        """Follow the requests a subscription made for this platform (a worker made them; no message of the
+        person's asked): the same path as `resume`, limited to them so a request a handler is about to
+        follow with its own progress message is left to it."""
+        picked = 0
+        for request, job in await self.jobs.undelivered(self.chat.platform):
+            if request.id in self._live or not request.target.get(SUBSCRIBED):
+                continue
+            reply = self.chat.reply_for(request)
+            if reply is None:
+                await self.jobs.mark_delivered(request.id)
+                continue
+            self.follow(request, job, reply=reply, resumed=True)
+            picked += 1
+        return picked
 
     async def stop(self, request_id: str) -> R | None:
         """Stop following a request (it was cancelled). Its answer, with what the delivery learnt on the

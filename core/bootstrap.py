@@ -20,6 +20,7 @@ from core.prefs import PrefsService
 from core.queue import JobQueue
 from core.storage.base import Storage
 from core.storage.local import LocalStorage
+from core.subscriptions.service import SubscriptionService
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Services:
     limits: RateLimiter
     prefs: PrefsService
     deliveries: DeliveryCacheService
+    subscriptions: SubscriptionService
     # Per-site slots and identities (issue 23): the worker paces with it, doctor and /metrics read it.
     pacing: Pacing | None = None
 
@@ -73,6 +75,7 @@ async def build_services(settings: Settings, queue: JobQueue) -> Services:
         limits=limits,
         prefs=PrefsService(sessions),
         deliveries=DeliveryCacheService(sessions),
+        subscriptions=SubscriptionService(settings, sessions, jobs),
         pacing=build_site_pacing(settings),
     )
 

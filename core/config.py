@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     reencode_to_fit: bool = False
     # A playlist or channel link becomes at most this many downloads (the rest is never fetched).
     max_playlist_items: int = Field(default=10, ge=1, le=500)
+    # Subscriptions (channels and playlists followed into a chat): how often each is checked, and after how
+    # many failed checks in a row it is paused (its owner told once).
+    subscription_interval_s: float = Field(default=900, gt=0)
+    subscription_max_failures: int = Field(default=5, ge=1)
 
     # Pacing per site (issue 23, core.pacing): `youtube=2/10s,instagram=1/30s,*=8` (at most N downloads of a
     # site at once across every worker, S seconds between two starts); proxies taken in turn

@@ -28,6 +28,9 @@ from web.schemas import (
     JobCreate,
     JobEvent,
     JobList,
+    SubscriptionCreate,
+    SubscriptionList,
+    SubscriptionOut,
 )
 
 Operation = dict[str, Any]
@@ -44,6 +47,9 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (ErrorResponse, "serialization"),
     (Health, "serialization"),
     (HealthDetailed, "serialization"),
+    (SubscriptionCreate, "validation"),
+    (SubscriptionOut, "serialization"),
+    (SubscriptionList, "serialization"),
 ]
 ERROR_TEXT = {
     400: "The request is malformed (bad JSON, unknown or invalid fields, bad query parameters or "

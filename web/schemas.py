@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.jobs.formats import Playlist
 from core.jobs.views import ErrorInfo, Progress
@@ -299,3 +299,66 @@ class ComponentHealth(BaseModel):
 class HealthDetailed(BaseModel):
     status: Literal["ok", "fail"]
     components: dict[str, ComponentHealth]
+
+
+class SubscriptionCreate(BaseModel):
+    """A channel or playlist to follow: each new entry becomes a job of this key."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"url": "https://example.com/channel"}]}
+    )
+
+    url: str = Field(
+        min_length=1,
+        max_length=4096,
+        pattern=PRINTABLE_PATTERN,
+        description="The channel or playlist link (http or https).",
+        json_schema_extra={"pattern": LINK_PATTERN},
+    )
+    kind: Literal["video", "audio"] = Field("video", description="`audio` extracts the sound track only.")
+    quality: Quality = Field("best", description="`best`, or a cap on the video height. Ignored for audio.")
+    callback_url: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2048,
+        pattern=PRINTABLE_PATTERN,
+        json_schema_extra={"pattern": LINK_PATTERN},
+        description="An http(s) address to POST each new entry's job to (signed) once it ends, as for "
+        "POST /api/v1/jobs. Without one, follow the jobs on the key's WebSocket (/api/v1/events).",
+    )
+    backfill: int = Field(
+        0,
+        ge=0,
+        le=50,
+        description="How many of the newest entries the first check downloads; 0 (the default): none of "
+        "the back catalogue, only entries that appear after subscribing.",
+    )
+
+    @field_validator("backfill", mode="before")
+    @classmethod
+    def _a_number(cls, value: object) -> object:
+        # JSON has numbers, not ints (40.0 is 40), but true and "3" are no numbers: lax mode would take them.
+        if isinstance(value, bool | str):
+            raise ValueError("must be a whole number")
+        return value
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    url: str
+    kind: Literal["video", "audio"]
+    quality: str
+    title: str | None = Field(None, description="The channel's title, once checked.")
+    callback_url: str | None = None
+    paused: bool = Field(description="True after the channel failed to be read several times in a row.")
+    failures: int = Field(description="Failed checks in a row.")
+    last_error: str | None = Field(None, description="Why the last check failed, in one sentence.")
+    checks: int
+    delivered: int = Field(description="Entries made into jobs so far.")
+    created_at: datetime
+    checked_at: datetime | None = None
+    next_check_at: datetime
+
+
+class SubscriptionList(BaseModel):
+    items: list[SubscriptionOut] = Field(description="Your subscriptions, oldest first.")

@@ -140,6 +140,40 @@ def pacing_metrics(report: PacingReport) -> Iterator[Metric]:
     yield waiting
 
 
+class _SubscriptionCollector(Collector):
+    """Subscriptions' figures from the last read (core.subscriptions.service.counts)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] | None = None
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.counts
+        if counts is None:
+            return
+        subs = GaugeMetricFamily("mediabot_subscriptions", "Subscriptions by state.", labels=["state"])
+        subs.add_metric(["active"], counts["subscriptions"])
+        subs.add_metric(["paused"], counts["paused"])
+        yield subs
+        yield GaugeMetricFamily(
+            "mediabot_subscriptions_failing",
+            "Subscriptions whose last check failed (paused ones included).",
+            value=counts["failing"],
+        )
+        yield CounterMetricFamily(
+            "mediabot_subscription_checks",
+            "Checks made of the current subscriptions' channels.",
+            value=counts["checks"],
+        )
+        yield CounterMetricFamily(
+            "mediabot_subscription_new_items",
+            "New entries the current subscriptions made into requests.",
+            value=counts["new_items"],
+        )
+
+
 class WebMetrics:
     """One registry per app (not prometheus-client's global one), so several apps can live in one process."""
 
@@ -160,6 +194,8 @@ class WebMetrics:
         )
         self._jobs = _JobCollector()
         self.registry.register(self._jobs)
+        self._subscriptions = _SubscriptionCollector()
+        self.registry.register(self._subscriptions)
         self._lock = asyncio.Lock()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -178,6 +214,13 @@ class WebMetrics:
                 log.warning("job metrics unavailable: %s", type(exc).__name__)
                 self._jobs.stats = None
                 ok = False
+            try:
+                self._subscriptions.counts = await asyncio.wait_for(
+                    services.subscriptions.counts(), timeout=SCRAPE_TIMEOUT_S
+                )
+            except Exception as exc:  # noqa: BLE001 - the same outage as above: leave the figures out
+                log.debug("subscription metrics unavailable: %s", type(exc).__name__)
+                self._subscriptions.counts = None
             try:
                 self._jobs.queue_depth = await asyncio.wait_for(services.queue.depth(), timeout=2)
             except Exception as exc:  # noqa: BLE001 - the broker is down: leave the figure out

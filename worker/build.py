@@ -8,6 +8,7 @@ from core.media.lazy_downloader import LazyDownloader
 from worker.reconciler import Reconciler
 from worker.runner import JobRunner
 from worker.runtime import WorkerRuntime
+from worker.subscriptions import SubscriptionScheduler
 
 
 def build_worker(services: Services, worker_id: str | None = None, *, warm: bool = True) -> WorkerRuntime:
@@ -29,4 +30,5 @@ def build_worker(services: Services, worker_id: str | None = None, *, warm: bool
         sponsorblock=sponsorblock,
     )
     reconciler = Reconciler(settings, services.sessions, services.bus, services.storage, services.queue)
-    return WorkerRuntime(runner, reconciler, warm=warm)
+    subscriptions = SubscriptionScheduler(services.subscriptions, downloader, services.bus, runner.worker_id)
+    return WorkerRuntime(runner, reconciler, subscriptions, warm=warm)

@@ -27,7 +27,6 @@ from core.db.models import Job, JobStatus, utcnow
 from core.errors import Cancelled, DownloadFailed, InvalidRequest, MediabotError
 from core.jobs.derived import Derivation
 from core.jobs.deriving import PLAYLIST_REFUSAL
-from core.media.sponsor_removal import apply_segments
 from core.storage.keys import make_key, safe_filename
 from worker.held import Held
 
@@ -110,7 +109,10 @@ class RunnerCutting:
         out = workdir / "out"
         await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
         copy = out / safe_filename(source.filename or "media")
-        # apply_segments rewrites the file in place: never the stored one.
+        # apply_segments rewrites the file in place: never the stored one. It runs yt-dlp's postprocessor, so
+        # it is imported here: a worker loads yt-dlp with its first job, not at start.
+        from core.media.sponsor_removal import apply_segments
+
         await asyncio.to_thread(shutil.copyfile, src, copy)
         applied = await asyncio.get_running_loop().run_in_executor(
             self._pool,

@@ -18,7 +18,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
@@ -28,12 +28,14 @@ from core.errors import MediabotError, RateLimited
 from core.events import Message
 from core.jobs.views import JobView
 from core.media.control import Control
-from core.media.downloader import Access, Downloader
 from core.media.results import Downloaded, PlaylistFound
 from core.media.sites import display_name, site_of_url
 from core.pacing import Granted, Identity, Pacing, Resting, checkout, write_back
 from worker.held import Held
 from worker.memory import trim_memory
+
+if TYPE_CHECKING:
+    from core.media.lazy_downloader import LazyDownloader as Downloader
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +308,9 @@ def _download_as(
 ) -> Downloaded | PlaylistFound | None:
     """One attempt as `identity`, on a download thread: a private copy of its cookies file (what the site
     refreshed is written back after a success), its proxy."""
+    # Here, on the download thread: the downloader module brings yt-dlp, which a worker loads with its first job.
+    from core.media.downloader import Access
+
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         copy = checkout(identity.cookies.path, workdir) if identity.cookies is not None else None

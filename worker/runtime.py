@@ -22,6 +22,7 @@ from core.db.models import (
 from core.events import control_filter
 from worker.reconciler import Reconciler
 from worker.runner import JobRunner
+from worker.subscriptions import SubscriptionScheduler
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,17 @@ class WorkerRuntime:
     """One worker process's background duties around the runner: heartbeat, leases, cancel signals,
     reconciling. Started and stopped by whoever hosts the worker (the Taskiq worker, or `mediabot run`)."""
 
-    def __init__(self, runner: JobRunner, reconciler: Reconciler, *, warm: bool = True) -> None:
+    def __init__(
+        self,
+        runner: JobRunner,
+        reconciler: Reconciler,
+        subscriptions: SubscriptionScheduler | None = None,
+        *,
+        warm: bool = True,
+    ) -> None:
         self.runner = runner
         self.reconciler = reconciler
+        self.subscriptions = subscriptions
         # Import yt-dlp and its extractors at start (a process that only downloads), or on the first job
         # (a process that also serves people: it stays ~45 MB lighter until someone downloads).
         self.warm = warm
@@ -53,6 +62,10 @@ class WorkerRuntime:
             spawn(self._loop(self._reconcile, self.settings.reconcile_interval_s), name="reconciler"),
             spawn(self._listen(), name="worker-control"),
         ]
+        if self.subscriptions is not None:
+            self._tasks.append(
+                spawn(self._loop(self.subscriptions.once, self.subscriptions.tick_s), name="subscriptions")
+            )
 
     async def stop(self, grace_s: float = 10.0, hurry: asyncio.Event | None = None) -> None:
         """Stop taking jobs; give running ones `grace_s` to finish (less when `hurry` is set meanwhile: a

@@ -17,7 +17,9 @@ from bots.discord import texts
 from bots.discord.cog import Downloads
 from bots.discord.picker import FormatSelect
 from bots.discord.reply import DiscordChat, DiscordReply
+from bots.discord.subscribing import Subscriptions
 from bots.discord.views import CancelButton
+from bots.subscriptions import SubscribedDeliveries
 from core.bootstrap import Services
 from core.errors import MediabotError
 
@@ -67,17 +69,21 @@ class MediaBot(commands.Bot):
             self, services, edit_interval_s=edit_interval_s, chat_interval_s=chat_interval_s
         )
         self.conductor: Conductor[DiscordReply] = Conductor(services, self.chat)
+        self.following = Subscriptions(self, services)
+        self.subscribed = SubscribedDeliveries(services, self.conductor, self.following.tell)
 
     async def setup_hook(self) -> None:
         if self.follow_gateway:
             await self.use_server_gateway()
         await self.add_cog(Downloads(self, self.services, self.chat, self.conductor))
+        await self.add_cog(self.following)
         self.add_dynamic_items(CancelButton, FormatSelect)
         await self.sync_commands()
         try:
             await self.conductor.resume()
         except Exception:  # noqa: BLE001 - the bot still serves new commands; the next start resumes again
             log.exception("could not resume Discord deliveries")
+        self.subscribed.start()
 
     async def use_server_gateway(self) -> None:
         """Connect to the gateway that the configured API server names (a Discord-compatible server, a test's
@@ -108,5 +114,6 @@ class MediaBot(commands.Bot):
         log.info("Discord bot connected as %s (%d guilds)", self.user, len(self.guilds))
 
     async def close(self) -> None:
+        await self.subscribed.close()
         await self.conductor.close()
         await super().close()

@@ -27,6 +27,7 @@ from bots.telegram import picker, texts
 from bots.telegram.api import NO_PREVIEW, TelegramApi
 from bots.telegram.reply import TelegramChat, TelegramReply
 from bots.telegram.submitting import SOURCE, Ask, Refused, Submitter, links
+from bots.telegram.subscribing import Subscribing
 from core.bootstrap import Services
 from core.cuts.sections import InvalidSection, find_range_after_link, parse_section
 from core.errors import MediabotError, NotFound
@@ -70,6 +71,7 @@ class Handlers:
         self.chat = chat
         self.conductor = conductor
         self.submit = Submitter(services, api, conductor, chat)
+        self.following = Subscribing(services, api)
         allowed = [entry.strip() for entry in self.settings.telegram_allowed_users if entry.strip()]
         self.allowed_ids = {int(e) for e in allowed if e.lstrip("-").isdigit()}
         self.allowed_names = {e.lstrip("@").lower() for e in allowed if not e.lstrip("-").isdigit()}
@@ -87,6 +89,11 @@ class Handlers:
         app.add_handler(CommandHandler("subs", self.subs, filters=new))
         app.add_handler(CommandHandler("status", self.status, filters=new))
         app.add_handler(CommandHandler("cancel", self.cancel_all, filters=new))
+        # Also posted in a channel the bot is an admin of (a channel's posts are not messages).
+        here = new | filters.UpdateType.CHANNEL_POST
+        app.add_handler(CommandHandler("subscribe", self.subscribe, filters=here))
+        app.add_handler(CommandHandler("subscriptions", self.subscriptions, filters=here))
+        app.add_handler(CommandHandler("unsubscribe", self.unsubscribe, filters=here))
         app.add_handler(CallbackQueryHandler(self.cancel_button, pattern=r"^cancel:"))
         app.add_handler(CallbackQueryHandler(self.settings_button, pattern=r"^set:"))
         app.add_handler(CallbackQueryHandler(self.format_button, pattern=picker.PATTERN))
@@ -104,6 +111,9 @@ class Handlers:
         if not self.allowed_ids and not self.allowed_names:
             return True
         return user.id in self.allowed_ids or (user.username or "").lower() in self.allowed_names
+
+    def _open_to(self, chat_id: int) -> bool:
+        return (not self.allowed_ids and not self.allowed_names) or chat_id in self.allowed_ids
 
     @staticmethod
     def addressed(message: Message, bot_id: int, bot_username: str) -> bool:
@@ -128,7 +138,14 @@ class Handlers:
     async def gate(self, update: Update, context: Context) -> None:
         """Runs before every handler: people outside the allowlist get one polite refusal, nothing else."""
         user = update.effective_user
-        if user is None or self.allowed(user):
+        if user is None:
+            # A channel's post has no person behind it: with an allowlist, only channels named in it.
+            chat = update.effective_chat
+            if update.channel_post is None or chat is None or self._open_to(chat.id):
+                return
+            log.info("telegram: refused channel %s (not in MEDIABOT_TELEGRAM_ALLOWED_USERS)", chat.id)
+            raise ApplicationHandlerStop
+        if self.allowed(user):
             return
         text = texts.NOT_ALLOWED.format(user_id=user.id)
         if update.callback_query is not None:
@@ -282,6 +299,18 @@ class Handlers:
         current = await prefs.get(SOURCE, user_id)
         # Subtitles are embedded in a video: this link comes as one whatever the default kind.
         await self.submit.handle_links(message, rest, Ask("video", current.quality, subtitles=langs))
+
+    @replies_errors
+    async def subscribe(self, update: Update, context: Context) -> None:
+        await self.answer(update, await self.following.subscribe(update, list(context.args or [])))
+
+    @replies_errors
+    async def subscriptions(self, update: Update, context: Context) -> None:
+        await self.answer(update, await self.following.subscriptions(update))
+
+    @replies_errors
+    async def unsubscribe(self, update: Update, context: Context) -> None:
+        await self.answer(update, await self.following.unsubscribe(update, list(context.args or [])))
 
     @replies_errors
     async def status(self, update: Update, context: Context) -> None:

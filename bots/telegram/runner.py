@@ -11,6 +11,7 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from bots.conductor import Conductor
+from bots.subscriptions import SubscribedDeliveries
 from bots.telegram import texts
 from bots.telegram.api import TelegramApi
 from bots.telegram.handlers import Handlers
@@ -27,7 +28,7 @@ App = Application[Any, Any, Any, Any, Any, Any]
 
 CONCURRENT_UPDATES = 64
 POLL_TIMEOUT_S = 10
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "callback_query", "channel_post"]
 
 
 class TelegramUnavailable(MediabotError):
@@ -64,7 +65,9 @@ async def running(services: Services) -> AsyncIterator[App]:
     api = TelegramApi(services, app.bot)
     chat = TelegramChat(api)
     conductor: Conductor[TelegramReply] = Conductor(services, chat)
-    Handlers(services, api, chat, conductor).register(app)
+    handlers = Handlers(services, api, chat, conductor)
+    handlers.register(app)
+    subscribed = SubscribedDeliveries(services, conductor, handlers.following.tell)
     await _initialize(app, settings)
     try:
         await app.start()
@@ -75,9 +78,11 @@ async def running(services: Services) -> AsyncIterator[App]:
                 await conductor.resume()
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the bot from answering
                 log.exception("telegram: could not resume undelivered requests")
+            subscribed.start()
             log.info("telegram bot @%s running", app.bot.username)
             yield app
     finally:
+        await subscribed.close()
         if app.running:
             await app.stop()
         await conductor.close()

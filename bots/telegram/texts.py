@@ -24,6 +24,9 @@ COMMANDS = [
     BotCommand("subs", "Subtitles: /subs en,de · /subs off · /subs en LINK"),
     BotCommand("status", "Your running downloads"),
     BotCommand("cancel", "Cancel all your running downloads"),
+    BotCommand("subscribe", "Get every new video of a channel here: /subscribe LINK"),
+    BotCommand("subscriptions", "What this chat follows"),
+    BotCommand("unsubscribe", "Stop following one: /unsubscribe N"),
 ]
 
 QUALITY_CHOICES = ["best", "1080", "720", "480", "360"]

@@ -289,3 +289,46 @@ class DeliveryCache(Base):
     file_ref: Mapped[str] = mapped_column(Text)
     file_type: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Subscription(Base):
+    """A channel or playlist followed into one place (a Telegram chat, a Discord channel, an API key): every
+    new entry becomes an ordinary request delivered there. A worker checks it under a lease (`lease_until`),
+    so one worker at a time does, however many run."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    cache_key: Mapped[str] = mapped_column(String(512))  # the normalised url
+    kind: Mapped[str] = mapped_column(String(16))
+    quality: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))  # the owner: front end + user
+    user_id: Mapped[str] = mapped_column(String(128))
+    # Where new entries go, as the front end stores a request's target ("telegram:<chat>", "api:<key>"...):
+    # one subscription per place, link and choice.
+    place: Mapped[str] = mapped_column(String(160))
+    target: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    # Entries seen (normalised links, newest first; None until the first check) and how many of the newest
+    # the first check delivers (`backfill`; 0: none of the back catalogue).
+    seen: Mapped[list[str] | None] = mapped_column(JSON)
+    backfill: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When the owner was told it was paused (once); NULL while nobody has been told yet.
+    told_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_check_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    worker_id: Mapped[str | None] = mapped_column(String(64))
+    checks: Mapped[int] = mapped_column(Integer, default=0)
+    delivered: Mapped[int] = mapped_column(Integer, default=0)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_subscriptions_place", "place", "cache_key", "kind", "quality", unique=True),
+        Index("ix_subscriptions_owner", "source", "user_id"),
+    )

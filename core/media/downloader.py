@@ -283,6 +283,23 @@ class Downloader:
                     describe_files(ydl, raw, Path(tmp), self.ffmpeg, lambda: self._guarded(control), control)
                 return dict(ydl.sanitize_info(raw))
 
+    def list_entries(self, url: str) -> PlaylistFound:
+        """A channel's or playlist's newest entries as the site lists them (flat: one listing, no entry
+        extracted), at most MAX_PLAYLIST_ITEMS; a link to a single video is a list of itself."""
+        control = Control()
+        with tempfile.TemporaryDirectory(prefix="list-", dir=self.settings.tmp_dir) as tmp:
+            opts = self._options("list", url, Path(tmp), "video", "best", ())
+            opts["noplaylist"] = False
+            with self._guarded(control), open_ydl(opts) as ydl:
+                raw = _extract(ydl, url, control)
+        if raw.get("_type") in ("playlist", "multi_video"):
+            entries = [e for e in raw.get("entries") or [] if e]
+            return playlist_found(raw, entries, self.settings.max_playlist_items)
+        page = raw.get("webpage_url") or url
+        return PlaylistFound(
+            title=raw.get("title"), entries=[{"url": page, "title": raw.get("title")}], total=1
+        )
+
     def _options(
         self,
         job_id: str,

@@ -46,3 +46,7 @@ class LazyDownloader:
 
     def probe(self, url: str) -> dict[str, Any]:
         return self.real().probe(url)
+
+    def list_entries(self, url: str) -> Any:
+        """A channel's newest entries (the subscriptions' check): core.media.downloader.Downloader.list_entries."""
+        return self.real().list_entries(url)

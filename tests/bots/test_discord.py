@@ -111,7 +111,9 @@ async def test_download_shows_progress_then_attaches_the_video(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="discord")
     async with discord_bot(fake_discord, tmp_path) as env:
-        assert {c["name"] for c in fake_discord.commands[None]} == {"download", "cancel", "Download media"}
+        assert {c["name"] for c in fake_discord.commands[None]} == {
+            "download", "cancel", "Download media", "subscribe", "subscriptions", "unsubscribe",
+        }  # fmt: skip
         it = await fake_discord.slash(
             "download", {"url": slow(media_site, 12_000_000)}, attachment_size_limit=50 * 1024 * 1024
         )
@@ -201,6 +203,9 @@ async def test_message_context_menu_downloads_the_first_link(
             "download",
             "cancel",
             "Download media",
+            "subscribe",
+            "subscriptions",
+            "unsubscribe",
         }
         url = clip(media_site)
         it = await fake_discord.context_menu("Download media", f"look at this: {url} and {clip(media_site)}")

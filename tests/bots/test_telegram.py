@@ -113,6 +113,9 @@ async def test_link_gets_progress_then_a_playable_video_then_a_file_id_resend(
             "subs",
             "status",
             "cancel",
+            "subscribe",
+            "subscriptions",
+            "unsubscribe",
         ]
         asked = tg.send(f"look at this {url}")
         progress = await progress_message(tg, asked)

@@ -79,6 +79,7 @@ ALICE = User(1001, "Alice", "alice")
 BOB = User(1002, "Bob", "bob")
 CAROL = User(1003, "Carol", None)
 GROUP_CHAT_ID = -100500
+CHANNEL_CHAT_ID = -100700
 
 
 class FakeTelegram:
@@ -171,6 +172,24 @@ class FakeTelegram:
             message["reply_to_message"] = {k: v for k, v in reply_to.items() if not k.startswith("_")}
         self.messages[(chat_id, message["message_id"])] = message
         message["_update_id"] = self._push({"message": message})
+        return message
+
+    def post_in_channel(self, text: str, *, chat_id: int = CHANNEL_CHAT_ID) -> dict[str, Any]:
+        """An admin posts in a channel the bot is an admin of (a `channel_post`: no person, the channel as
+        sender). Returns the post."""
+        chat = {"id": chat_id, "type": "channel", "title": "Test channel"}
+        message: dict[str, Any] = {
+            "message_id": self._next_message_id(chat_id),
+            "date": int(time.time()),
+            "chat": chat,
+            "sender_chat": chat,
+            "text": text,
+        }
+        entities = _entities(text)
+        if entities:
+            message["entities"] = entities
+        self.messages[(chat_id, message["message_id"])] = message
+        message["_update_id"] = self._push({"channel_post": message})
         return message
 
     def press(self, message: dict[str, Any] | tuple[int, int], data: str, *, user: User = ALICE) -> str:

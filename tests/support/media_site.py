@@ -32,6 +32,8 @@ Routes (all GET also answer HEAD; every response has a Content-Type):
 ``/filler.mp4?bytes=N``     N bytes (not playable media) as ``video/mp4`` with a Content-Length; with
                             ``&chunked=1`` streamed without one, so the size is unknown until the end
 ``/cookie.mp4``             small video if the Cookie header contains ``session=ok``, else 403
+``/channel/{name}.xml``     a channel's RSS feed, newest first: ``channel(name, n)`` sets how many clips it has
+                            (``/clip/{name}-{i}.mp4``, "{name} {i}", i = n..1); it grows while a test runs
 ``/playlist.html?n=N``      N (default 3) items: ``<a href="/clip/i.mp4">`` and one ``<video>`` each, i = 1..N
 ``/thumb.png``              1280x720 PNG poster (larger than Telegram's thumbnail limits)
 ``/subs/{lang}.vtt``        WebVTT subtitles of the small video in ``en``, ``de`` (others 404)
@@ -256,6 +258,7 @@ class MediaSite:
         self._codec_media: CodecMedia | None = None
         self._codec_lock = asyncio.Lock()
         self._gates: dict[str, asyncio.Event] = {}
+        self._channels: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._stopping = False
@@ -434,6 +437,7 @@ class MediaSite:
         r.add_get("/nomedia.html", self._nomedia)
         r.add_get("/playlist.html", self.playlist_found)
         r.add_get("/feed.xml", self._feed)
+        r.add_get("/channel/{name:[^/]+}.xml", self._channel)
         r.add_get("/qualities.html", self._qualities)
         r.add_get("/thumb.png", self._blob_handler("thumb"))
         r.add_get("/subs/{lang}.vtt", self._subtitles)
@@ -820,6 +824,28 @@ class MediaSite:
             '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
             f"<title>Channel of {n}</title><link>{html.escape(self.url('/'))}</link>"
             f"<description>A feed of {n} clips</description>\n{items}\n</channel></rss>\n"
+        )
+        return await self._send(request, doc.encode(), "application/rss+xml")
+
+    def channel(self, name: str, n: int) -> str:
+        """Give channel `name` `n` clips (a new video appears when n grows); its feed's address."""
+        self._channels[name] = n
+        return self.url(f"/channel/{name}.xml")
+
+    async def _channel(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in self._channels:
+            raise web.HTTPNotFound()
+        n = self._channels[name]
+        items = "\n".join(
+            f"<item><title>{html.escape(name)} {i}</title>"
+            f"<link>{html.escape(self.url(f'/clip/{name}-{i}.mp4'))}</link><guid>{html.escape(name)}-{i}</guid></item>"
+            for i in range(n, 0, -1)
+        )
+        doc = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+            f"<title>Channel {html.escape(name)}</title><link>{html.escape(self.url('/'))}</link>"
+            f"<description>{n} clips, newest first</description>\n{items}\n</channel></rss>\n"
         )
         return await self._send(request, doc.encode(), "application/rss+xml")
 

@@ -40,7 +40,12 @@ _HOST = re.compile(r"(?i)^( *https?://)[^/?#]*")
 # Operations that read the link they are given: a link the document allows can still be refused once
 # read (422: unreachable, unsupported, private, too long...), which no document can rule out; POST
 # /api/v1/jobs also answers 422 to an Idempotency-Key reused with another body, as documented.
-READS_A_LINK = ["POST /api/v1/jobs", "GET /api/v1/formats", "POST /api/v1/jobs/{id}/retry"]
+READS_A_LINK = [
+    "POST /api/v1/jobs",
+    "GET /api/v1/formats",
+    "POST /api/v1/jobs/{id}/retry",
+    "POST /api/v1/subscriptions",
+]
 WEBSOCKETS = ["GET /api/v1/events", "GET /api/v1/jobs/{id}/events"]
 DEFAULT_ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 

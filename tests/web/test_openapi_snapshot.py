@@ -28,6 +28,7 @@ PAGE_MODULES = [
     "picker.js",
     "actions.js",
     "bulk.js",
+    "subscriptions.js",
 ]
 
 

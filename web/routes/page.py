@@ -33,6 +33,7 @@ ASSETS = {
     "picker.js": "text/javascript",
     "actions.js": "text/javascript",
     "bulk.js": "text/javascript",
+    "subscriptions.js": "text/javascript",
     "app.css": "text/css",
 }
 

@@ -7,6 +7,7 @@
 // Where things live (each module imports only those below it in this list):
 //   app.js       this: wires each part to the page and starts
 //   bulk.js      several at once in Done: delete ticked, retry failed, clear finished
+//   subscriptions.js  the Subscriptions panel: channels followed, added and stopped (loaded with the lists)
 //   actions.js   a row's buttons: save, copy link, cancel, retry, delete
 //   picker.js    the New download form: links, kind, quality, formats and subtitles, Download
 //   key.js       the API key: kept, proven, forgotten
@@ -27,6 +28,7 @@ import { renderLists } from "./lists.js";
 import { wireLive } from "./live.js";
 import { onUnauthorized, report } from "./messages.js";
 import { wirePicker } from "./picker.js";
+import { wireSubscriptions } from "./subscriptions.js";
 
 // Small menus ("…" on a row) close on Escape (focus back on their button) and on a click elsewhere.
 function wireMenus() {
@@ -53,6 +55,7 @@ function start() {
   wirePicker();
   wireHistory();
   wireBulk();
+  wireSubscriptions();
   wireRows();
   wireMenus();
   restoreKey();

@@ -7,6 +7,7 @@ import { renderDoneStatus, renderLists } from "./lists.js";
 import { watch } from "./live.js";
 import { announceJob, report } from "./messages.js";
 import { $, state } from "./state.js";
+import { loadSubscriptions } from "./subscriptions.js";
 
 const DONE_PAGE = 50;
 const QUEUE_LIMIT = 100;
@@ -15,7 +16,11 @@ export const ENDED_FILTER = "done,failed,cancelled";
 
 export async function loadAll() {
   // Both asked at once: Done's first page does not wait for the queue.
-  const [active] = await Promise.all([api("GET", `/api/v1/jobs?status=queued,running&limit=${QUEUE_LIMIT}`), loadDone(false)]);
+  const [active] = await Promise.all([
+    api("GET", `/api/v1/jobs?status=queued,running&limit=${QUEUE_LIMIT}`),
+    loadDone(false),
+    loadSubscriptions(),
+  ]);
   for (const job of active.items) announceJob(remember(job));
   renderLists();
   for (const job of active.items) watch(job.id);

@@ -1,0 +1,130 @@
+"""The subscription scheduler in every worker: checks due subscriptions, one worker per subscription at a time.
+
+Each round takes the lease of a few due subscriptions (core.subscriptions.service.claim_due: a conditional
+UPDATE, so two workers never check the same one), lists each channel's newest entries flat (one listing, at
+most MAX_PLAYLIST_ITEMS, stopping at the last seen entry), and submits each new entry as an ordinary request
+of the subscription's owner: coalescing makes one download however many subscriptions follow the channel,
+and each front end delivers its requests the way it delivers any (the bots pick them up from the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from core.errors import MediabotError
+from core.events import EventBus, Message
+from core.media.results import PlaylistFound
+from core.net import normalize_url
+from core.subscriptions.entries import new_entries
+from core.subscriptions.service import CheckResult, SubscriptionService, SubscriptionView
+
+if TYPE_CHECKING:
+    # Only the type: the worker's downloader is a LazyDownloader, so yt-dlp loads with the first job.
+    from core.media.lazy_downloader import LazyDownloader as Downloader
+
+log = logging.getLogger(__name__)
+
+BATCH = 50  # subscriptions leased per claim
+PARALLEL = 4  # checks at once in one worker
+CHAT_SOURCES = ("telegram", "discord")
+# The bus message that tells the bots a subscription made requests (or was paused) for them.
+WAKE = "subscription"
+
+
+class SubscriptionScheduler:
+    def __init__(
+        self,
+        subscriptions: SubscriptionService,
+        downloader: Downloader,
+        bus: EventBus,
+        worker_id: str,
+    ) -> None:
+        self.subscriptions = subscriptions
+        self.settings = subscriptions.settings
+        self.downloader = downloader
+        self.bus = bus
+        self.worker_id = worker_id
+        self._slots = asyncio.Semaphore(PARALLEL)
+        # Listings read in the current round, by channel: many subscriptions to one channel (a chat each)
+        # cost the site one listing per worker and round, not one each.
+        # None outside a round (a check on its own lists afresh).
+        self._listings: dict[str, asyncio.Future[PlaylistFound]] | None = None
+
+    @property
+    def tick_s(self) -> float:
+        """How often a worker looks for due subscriptions: often enough that none waits long past its time."""
+        return min(max(self.settings.subscription_interval_s / 4, 0.05), 5.0)
+
+    async def once(self) -> int:
+        """Check every subscription due now (in batches); how many were checked."""
+        checked = 0
+        self._listings = {}
+        try:
+            while True:
+                due = await self.subscriptions.claim_due(self.worker_id, BATCH)
+                if not due:
+                    return checked
+                results = await asyncio.gather(*(self._check_one(sub) for sub in due))
+                checked += len(due)
+                if any(results):
+                    await self._wake()
+        finally:
+            self._listings = None
+
+    async def _check_one(self, sub: SubscriptionView) -> bool:
+        """Check one subscription; True when a chat has something new to deliver (or to be told)."""
+        async with self._slots:
+            result = await self.check(sub)
+        paused = await self.subscriptions.finish_check(sub, self.worker_id, result)
+        if paused:
+            log.warning("subscription %s paused after %d failed checks", sub.id, sub.failures + 1)
+        return sub.source in CHAT_SOURCES and (result.delivered > 0 or paused)
+
+    async def check(self, sub: SubscriptionView) -> CheckResult:
+        try:
+            listed = await self._listing(sub.url)
+        except MediabotError as exc:
+            log.info("subscription %s: listing failed (%s)", sub.id, exc.code)
+            return CheckResult(error=exc.message)
+        except Exception as exc:  # noqa: BLE001 - any failure counts towards pausing, none stops the loop
+            log.warning("subscription %s: listing failed (%s)", sub.id, type(exc).__name__)
+            return CheckResult(error="The channel could not be read.")
+        fresh, seen = new_entries(listed.entries, sub.seen, sub.backfill)
+        playable = self.settings.chat_playable and sub.source in CHAT_SOURCES and sub.kind == "video"
+        delivered = 0
+        for entry in fresh:
+            try:
+                await self.subscriptions.submit_entry(sub, entry["url"], playable=playable)
+                delivered += 1
+            except MediabotError as exc:
+                # One entry refused (a private address, an unsupported link): the others still go.
+                log.info("subscription %s: entry not submitted (%s)", sub.id, exc.code)
+        if fresh:
+            log.info("subscription %s: %d new of %d listed", sub.id, len(fresh), len(listed.entries))
+        return CheckResult(seen=seen, title=listed.title, delivered=delivered)
+
+    async def _listing(self, url: str) -> PlaylistFound:
+        """The channel's newest entries, listed once per round however many subscriptions follow it."""
+        if self._listings is None:
+            return await asyncio.to_thread(self.downloader.list_entries, url)
+        key = normalize_url(url)
+        listing = self._listings.get(key)
+        if listing is None:
+            listing = asyncio.ensure_future(asyncio.to_thread(self.downloader.list_entries, url))
+            listing.add_done_callback(_retrieved)
+            self._listings[key] = listing
+        return await asyncio.shield(listing)
+
+    async def _wake(self) -> None:
+        try:
+            await self.bus.publish(Message(WAKE))
+        except Exception as exc:  # noqa: BLE001 - the bots also look on their own every interval
+            log.warning("event bus unavailable (%s)", type(exc).__name__)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """A listing's failure is each waiting check's to report; never "exception was never retrieved"."""
+    if not future.cancelled():
+        future.exception()
