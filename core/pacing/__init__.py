@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING
 
 from .classify import Outcome, classify
 from .cookiejar import CookieCopy, CookieFile, checkout, cookie_files, write_back
@@ -33,6 +32,10 @@ from .identities import (
 from .patience import MemoryPatience, Patience, RedisPatience
 from .rules import Proxy, ProxyRules, SiteLimit, SiteLimits, parse_proxies, parse_site_limits
 from .slots import Granted, MemoryPacer, Pacer, RedisPacer, SiteSlots, SlotTimings, Waiting
+
+if TYPE_CHECKING:
+    # Only for types: a process without MEDIABOT_REDIS_URL never loads Redis's client (idle memory).
+    from redis.asyncio import Redis
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,14 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from .cookiejar import CookieFile, cookie_files
 from .rules import Proxy, ProxyRules
+
+if TYPE_CHECKING:
+    # Only for types: a process without MEDIABOT_REDIS_URL never loads Redis's client (idle memory).
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,12 @@ memory for one process, in Redis for all) rather than on the worker or in a colu
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from redis.asyncio import Redis
+if TYPE_CHECKING:
+    # Only for types: a process without MEDIABOT_REDIS_URL never loads Redis's client (idle memory).
+    from redis.asyncio import Redis
+
 
 KEY_PREFIX = "mediabot:pacing:refused"
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
-
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING, Protocol
 
 from .rules import SiteLimits
+
+if TYPE_CHECKING:
+    # Only for types: a process without MEDIABOT_REDIS_URL never loads Redis's client (idle memory).
+    from redis.asyncio import Redis
 
 KEY_PREFIX = "mediabot:pacing"
 
