@@ -25,6 +25,8 @@ from telegram.ext import (
 from bots.conductor import Conductor
 from bots.telegram import picker, texts
 from bots.telegram.api import NO_PREVIEW, TelegramApi
+from bots.telegram.groups import Groups
+from bots.telegram.inline import InlineMode
 from bots.telegram.reply import TelegramChat, TelegramReply
 from bots.telegram.submitting import SOURCE, Ask, Refused, Submitter, links
 from bots.telegram.subscribing import Subscribing
@@ -72,6 +74,8 @@ class Handlers:
         self.conductor = conductor
         self.submit = Submitter(services, api, conductor, chat)
         self.following = Subscribing(services, api)
+        self.groups = Groups(services, api)  # /groupsettings; "every link" in a group
+        self.inline = InlineMode(services, api, conductor)  # @bot LINK in any chat
         allowed = [entry.strip() for entry in self.settings.telegram_allowed_users if entry.strip()]
         self.allowed_ids = {int(e) for e in allowed if e.lstrip("-").isdigit()}
         self.allowed_names = {e.lstrip("@").lower() for e in allowed if not e.lstrip("-").isdigit()}
@@ -97,6 +101,8 @@ class Handlers:
         app.add_handler(CallbackQueryHandler(self.cancel_button, pattern=r"^cancel:"))
         app.add_handler(CallbackQueryHandler(self.settings_button, pattern=r"^set:"))
         app.add_handler(CallbackQueryHandler(self.format_button, pattern=picker.PATTERN))
+        self.groups.register(app)
+        self.inline.register(app)
         app.add_handler(
             MessageHandler(new & (filters.TEXT | filters.CAPTION) & ~filters.COMMAND, self.on_message)
         )
@@ -148,7 +154,9 @@ class Handlers:
         if self.allowed(user):
             return
         text = texts.NOT_ALLOWED.format(user_id=user.id)
-        if update.callback_query is not None:
+        if update.inline_query is not None:
+            await update.inline_query.answer([], cache_time=60, is_personal=True)
+        elif update.callback_query is not None:
             await update.callback_query.answer(text, show_alert=True)
         elif update.message is not None and self.addressed(
             update.message, context.bot.id, context.bot.username
@@ -163,7 +171,9 @@ class Handlers:
     async def on_message(self, update: Update, context: Context) -> None:
         message = update.message
         assert message is not None and message.from_user is not None
-        if not self.addressed(message, context.bot.id, context.bot.username):
+        if not self.addressed(
+            message, context.bot.id, context.bot.username
+        ) and not await self.groups.takes_every_link(message):
             return
         text = message.text or message.caption or ""
         if await self._clip_of_delivered(message, text):
@@ -269,7 +279,7 @@ class Handlers:
         prefs = await self.services.prefs.get(SOURCE, str(update.effective_user.id))
         await self.answer(
             update, texts.settings_text(prefs.kind, prefs.quality, prefs.ask_format),
-            reply_markup=texts.settings_keyboard(prefs.kind, prefs.quality, prefs.ask_format),
+            reply_markup=texts.settings_keyboard(prefs.kind, prefs.quality, prefs.ask_format, prefs.inline),
         )  # fmt: skip
 
     @replies_errors
@@ -403,6 +413,8 @@ class Handlers:
                 prefs = await self.services.prefs.set(SOURCE, user_id, kind=value)
             elif field == "ask":
                 prefs = await self.services.prefs.set(SOURCE, user_id, ask_format=value == "1")
+            elif field == "inline":
+                prefs = await self.services.prefs.set(SOURCE, user_id, inline=value == "1")
             else:
                 prefs = await self.services.prefs.set(SOURCE, user_id, quality=value)
         except MediabotError as exc:
@@ -412,7 +424,9 @@ class Handlers:
         try:
             await query.edit_message_text(
                 texts.settings_text(prefs.kind, prefs.quality, prefs.ask_format),
-                reply_markup=texts.settings_keyboard(prefs.kind, prefs.quality, prefs.ask_format),
+                reply_markup=texts.settings_keyboard(
+                    prefs.kind, prefs.quality, prefs.ask_format, prefs.inline
+                ),
             )
         except TelegramError as exc:
             log.debug("settings message not updated: %s", exc)

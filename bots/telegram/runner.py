@@ -15,7 +15,8 @@ from bots.subscriptions import SubscribedDeliveries
 from bots.telegram import texts
 from bots.telegram.api import TelegramApi
 from bots.telegram.handlers import Handlers
-from bots.telegram.reply import TelegramChat, TelegramReply
+from bots.telegram.inline import InlineChat
+from bots.telegram.reply import TelegramReply
 from bots.telegram.webhook import serving_webhook
 from core.bootstrap import Services
 from core.config import Settings
@@ -28,7 +29,8 @@ App = Application[Any, Any, Any, Any, Any, Any]
 
 CONCURRENT_UPDATES = 64
 POLL_TIMEOUT_S = 10
-ALLOWED_UPDATES = ["message", "callback_query", "channel_post"]
+# inline_query and chosen_inline_result: inline mode (bots/telegram/inline.py)
+ALLOWED_UPDATES = ["message", "callback_query", "channel_post", "inline_query", "chosen_inline_result"]
 
 
 class TelegramUnavailable(MediabotError):
@@ -63,7 +65,7 @@ async def running(services: Services) -> AsyncIterator[App]:
     install_redaction([settings.telegram_token or ""])
     app = build_application(settings)
     api = TelegramApi(services, app.bot)
-    chat = TelegramChat(api)
+    chat = InlineChat(api)  # answers in chats, and in inline messages
     conductor: Conductor[TelegramReply] = Conductor(services, chat)
     handlers = Handlers(services, api, chat, conductor)
     handlers.register(app)
@@ -86,6 +88,7 @@ async def running(services: Services) -> AsyncIterator[App]:
         if app.running:
             await app.stop()
         await conductor.close()
+        await handlers.submit.pickers.close()
         await app.shutdown()
         log.info("telegram bot stopped")
 
