@@ -217,8 +217,9 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator(
-        "cookies_dir", "s3_public_url", "s3_endpoint_url", "redis_url", "pot_provider_url", mode="before"
-    )
+        "cookies_dir", "s3_public_url", "s3_endpoint_url", "redis_url", "pot_provider_url",
+        "telegram_storage_chat", mode="before",
+    )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `MEDIABOT_COOKIES_DIR=` in a .env means "none", not the current directory.
