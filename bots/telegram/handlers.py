@@ -26,7 +26,7 @@ from bots.conductor import Conductor
 from bots.telegram import picker, texts
 from bots.telegram.api import NO_PREVIEW, TelegramApi
 from bots.telegram.groups import Groups
-from bots.telegram.inline import InlineMode
+from bots.telegram.inline import InlineMode, InlineReply
 from bots.telegram.reply import TelegramChat, TelegramReply
 from bots.telegram.submitting import SOURCE, Ask, Refused, Submitter, links
 from bots.telegram.subscribing import Subscribing
@@ -387,6 +387,9 @@ class Handlers:
     async def _show_cancelled(self, request: RequestView) -> None:
         """The person cancelled: stop following and say so on the progress message."""
         reply = await self.conductor.stop(request.id) or self.chat.reply_for(request)
+        if isinstance(reply, InlineReply):  # an inline message: it says so itself
+            await reply.conclude(texts.CANCELLED)
+            return
         if reply is None or reply.target.progress_id is None:
             return
         with contextlib.suppress(TelegramError):

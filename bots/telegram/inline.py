@@ -101,7 +101,7 @@ class InlineReply(TelegramReply):
         return Destination("Telegram", self.settings.telegram_upload_limit_bytes, split=False, tiers=TIERS)
 
     def progress(self, view: JobView) -> Screen:
-        return texts.progress_text(view), False
+        return texts.progress_text(view), True  # with Cancel (only its person may press it)
 
     def uploading(self, view: JobView) -> Screen | None:
         return None if self.gone else (texts.uploading_text(view), False)
@@ -109,10 +109,13 @@ class InlineReply(TelegramReply):
     async def show(self, screen: Screen) -> float | None:
         if self.gone or screen == self.shown:
             return None
+        text, button = screen
+        keyboard = texts.cancel_keyboard(self.request_id) if button else None
         try:
             await self.bot.edit_message_text(
-                screen[0], inline_message_id=self.inline_message_id, link_preview_options=NO_PREVIEW
-            )
+                text, inline_message_id=self.inline_message_id, reply_markup=keyboard,
+                link_preview_options=NO_PREVIEW,
+            )  # fmt: skip
         except RetryAfter as exc:
             return retry_seconds(exc)
         except TelegramError as exc:

@@ -11,11 +11,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from bots.telegram import texts
+from bots.telegram.runner import running
 from tests.bots.test_telegram import clip, media_call, slow, telegram_bot
+from tests.bots.test_telegram_media import callback_answer
 from tests.bots.test_telegram_planner import delivered
 from tests.fakes.telegram import ALICE, BOB, FakeTelegram
 from tests.support.media_site import MediaSite
-from tests.support.services import wait_until
+from tests.support.services import make_settings, running_services, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -149,3 +151,74 @@ async def test_a_file_too_large_for_telegram_says_so_in_the_inline_message(
         assert "over Telegram's 100 KB upload limit, and no smaller copy fits" in text
         assert text.rsplit("\n", 1)[-1].startswith(bot.services.settings.public_url + "/")
         assert not tg.calls_to("sendVideo", "sendDocument", "editMessageMedia")
+
+
+async def test_a_restarted_bot_still_turns_the_inline_message_into_the_video(
+    tmp_path: Path, telegram_server: FakeTelegram, media_site: MediaSite
+) -> None:
+    tg = telegram_server
+    url = slow(media_site, rate=6_000_000)  # ~5 s: time to stop the bot in the middle
+    settings = make_settings(
+        tmp_path, telegram_token=tg.token, telegram_api_url=tg.api_url, telegram_storage_chat=STORAGE_CHAT,
+        shutdown_grace_s=0,
+    )  # fmt: skip
+    async with running_services(settings) as services:
+        async with running(services):
+            query = tg.inline_query(url)
+            [result] = (await tg.inline_answer(query))["results"]
+            inline_id = tg.choose_inline(query, result)
+            assert inline_id is not None
+            # Someone presses the placeholder's button: a short answer, nothing else.
+            press = tg.press_inline(inline_id, "inl:wait", user=BOB)
+            assert (await callback_answer(tg, press)).get("text") == texts.INLINE_WAIT_PRESSED
+            await tg.wait_for(lambda: "%" in str(tg.inline_messages[inline_id].get("text")), timeout=30)
+        # The bot stops while the worker goes on; the request stays undelivered and is picked up on start.
+        assert not tg.calls_to("editMessageMedia")
+        async with running(services):
+            media = await tg.wait_call(
+                "editMessageMedia", lambda c: c.get("inline_message_id") == inline_id, timeout=60
+            )
+            [upload] = tg.calls_to("sendVideo", ok=True)
+            assert upload["chat_id"] == STORAGE_CHAT
+            assert media["media"]["media"] == upload.result["video"]["file_id"]
+            await wait_until(lambda: delivered(services))
+
+
+async def test_people_outside_the_allowlist_get_no_inline_answers(
+    tmp_path: Path, telegram_server: FakeTelegram, media_site: MediaSite
+) -> None:
+    tg = telegram_server
+    async with telegram_bot(
+        tmp_path, tg, telegram_storage_chat=STORAGE_CHAT, telegram_allowed_users=[str(ALICE.id)]
+    ):
+        refused = await tg.inline_answer(tg.inline_query(clip(media_site), user=BOB))
+        assert refused["results"] == [] and "button" not in refused.params
+        [result] = (await tg.inline_answer(tg.inline_query(clip(media_site))))["results"]
+        assert result["type"] == "article"
+
+
+async def test_the_inline_message_cancel_button_is_its_persons(
+    tmp_path: Path, telegram_server: FakeTelegram, media_site: MediaSite
+) -> None:
+    tg = telegram_server
+    async with telegram_bot(tmp_path, tg, telegram_storage_chat=STORAGE_CHAT):
+        query = tg.inline_query(slow(media_site, rate=1_000_000))  # ~30 s: cancelled long before the end
+        [result] = (await tg.inline_answer(query))["results"]
+        inline_id = tg.choose_inline(query, result)
+        assert inline_id is not None
+        cancel = await tg.wait_for(
+            lambda: (
+                "cancel:" in str(markup := tg.inline_messages[inline_id].get("reply_markup"))
+                and markup["inline_keyboard"][0][0]["callback_data"]
+            ),
+            timeout=30,
+        )
+        # Someone else in the chat can't cancel it.
+        press = tg.press_inline(inline_id, cancel, user=BOB)
+        assert "Only the person who asked" in str((await callback_answer(tg, press)).get("text"))
+        press = tg.press_inline(inline_id, cancel)
+        assert (await callback_answer(tg, press)).get("text") == texts.CANCELLED
+        await tg.wait_for(lambda: tg.inline_messages[inline_id].get("text") == texts.CANCELLED)
+        assert "reply_markup" not in tg.inline_messages[inline_id]
+        await asyncio.sleep(0.5)
+        assert not tg.calls_to("sendVideo", "editMessageMedia")

@@ -216,6 +216,19 @@ class FakeTelegram:
         )  # fmt: skip
         return query_id
 
+    def press_inline(self, inline_message_id: str, data: str, *, user: User = ALICE) -> str:
+        """A user presses a button under an inline message (the query names the message by its id only)."""
+        query_id = uuid.uuid4().hex[:16]
+        self._push(
+            {
+                "callback_query": {
+                    "id": query_id, "from": user.to_dict(), "chat_instance": "ci-2", "data": data,
+                    "inline_message_id": inline_message_id,
+                }
+            }
+        )  # fmt: skip
+        return query_id
+
     def inline_query(self, query: str, *, user: User = ALICE, chat_type: str = "private") -> str:
         """A user types "@bot QUERY" in some chat (`chat_type`: the kind of chat they type in). Returns the
         query's id (its answer is then in `inline_answers`)."""
