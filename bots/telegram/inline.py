@@ -43,6 +43,7 @@ from telegram.ext import (
 
 from bots.chat import Parcel, Screen, UploadFailed
 from bots.conductor import Conductor
+from bots.playlist import Playlist
 from bots.telegram import texts
 from bots.telegram.api import NO_PREVIEW, PLATFORM, Target, TelegramApi
 from bots.telegram.calls import message_gone, not_modified, retry_seconds, with_flood_retry
@@ -106,6 +107,10 @@ class InlineReply(TelegramReply):
     def uploading(self, view: JobView) -> Screen | None:
         return None if self.gone else (texts.uploading_text(view), False)
 
+    def listing(self, playlist: Playlist) -> Screen:
+        # One inline message holds one file: a playlist's items are for a chat with the bot.
+        return texts.INLINE_PLAYLIST, False
+
     async def show(self, screen: Screen) -> float | None:
         if self.gone or screen == self.shown:
             return None
@@ -129,8 +134,8 @@ class InlineReply(TelegramReply):
 
     async def send_file(self, parcel: Parcel) -> None:
         view = parcel.sent
-        if view.parts:
-            raise UploadFailed("an inline message holds one file, not parts")
+        if view.parts or parcel.item is not None:
+            raise UploadFailed("an inline message holds one file, not parts or a playlist's items")
         if parcel.note is not None:
             caption = texts.fitted_text(parcel.note, parcel.full_link, self.settings.link_ttl_s)
         else:
@@ -176,6 +181,8 @@ class InlineReply(TelegramReply):
         return True
 
     async def send_link(self, parcel: Parcel, url: str, *, refused: bool, failed: bool) -> None:
+        if parcel.item is not None:
+            return  # a playlist's item: the message says what to do instead (listing)
         settings = self.settings
         text = texts.link_text(
             parcel.original, url, settings.telegram_upload_limit_bytes, settings.link_ttl_s,
@@ -187,7 +194,8 @@ class InlineReply(TelegramReply):
         return None  # inline asks come without subtitles: one message holds one file
 
     async def failed(self, view: JobView, sentence: str, item: str | None = None) -> None:
-        await self.conclude(texts.item_failed(item, sentence) if item else sentence)
+        if item is None:  # a playlist's item: the message says what to do instead (listing)
+            await self.conclude(sentence)
 
     async def done(self, view: JobView) -> None:
         return None  # the inline message is the file now

@@ -5,6 +5,7 @@ worker, and the local media site."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -222,3 +223,20 @@ async def test_the_inline_message_cancel_button_is_its_persons(
         assert "reply_markup" not in tg.inline_messages[inline_id]
         await asyncio.sleep(0.5)
         assert not tg.calls_to("sendVideo", "editMessageMedia")
+
+
+async def test_a_playlist_link_inline_says_to_use_a_private_chat(
+    tmp_path: Path, telegram_server: FakeTelegram, media_site: MediaSite
+) -> None:
+    tg = telegram_server
+    async with telegram_bot(tmp_path, tg, telegram_storage_chat=STORAGE_CHAT) as bot:
+        query = tg.inline_query(media_site.url(f"/feed.xml?n=2&t={uuid.uuid4().hex[:6]}"))
+        [result] = (await tg.inline_answer(query))["results"]
+        inline_id = tg.choose_inline(query, result)
+        assert inline_id is not None
+        await tg.wait_for(
+            lambda: tg.inline_messages[inline_id].get("text") == texts.INLINE_PLAYLIST, timeout=30
+        )
+        await wait_until(lambda: delivered(bot.services), timeout=60)
+        assert tg.inline_messages[inline_id]["text"] == texts.INLINE_PLAYLIST
+        assert not tg.calls_to("editMessageMedia", "sendMessage", "sendVideo")
