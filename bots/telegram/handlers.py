@@ -268,6 +268,9 @@ class Handlers:
         await self.submit.reply(message, text)
 
     async def help(self, update: Update, context: Context) -> None:
+        if context.args == ["settings"]:  # from inline mode's "turn it on in /settings" button
+            await self.settings_menu(update, context)
+            return
         await self.answer(update, texts.help_text(self.settings.telegram_upload_limit_bytes))
 
     async def unknown_command(self, update: Update, context: Context) -> None:

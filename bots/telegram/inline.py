@@ -273,9 +273,11 @@ class InlineMode:
                     [cached_result(cached, CACHED, url)], cache_time=ANSWER_CACHE_S, is_personal=True
                 )
                 return
-            except BadRequest as exc:  # Telegram no longer knows that file_id
+            except BadRequest as exc:
+                if "file identifier" not in exc.message.lower():
+                    raise  # the query is too old, or another mistake: the error handler logs it
                 log.info("telegram: cached file_id refused in an inline answer (%s)", exc.message)
-                await deliveries.forget(SOURCE, key)
+                await deliveries.forget(SOURCE, key)  # Telegram no longer knows it: offer a download
         if self.settings.telegram_storage_chat is None:
             # Nowhere to put a new download for an inline message: the person downloads it with the bot.
             await self._explain(query, texts.INLINE_NOT_READY, "inline")

@@ -13,8 +13,9 @@ import pytest
 
 from bots.telegram import texts
 from bots.telegram.runner import running
+from core.errors import UnsupportedUrl
 from tests.bots.test_telegram import clip, media_call, slow, telegram_bot
-from tests.bots.test_telegram_media import callback_answer
+from tests.bots.test_telegram_media import buttons, callback_answer
 from tests.bots.test_telegram_planner import delivered
 from tests.fakes.telegram import ALICE, BOB, FakeTelegram
 from tests.support.media_site import MediaSite
@@ -123,6 +124,13 @@ async def test_inline_off_in_settings_answers_with_an_explanation_only(
         url = clip(media_site)
         answer = await tg.inline_answer(tg.inline_query(url))
         assert answer["results"] == [] and answer["button"]["text"] == texts.INLINE_OFF
+        # The button opens the private chat with "/start settings": the settings, to turn it on again.
+        assert answer["button"]["start_parameter"] == "settings"
+        start = tg.send("/start settings")
+        menu2 = await tg.wait_for(
+            lambda: next((m for m in tg.replies_to(start) if m.get("reply_markup")), None)
+        )
+        assert ("✓ Inline: off", "set:inline:1") in buttons(menu2)
         # Bob did not turn it off.
         [result] = (await tg.inline_answer(tg.inline_query(url, user=BOB)))["results"]
         assert result["type"] == "article"
@@ -152,6 +160,15 @@ async def test_a_file_too_large_for_telegram_says_so_in_the_inline_message(
         assert "over Telegram's 100 KB upload limit, and no smaller copy fits" in text
         assert text.rsplit("\n", 1)[-1].startswith(bot.services.settings.public_url + "/")
         assert not tg.calls_to("sendVideo", "sendDocument", "editMessageMedia")
+
+        # A page without media: the core's one sentence, in the inline message.
+        query = tg.inline_query(media_site.url("/nomedia.html"))
+        [result] = (await tg.inline_answer(query))["results"]
+        inline_id = tg.choose_inline(query, result)
+        assert inline_id is not None
+        await tg.wait_for(
+            lambda: tg.inline_messages[inline_id].get("text") == UnsupportedUrl.no_media_message, timeout=30
+        )
 
 
 async def test_a_restarted_bot_still_turns_the_inline_message_into_the_video(
