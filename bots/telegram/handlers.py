@@ -171,9 +171,8 @@ class Handlers:
     async def on_message(self, update: Update, context: Context) -> None:
         message = update.message
         assert message is not None and message.from_user is not None
-        if not self.addressed(
-            message, context.bot.id, context.bot.username
-        ) and not await self.groups.takes_every_link(message):
+        addressed = self.addressed(message, context.bot.id, context.bot.username)
+        if not addressed and not await self.groups.takes_every_link(message):
             return
         text = message.text or message.caption or ""
         if await self._clip_of_delivered(message, text):
