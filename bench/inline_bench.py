@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from bots.telegram.runner import running  # noqa: E402
 from core.delivery.filecache import DeliveryRef, variant_key  # noqa: E402
-from tests.fakes.telegram import ALICE, FakeTelegram  # noqa: E402
+from tests.fakes.telegram import FakeTelegram  # noqa: E402
 from tests.support.services import make_settings, running_services  # noqa: E402
 
 
