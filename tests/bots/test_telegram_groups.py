@@ -84,7 +84,7 @@ async def test_a_picker_in_a_group_is_its_persons_and_goes_away(
 ) -> None:
     tg = telegram_server
     bot_name = tg.bot["username"]
-    async with telegram_bot(tmp_path, tg, telegram_group_picker_timeout_s=1.5) as bot:
+    async with telegram_bot(tmp_path, tg, telegram_group_picker_timeout_s=3) as bot:
         await bot.services.prefs.set("telegram", str(ALICE.id), ask_format=True)
 
         # Nobody chooses: the picker is removed after its time, so it does not stay in the group.
@@ -108,7 +108,7 @@ async def test_a_picker_in_a_group_is_its_persons_and_goes_away(
         key = (GROUP_CHAT_ID, picker2["message_id"])
         await tg.wait_for(lambda: tg.messages[key].get("_deleted"))
         assert "Queued" in tg.messages[key]["_edits"][0]
-        await asyncio.sleep(2)  # past the timer's time
+        await asyncio.sleep(3.5)  # past the timer's time
         deletes = [
             c for c in tg.calls_to("deleteMessage") if (c["chat_id"], c["message_id"]) == key
         ]  # fmt: skip
