@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from telegram import BotCommandScopeAllChatAdministrators
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
@@ -133,5 +134,6 @@ async def _receiving(app: App, settings: Settings) -> AsyncIterator[None]:
 async def _set_commands(app: App) -> None:
     try:
         await app.bot.set_my_commands(texts.COMMANDS)
+        await app.bot.set_my_commands(texts.ADMIN_COMMANDS, scope=BotCommandScopeAllChatAdministrators())
     except TelegramError as exc:
         log.warning("telegram: setMyCommands failed (%s); the command menu may be outdated", exc)

@@ -28,6 +28,8 @@ COMMANDS = [
     BotCommand("subscriptions", "What this chat follows"),
     BotCommand("unsubscribe", "Stop following one: /unsubscribe N"),
 ]
+# The menu a group's admins see there: the same, and the group's own settings.
+ADMIN_COMMANDS = [*COMMANDS, BotCommand("groupsettings", "This group: every link, or only links sent to me")]
 
 QUALITY_CHOICES = ["best", "1080", "720", "480", "360"]
 MAX_TITLE = 200

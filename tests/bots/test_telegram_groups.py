@@ -29,6 +29,11 @@ async def test_admins_turn_on_every_link_and_progress_messages_go_away(
     tg = telegram_server
     tg.admins[GROUP_CHAT_ID] = {ALICE.id}
     async with telegram_bot(tmp_path, tg) as bot:
+        # Admins see /groupsettings in the command menu; everyone else does not.
+        admin_menu = [c["command"] for c in tg.scoped_commands["all_chat_administrators"]]
+        assert admin_menu[-1] == "groupsettings" and "groupsettings" not in [
+            c["command"] for c in tg.commands
+        ]
         ignored = tg.send(f"look at this {clip(media_site)}", user=BOB, group=True)
 
         # A member who is not an admin: one sentence, nothing changes.

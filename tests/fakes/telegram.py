@@ -107,6 +107,7 @@ class FakeTelegram:
         self.inline_answers: dict[str, Call] = {}  # inline query id -> the bot's answerInlineQuery
         self.admins: dict[int, set[int]] = {}  # group chat id -> user ids of its administrators
         self.commands: list[dict[str, Any]] = []
+        self.scoped_commands: dict[str, list[dict[str, Any]]] = {}  # scope type -> its command menu
         self.upload_limit: int | None = None  # bytes; larger request bodies get an nginx-style 413
         self.webhook: dict[str, Any] | None = None  # set by setWebhook: updates are POSTed there, not polled
         self.webhook_posts: list[int] = []  # HTTP status of each webhook delivery
@@ -465,7 +466,10 @@ class FakeTelegram:
         return True
 
     async def _m_setMyCommands(self, call: Call) -> Any:
-        self.commands = list(call.get("commands") or [])
+        scope = (call.get("scope") or {}).get("type", "default")
+        self.scoped_commands[scope] = list(call.get("commands") or [])
+        if scope == "default":
+            self.commands = self.scoped_commands[scope]
         return True
 
     async def _m_getMyCommands(self, call: Call) -> Any:
