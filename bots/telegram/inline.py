@@ -176,6 +176,8 @@ class InlineReply(TelegramReply):
             if message_gone(exc) or "message_id_invalid" in exc.message.lower():
                 self.gone = True  # nowhere to show it; the file is in the cache for the next ask
                 return True
+            if not_modified(exc):  # it holds this file already (a delivery tried again)
+                return True
             raise UploadFailed(exc.message) from exc
         self.shown = None
         return True
