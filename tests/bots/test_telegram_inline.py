@@ -257,3 +257,42 @@ async def test_a_playlist_link_inline_says_to_use_a_private_chat(
         await wait_until(lambda: delivered(bot.services), timeout=60)
         assert tg.inline_messages[inline_id]["text"] == texts.INLINE_PLAYLIST
         assert not tg.calls_to("editMessageMedia", "sendMessage", "sendVideo")
+
+
+async def test_a_copy_that_fits_becomes_the_inline_message_with_its_note(
+    tmp_path: Path, telegram_server: FakeTelegram, media_site: MediaSite
+) -> None:
+    """/qualities.html offers 360p (~30.7 MB) and 240p (~254 KB): with a 1 MB limit the planner sends the 240p
+    copy, with the note and the full-quality link as its caption. Asked again, the stored copy's file_id
+    answers: no download, no upload."""
+    tg = telegram_server
+    url = media_site.url(f"/qualities.html?t={uuid.uuid4().hex[:8]}")
+    async with telegram_bot(
+        tmp_path, tg, telegram_storage_chat=STORAGE_CHAT, telegram_upload_limit_mb=1
+    ) as bot:
+        query = tg.inline_query(url)
+        [result] = (await tg.inline_answer(query))["results"]
+        inline_id = tg.choose_inline(query, result)
+        media = await tg.wait_call(
+            "editMessageMedia", lambda c: c.get("inline_message_id") == inline_id, timeout=60
+        )
+        [upload] = tg.calls_to("sendVideo", ok=True)
+        assert upload["chat_id"] == STORAGE_CHAT and upload["height"] == 240
+        assert media["media"]["media"] == upload.result["video"]["file_id"]
+        assert media["media"]["caption"].startswith(
+            "Sent at 240p to fit Telegram's 1 MB limit. Full quality: http"
+        )
+        await wait_until(lambda: delivered(bot.services))
+
+        # The copy's file_id is not the original's: the next query offers a download, which the stored
+        # original and its copy answer at once.
+        again = tg.inline_query(url, user=BOB)
+        [result] = (await tg.inline_answer(again))["results"]
+        assert result["type"] == "article"
+        big = media_site.downloads("/big.mp4")
+        second = tg.choose_inline(again, result, user=BOB)
+        media = await tg.wait_call(
+            "editMessageMedia", lambda c: c.get("inline_message_id") == second, timeout=60
+        )
+        assert media["media"]["media"] == upload.result["video"]["file_id"]
+        assert len(tg.calls_to("sendVideo")) == 1 and media_site.downloads("/big.mp4") == big
