@@ -319,7 +319,7 @@ class InlineMode:
         """Submit the link like any other; the conductor follows it into the inline message."""
         urls = extract_urls(chosen.query or "")
         if not urls:
-            await reply.conclude(texts.INLINE_HINT + ".")
+            await reply.conclude(texts.INLINE_HINT)
             return
         user_id = str(chosen.from_user.id)
         settings, services = self.settings, self.services
