@@ -59,6 +59,12 @@ async def test_admins_turn_on_every_link_and_progress_messages_go_away(
         )
         assert (await bot.services.groups.get("telegram", str(GROUP_CHAT_ID))).every_link
         assert [c["user_id"] for c in tg.calls_to("getChatMember")] == [BOB.id, ALICE.id, BOB.id, ALICE.id]
+        # An admin posting as the group (anonymously) is an admin too, without asking Telegram.
+        anonymous = tg.send("/groupsettings", group=True, anonymous=True)
+        assert (await tg.wait_for(lambda: menu_reply(tg, anonymous)))["text"] == texts.group_settings_text(
+            True
+        )
+        assert len(tg.calls_to("getChatMember")) == 4
 
         # Now any link anyone posts is taken; the video replies to the post, and the progress message that
         # showed the download is gone once it is there.

@@ -82,6 +82,8 @@ ALICE = User(1001, "Alice", "alice")
 BOB = User(1002, "Bob", "bob")
 CAROL = User(1003, "Carol", None)
 GROUP_CHAT_ID = -100500
+# Who a group admin posting anonymously appears as (Telegram's own bot account).
+ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
 CHANNEL_CHAT_ID = -100700
 
 
@@ -155,8 +157,11 @@ class FakeTelegram:
         chat_id: int | None = None,
         group: bool = False,
         reply_to: dict[str, Any] | int | None = None,
+        anonymous: bool = False,
     ) -> dict[str, Any]:
-        """A user sends a text message to the bot (private chat, or the test group). Returns the message."""
+        """A user sends a text message to the bot (private chat, or the test group). Returns the message.
+        `anonymous`: a group admin posting as the group (sender_chat is the group; from is Telegram's
+        GroupAnonymousBot)."""
         if group and chat_id is None:
             chat_id = GROUP_CHAT_ID
         chat_id = chat_id if chat_id is not None else user.id
@@ -172,6 +177,9 @@ class FakeTelegram:
             "from": user.to_dict(),
             "text": text,
         }
+        if anonymous:
+            message["from"] = ANONYMOUS_ADMIN
+            message["sender_chat"] = chat
         entities = _entities(text)
         if entities:
             message["entities"] = entities
