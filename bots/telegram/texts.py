@@ -149,10 +149,6 @@ def fitted_text(note: str, url: str | None, ttl_s: int, title: str | None = None
 
 
 def part_caption(view: JobView, index: int, count: int) -> str:
-    if view.variant == "chapters" and view.parts and 0 < index <= len(view.parts):
-        # A split by chapters: each part is named "01 Title.mp4" after its chapter.
-        chapter = view.parts[index - 1].filename.rsplit(".", 1)[0].split(" ", 1)[-1]
-        return f"{title_of(view)}\n{index}/{count} · {chapter}"
     return f"{title_of(view)}\nPart {index} of {count}"
 
 

@@ -95,12 +95,14 @@ def split_by_chapters(
     *,
     ffmpeg: str,
     cancel: threading.Event,
+    merge: bool = True,
 ) -> list[ChapterPart]:
     """One file per chapter in `workdir` ("01 Title.mp4", same type as `path`, the file's own tags), in one
-    pass of FFmpeg's segment muxer; chapters shorter than MIN_PART_S join the one before, anything before the
-    first chapter or after the last is left out. Raises Cancelled, DownloadFailed; files already written stay
-    for the caller's cleanup of `workdir`."""
-    merged = _merge_short(chapters)
+        pass of FFmpeg's segment muxer; chapters shorter than MIN_PART_S join the one before, anything before the
+        first chapter or after the last is left out (`merge` False: the chapters are taken as given, as a split's
+    item cuts the one chapter it was listed with). Raises Cancelled, DownloadFailed; files already written stay
+        for the caller's cleanup of `workdir`."""
+    merged = merge_short(chapters) if merge else list(chapters)
     if not merged:
         return []
     workdir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +138,7 @@ def split_by_chapters(
     return parts
 
 
-def _merge_short(chapters: list[Chapter]) -> list[Chapter]:
+def merge_short(chapters: list[Chapter]) -> list[Chapter]:
     merged: list[Chapter] = []
     for chapter in chapters:
         if merged and chapter.end - chapter.start < MIN_PART_S:

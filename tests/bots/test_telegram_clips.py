@@ -85,11 +85,16 @@ async def test_chapters_command_sends_each_chapter(
             ]  # fmt: skip
             return sent if len(sent) == 3 else None
 
-        sent = await tg.wait_for(parts, timeout=60)
-        assert [c["caption"].split("\n")[1] for c in sent] == [
-            "1/3 · Opening",
-            "2/3 · Middle part",
-            "3/3 · Credits",
-        ]
+        # Each chapter is an item of its own, delivered like a playlist's (as each is cut), titled by number.
+        sent = sorted(await tg.wait_for(parts, timeout=60), key=lambda c: c["caption"])
+        assert [c["caption"] for c in sent] == ["1/3 · Opening", "2/3 · Middle part", "3/3 · Credits"]
         lengths = [await asyncio.to_thread(duration, c.files["video"]) for c in sent]
         assert [round(x) for x in lengths] == [4, 8, 4]
+
+        def listing() -> str | None:
+            texts_ = [m.get("text") or "" for m in tg.replies_to(asked)]
+            return next((t for t in texts_ if "3 sent" in t), None)
+
+        text = await tg.wait_for(listing, timeout=30)
+        assert "Split by chapters: 3 chapters · 3 sent" in text, text
+        assert "2. 2/3 · Middle part · sent" in text, text
