@@ -17,6 +17,7 @@ from typing import Any
 
 from core.cuts.chapters import Chapter, merge_short, read_chapters, split_by_chapters
 from core.cuts.cut import cut_clip, to_animation
+from core.cuts.sections import Section
 from core.cuts.sponsorblock import (
     SponsorBlockClient,
     SponsorBlockUnavailable,
@@ -57,6 +58,15 @@ class RunnerCutting:
         if source.status in (JobStatus.QUEUED, JobStatus.RUNNING):
             await self._wait_for_source(held, source.id)
             return
+        if (
+            source.status == JobStatus.FAILED
+            and source.error_code == "too_long"
+            and derived.section is not None
+        ):
+            # The whole media is over the duration limit, so it is never stored: only the clip's part is
+            # downloaded, and only the clip's length counts.
+            await self._clip_by_range(held, workdir, derived, source)
+            return
         if source.status != JobStatus.DONE:
             error = MediabotError.from_dict({"code": source.error_code or "download_failed",
                                              "message": source.error_message})  # fmt: skip
@@ -88,6 +98,40 @@ class RunnerCutting:
         if cancel.is_set():
             raise Cancelled()
         await self._store_made(held, source, made)
+
+    async def _clip_by_range(self, held: Held, workdir: Path, derived: Derivation, source: Job) -> None:
+        """A clip (or an animation) of media too long to store whole: yt-dlp downloads only its range."""
+        assert derived.section is not None
+        job, loop = held.job, asyncio.get_running_loop()
+        section = derived.section
+        got = await loop.run_in_executor(
+            self._pool, lambda: self.downloader.run(
+                job.id, job.url, job.kind, job.quality, workdir / "range", held.control, lambda _info: True,
+                format_id=job.format_id, audio_format=job.audio_format, playable=bool(job.playable),
+                section=section,
+            ),
+        )  # fmt: skip
+        if got is None or isinstance(got, PlaylistFound):
+            raise InvalidRequest(PLAYLIST_REFUSAL)
+        if held.control.cancel.is_set():
+            raise Cancelled()
+        ffmpeg = self.downloader.ffmpeg
+        info, path = got.info, got.path
+        length = info.duration or section.length
+        end = None if length is None else section.start + length
+        label = Section.of(section.start, end).label().replace(":", ".")
+        name = f"{Path(got.filename).stem} ({label}){path.suffix}"
+        if derived.animation:
+            if ffmpeg is None:
+                raise DownloadFailed("Clips and chapters can't be made on this server (FFmpeg is missing).")
+            clip = await loop.run_in_executor(
+                self._pool, lambda: to_animation(path, Section.of(0.0), workdir / "out", ffmpeg=ffmpeg,
+                                                 cancel=held.control.cancel),
+            )  # fmt: skip
+            path, length = clip.path, clip.section.length
+        values = {"duration": length, "width": info.width, "height": info.height, "title": info.title or job.title,
+                  "extractor": info.extractor, "media_id": info.media_id}  # fmt: skip
+        await self._store_made(held, source, Made([(path, name)], values))
 
     async def _source_file(self, source: Job, directory: Path) -> Path:
         """The full file: in place when storage is local (it is only read), else fetched into `directory`."""

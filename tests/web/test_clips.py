@@ -105,6 +105,41 @@ async def test_bad_sections_are_one_sentence_each(start_api: Any, media_site: An
         assert status == 400 and body["error"]["code"] == "invalid_request", body
 
 
+async def test_clip_of_media_over_the_duration_limit_downloads_only_its_range(
+    start_api: Any, media_site: Any, tmp_path: Path
+) -> None:
+    # The page states 16 s; the limit is 10 s: the whole media is refused before any download, the clip's
+    # 4 s are within the limit, so only they are fetched (yt-dlp's download ranges).
+    async with start_api(max_duration_s=10) as api:
+        page = media_site.url("/counter.html")
+        status, full = await api.submit(page)
+        assert status == 202, full
+        full = await api.wait_status(full["id"], "done", "failed", timeout=60)
+        assert full["status"] == "failed" and full["error"]["code"] == "too_long", full
+        status, clip = await api.submit(page, section={"start": "0:05.2", "end": "0:09.2"})
+        assert status == 202, clip
+        clip = await api.wait_status(clip["id"], "done", "failed", timeout=90)
+        assert clip["status"] == "done", clip
+        assert clip["duration"] == pytest.approx(4.0, abs=0.1), clip
+        path = await save(api, clip["file_url"], tmp_path / "range.mp4")
+        assert abs(await asyncio.to_thread(ffprobe_duration, path) - 4.0) <= 0.1
+        # 5.2 s is not on a keyframe (every 2 s): the range's first frame is still the one asked for.
+        assert await asyncio.to_thread(frame_number, path, 0) == round(5.2 * FPS)
+
+        # Bad input keeps its sentences: longer than the limit, past the end, end before start.
+        status, body = await api.submit(page, section={"start": 0, "end": 12})
+        assert status == 422 and body["error"]["message"] == "The clip is 12 s long; the limit is 10 s.", body
+        status, past = await api.submit(page, section={"start": "0:20", "end": "0:22"})
+        assert status == 202, past
+        past = await api.wait_status(past["id"], "done", "failed", timeout=60)
+        assert past["error"] == {
+            "code": "invalid_section",
+            "message": "The clip starts at 0:20, but the media is only 0:16 long.",
+        }, past
+        status, body = await api.submit(page, section={"start": 9, "end": 5})
+        assert status == 422 and body["error"]["code"] == "invalid_section", body
+
+
 async def test_split_by_chapters_is_a_group_of_chapter_items(
     api: Api, media_site: Any, tmp_path: Path
 ) -> None:
