@@ -227,3 +227,43 @@ async def test_sponsor_segments_removed_and_told(start_api: Any, media_site: Any
                 job["status"] == "done"
                 and job["note"] == "SponsorBlock did not answer, so no segments were removed."
             )
+
+
+async def test_cancelling_a_clip_cancels_its_full_download_unless_someone_else_waits(
+    api: Api, media_site: Any
+) -> None:
+    jobs = api.services.jobs
+    # Alone: the clip's full download (held at the gate) stops with the clip.
+    url = media_site.gated_url()
+    status, clip = await api.submit(url, section={"start": 1, "end": 2})
+    assert status == 202, clip
+    _, clip_job = await jobs.get_request(clip["id"])
+    assert clip_job.source_job_id is not None
+    full_id = clip_job.source_job_id
+    await wait_until(lambda: _status(jobs, full_id, "running"), timeout=30)
+    status, body, _ = await api.call("DELETE", f"/api/v1/jobs/{clip['id']}")
+    assert status == 200 and body["status"] == "cancelled", body
+    await wait_until(lambda: _status(jobs, full_id, "cancelled"), timeout=30)
+
+    # Someone else asked for the whole media: it goes on when the clip is cancelled...
+    url = media_site.gated_url()
+    status, full = await api.submit(url)
+    status, clip = await api.submit(url, section={"start": 1, "end": 2})
+    assert status == 202 and clip["outcome"] == "queued", clip
+    await api.wait_status(full["id"], "running")
+    status, body, _ = await api.call("DELETE", f"/api/v1/jobs/{clip['id']}")
+    assert status == 200 and body["status"] == "cancelled", body
+    # ...and a clip waiting on it keeps it when the whole-media ask is cancelled.
+    status, other = await api.submit(url, section={"start": 0, "end": 1})
+    assert status == 202, other
+    status, body, _ = await api.call("DELETE", f"/api/v1/jobs/{full['id']}")
+    assert status == 200 and body["status"] == "cancelled", body
+    _, full_job = await jobs.get_request(full["id"])
+    assert full_job.status == "running", full_job
+    media_site.open_gate(url)
+    other = await api.wait_status(other["id"], "done", "failed", timeout=60)
+    assert other["status"] == "done", other
+
+
+async def _status(jobs: Any, job_id: str, wanted: str) -> bool:
+    return (await jobs.get_job(job_id)).status == wanted
