@@ -284,18 +284,24 @@ def cancel_keyboard(request_id: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton("Cancel", callback_data=f"cancel:{request_id}")]])
 
 
-def settings_text(kind: str, quality: str, ask_format: bool = False) -> str:
+SPONSOR_WORDS = {"keep": "kept", "remove": "removed", "mark": "marked as chapters"}
+
+
+def settings_text(kind: str, quality: str, ask_format: bool = False, sponsorblock: str = "keep") -> str:
     q = "best quality" if quality == "best" else f"up to {quality}p"
     what = "audio only" if kind == "audio" else f"video, {q}"
+    sponsors = f"Sponsor, self-promotion and intro segments: {SPONSOR_WORDS.get(sponsorblock, 'kept')}.\n"
     if ask_format:
         return (
-            f"Links you send give you a choice of their formats (your default: {what}).\n"
+            f"Links you send give you a choice of their formats (your default: {what}).\n{sponsors}"
             "Change it below (/audio and /video always work)."
         )
-    return f"Links you send give you: {what}.\nChange it below (/audio and /video always work)."
+    return f"Links you send give you: {what}.\n{sponsors}Change it below (/audio and /video always work)."
 
 
-def settings_keyboard(kind: str, quality: str, ask_format: bool = False) -> InlineKeyboardMarkup:
+def settings_keyboard(
+    kind: str, quality: str, ask_format: bool = False, sponsorblock: str = "keep"
+) -> InlineKeyboardMarkup:
     def mark(label: str, on: bool) -> str:
         return f"✓ {label}" if on else label
 
@@ -313,7 +319,15 @@ def settings_keyboard(kind: str, quality: str, ask_format: bool = False) -> Inli
         InlineKeyboardButton(mark("Formats: ask each time", ask_format), callback_data="set:ask:1"),
         InlineKeyboardButton(mark("Formats: use my default", not ask_format), callback_data="set:ask:0"),
     ]
-    return InlineKeyboardMarkup([kinds, qualities[:3], qualities[3:], formats])
+    sponsors = [
+        InlineKeyboardButton(mark(label, sponsorblock == value), callback_data=f"set:sb:{value}")
+        for value, label in (
+            ("keep", "Sponsors: keep"),
+            ("remove", "Sponsors: remove"),
+            ("mark", "Sponsors: mark"),
+        )
+    ]
+    return InlineKeyboardMarkup([kinds, qualities[:3], qualities[3:], formats, sponsors])
 
 
 # -- the format picker -----------------------------------------------------------------------------------
