@@ -140,6 +140,7 @@ async def test_clip_of_media_over_the_duration_limit_downloads_only_its_range(
         assert status == 422 and body["error"]["code"] == "invalid_section", body
 
 
+@pytest.mark.both_databases
 async def test_split_by_chapters_is_a_group_of_chapter_items(
     api: Api, media_site: Any, tmp_path: Path
 ) -> None:
@@ -229,6 +230,7 @@ async def test_sponsor_segments_removed_and_told(start_api: Any, media_site: Any
             )
 
 
+@pytest.mark.both_databases
 async def test_cancelling_a_clip_cancels_its_full_download_unless_someone_else_waits(
     api: Api, media_site: Any
 ) -> None:
