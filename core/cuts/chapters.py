@@ -110,8 +110,14 @@ def split_by_chapters(
     lead = 1 if merged[0].start > _EPSILON else 0  # a part before the first chapter, dropped
     borders = [c.start for c in merged if c.start > _EPSILON] + [merged[-1].end]
     pattern = workdir / f"part%03d{suffix}"
+    window: list[str] = []
+    if len(merged) == 1 and not merge and merged[0].start > 1.0:
+        # One chapter (a split's item): read only around it. Seeking lands on a keyframe at least a second
+        # before its start, so the dropped part before it is never empty and the borders stay where the
+        # whole-file pass puts them (timestamps kept as they are in the file).
+        window = ["-ss", f"{merged[0].start - 1.0:.3f}", "-to", f"{merged[0].end + 1.0:.3f}", "-copyts"]
     args = [
-        "-i", str(path), "-map", "0", "-map", "-0:d", "-c", "copy", "-map_chapters", "-1",
+        *window, "-i", str(path), "-map", "0", "-map", "-0:d", "-c", "copy", "-map_chapters", "-1",
         "-f", "segment", "-segment_times", ",".join(f"{t:.3f}" for t in borders),
         "-reset_timestamps", "1",
     ]  # fmt: skip
