@@ -24,6 +24,11 @@ one worker slot, a fresh link per run), 2026-12-14, load average ~8, median of 5
     API: clip of a stored download (POST to done)                     3586 ms  (3297-5256)
     API: clip from the site (whole download, then cut)                4373 ms  (3750-5826)
 
+2026-12-07 (load 6-11, so slower throughout; compare rows of one run), median of 3, new rows:
+
+    split 60 s 720p into 6 chapter items (a cut each)                 2417 ms  (1447 at load 5, median of 5)
+    API: clip of media over the limit (its range only)               20160 ms  (API stored-file clip: 13277)
+
 The cut itself (re-encoding 10 s of 720p) is most of both; from a stored file the site sees no request at
 all, and the difference grows with the file's size and the site's speed (127.0.0.1 here: ~0.8 s for 60 s).
 """
