@@ -1,5 +1,5 @@
 """Per-user defaults chosen in a chat front end (/settings, /subs): kind, quality, whether to be asked for a
-format, subtitle languages, inline mode."""
+format, subtitle languages, what to do with sponsor segments, inline mode."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from core.db.models import UserPrefs, utcnow
 from core.errors import InvalidRequest
 from core.jobs.choices import QUALITIES, check_choices
 
+SPONSOR_DEFAULTS = ("keep", "remove", "mark")
+
 
 @dataclass(frozen=True)
 class Prefs:
@@ -19,12 +21,21 @@ class Prefs:
     quality: str = "best"
     ask_format: bool = False  # answer a link with the formats it offers
     subtitles: tuple[str, ...] = ()  # languages asked for with every link
+    # Sponsor segments of a plain link (one that asks for no clip or split): "keep", "remove" or "mark".
+    sponsorblock: str = "keep"
     inline: bool = True  # answer their inline queries (@bot LINK in any chat)
 
 
 def _prefs(row: UserPrefs) -> Prefs:
     langs = tuple(lang for lang in (row.subtitles or "").split(",") if lang)
-    return Prefs(row.kind, row.quality, bool(row.ask_format), langs, row.inline is not False)
+    return Prefs(
+        row.kind,
+        row.quality,
+        bool(row.ask_format),
+        langs,
+        row.sponsorblock or "keep",
+        row.inline is not False,
+    )
 
 
 class PrefsService:
@@ -45,12 +56,17 @@ class PrefsService:
         quality: str | None = None,
         ask_format: bool | None = None,
         subtitles: Sequence[str] | None = None,
+        sponsorblock: str | None = None,
         inline: bool | None = None,
     ) -> Prefs:
         if kind is not None and kind not in ("video", "audio"):
             raise InvalidRequest("Kind must be video or audio.")
         if quality is not None and quality not in QUALITIES:
             raise InvalidRequest("Unknown quality.")
+        if sponsorblock == "off":
+            sponsorblock = "keep"
+        if sponsorblock is not None and sponsorblock not in SPONSOR_DEFAULTS:
+            raise InvalidRequest('SponsorBlock must be "remove", "mark" or "off".')
         langs = check_choices(None, subtitles)[1] if subtitles is not None else None
         if langs is not None and len(",".join(langs)) > 64:
             raise InvalidRequest("Too many subtitle languages.")
@@ -70,6 +86,8 @@ class PrefsService:
                 row.ask_format = ask_format
             if langs is not None:
                 row.subtitles = ",".join(langs)
+            if sponsorblock is not None:
+                row.sponsorblock = None if sponsorblock == "keep" else sponsorblock
             if inline is not None:
                 row.inline = inline
             row.updated_at = utcnow()

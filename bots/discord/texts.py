@@ -190,3 +190,15 @@ def starting_text(content: str, label: str) -> str:
     """The picker's message once a format is chosen, until the download's progress replaces it."""
     head = content.strip().split("\n", 1)[0]
     return f"{head}\nStarting the download: {discord.utils.escape_markdown(label)}."
+
+
+SPONSOR_WORDS = {"keep": "kept", "remove": "removed", "mark": "marked as chapters"}
+
+
+def settings_text(sponsorblock: str) -> str:
+    """/settings' answer: the person's sponsor default, and how to change it."""
+    words = SPONSOR_WORDS.get(sponsorblock, "kept")
+    return (
+        f"Sponsor, self-promotion and intro segments of the links you send: {words}.\n"
+        "Change it with /settings sponsors, or per link with /download's sponsorblock option."
+    )

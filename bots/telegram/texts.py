@@ -152,10 +152,6 @@ def fitted_text(note: str, url: str | None, ttl_s: int, title: str | None = None
 
 
 def part_caption(view: JobView, index: int, count: int) -> str:
-    if view.variant == "chapters" and view.parts and 0 < index <= len(view.parts):
-        # A split by chapters: each part is named "01 Title.mp4" after its chapter.
-        chapter = view.parts[index - 1].filename.rsplit(".", 1)[0].split(" ", 1)[-1]
-        return f"{title_of(view)}\n{index}/{count} · {chapter}"
     return f"{title_of(view)}\nPart {index} of {count}"
 
 
@@ -291,19 +287,23 @@ def cancel_keyboard(request_id: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton("Cancel", callback_data=f"cancel:{request_id}")]])
 
 
-def settings_text(kind: str, quality: str, ask_format: bool = False) -> str:
+SPONSOR_WORDS = {"keep": "kept", "remove": "removed", "mark": "marked as chapters"}
+
+
+def settings_text(kind: str, quality: str, ask_format: bool = False, sponsorblock: str = "keep") -> str:
     q = "best quality" if quality == "best" else f"up to {quality}p"
     what = "audio only" if kind == "audio" else f"video, {q}"
+    sponsors = f"Sponsor, self-promotion and intro segments: {SPONSOR_WORDS.get(sponsorblock, 'kept')}.\n"
     if ask_format:
         return (
-            f"Links you send give you a choice of their formats (your default: {what}).\n"
+            f"Links you send give you a choice of their formats (your default: {what}).\n{sponsors}"
             "Change it below (/audio and /video always work)."
         )
-    return f"Links you send give you: {what}.\nChange it below (/audio and /video always work)."
+    return f"Links you send give you: {what}.\n{sponsors}Change it below (/audio and /video always work)."
 
 
 def settings_keyboard(
-    kind: str, quality: str, ask_format: bool = False, inline: bool = True
+    kind: str, quality: str, ask_format: bool = False, sponsorblock: str = "keep", inline: bool = True
 ) -> InlineKeyboardMarkup:
     def mark(label: str, on: bool) -> str:
         return f"✓ {label}" if on else label
@@ -322,7 +322,17 @@ def settings_keyboard(
         InlineKeyboardButton(mark("Formats: ask each time", ask_format), callback_data="set:ask:1"),
         InlineKeyboardButton(mark("Formats: use my default", not ask_format), callback_data="set:ask:0"),
     ]
-    return InlineKeyboardMarkup([kinds, qualities[:3], qualities[3:], formats, [inline_button(inline)]])
+    sponsors = [
+        InlineKeyboardButton(mark(label, sponsorblock == value), callback_data=f"set:sb:{value}")
+        for value, label in (
+            ("keep", "Sponsors: keep"),
+            ("remove", "Sponsors: remove"),
+            ("mark", "Sponsors: mark"),
+        )
+    ]
+    return InlineKeyboardMarkup(
+        [kinds, qualities[:3], qualities[3:], formats, sponsors, [inline_button(inline)]]
+    )
 
 
 # -- the format picker -----------------------------------------------------------------------------------

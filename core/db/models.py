@@ -276,6 +276,8 @@ class UserPrefs(Base):
     ask_format: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Subtitle languages asked for with every link, comma-separated ("" for none).
     subtitles: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # Sponsor segments of every plain link: "remove" or "mark" (core.cuts.sponsorblock); NULL keeps them.
+    sponsorblock: Mapped[str | None] = mapped_column(String(8), nullable=True)
     # Answer this person's inline queries (@bot LINK in any chat); off: they get an explanation, nothing else.
     inline: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
