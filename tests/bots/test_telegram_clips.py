@@ -114,7 +114,7 @@ async def test_sponsor_default_in_settings_applies_to_plain_links(
             )
             assert "Sponsor, self-promotion and intro segments: kept." in menu["text"]
             rows = menu["reply_markup"]["inline_keyboard"]
-            assert [b["callback_data"] for b in rows[-1]] == ["set:sb:keep", "set:sb:remove", "set:sb:mark"]
+            assert [b["callback_data"] for b in rows[-2]] == ["set:sb:keep", "set:sb:remove", "set:sb:mark"]
             tg.press(menu, "set:sb:remove")
             await tg.wait_for(
                 lambda: "segments: removed." in tg.messages[(menu["chat"]["id"], menu["message_id"])]["text"]
