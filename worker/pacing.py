@@ -1,8 +1,8 @@
 """Per-site pacing in the runner (issue 23): a slot of the job's site before the claim, an identity
 (cookies file + proxy) per attempt, and what a site's refusal does to both.
 
-A job whose site has no free slot stays `queued`: its snapshot says what it waits for and how many are ahead
-(`waiting_for`, `ahead`: published, never a column), and this worker asks again after `retry_after` by
+A job whose site has no free slot stays `queued`: its row and snapshot say what it waits for and how many are
+ahead (`waiting_for`, `ahead`; cleared by the claim), and this worker asks again after `retry_after` by
 enqueueing it anew, meanwhile taking other messages. If this worker dies meanwhile, the reconciler's
 stale-queued pass enqueues it. A job whose site refuses every identity goes back to the queue the same way
 until MEDIABOT_SITE_PATIENCE_S has passed since the first refusal, then fails with `rate_limited`.
@@ -15,11 +15,9 @@ import contextlib
 import logging
 import math
 import shutil
-import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 
@@ -27,15 +25,14 @@ from core.db.models import Job, JobStatus, utcnow
 from core.errors import MediabotError, RateLimited
 from core.events import Message
 from core.jobs.views import JobView
-from core.media.control import Control
 from core.media.results import Downloaded, PlaylistFound
 from core.media.sites import display_name, site_of_url
-from core.pacing import Granted, Identity, Pacing, Resting, checkout, write_back
+from core.pacing import Granted, Pacing, Resting
+from worker.attempt import download_as, refused
 from worker.held import Held
-from worker.memory import trim_memory
 
 if TYPE_CHECKING:
-    from core.media.lazy_downloader import LazyDownloader as Downloader
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +170,9 @@ class RunnerPacing:
         stamp = utcnow()
         values: dict[str, Any] = dict(enqueued_at=stamp)
         if changed:
-            values.update(seq=Job.seq + 1, updated_at=stamp)
+            values.update(
+                seq=Job.seq + 1, updated_at=stamp, waiting_for=display_name(site), waiting_ahead=ahead
+            )
         async with self.sessions() as session, session.begin():
             result = await session.execute(
                 update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED).values(**values)
@@ -181,7 +180,7 @@ class RunnerPacing:
             job = await session.get(Job, job_id) if result.rowcount == 1 and changed else None
         self._shown[job_id] = (site, ahead, now)
         if job is not None:
-            await self._publish_view(waiting_view(job, site, ahead))
+            await self._publish_view(JobView.from_job(job))
 
     async def _publish_view(self, view: JobView) -> None:
         try:
@@ -210,12 +209,12 @@ class RunnerPacing:
                 return await self._all_resting(held, site, identity)
             try:
                 result = await loop.run_in_executor(
-                    self._pool, _download_as, self.downloader, job, workdir, held.control, on_info, identity
+                    self._pool, download_as, self.downloader, job, workdir, held.control, on_info, identity
                 )
             except MediabotError as exc:
                 if exc.outcome is None or held.control.cancel.is_set():
                     raise
-                await self._refused(identity, exc.outcome)
+                await refused(self.pacing, identity, exc.outcome)
                 await asyncio.to_thread(shutil.rmtree, workdir, True)
                 continue
             await pool.succeeded(identity)
@@ -224,19 +223,6 @@ class RunnerPacing:
             return result
         resting = Resting(site, time.time() + self.settings.site_backoff_s)
         return await self._all_resting(held, site, resting)
-
-    async def _refused(self, identity: Identity, outcome: str) -> None:
-        assert self.pacing is not None
-        pool = self.pacing.identities
-        if outcome == "proxy_failed":
-            await pool.proxy_failed(identity)
-        elif outcome == "login_required":
-            if identity.cookies is None:
-                # No account of ours helps: the site wants one we do not have.
-                raise _login_required()
-            await pool.login_required(identity)
-        else:
-            await pool.rate_limited(identity, bot_check=outcome == "bot_check")
 
     async def _all_resting(self, held: Held, site: str, resting: Resting) -> object:
         """Every identity of the site rests: back to the queue until the patience runs out, then fail."""
@@ -273,19 +259,16 @@ class RunnerPacing:
                     speed=None,
                     eta=None,
                     seq=job.seq + 1,
+                    waiting_for=display_name(site),
+                    waiting_ahead=None,
                 )
             )
             fresh = await session.get(Job, job.id, populate_existing=True) if result.rowcount == 1 else None
         if fresh is None:
             return False
         self._shown[job.id] = (site, None, time.monotonic())
-        await self._publish_view(waiting_view(fresh, site, None))
+        await self._publish_view(JobView.from_job(fresh))
         return True
-
-
-def waiting_view(job: Job, site: str, ahead: int | None) -> JobView:
-    """The job's snapshot with what it waits for: `ahead` jobs before it, or None: the site refuses us."""
-    return JobView.from_job(job).model_copy(update={"waiting_for": display_name(site), "ahead": ahead})
 
 
 def refusing_sentence(name: str, wait_s: float) -> str:
@@ -295,60 +278,3 @@ def refusing_sentence(name: str, wait_s: float) -> str:
         hours = round(minutes / 60)
         when = f"in about {hours} hour{'s' if hours != 1 else ''}"
     return f"{name} is refusing our downloads for now; try again {when}."
-
-
-def _login_required() -> MediabotError:
-    from core.errors import LoginRequired
-
-    return LoginRequired()
-
-
-def _download_as(
-    downloader: Downloader, job: Job, workdir: Path, control: Control, on_info: Any, identity: Identity
-) -> Downloaded | PlaylistFound | None:
-    """One attempt as `identity`, on a download thread: a private copy of its cookies file (what the site
-    refreshed is written back after a success), its proxy."""
-    # Here, on the download thread: the downloader module brings yt-dlp, which a worker loads with its first job.
-    from core.media.downloader import Access
-
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        copy = checkout(identity.cookies.path, workdir) if identity.cookies is not None else None
-        access = Access(copy.copy if copy else None, identity.proxy.url if identity.proxy else None)
-        try:
-            result = downloader.run(
-                job.id,
-                job.url,
-                job.kind,
-                job.quality,
-                workdir,
-                control,
-                on_info,
-                expand_playlist=job.parent_id is None,
-                format_id=job.format_id,
-                subtitles=tuple(job.subtitle_langs or ()),
-                audio_format=job.audio_format,
-                playable=bool(job.playable),
-                access=access,
-            )
-        except MediabotError as exc:
-            if exc.outcome is None and access.proxy and not _reachable(access.proxy):
-                exc.outcome = "proxy_failed"
-            raise
-        if copy is not None:
-            write_back(copy)
-        return result
-    finally:
-        trim_memory()
-
-
-def _reachable(proxy: str) -> bool:
-    """Whether the proxy takes a connection: a download that could not reach its site through a proxy that
-    does not is the proxy's failure, not the site's."""
-    parts = urlsplit(proxy)
-    port = parts.port or (1080 if parts.scheme.startswith("socks") else 80)
-    try:
-        with socket.create_connection((parts.hostname or "", port), timeout=3):
-            return True
-    except OSError:
-        return False

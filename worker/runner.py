@@ -34,21 +34,20 @@ from core.errors import Cancelled, DownloadFailed, MediabotError, StorageError
 from core.events import EventBus, Message
 from core.jobs.derived import parse_variant
 from core.jobs.views import JobView
-from core.media.control import Control
 from core.media.fitting import Fitter
 from core.media.lazy_downloader import LazyDownloader
-from core.media.results import Downloaded, MediaInfo, PlaylistFound
+from core.media.results import MediaInfo, PlaylistFound
 from core.pacing import Pacing
 from core.queue import JobQueue
 from core.storage.base import Storage
 from core.storage.keys import make_key
 from core.storage.space import check_free_space, download_dirs
 from worker.assets import RunnerAssets
+from worker.attempt import download_as
 from worker.cutting import RunnerCutting
 from worker.finishing import RunnerFinishing
 from worker.fitting import RunnerFitting
 from worker.held import Held
-from worker.memory import trim_memory
 from worker.pacing import HANDED_BACK, RunnerPacing
 from worker.playlists import RunnerPlaylists
 from worker.progress import RunnerProgress
@@ -158,6 +157,8 @@ class JobRunner(
                     started_at=now,
                     updated_at=now,
                     seq=Job.seq + 1,
+                    waiting_for=None,  # it waits no more
+                    waiting_ahead=None,
                 )
             )
             if result.rowcount != 1:
@@ -197,7 +198,7 @@ class JobRunner(
                 result = await self._download_paced(held, workdir, on_info)
             else:
                 result = await loop.run_in_executor(
-                    self._pool, _download, self.downloader, job, workdir, held.control, on_info
+                    self._pool, download_as, self.downloader, job, workdir, held.control, on_info
                 )
             if result is None or result is HANDED_BACK:
                 return  # finished from an existing file of the same media, or waiting for its site
@@ -342,27 +343,3 @@ def _count_chapters(path: Path, ffmpeg: str | None) -> int | None:
         return len(read_chapters(path, ffmpeg=ffmpeg))
     except MediabotError:
         return None
-
-
-def _download(
-    downloader: LazyDownloader, job: Job, workdir: Path, control: Control, on_info: Any
-) -> Downloaded | PlaylistFound | None:
-    """The blocking part of a job, on a download thread. Only a link someone sent expands as a playlist;
-    a playlist's own items never do."""
-    try:
-        return downloader.run(
-            job.id,
-            job.url,
-            job.kind,
-            job.quality,
-            workdir,
-            control,
-            on_info,
-            expand_playlist=job.parent_id is None,
-            format_id=job.format_id,
-            subtitles=tuple(job.subtitle_langs or ()),
-            audio_format=job.audio_format,
-            playable=bool(job.playable),
-        )
-    finally:
-        trim_memory()

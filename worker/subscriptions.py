@@ -5,20 +5,28 @@ UPDATE, so two workers never check the same one), lists each channel's newest en
 most MAX_PLAYLIST_ITEMS, stopping at the last seen entry), and submits each new entry as an ordinary request
 of the subscription's owner: coalescing makes one download however many subscriptions follow the channel,
 and each front end delivers its requests the way it delivers any (the bots pick them up from the database).
+
+A listing is a request of the site like a download (issue 23): it waits for a slot of the site's budget, goes
+as the site's next identity, and a rate limit rests that identity and puts the check off until it is back
+(`CheckResult.retry_after`): a back-off, never a failure that counts towards pausing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from core.errors import MediabotError
 from core.events import EventBus, Message
 from core.media.results import PlaylistFound
+from core.media.sites import site_of_url
 from core.net import normalize_url
+from core.pacing import Pacing
 from core.subscriptions.entries import new_entries
-from core.subscriptions.service import CheckResult, SubscriptionService, SubscriptionView
+from core.subscriptions.service import CHECK_LEASE_S, CheckResult, SubscriptionService, SubscriptionView
+from worker.attempt import Deferred, paced_call
 
 if TYPE_CHECKING:
     # Only the type: the worker's downloader is a LazyDownloader, so yt-dlp loads with the first job.
@@ -31,6 +39,8 @@ PARALLEL = 4  # checks at once in one worker
 CHAT_SOURCES = ("telegram", "discord")
 # The bus message that tells the bots a subscription made requests (or was paused) for them.
 WAKE = "subscription"
+# How long a check waits for a slot of its site's budget: well within its lease, then it tries again later.
+SLOT_WAIT_S = CHECK_LEASE_S / 2
 
 
 class SubscriptionScheduler:
@@ -40,8 +50,10 @@ class SubscriptionScheduler:
         downloader: Downloader,
         bus: EventBus,
         worker_id: str,
+        pacing: Pacing | None = None,
     ) -> None:
         self.subscriptions = subscriptions
+        self.pacing = pacing
         self.settings = subscriptions.settings
         self.downloader = downloader
         self.bus = bus
@@ -85,6 +97,11 @@ class SubscriptionScheduler:
     async def check(self, sub: SubscriptionView) -> CheckResult:
         try:
             listed = await self._listing(sub.url)
+        except Deferred as exc:
+            log.info(
+                "subscription %s: %s makes us wait; checked again in %.0fs", sub.id, exc.site, exc.retry_after
+            )
+            return CheckResult(retry_after=exc.retry_after)
         except MediabotError as exc:
             log.info("subscription %s: listing failed (%s)", sub.id, exc.code)
             return CheckResult(error=exc.message)
@@ -108,14 +125,29 @@ class SubscriptionScheduler:
     async def _listing(self, url: str) -> PlaylistFound:
         """The channel's newest entries, listed once per round however many subscriptions follow it."""
         if self._listings is None:
-            return await asyncio.to_thread(self.downloader.list_entries, url)
+            return await self._list(url)
         key = normalize_url(url)
         listing = self._listings.get(key)
         if listing is None:
-            listing = asyncio.ensure_future(asyncio.to_thread(self.downloader.list_entries, url))
+            listing = asyncio.ensure_future(self._list(url))
             listing.add_done_callback(_retrieved)
             self._listings[key] = listing
         return await asyncio.shield(listing)
+
+    async def _list(self, url: str) -> PlaylistFound:
+        """One listing, paced like a download of the same site (its slots, its identities)."""
+        if self.pacing is None:
+            return await asyncio.to_thread(self.downloader.list_entries, url)
+        site = await asyncio.to_thread(site_of_url, url, tuple(self.settings.allowed_extractors))
+        return await paced_call(
+            self.pacing,
+            site,
+            f"list-{uuid.uuid4().hex[:12]}",
+            url,
+            lambda access: self.downloader.list_entries(url, access),
+            wait_s=SLOT_WAIT_S,
+            tmp_dir=self.settings.tmp_dir,
+        )
 
     async def _wake(self) -> None:
         try:
