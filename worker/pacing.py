@@ -27,7 +27,7 @@ from core.events import Message
 from core.jobs.views import JobView
 from core.media.results import Downloaded, PlaylistFound
 from core.media.sites import display_name, site_of_url
-from core.pacing import Granted, Pacing, Resting
+from core.pacing import Granted, Pacing, Resting, Waiting
 from worker.attempt import download_as, refused
 from worker.held import Held
 
@@ -59,11 +59,15 @@ class RunnerPacing:
 
     # -- the slot ---------------------------------------------------------------------------------------------
 
-    async def _take_site_slot(self, job_id: str) -> str | None:
-        """The job's site once it holds a slot of it; None when the job should not run now (it waits, and
-        comes back by itself; or it is not queued any more). Without pacing, ""."""
+    def _paced(self) -> bool:
+        return self.pacing is not None and bool(self.pacing.limits.by_site or self.pacing.limits.default)
+
+    async def _site_to_ask(self, job_id: str) -> str | None:
+        """The site whose slot the job needs, read before the job asks for a worker slot (the row, and yt-dlp's
+        extractors matching the link, can take a while: no worker slot waits for them); None when the job is
+        not queued any more. Without limits, "": nothing to ask."""
         self._drop_timer(job_id)
-        if self.pacing is None or not (self.pacing.limits.by_site or self.pacing.limits.default):
+        if not self._paced():
             return ""  # nothing is paced: no read, no call (identities still turn, from the claimed row)
         async with self.sessions() as session:
             row = (
@@ -74,24 +78,30 @@ class RunnerPacing:
         if row is None or row.status != JobStatus.QUEUED or row.cancel_requested:
             await self._forget_place(job_id)
             return None
-        site = self._waiting_sites.get(job_id) or await asyncio.to_thread(
+        return self._waiting_sites.get(job_id) or await asyncio.to_thread(
             site_of_url, row.url, tuple(self.settings.allowed_extractors)
         )
+
+    async def _take_site_slot(self, job_id: str, site: str) -> Waiting | None:
+        """Ask the site's slot for the job, with a worker slot in hand: None when granted (or nothing is
+        paced); else the job waits and comes back by itself, and the caller gives the worker slot back
+        before it shows the place (_show_waiting)."""
+        if not site or self.pacing is None:
+            return None
         try:
             answer = await self.pacing.pacer.try_acquire(site, job_id)
         except Exception as exc:  # noqa: BLE001 - Redis away: ask again soon rather than run unpaced
             log.warning("job %s: pacing unavailable (%s); asking again shortly", job_id, type(exc).__name__)
             self._ask_again(job_id, UNAVAILABLE_RETRY_S)
-            return None
+            return Waiting(site, -1, UNAVAILABLE_RETRY_S)
         if isinstance(answer, Granted):
             self._waiting_sites.pop(job_id, None)
             self._shown.pop(job_id, None)
-            return site
+            return None
         self._waiting_sites[job_id] = site
         log.debug("job %s waits for %s (%d ahead, %.2fs)", job_id, site, answer.ahead, answer.retry_after)
-        await self._show_waiting(job_id, site, answer.ahead)
         self._ask_again(job_id, answer.retry_after)
-        return None
+        return answer
 
     async def _release_site_slot(self, site: str, job_id: str) -> None:
         if self.pacing is None or not site:
@@ -162,6 +172,8 @@ class RunnerPacing:
     async def _show_waiting(self, job_id: str, site: str, ahead: int | None) -> None:
         """Publish the job's place (a new seq, written, so a later event never reuses it); only when it
         changed, or now and then so the reconciler does not take the job for one the queue lost."""
+        if ahead is not None and ahead < 0:
+            return  # the pacing store did not answer: no place to show
         now = time.monotonic()
         last = self._shown.get(job_id)
         changed = last is None or last[:2] != (site, ahead)

@@ -109,39 +109,49 @@ class JobRunner(
     # -- the task body ------------------------------------------------------------------------------------
 
     async def run(self, job_id: str) -> None:
+        # Which site the job counts against is read before it takes a worker slot; the site's slot is asked
+        # for with a worker slot in hand (so a granted slot is used at once) and the worker slot is given
+        # back as soon as the site says wait, before its place is written: a waiting job holds neither, and
+        # a job of another site takes the worker slot at once (tests/pacing/test_waiting.py).
+        site = await self._site_to_ask(job_id) if self.accepting else ""
+        if site is None:
+            return
+        waiting = None
         async with self._slots:
             if not self.accepting:
                 # Shutting down: leave the job queued and hand it to another worker.
                 await self._safe_enqueue(job_id)
                 return
-            # The site's slot is asked for with a worker slot in hand and given back at once when the site
-            # has none free: a waiting job never holds either, and a granted slot is used at once.
-            site = await self._take_site_slot(job_id)
-            if site is None:
+            waiting = await self._take_site_slot(job_id, site)
+            if waiting is None:
+                await self._run_granted(job_id, site)
+        if waiting is not None:
+            await self._show_waiting(job_id, site, waiting.ahead)
+
+    async def _run_granted(self, job_id: str, site: str) -> None:
+        held = None
+        try:
+            held = await self._claim(job_id)
+            if held is None:
                 return
-            held = None
+            held.site = site
+            self.running[job_id] = held
+            self.idle.clear()
+            if self._early_cancels.pop(job_id, None) is not None:
+                held.control.stop()
             try:
-                held = await self._claim(job_id)
-                if held is None:
-                    return
-                held.site = site
-                self.running[job_id] = held
-                self.idle.clear()
-                if self._early_cancels.pop(job_id, None) is not None:
-                    held.control.stop()
-                try:
-                    await self._execute(held)
-                finally:
-                    self.running.pop(job_id, None)
-                    if not self.running:
-                        self.idle.set()
-                    if held.db_write is not None:
-                        with contextlib.suppress(Exception):
-                            await held.db_write
+                await self._execute(held)
             finally:
-                # Not when the job went back to wait for its site: _all_resting released it already.
-                if held is None or held.site:
-                    await self._release_site_slot(site, job_id)
+                self.running.pop(job_id, None)
+                if not self.running:
+                    self.idle.set()
+                if held.db_write is not None:
+                    with contextlib.suppress(Exception):
+                        await held.db_write
+        finally:
+            # Not when the job went back to wait for its site: _all_resting released it already.
+            if held is None or held.site:
+                await self._release_site_slot(site, job_id)
 
     async def _claim(self, job_id: str) -> Held | None:
         now = utcnow()
