@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import shutil
 import socket
 import tempfile
@@ -125,13 +126,16 @@ async def paced_call(
     wait_s: float,
     tmp_dir: Path,
     run: Callable[[Callable[[], T]], Any] | None = None,
+    slot: bool = True,
 ) -> T:
     """`call(access)` (blocking) once the site has a slot for `holder`, as the site's next identity; the slot
     is held (and renewed) only while the call runs. Waits for the slot up to `wait_s` seconds, then raises
-    Deferred; a refusal rests the identity and the next one is tried; when all rest, Deferred."""
+    Deferred; a refusal rests the identity and the next one is tried; when all rest, Deferred.
+    `slot=False`: identities only (a probe a person waits for does not queue behind long downloads)."""
     deadline = time.monotonic() + wait_s
-    await _acquire(pacing, site, holder, deadline)
-    renewer = asyncio.ensure_future(_renew(pacing, site, holder))
+    if slot:
+        await _acquire(pacing, site, holder, deadline)
+    renewer = asyncio.ensure_future(_renew(pacing, site, holder)) if slot else None
     try:
         for _ in range(MAX_IDENTITIES):
             identity = await pacing.identities.choose(site, url)
@@ -152,11 +156,12 @@ async def paced_call(
             return result  # type: ignore[no-any-return]
         raise Deferred(site, pacing.identities.backoff.base_s)
     finally:
-        renewer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewer
-        with contextlib.suppress(Exception):
-            await pacing.pacer.release(site, holder)
+        if renewer is not None:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            with contextlib.suppress(Exception):
+                await pacing.pacer.release(site, holder)
 
 
 async def _acquire(pacing: Pacing, site: str, holder: str, deadline: float) -> None:
@@ -204,3 +209,12 @@ def _reachable(proxy: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def refusing_sentence(name: str, wait_s: float) -> str:
+    minutes = max(1, math.ceil(wait_s / 60))
+    when = f"in about {minutes} minute{'s' if minutes != 1 else ''}"
+    if minutes >= 90:
+        hours = round(minutes / 60)
+        when = f"in about {hours} hour{'s' if hours != 1 else ''}"
+    return f"{name} is refusing our downloads for now; try again {when}."

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import shutil
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from core.jobs.views import JobView
 from core.media.results import Downloaded, PlaylistFound
 from core.media.sites import display_name, site_of_url
 from core.pacing import Granted, Pacing, Resting, Waiting
-from worker.attempt import download_as, refused
+from worker.attempt import download_as, refused, refusing_sentence
 from worker.held import Held
 
 if TYPE_CHECKING:
@@ -281,12 +280,3 @@ class RunnerPacing:
         self._shown[job.id] = (site, None, time.monotonic())
         await self._publish_view(JobView.from_job(fresh))
         return True
-
-
-def refusing_sentence(name: str, wait_s: float) -> str:
-    minutes = max(1, math.ceil(wait_s / 60))
-    when = f"in about {minutes} minute{'s' if minutes != 1 else ''}"
-    if minutes >= 90:
-        hours = round(minutes / 60)
-        when = f"in about {hours} hour{'s' if hours != 1 else ''}"
-    return f"{name} is refusing our downloads for now; try again {when}."

@@ -9,10 +9,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bots.telegram.texts import status_list
 from core.db.models import Job, Worker
+from core.errors import MediabotError
 from core.jobs.choices import SubmitRequest
 from core.pacing.report import pacing_report
 from core.subscriptions.service import SubscribeRequest
@@ -212,3 +214,34 @@ async def test_a_check_whose_site_refuses_everyone_waits_without_asking_again(
         assert len([h for h in guarded_site.hits if h.refused]) == 1
         view = await services.subscriptions.get(sub.id, source="cli", user_id="owner")
         assert not view.paused and view.failures == 0 and view.checks == 0
+
+
+async def test_a_probe_goes_as_the_next_identity_and_a_refusal_rests_it(
+    guarded_site: GuardedSite, tmp_path: Path
+) -> None:
+    cookies = tmp_path / "cookies"
+    for account in ("alice", "bob"):
+        guarded_site.add_account(account)
+        account_file(cookies, guarded_site, account)
+    guarded_site.flag("alice")
+    settings = make_settings(tmp_path, cookies_dir=cookies, site_backoff_s=600)
+    async with running_services(settings) as services:
+        for i in range(3):
+            offered = await services.jobs.formats(guarded_site.url(f"/page/p{i}-{uuid.uuid4().hex[:6]}.html"))
+            assert offered.formats
+    assert [h.account for h in guarded_site.hits if h.refused] == ["alice"]  # once, then it rests
+    assert {h.account for h in guarded_site.hits if not h.refused} == {"bob"}
+
+
+async def test_a_probe_of_a_site_refusing_everyone_says_when_to_try_again(
+    guarded_site: GuardedSite, tmp_path: Path
+) -> None:
+    guarded_site.budget_per_address = 0
+    settings = make_settings(tmp_path, site_backoff_s=600)
+    async with running_services(settings) as services:
+        for i in range(2):
+            with pytest.raises(MediabotError) as refused:
+                await services.jobs.formats(guarded_site.url(f"/page/r{i}-{uuid.uuid4().hex[:6]}.html"))
+            assert refused.value.code == "rate_limited"
+            assert refused.value.message.startswith(f"{guarded_site.host} is refusing our downloads for now")
+    assert len([h for h in guarded_site.hits if h.refused]) == 1  # the second probe did not ask the site
