@@ -39,8 +39,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Identities tried for one request before it waits for the first of them to be back.
+# Identities tried for one request (a job within one claim) before it waits for the first to be back: each
+# refusal rests the one used, so this only bounds a pool of many identities that all refuse in turn.
 MAX_IDENTITIES = 6
+# When the pacing store (Redis) does not answer: ask again this much later.
+UNAVAILABLE_RETRY_S = 5.0
 
 
 class Deferred(Exception):
@@ -133,12 +136,23 @@ async def paced_call(
     Deferred; a refusal rests the identity and the next one is tried; when all rest, Deferred.
     `slot=False`: identities only (a probe a person waits for does not queue behind long downloads)."""
     deadline = time.monotonic() + wait_s
+    slot = slot and pacing.limits.for_site(site) is not None  # a site without a limit has no line to wait in
     if slot:
-        await _acquire(pacing, site, holder, deadline)
+        try:
+            await _acquire(pacing, site, holder, deadline)
+        except Deferred:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the pacing store (Redis) away: later, not unpaced
+            log.warning("%s: pacing unavailable (%s); not now", holder, type(exc).__name__)
+            raise Deferred(site, UNAVAILABLE_RETRY_S) from exc
     renewer = asyncio.ensure_future(_renew(pacing, site, holder)) if slot else None
     try:
         for _ in range(MAX_IDENTITIES):
-            identity = await pacing.identities.choose(site, url)
+            try:
+                identity = await pacing.identities.choose(site, url)
+            except Exception as exc:  # noqa: BLE001 - as above
+                log.warning("%s: identities unavailable (%s); not now", holder, type(exc).__name__)
+                raise Deferred(site, UNAVAILABLE_RETRY_S) from exc
             if isinstance(identity, Resting):
                 raise Deferred(site, max(identity.retry_after, 1.0))
             workdir = await asyncio.to_thread(_workdir, tmp_dir)

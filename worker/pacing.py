@@ -27,7 +27,13 @@ from core.jobs.views import JobView
 from core.media.results import Downloaded, PlaylistFound
 from core.media.sites import display_name, site_of_url
 from core.pacing import Granted, Pacing, Resting, Waiting
-from worker.attempt import download_as, refused, refusing_sentence
+from worker.attempt import (
+    MAX_IDENTITIES,
+    UNAVAILABLE_RETRY_S,
+    download_as,
+    refused,
+    refusing_sentence,
+)
 from worker.held import Held
 
 if TYPE_CHECKING:
@@ -35,11 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Identities tried within one claim before the job goes back to the queue (each refusal rests the one
-# used, so this only bounds a pool of many identities that all refuse in turn).
-MAX_IDENTITIES_PER_CLAIM = 6
-# When the pacing store (Redis) does not answer: ask again this much later.
-UNAVAILABLE_RETRY_S = 5.0
 HANDED_BACK = object()
 
 
@@ -214,7 +215,7 @@ class RunnerPacing:
             site_of_url, job.url, tuple(self.settings.allowed_extractors)
         )
         loop = asyncio.get_running_loop()
-        for _ in range(MAX_IDENTITIES_PER_CLAIM):
+        for _ in range(MAX_IDENTITIES):
             identity = await pool.choose(site, job.url)
             if isinstance(identity, Resting):
                 return await self._all_resting(held, site, identity)
