@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from core.errors import MediabotError
 from core.jobs.choices import SubmitRequest
 from core.pacing.report import pacing_report
 from core.subscriptions.service import SubscribeRequest
+from tests.pacing.test_service import no_proxy_env
 from tests.support.guarded_site import GuardedSite
 from tests.support.media import MediaFiles
+from tests.support.proxy import RecordingProxy
 from tests.support.services import make_settings, running_services, wait_until
 from tests.web.conftest import web_api, web_settings
 
@@ -245,3 +248,26 @@ async def test_a_probe_of_a_site_refusing_everyone_says_when_to_try_again(
             assert refused.value.code == "rate_limited"
             assert refused.value.message.startswith(f"{guarded_site.host} is refusing our downloads for now")
     assert len([h for h in guarded_site.hits if h.refused]) == 1  # the second probe did not ask the site
+
+
+async def test_a_copy_that_fits_fetches_its_smaller_format_as_the_sites_identity(
+    media_site: Any,
+    recording_proxy: Callable[..., Awaitable[RecordingProxy]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A copy made to fit a chat fetches a smaller format from the site: through the proxy pool, as a
+    download does, never around it."""
+    no_proxy_env(monkeypatch)
+    proxy = await recording_proxy()
+    settings = make_settings(tmp_path, proxies=proxy.url)
+    async with running_services(settings) as services:
+        sub = await services.jobs.submit(ask(media_site.url(f"/qualities.html?v={uuid.uuid4().hex[:6]}")))
+        full = await services.jobs.wait(sub.job.id, timeout=90)
+        assert full.status == "done", full.error
+        before = len(proxy.targets("GET"))
+        fit = await services.jobs.fit(sub.request.id, 1_000_000)
+        copy = await services.jobs.wait(fit.job.id, timeout=120)
+    assert copy.status == "done" and copy.fit_method == "smaller_format", copy.error
+    fetched = proxy.targets("GET")[before:]
+    assert any(target.endswith("/video.mp4") for target in fetched), fetched
