@@ -130,16 +130,19 @@ async def paced_call(
     tmp_dir: Path,
     run: Callable[[Callable[[], T]], Any] | None = None,
     slot: bool = True,
+    keep_place: bool = False,
 ) -> T:
     """`call(access)` (blocking) once the site has a slot for `holder`, as the site's next identity; the slot
     is held (and renewed) only while the call runs. Waits for the slot up to `wait_s` seconds, then raises
     Deferred; a refusal rests the identity and the next one is tried; when all rest, Deferred.
-    `slot=False`: identities only (a probe a person waits for does not queue behind long downloads)."""
+    `slot=False`: identities only (a probe a person waits for does not queue behind long downloads).
+    `keep_place`: a `holder` that asks again soon under the same name (a subscription's next check) keeps its
+    place in the site's line when the wait runs out, so a long line cannot put it off for ever."""
     deadline = time.monotonic() + wait_s
     slot = slot and pacing.limits.for_site(site) is not None  # a site without a limit has no line to wait in
     if slot:
         try:
-            await _acquire(pacing, site, holder, deadline)
+            await _acquire(pacing, site, holder, deadline, keep_place)
         except Deferred:
             raise
         except Exception as exc:  # noqa: BLE001 - the pacing store (Redis) away: later, not unpaced
@@ -178,7 +181,7 @@ async def paced_call(
                 await pacing.pacer.release(site, holder)
 
 
-async def _acquire(pacing: Pacing, site: str, holder: str, deadline: float) -> None:
+async def _acquire(pacing: Pacing, site: str, holder: str, deadline: float, keep_place: bool) -> None:
     """Wait in the site's line like a job does (first come, first served, the same budget), but in place:
     a listing or a probe holds no download slot of the worker while it waits."""
     while True:
@@ -187,8 +190,9 @@ async def _acquire(pacing: Pacing, site: str, holder: str, deadline: float) -> N
             return
         left = deadline - time.monotonic()
         if left <= 0:
-            with contextlib.suppress(Exception):
-                await pacing.pacer.forget(site, holder)
+            if not keep_place:
+                with contextlib.suppress(Exception):
+                    await pacing.pacer.forget(site, holder)
             raise Deferred(site, max(answer.retry_after, 1.0))
         log.debug("%s waits for %s (%d ahead)", holder, site, answer.ahead)
         await asyncio.sleep(min(max(answer.retry_after, 0.02), left))

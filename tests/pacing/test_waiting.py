@@ -25,6 +25,7 @@ from tests.support.media import MediaFiles
 from tests.support.proxy import RecordingProxy
 from tests.support.services import make_settings, running_services, wait_until
 from tests.web.conftest import web_api, web_settings
+from worker.subscriptions import PARALLEL
 
 LIMITED = "127.0.0.1"
 
@@ -137,31 +138,42 @@ async def test_a_waiting_job_leaves_its_worker_slot_to_another_sites_job(
         await free.stop()
 
 
-async def test_a_subscription_check_waits_for_its_sites_slot(media_files: MediaFiles, tmp_path: Path) -> None:
+async def test_a_subscription_check_waits_for_its_sites_slot_and_holds_no_place_of_other_sites(
+    media_files: MediaFiles, tmp_path: Path
+) -> None:
     limited = await GuardedSite(media_files, host=LIMITED).start()
+    free = await GuardedSite(media_files, host="127.0.0.2").start()
     settings = make_settings(tmp_path, site_limits=f"{LIMITED}=1", subscription_interval_s=0.2)
     try:
         async with running_services(settings) as services:
-            name = f"ch-{uuid.uuid4().hex[:6]}"
-            feed = limited.channel(name, 2)
+            subs = services.subscriptions
             held = await services.jobs.submit(ask(limited.url(f"/media/{uuid.uuid4().hex}.mp4?gate=hold")))
             await wait_until(lambda: limited.active, timeout=30)
-            sub, _ = await services.subscriptions.subscribe(follow(feed))
-            await asyncio.sleep(1.5)  # several rounds of checks are due meanwhile
-            assert not [h for h in limited.hits if h.path.startswith("/channel/")]  # none listed the feed
-            view = await services.subscriptions.get(sub.id, source="cli", user_id="owner")
-            assert view.checks == 0 and view.failures == 0
+            # More waiting checks than a worker lists at once (worker.subscriptions.PARALLEL)...
+            waiting = [
+                (await subs.subscribe(follow(limited.channel(f"ch{i}-{uuid.uuid4().hex[:6]}", 2))))[0]
+                for i in range(PARALLEL + 1)
+            ]
+            other, _ = await subs.subscribe(follow(free.channel(f"free-{uuid.uuid4().hex[:6]}", 2)))
+
+            async def checked(sub_id: str) -> bool:
+                return (await subs.get(sub_id, source="cli", user_id="owner")).checks >= 1
+
+            # ... and a channel of another site is listed meanwhile.
+            await wait_until(lambda: checked(other.id), timeout=30)
+            await asyncio.sleep(1.0)  # several rounds of checks are due meanwhile
+            assert not [h for h in limited.hits if h.path.startswith("/channel/")]  # none listed its feed
+            for sub in waiting:
+                view = await subs.get(sub.id, source="cli", user_id="owner")
+                assert view.checks == 0 and view.failures == 0
             limited.open_gate("hold")
             assert (await services.jobs.wait(held.job.id, timeout=60)).status == "done"
-
-            async def checked() -> bool:
-                return (await services.subscriptions.get(sub.id, source="cli", user_id="owner")).checks >= 1
-
-            await wait_until(checked, timeout=30)
-            assert [h.path for h in limited.hits if h.path.startswith("/channel/")]
+            for sub in waiting:
+                await wait_until(lambda sub_id=sub.id: checked(sub_id), timeout=30)
         assert limited.max_active == 1
     finally:
         await limited.stop()
+        await free.stop()
 
 
 async def test_a_refused_check_rests_the_identity_and_is_no_failure(
