@@ -100,8 +100,13 @@ class SubscriptionScheduler:
         try:
             listed = await self._listing(sub.url)
         except Deferred as exc:
-            log.info(
-                "subscription %s: %s makes us wait; checked again in %.0fs", sub.id, exc.site, exc.retry_after
+            # A busy site's line is asked again every few seconds: only a rest is worth a line at INFO.
+            log.log(
+                logging.INFO if exc.retry_after >= 60 else logging.DEBUG,
+                "subscription %s: %s makes us wait; checked again in %.0fs",
+                sub.id,
+                exc.site,
+                exc.retry_after,
             )
             return CheckResult(retry_after=exc.retry_after)
         except MediabotError as exc:
