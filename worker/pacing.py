@@ -16,7 +16,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -35,9 +35,6 @@ from worker.attempt import (
     refusing_sentence,
 )
 from worker.held import Held
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
