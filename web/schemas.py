@@ -203,8 +203,7 @@ class Job(BaseModel):
     error: ErrorInfo | None = None
     waiting_for: str | None = Field(
         None,
-        description="While queued behind the pacing of its site: the site's name (e.g. YouTube). Live "
-        "events carry it; a plain read may not.",
+        description="While queued behind the pacing of its site: the site's name (e.g. YouTube).",
     )
     ahead: int | None = Field(
         None,

@@ -10,7 +10,7 @@ from bots.playlist import Item, Playlist
 from core.delivery.planner import playlist_line
 from core.jobs.formats import MediaFormats
 from core.jobs.views import JobView
-from core.words import human_duration, human_size, progress_line, status_text
+from core.words import human_duration, human_size, progress_line, status_text, waiting_words
 
 COMMANDS = [
     BotCommand("start", "What this bot does"),
@@ -263,6 +263,7 @@ def status_list(items: list[tuple[str, JobView]]) -> str:
     lines = ["Your downloads:"]
     for n, (_, view) in enumerate(items, 1):
         state = progress_line(view) if view.status == "running" else view.status.capitalize()
+        state = waiting_words(view) or state  # "Waiting for YouTube: 3 ahead of you", read from the job's row
         lines.append(f"{n}. {title_of(view)}\n   {state}")
     return "\n".join(lines)
 

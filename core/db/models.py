@@ -156,6 +156,11 @@ class Job(Base):
     # removed, 1:12 saved", or why none were).
     chapters: Mapped[int | None] = mapped_column(Integer)
     note: Mapped[str | None] = mapped_column(Text)
+    # A queued job held back by its site's pacing (issue 23): the site's name as people know it, and how many
+    # jobs of that site are before it (None: the site refuses us for now). Set while it waits, cleared when it
+    # is claimed or ends, so a plain read says what the live events say.
+    waiting_for: Mapped[str | None] = mapped_column(Text)
+    waiting_ahead: Mapped[int | None] = mapped_column(Integer)
     # Files stored beside the media, by name ("thumbnail", "subtitles.en"): {name: {key, filename, size}}.
     assets: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 

@@ -332,27 +332,28 @@ class Downloader:
             path, self.ffmpeg, cancel=control.cancel, max_bytes=control.max_bytes, on_progress=converting
         )
 
-    def probe(self, url: str) -> dict[str, Any]:
+    def probe(self, url: str, access: Access | None = None) -> dict[str, Any]:
         """What a link offers (formats, subtitles, thumbnail), without downloading: yt-dlp's info dict,
         sanitised, with what the site doesn't state about its files read from their first bytes. Same
-        address rules and cookies as a download."""
+        address rules and cookies as a download (a pacing identity's when given)."""
         control = Control()
         with tempfile.TemporaryDirectory(prefix="probe-", dir=self.settings.tmp_dir) as tmp:
-            opts = self._options("probe", url, Path(tmp), "video", "best", ())
-            with self._guarded(control), open_ydl(opts) as ydl:
+            opts = self._options("probe", url, Path(tmp), "video", "best", (), access=access)
+            with self._guarded(control, access), open_ydl(opts) as ydl:
                 raw = _extract(ydl, url, control)
                 if raw.get("_type") not in ("playlist", "multi_video"):
                     describe_files(ydl, raw, Path(tmp), self.ffmpeg, lambda: self._guarded(control), control)
                 return dict(ydl.sanitize_info(raw))
 
-    def list_entries(self, url: str) -> PlaylistFound:
+    def list_entries(self, url: str, access: Access | None = None) -> PlaylistFound:
         """A channel's or playlist's newest entries as the site lists them (flat: one listing, no entry
-        extracted), at most MAX_PLAYLIST_ITEMS; a link to a single video is a list of itself."""
+        extracted), at most MAX_PLAYLIST_ITEMS; a link to a single video is a list of itself. `access`: the
+        pacing identity to list as."""
         control = Control()
         with tempfile.TemporaryDirectory(prefix="list-", dir=self.settings.tmp_dir) as tmp:
-            opts = self._options("list", url, Path(tmp), "video", "best", ())
+            opts = self._options("list", url, Path(tmp), "video", "best", (), access=access)
             opts["noplaylist"] = False
-            with self._guarded(control), open_ydl(opts) as ydl:
+            with self._guarded(control, access), open_ydl(opts) as ydl:
                 raw = _extract(ydl, url, control)
         if raw.get("_type") in ("playlist", "multi_video"):
             entries = [e for e in raw.get("entries") or [] if e]
