@@ -119,7 +119,7 @@ class RunnerCutting:
         info, path = got.info, got.path
         length = info.duration or section.length
         end = None if length is None else section.start + length
-        label = Section.of(section.start, end).label().replace(":", ".")
+        label = Section.of(section.start, end).file_label()
         name = f"{Path(got.filename).stem} ({label}){path.suffix}"
         if derived.animation:
             if ffmpeg is None:
@@ -291,7 +291,7 @@ def _cut(
             clip = to_animation(src, derived.section, out, ffmpeg=ffmpeg, cancel=cancel)
         else:
             clip = cut_clip(src, derived.section, out, ffmpeg=ffmpeg, cancel=cancel, limit_s=limit_s)
-        label = clip.section.label().replace(":", ".")
+        label = clip.section.file_label()
         name = f"{stem} ({label}){clip.path.suffix}"
         chapters = len(read_chapters(clip.path, ffmpeg=ffmpeg)) if not derived.animation else 0
         values: dict[str, Any] = {"duration": clip.section.length, "chapters": chapters or None}

@@ -47,6 +47,7 @@ async def test_clip_of_a_stored_file_needs_no_download(api: Api, media_site: Any
     clip = await api.wait_status(clip["id"], "done", "failed")
     assert clip["status"] == "done", clip
     assert clip["variant"] == "clip:5.000-9.000" and clip["duration"] == pytest.approx(4.0)
+    assert clip["filename"] == "counter (5s-9s).mp4", clip["filename"]
     assert media_site.hits("/counter.mp4") == hits  # cut from the stored file: the site saw nothing
     path = await save(api, clip["file_url"], tmp_path / "clip.mp4")
     assert abs(await asyncio.to_thread(ffprobe_duration, path) - 4.0) <= 0.1
