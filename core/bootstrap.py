@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from core.admin.service import AdminService
 from core.apikeys import ApiKeyService
 from core.config import Settings
 from core.db.session import create_engine, session_factory
@@ -37,6 +38,8 @@ class Services:
     prefs: PrefsService
     deliveries: DeliveryCacheService
     subscriptions: SubscriptionService
+    # The operator's bans, quotas, figures and queue view (issue 24 item 4).
+    admin: AdminService
     # Per-site slots and identities (issue 23): the worker paces with it, doctor and /metrics read it.
     pacing: Pacing | None = None
 
@@ -77,6 +80,7 @@ async def build_services(settings: Settings, queue: JobQueue) -> Services:
         deliveries=DeliveryCacheService(sessions),
         subscriptions=SubscriptionService(settings, sessions, jobs),
         pacing=build_site_pacing(settings),
+        admin=AdminService(settings, sessions),
     )
 
 

@@ -42,6 +42,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400,
     "unauthorized": 401,
     "link_invalid": 403,
+    "banned": 403,
     "not_found": 404,
     "request_timeout": 408,
     "not_ready": 409,
