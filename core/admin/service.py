@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, case, func, select
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.admin import texts
@@ -90,12 +91,17 @@ class AdminService:
         return Quota(self.settings.user_requests_per_hour)
 
     async def banned(self, source: str, user_id: str) -> str | None:
-        """The sentence a banned person reads, or None when they are not banned."""
+        """The sentence a banned person reads, or None when they are not banned (or the bans cannot be read
+        now: the front end then answers as usual, and submit, which checks again, says the service is down)."""
         try:
             async with self.sessions() as session:
                 await check_not_banned(session, source, user_id)
         except Banned as exc:
             return exc.message
+        except (OperationalError, DBAPIError, OSError) as exc:
+            log.warning(
+                "bans not readable (%s); %s:%s let through to submit", type(exc).__name__, source, user_id
+            )
         return None
 
     # -- bans -----------------------------------------------------------------------------------------------

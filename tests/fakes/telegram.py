@@ -99,6 +99,7 @@ class FakeTelegram:
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.files: dict[str, Path] = {}  # file_id -> uploaded file
         self.commands: list[dict[str, Any]] = []
+        self.chat_commands: dict[int, list[dict[str, Any]]] = {}  # setMyCommands with BotCommandScopeChat
         self.upload_limit: int | None = None  # bytes; larger request bodies get an nginx-style 413
         self.webhook: dict[str, Any] | None = None  # set by setWebhook: updates are POSTed there, not polled
         self.webhook_posts: list[int] = []  # HTTP status of each webhook delivery
@@ -406,7 +407,11 @@ class FakeTelegram:
         return True
 
     async def _m_setMyCommands(self, call: Call) -> Any:
-        self.commands = list(call.get("commands") or [])
+        scope = call.get("scope") or {"type": "default"}
+        if scope.get("type") == "chat":
+            self.chat_commands[int(scope["chat_id"])] = list(call.get("commands") or [])
+        else:
+            self.commands = list(call.get("commands") or [])
         return True
 
     async def _m_getMyCommands(self, call: Call) -> Any:
