@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from core.jobs.formats import MediaFormats
+from web.admin_schemas import AdminQueue, AdminStats, BanCreate, BanList, BanOut, LimitOut, LimitSet
 from web.schemas import (
     JOB_ID_PATTERN,
     ErrorResponse,
@@ -50,6 +51,14 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (SubscriptionCreate, "validation"),
     (SubscriptionOut, "serialization"),
     (SubscriptionList, "serialization"),
+    # The operator's (web.routes.admin).
+    (AdminStats, "serialization"),
+    (BanCreate, "validation"),
+    (BanOut, "serialization"),
+    (BanList, "serialization"),
+    (LimitSet, "validation"),
+    (LimitOut, "serialization"),
+    (AdminQueue, "serialization"),
 ]
 ERROR_TEXT = {
     400: "The request is malformed (bad JSON, unknown or invalid fields, bad query parameters or "
