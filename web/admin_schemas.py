@@ -118,3 +118,10 @@ class QueuedJob(BaseModel):
 class AdminQueue(BaseModel):
     sites: list[SiteQueue] = Field(description="By site, the busiest first.")
     jobs: list[QueuedJob] = Field(description="The oldest 50 jobs running or waiting.")
+
+
+class Me(BaseModel):
+    name: str = Field(description="The calling key's name.")
+    admin: bool = Field(
+        description="Whether the key may use /api/v1/admin/... (the page shows its Admin panel)."
+    )

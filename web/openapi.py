@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from core.jobs.formats import MediaFormats
-from web.admin_schemas import AdminQueue, AdminStats, BanCreate, BanList, BanOut, LimitOut, LimitSet
+from web.admin_schemas import AdminQueue, AdminStats, BanCreate, BanList, BanOut, LimitOut, LimitSet, Me
 from web.schemas import (
     JOB_ID_PATTERN,
     ErrorResponse,
@@ -59,6 +59,7 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (LimitSet, "validation"),
     (LimitOut, "serialization"),
     (AdminQueue, "serialization"),
+    (Me, "serialization"),
 ]
 ERROR_TEXT = {
     400: "The request is malformed (bad JSON, unknown or invalid fields, bad query parameters or "

@@ -20,6 +20,7 @@ from web.admin_schemas import (
     BanOut,
     LimitOut,
     LimitSet,
+    Me,
 )
 from web.auth import SOURCE, authenticate, refusals_limited
 from web.bodies import json_object
@@ -48,6 +49,23 @@ def _body(model: type[M], raw: bytes) -> M:
         return model.model_validate(json_object(raw))
     except ValidationError as exc:
         raise InvalidRequest(_describe(exc)) from None
+
+
+@routes.get("/api/v1/me")
+async def me(request: web.Request) -> web.Response:
+    key = await authenticate(request)
+    return web.json_response(Me(name=key.name, admin=key.is_admin).model_dump(mode="json"))
+
+
+@paths.operation("/api/v1/me", "get")
+def _me_doc(spec: Spec) -> Operation:
+    return {
+        "summary": "The calling key",
+        "description": "Its name, and whether it is an admin key.",
+        "operationId": "getMe",
+        "security": spec.secured,
+        "responses": {"200": spec.json_body(Me, "The key."), **spec.errors(401, 429, 503)},
+    }
 
 
 @routes.get("/api/v1/admin/stats")
