@@ -89,7 +89,9 @@ class MediaBot(commands.Bot):
             await self.use_server_gateway()
         await self.add_cog(Downloads(self, self.services, self.chat, self.conductor))
         await self.add_cog(self.following)
-        await self.add_cog(Operator(self.services))  # issue 24: /stats, /ban, /limits...
+        if self.settings.discord_admins:
+            # Issue 24: /stats, /ban, /limits... synced only when someone may use them.
+            await self.add_cog(Operator(self.services))
         self.add_dynamic_items(CancelButton, FormatSelect)
         await self.sync_commands()
         try:
