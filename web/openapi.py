@@ -67,7 +67,7 @@ ERROR_TEXT = {
     408: "The request's headers or body did not arrive in time (MEDIABOT_REQUEST_HEADER_TIMEOUT_S, "
     "MEDIABOT_REQUEST_BODY_TIMEOUT_S).",
     401: "No valid API key.",
-    403: "The link's signature is not valid.",
+    403: "The link's signature is not valid (link_invalid), or the operator banned this key (banned).",
     404: "Not found (or not yours).",
     405: "Method not allowed.",
     409: "The job has no file (yet) (not_ready), or is still queued or running (still_active).",

@@ -65,6 +65,8 @@ async def test_an_admin_key_bans_and_unbans_a_key_and_sets_a_chat_users_quota(
     assert (status, refused["error"]) == (
         403, {"code": "banned", "message": "You can't use this bot. Reason: too many jobs"}
     )  # fmt: skip
+    status, body, _ = await api.call("POST", "/api/v1/subscriptions", json={"url": clip(media_site)})
+    assert (status, body["error"]["code"]) == (403, "banned")
     status, listed, _ = await api.call("GET", "/api/v1/admin/bans", key=admin_key)
     assert [(b["source"], b["user_id"]) for b in listed["items"]] == [("api", tester.id)]
 
