@@ -47,6 +47,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "request_timeout": 408,
     "not_ready": 409,
     "still_active": 409,
+    "cannot_ban": 409,  # yourself, or an operator (core.admin)
     # An expired link is Gone (the link, not necessarily the file): ask for the job's file again.
     "link_expired": 410,
     "body_too_large": 413,

@@ -46,6 +46,13 @@ class Banned(MediabotError):
     default_message = texts.BANNED
 
 
+class CannotBan(MediabotError):
+    """A well-formed ban that must not be made: on yourself, or on an operator."""
+
+    code = "cannot_ban"
+    default_message = texts.BAN_SELF
+
+
 def site_of(extractor: str | None, url: str) -> str:
     """What the operator calls a site: yt-dlp's extractor when it named one, else the link's host."""
     if extractor and extractor.lower() not in ("generic", "html5"):
@@ -122,9 +129,9 @@ class AdminService:
         if reason is not None and len(reason) > MAX_REASON:
             raise InvalidRequest(texts.REASON_TOO_LONG)
         if by_user is not None and by_user == (source, user_id):
-            raise InvalidRequest(texts.BAN_SELF)
+            raise CannotBan(texts.BAN_SELF)
         if self._operator(source, user_id):
-            raise InvalidRequest(texts.BAN_OPERATOR)
+            raise CannotBan(texts.BAN_OPERATOR)
         async with self.sessions() as session, session.begin():
             if not await self._known(session, source, user_id):
                 raise NotFound(texts.UNKNOWN_USER)

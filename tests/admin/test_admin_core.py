@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.admin import texts
-from core.admin.service import Banned
+from core.admin.service import Banned, CannotBan
 from core.bootstrap import Services
 from core.errors import InvalidRequest, NotFound
 from core.jobs.choices import SubmitRequest
@@ -78,7 +78,7 @@ async def test_bad_bans_get_one_sentence(tmp_path: Path, database_url: str, medi
             (("telegram", "a b"), texts.BAD_USER_ID),
         ]
         for (source, user), sentence in cases:
-            with pytest.raises((InvalidRequest, NotFound)) as refused:
+            with pytest.raises((InvalidRequest, NotFound, CannotBan)) as refused:
                 await admin.ban(source, user, reason=None, by="telegram:42", by_user=("telegram", "42"))
             assert refused.value.message == sentence
         await services.jobs.submit(ask(clip(media_site), user="7"))

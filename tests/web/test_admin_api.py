@@ -3,13 +3,18 @@ key's or a chat user's submissions, quotas, figures and the queue, on SQLite and
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from typing import Any
 
 import pytest
+import schemathesis
+from schemathesis.engine import events, from_schema
 
 from core.admin import texts
 from core.jobs.choices import SubmitRequest
 from tests.support.media_site import MediaSite
+from tests.web import test_fuzz as fuzzing
 from tests.web.conftest import Api
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.both_databases]
@@ -102,7 +107,7 @@ async def test_bad_admin_input_gets_one_sentence(api: Api, media_site: MediaSite
         SubmitRequest(text=clip(media_site), source="api", user_id=info.id, kind="video")
     )
     cases = [
-        ({"source": "api", "user_id": info.id}, 400, texts.BAN_SELF),
+        ({"source": "api", "user_id": info.id}, 409, texts.BAN_SELF),
         ({"source": "telegram", "user_id": "424242"}, 404, texts.UNKNOWN_USER),
         ({"source": "matrix", "user_id": "1"}, 400, None),
         ({"source": "telegram", "user_id": "a b"}, 400, None),
@@ -122,3 +127,50 @@ async def test_bad_admin_input_gets_one_sentence(api: Api, media_site: MediaSite
         got, answer, _ = await api.call("PUT", "/api/v1/admin/limits", key=admin_key, json=body)
         assert got == 400 and answer["error"]["message"].startswith("Invalid request: "), answer
     assert (await api.call("DELETE", "/api/v1/admin/bans/matrix/1", key=admin_key))[0] == 404
+
+
+@pytest.mark.timeout(240)
+async def test_the_admin_operations_hold_to_their_document_under_fuzzing(start_api: Any) -> None:
+    """schemathesis with every check over the operator's operations, with an admin key (the main fuzz test
+    uses an ordinary key, which gets 404 there)."""
+    async with start_api(**fuzzing.SETTINGS) as api:
+        _, admin_key = await api.services.keys.create("fuzz-operator", admin=True)
+
+        def run() -> fuzzing.Outcome:
+            outcome = fuzzing.Outcome()
+            config = schemathesis.Config.from_dict(
+                {
+                    "headers": {"Authorization": f"Bearer {admin_key}"},
+                    "seed": 20,
+                    "generation": {
+                        "max-examples": fuzzing.MAX_EXAMPLES,
+                        "database": "none",
+                        "deterministic": True,
+                    },
+                    "checks": {"enabled": True},
+                    # No links lead from one of these operations to another: nothing stateful to follow.
+                    "phases": {"stateful": {"enabled": False}},
+                    "request-timeout": 10,
+                }
+            )
+            schema = schemathesis.openapi.from_url(api.base + "/api/openapi.json", config=config)
+            schema = schema.include(path_regex="^/api/v1/(admin/|me$)")
+            for event in from_schema(schema).execute():
+                if isinstance(event, events.ScenarioFinished):
+                    outcome.calls[event.phase.value] += len(event.recorder.interactions)
+                    for checks in event.recorder.checks.values():
+                        for check in checks:
+                            info = check.failure_info
+                            if info is not None:
+                                where = getattr(info.failure, "operation", "") or event.recorder.label
+                                outcome.failures[(check.name, where, "")] = (
+                                    f"{where}: {info.failure.message[:300]}\n    {info.code_sample}"
+                                )
+                elif isinstance(event, events.NonFatalError | events.FatalError):
+                    outcome.errors.append(repr(event)[:300])
+            return outcome
+
+        outcome = await asyncio.to_thread(run)
+        print(f"schemathesis (admin): {outcome.summary()}")
+        assert not outcome.failures and not outcome.errors, [*outcome.failures.items(), *outcome.errors][:20]
+        assert outcome.calls.total() > 50

@@ -28,6 +28,7 @@ from web.errors import CODE_BY_STATUS
 from web.keys import SERVICES
 from web.openapi import Operation, Paths, Spec
 from web.routes.jobs import _describe
+from web.schemas import ErrorResponse
 
 M = TypeVar("M", bound=BaseModel)
 routes = web.RouteTableDef()
@@ -134,6 +135,9 @@ def _ban_doc(spec: Spec) -> Operation:
         "responses": {
             "201": spec.json_body(BanOut, "Banned."),
             **spec.errors(400, 401, 404, 413, 429, 503),
+            "409": spec.json_body(
+                ErrorResponse, "Yourself (this key) or an operator cannot be banned (cannot_ban)."
+            ),
         },
     }
 
