@@ -136,13 +136,13 @@ class AdminCommands:
 
 
 def _who(message: Message | None, args: list[str]) -> tuple[str | None, list[str]]:
-    """The person a command names (a numeric id first, else the author of the message it replies to) and
-    the words after."""
-    if args and args[0].lstrip("-").isdigit():
-        return args[0], args[1:]
+    """The person a command names and the words after: the author of the message it replies to (unless
+    that is a bot: the operator answering the bot), else a numeric id as the first word."""
     replied = message.reply_to_message if message is not None else None
-    if replied is not None and replied.from_user is not None:
+    if replied is not None and replied.from_user is not None and not replied.from_user.is_bot:
         return str(replied.from_user.id), args
+    if args and args[0].isdigit():
+        return args[0], args[1:]
     return None, args
 
 

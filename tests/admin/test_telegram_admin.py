@@ -90,6 +90,10 @@ async def test_operator_commands_stats_limits_ban_and_unban(
         )
         assert await said(tg, tg.send("/limits 1002 lots")) == admin_texts.BAD_LIMIT
         assert await said(tg, tg.send("/limits 1002 0")) == admin_texts.BAD_LIMIT
+        assert (
+            await said(tg, tg.send("/limits 9", reply_to=first)) == "1002 may now start 9 downloads per hour."
+        )
+        assert await said(tg, tg.send("/limits 1002 5")) == "1002 may now start 5 downloads per hour."
         second = tg.send(clip(media_site), user=BOB)
         await tg.wait_for(lambda: media_call(tg, second), timeout=30)
         assert await said(tg, tg.send("/queue")) == "Nothing is running or waiting."
