@@ -11,6 +11,7 @@ import pytest
 from core.admin import texts
 from core.admin.service import Banned, CannotBan
 from core.bootstrap import Services
+from core.config import SettingsError
 from core.errors import InvalidRequest, NotFound
 from core.jobs.choices import SubmitRequest
 from core.jobs.views import JobView
@@ -151,3 +152,11 @@ async def test_the_queue_shows_what_waits_by_site(
         assert [(s.site, s.running, s.queued) for s in view.sites] == [("127.0.0.1", 0, 3)]
         assert len(view.jobs) == 3 and all(j.status == "queued" and j.requests == 1 for j in view.jobs)
         assert texts.queue_text(view).startswith("127.0.0.1: 0 running, 3 waiting")
+
+
+def test_operators_are_numeric_ids(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, telegram_admins=" 42, 43 ", discord_admins="1017")
+    assert (settings.telegram_admins, settings.discord_admins) == (["42", "43"], ["1017"])
+    with pytest.raises(SettingsError) as bad:
+        make_settings(tmp_path, telegram_admins="@alice")
+    assert "MEDIABOT_TELEGRAM_ADMINS" in str(bad.value) and "numeric" in str(bad.value)
