@@ -207,6 +207,8 @@ class Request(Base):
         Index("ix_requests_owner", "source", "user_id", "created_at"),
         Index("ix_requests_undelivered", "source", "delivered_at", "status"),
         Index("ix_requests_idempotency", "source", "user_id", "idempotency_key", unique=True),
+        # The operator's figures read requests by time (core.admin, 0015).
+        Index("ix_requests_created_at", "created_at"),
     )
 
 

@@ -37,9 +37,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.add_column(sa.Column("is_admin", sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.create_index("ix_requests_created_at", "requests", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_requests_created_at", table_name="requests")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_column("is_admin")
     op.drop_table("quota_overrides")
