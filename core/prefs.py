@@ -1,5 +1,5 @@
 """Per-user defaults chosen in a chat front end (/settings, /subs): kind, quality, whether to be asked for a
-format, subtitle languages."""
+format, subtitle languages, inline mode."""
 
 from __future__ import annotations
 
@@ -19,11 +19,12 @@ class Prefs:
     quality: str = "best"
     ask_format: bool = False  # answer a link with the formats it offers
     subtitles: tuple[str, ...] = ()  # languages asked for with every link
+    inline: bool = True  # answer their inline queries (@bot LINK in any chat)
 
 
 def _prefs(row: UserPrefs) -> Prefs:
     langs = tuple(lang for lang in (row.subtitles or "").split(",") if lang)
-    return Prefs(row.kind, row.quality, bool(row.ask_format), langs)
+    return Prefs(row.kind, row.quality, bool(row.ask_format), langs, row.inline is not False)
 
 
 class PrefsService:
@@ -44,6 +45,7 @@ class PrefsService:
         quality: str | None = None,
         ask_format: bool | None = None,
         subtitles: Sequence[str] | None = None,
+        inline: bool | None = None,
     ) -> Prefs:
         if kind is not None and kind not in ("video", "audio"):
             raise InvalidRequest("Kind must be video or audio.")
@@ -57,7 +59,7 @@ class PrefsService:
             if row is None:
                 row = UserPrefs(
                     source=source, user_id=str(user_id), kind="video", quality="best", ask_format=False,
-                    subtitles="", updated_at=utcnow(),
+                    subtitles="", inline=True, updated_at=utcnow(),
                 )  # fmt: skip
                 session.add(row)
             if kind is not None:
@@ -68,5 +70,7 @@ class PrefsService:
                 row.ask_format = ask_format
             if langs is not None:
                 row.subtitles = ",".join(langs)
+            if inline is not None:
+                row.inline = inline
             row.updated_at = utcnow()
             return _prefs(row)

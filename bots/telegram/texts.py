@@ -28,6 +28,8 @@ COMMANDS = [
     BotCommand("subscriptions", "What this chat follows"),
     BotCommand("unsubscribe", "Stop following one: /unsubscribe N"),
 ]
+# The menu a group's admins see there: the same, and the group's own settings.
+ADMIN_COMMANDS = [*COMMANDS, BotCommand("groupsettings", "This group: every link, or only links sent to me")]
 
 QUALITY_CHOICES = ["best", "1080", "720", "480", "360"]
 MAX_TITLE = 200
@@ -63,7 +65,8 @@ def help_text(upload_limit_bytes: int) -> str:
         f"Files up to {human_size(upload_limit_bytes)} arrive as a message; larger ones as a smaller copy "
         "when one fits (with a link to the full quality), else as a download link. A playlist or channel "
         "link sends its first items one by one.\n"
-        "In groups, mention me or reply to me with a link, or use a command."
+        "In groups, mention me or reply to me with a link, or use a command (group admins: /groupsettings).\n"
+        "In any chat, type my name and a link to send its video there."
     )
 
 
@@ -299,7 +302,9 @@ def settings_text(kind: str, quality: str, ask_format: bool = False) -> str:
     return f"Links you send give you: {what}.\nChange it below (/audio and /video always work)."
 
 
-def settings_keyboard(kind: str, quality: str, ask_format: bool = False) -> InlineKeyboardMarkup:
+def settings_keyboard(
+    kind: str, quality: str, ask_format: bool = False, inline: bool = True
+) -> InlineKeyboardMarkup:
     def mark(label: str, on: bool) -> str:
         return f"✓ {label}" if on else label
 
@@ -317,7 +322,7 @@ def settings_keyboard(kind: str, quality: str, ask_format: bool = False) -> Inli
         InlineKeyboardButton(mark("Formats: ask each time", ask_format), callback_data="set:ask:1"),
         InlineKeyboardButton(mark("Formats: use my default", not ask_format), callback_data="set:ask:0"),
     ]
-    return InlineKeyboardMarkup([kinds, qualities[:3], qualities[3:], formats])
+    return InlineKeyboardMarkup([kinds, qualities[:3], qualities[3:], formats, [inline_button(inline)]])
 
 
 # -- the format picker -----------------------------------------------------------------------------------
@@ -364,3 +369,47 @@ def subtitles_missing(kind: str, langs: list[str]) -> str:
     what = "audio" if kind == "audio" else "video"
     listed = langs[0] if len(langs) == 1 else ", ".join(langs[:-1]) + f" or {langs[-1]}"
     return f"This {what} has no subtitles in {listed}."
+
+
+# -- inline mode and groups (bots/telegram/inline.py, bots/telegram/groups.py) ----------------------------
+
+INLINE_DOWNLOADING = "Downloading… it will appear here when ready."
+INLINE_WAIT_BUTTON = "Downloading…"
+INLINE_WAIT_PRESSED = "Still downloading; the message changes by itself when it is ready."
+INLINE_RESULT_TITLE = "Download and send here"
+INLINE_CACHED_TITLE = "Send it now"
+INLINE_HINT = "Type a link after my name to send its video here"
+INLINE_OFF = "Inline mode is off for you: turn it on in /settings"
+INLINE_OFF_TOO = "Inline mode is off for you; turn it on in /settings."
+INLINE_PLAYLIST = "This link is a playlist: send it to me in a private chat to get its items."
+INLINE_NOT_READY = "Not downloaded yet: send me the link in a private chat"
+GROUP_ADMINS_ONLY = "Only the group's admins can change its settings."
+GROUP_ONLY = "Send /groupsettings in a group to change how I behave there."
+
+
+def group_settings_text(every_link: bool) -> str:
+    if every_link:
+        return "In this group I download every link anyone posts."
+    return "In this group I download only links sent to me: a mention of me, a reply to me, or a command."
+
+
+def group_settings_keyboard(every_link: bool) -> InlineKeyboardMarkup:
+    def mark(label: str, on: bool) -> str:
+        return f"✓ {label}" if on else label
+
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(mark("Every link", every_link), callback_data="grp:every:1"),
+                InlineKeyboardButton(
+                    mark("Only links sent to me", not every_link), callback_data="grp:every:0"
+                ),
+            ]
+        ]
+    )
+
+
+def inline_button(inline: bool) -> InlineKeyboardButton:
+    """The /settings row for inline mode (@bot LINK in any chat)."""
+    label = "Inline: on" if inline else "Inline: off"
+    return InlineKeyboardButton(f"✓ {label}", callback_data=f"set:inline:{0 if inline else 1}")

@@ -1,7 +1,7 @@
 """the operator's controls: bans, per-person quotas, admin API keys
 
 Revision ID: 0015
-Revises: 0010 (the lead re-chains it after the migrations merged before it)
+Revises: 0014
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0010"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
