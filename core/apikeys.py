@@ -44,6 +44,8 @@ class ApiKeyInfo:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+    # May call the operator's endpoints (/api/v1/admin/...).
+    is_admin: bool = False
 
     @property
     def active(self) -> bool:
@@ -77,6 +79,7 @@ def _info(row: ApiKey) -> ApiKeyInfo:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
         last_used_at=row.last_used_at,
+        is_admin=bool(row.is_admin),
     )
 
 
@@ -95,8 +98,9 @@ class ApiKeyService:
         # Keys revoked by this process, and when: a lookup that raced a revocation is not cached.
         self._revocations: dict[str, float] = {}
 
-    async def create(self, name: str) -> tuple[ApiKeyInfo, str]:
-        """A new key named `name`; the plaintext is returned once and never stored."""
+    async def create(self, name: str, *, admin: bool = False) -> tuple[ApiKeyInfo, str]:
+        """A new key named `name` (an operator's when `admin`); the plaintext is returned once and never
+        stored."""
         name = (name or "").strip()
         if not _NAME_SHAPE.fullmatch(name):
             raise InvalidRequest(
@@ -109,13 +113,14 @@ class ApiKeyService:
             key_hash=hash_key(plaintext, await self._hmac_key()),
             prefix=plaintext[:10],
             created_at=utcnow(),
+            is_admin=admin,
         )
         try:
             async with self.sessions() as session, session.begin():
                 session.add(row)
         except IntegrityError:
             raise InvalidRequest(f"A key named {name!r} already exists.") from None
-        log.info("API key %r created (%s...)", name, row.prefix)
+        log.info("API key %r created (%s...)%s", name, row.prefix, " with admin rights" if admin else "")
         return _info(row), plaintext
 
     async def list(self) -> list[ApiKeyInfo]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from core.admin.service import AdminService
 from core.apikeys import ApiKeyService
 from core.config import Settings
 from core.db.session import create_engine, session_factory
@@ -39,6 +40,8 @@ class Services:
     deliveries: DeliveryCacheService
     subscriptions: SubscriptionService
     groups: GroupSettingsService
+    # The operator's bans, quotas, figures and queue view (issue 24 item 4).
+    admin: AdminService
     # Per-site slots and identities (issue 23): the worker paces with it, doctor and /metrics read it.
     pacing: Pacing | None = None
 
@@ -80,6 +83,7 @@ async def build_services(settings: Settings, queue: JobQueue) -> Services:
         subscriptions=SubscriptionService(settings, sessions, jobs),
         groups=GroupSettingsService(sessions),
         pacing=build_site_pacing(settings),
+        admin=AdminService(settings, sessions),
     )
 
 

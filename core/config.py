@@ -164,6 +164,10 @@ class Settings(BaseSettings):
     discord_interaction_ttl_s: float = Field(default=14 * 60, gt=0, le=15 * 60)
     user_max_concurrent: int = Field(default=3, ge=1)
     user_requests_per_hour: int = Field(default=30, ge=1)
+    # Operators (numeric ids, comma-separated): they get /stats, /ban, /unban, /limits and /queue in that
+    # chat (core.admin); to everyone else those commands do not exist.
+    telegram_admins: Annotated[list[str], NoDecode] = []
+    discord_admins: Annotated[list[str], NoDecode] = []
 
     @field_validator(
         "allowed_private_hosts",
@@ -171,11 +175,22 @@ class Settings(BaseSettings):
         "trusted_proxies",
         "telegram_allowed_users",
         "discord_guild_ids",
+        "telegram_admins",
+        "discord_admins",
         mode="before",
     )
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("telegram_admins", "discord_admins")
+    @classmethod
+    def _check_admins(cls, value: list[str]) -> list[str]:
+        # Ids only: a username can be taken over by someone else, an id cannot.
+        bad = [entry for entry in value if not entry.isdigit()]
+        if bad:
+            raise ValueError(f"operators are numeric user ids, not {bad[0]!r}")
+        return value
 
     @field_validator("allowed_private_hosts")
     @classmethod

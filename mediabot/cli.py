@@ -173,8 +173,9 @@ async def cmd_apikey(settings: Settings, args: argparse.Namespace) -> int:
             if not args.name:
                 print("mediabot: `mediabot apikey create NAME`", file=sys.stderr)
                 return 2
-            info, key = await keys.create(args.name)
-            print(f"Created API key {info.name!r}. Store it now: it cannot be shown again.")
+            info, key = await keys.create(args.name, admin=args.admin)
+            what = "admin API key" if info.is_admin else "API key"
+            print(f"Created {what} {info.name!r}. Store it now: it cannot be shown again.")
             print(key)
         elif args.action == "list":
             rows = await keys.list()
@@ -182,6 +183,7 @@ async def cmd_apikey(settings: Settings, args: argparse.Namespace) -> int:
                 print("No API keys. Create one with `mediabot apikey create NAME`.")
             for info in rows:
                 state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
+                state += "  admin" if info.is_admin else ""
                 used = f"{info.last_used_at:%Y-%m-%d %H:%M}" if info.last_used_at else "never"
                 print(
                     f"{info.name:<24} {info.prefix}...  created {info.created_at:%Y-%m-%d %H:%M}  "
@@ -290,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_key = sub.add_parser("apikey", help="create, list or revoke API keys for the web API")
     p_key.add_argument("action", choices=["create", "list", "revoke"])
     p_key.add_argument("name", nargs="?", help="the key's name (create, revoke)")
+    p_key.add_argument(
+        "--admin",
+        action="store_true",
+        help="create: the key may also use the operator's /api/v1/admin/ endpoints",
+    )
     for extra in EXTRA_COMMANDS:
         extra[0](sub)
     return parser

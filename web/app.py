@@ -27,13 +27,25 @@ from web.keys import (
     WEBHOOKS,
 )
 from web.middlewares import client_slots, errors, forwarded, parse_networks, request_log
-from web.routes import docs, events, files, formats, health, history, jobs, metrics, page, subscriptions
+from web.routes import (
+    admin,
+    docs,
+    events,
+    files,
+    formats,
+    health,
+    history,
+    jobs,
+    metrics,
+    page,
+    subscriptions,
+)
 from web.sockets import close_all, revocations
 from web.state import ClientSlots, EventEncoder, JobOwners, OpenSockets
 from web.telemetry import WebMetrics
 from web.webhooks import build_sender, sending
 
-ROUTES = (jobs, history, formats, files, events, subscriptions, health, metrics, docs, page)
+ROUTES = (jobs, history, formats, files, events, subscriptions, admin, health, metrics, docs, page)
 
 
 def _version() -> str:

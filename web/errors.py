@@ -42,10 +42,12 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400,
     "unauthorized": 401,
     "link_invalid": 403,
+    "banned": 403,
     "not_found": 404,
     "request_timeout": 408,
     "not_ready": 409,
     "still_active": 409,
+    "cannot_ban": 409,  # yourself, or an operator (core.admin)
     # An expired link is Gone (the link, not necessarily the file): ask for the job's file again.
     "link_expired": 410,
     "body_too_large": 413,

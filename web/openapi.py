@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from core.jobs.formats import MediaFormats
+from web.admin_schemas import AdminQueue, AdminStats, BanCreate, BanList, BanOut, LimitOut, LimitSet, Me
 from web.schemas import (
     JOB_ID_PATTERN,
     ErrorResponse,
@@ -50,6 +51,15 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (SubscriptionCreate, "validation"),
     (SubscriptionOut, "serialization"),
     (SubscriptionList, "serialization"),
+    # The operator's (web.routes.admin).
+    (AdminStats, "serialization"),
+    (BanCreate, "validation"),
+    (BanOut, "serialization"),
+    (BanList, "serialization"),
+    (LimitSet, "validation"),
+    (LimitOut, "serialization"),
+    (AdminQueue, "serialization"),
+    (Me, "serialization"),
 ]
 ERROR_TEXT = {
     400: "The request is malformed (bad JSON, unknown or invalid fields, bad query parameters or "
@@ -57,7 +67,7 @@ ERROR_TEXT = {
     408: "The request's headers or body did not arrive in time (MEDIABOT_REQUEST_HEADER_TIMEOUT_S, "
     "MEDIABOT_REQUEST_BODY_TIMEOUT_S).",
     401: "No valid API key.",
-    403: "The link's signature is not valid.",
+    403: "The link's signature is not valid (link_invalid), or the operator banned this key (banned).",
     404: "Not found (or not yours).",
     405: "Method not allowed.",
     409: "The job has no file (yet) (not_ready), or is still queued or running (still_active).",

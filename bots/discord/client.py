@@ -14,6 +14,7 @@ from discord.gateway import DiscordWebSocket
 
 from bots.conductor import Conductor
 from bots.discord import texts
+from bots.discord.admin import Operator
 from bots.discord.cog import Downloads
 from bots.discord.picker import FormatSelect
 from bots.discord.reply import DiscordChat, DiscordReply
@@ -27,6 +28,17 @@ log = logging.getLogger(__name__)
 
 
 class Tree(app_commands.CommandTree[discord.Client]):
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """A banned person (core.admin, shared by every process) reads one sentence, whatever they ask."""
+        services: Services | None = getattr(interaction.client, "services", None)
+        if services is None:
+            return True
+        text = await services.admin.banned("discord", str(interaction.user.id))
+        if text is None:
+            return True
+        await interaction.response.send_message(text, ephemeral=True)
+        return False
+
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         original = getattr(error, "original", error)
         if isinstance(original, MediabotError):
@@ -77,6 +89,9 @@ class MediaBot(commands.Bot):
             await self.use_server_gateway()
         await self.add_cog(Downloads(self, self.services, self.chat, self.conductor))
         await self.add_cog(self.following)
+        if self.settings.discord_admins:
+            # Issue 24: /stats, /ban, /limits... synced only when someone may use them.
+            await self.add_cog(Operator(self.services))
         self.add_dynamic_items(CancelButton, FormatSelect)
         await self.sync_commands()
         try:

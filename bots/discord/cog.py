@@ -299,18 +299,18 @@ class Downloads(commands.Cog, name=COG):
 
     async def check_limits(self, user_id: str) -> None:
         settings = self.settings
+        # Banned (core.admin): its one sentence; else this person's downloads per hour (theirs or the default).
+        per_hour = (await self.services.admin.admit(SOURCE, user_id)).requests_per_hour
         running = await self.jobs.count_active(SOURCE, user_id)
         if running >= settings.user_max_concurrent:
             raise LimitReached(
                 f"You already have {running} {'download' if running == 1 else 'downloads'} running. "
                 "Wait for one to finish, or use /cancel."
             )
-        allowed, retry_after = await self.services.limits.hit(
-            f"{SOURCE}:user:{user_id}", settings.user_requests_per_hour, HOUR_S
-        )
+        allowed, retry_after = await self.services.limits.hit(f"{SOURCE}:user:{user_id}", per_hour, HOUR_S)
         if not allowed:
             raise LimitReached(
-                f"You can start {settings.user_requests_per_hour} downloads per hour. "
+                f"You can start {per_hour} downloads per hour. "
                 f"Try again in {human_duration(max(1.0, retry_after))}."
             )
 

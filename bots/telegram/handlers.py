@@ -24,6 +24,7 @@ from telegram.ext import (
 
 from bots.conductor import Conductor
 from bots.telegram import picker, texts
+from bots.telegram.admin import AdminCommands
 from bots.telegram.api import NO_PREVIEW, TelegramApi
 from bots.telegram.groups import Groups
 from bots.telegram.inline import InlineMode, InlineReply
@@ -76,6 +77,7 @@ class Handlers:
         self.following = Subscribing(services, api)
         self.groups = Groups(services, api)  # /groupsettings; "every link" in a group
         self.inline = InlineMode(services, api, conductor)  # @bot LINK in any chat
+        self.operator = AdminCommands(services, self.answer)  # issue 24: /stats, /ban, /limits...
         allowed = [entry.strip() for entry in self.settings.telegram_allowed_users if entry.strip()]
         self.allowed_ids = {int(e) for e in allowed if e.lstrip("-").isdigit()}
         self.allowed_names = {e.lstrip("@").lower() for e in allowed if not e.lstrip("-").isdigit()}
@@ -98,6 +100,7 @@ class Handlers:
         app.add_handler(CommandHandler("subscribe", self.subscribe, filters=here))
         app.add_handler(CommandHandler("subscriptions", self.subscriptions, filters=here))
         app.add_handler(CommandHandler("unsubscribe", self.unsubscribe, filters=here))
+        self.operator.register(app)
         app.add_handler(CallbackQueryHandler(self.cancel_button, pattern=r"^cancel:"))
         app.add_handler(CallbackQueryHandler(self.settings_button, pattern=r"^set:"))
         app.add_handler(CallbackQueryHandler(self.format_button, pattern=picker.PATTERN))
@@ -152,8 +155,12 @@ class Handlers:
             log.info("telegram: refused channel %s (not in MEDIABOT_TELEGRAM_ALLOWED_USERS)", chat.id)
             raise ApplicationHandlerStop
         if self.allowed(user):
-            return
-        text = texts.NOT_ALLOWED.format(user_id=user.id)
+            # A banned person (core.admin, shared by every process) reads one sentence, whatever they send.
+            text = await self.services.admin.banned(SOURCE, str(user.id))
+            if text is None:
+                return
+        else:
+            text = texts.NOT_ALLOWED.format(user_id=user.id)
         if update.inline_query is not None:
             await update.inline_query.answer([], cache_time=60, is_personal=True)
         elif update.callback_query is not None:
@@ -162,7 +169,7 @@ class Handlers:
             update.message, context.bot.id, context.bot.username
         ):
             await self.answer(update, text)
-        log.info("telegram: refused user %s (not in MEDIABOT_TELEGRAM_ALLOWED_USERS)", user.id)
+        log.info("telegram: refused user %s (banned, or not in MEDIABOT_TELEGRAM_ALLOWED_USERS)", user.id)
         raise ApplicationHandlerStop
 
     # -- messages and commands ----------------------------------------------------------------------------

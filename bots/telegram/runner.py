@@ -77,6 +77,7 @@ async def running(services: Services) -> AsyncIterator[App]:
         async with _receiving(app, settings):
             # post_init does not fire on this path: our start-up work, explicitly.
             await _set_commands(app)
+            await handlers.operator.set_commands(app)
             try:
                 await conductor.resume()
             except Exception:  # noqa: BLE001 - a database hiccup must not stop the bot from answering

@@ -215,16 +215,16 @@ class Submitter:
         # With subtitles the job has more to send than the video (its .srt files, the languages it lacks):
         # only the delivery of the job knows them, so no answering from Telegram's copy here.
         cached = None if ask.subtitles else await services.deliveries.get(SOURCE, key)
+        # Banned (core.admin): one sentence, and nothing answered from Telegram's copy either.
+        per_hour = (await services.admin.admit(SOURCE, user_id)).requests_per_hour
         if (
             cached is None
             and await services.jobs.count_active(SOURCE, user_id) >= settings.user_max_concurrent
         ):
             raise Refused(texts.too_many_running(settings.user_max_concurrent))
-        allowed, retry_after = await services.limits.hit(
-            f"telegram:hour:{user_id}", settings.user_requests_per_hour, HOUR_S
-        )
+        allowed, retry_after = await services.limits.hit(f"telegram:hour:{user_id}", per_hour, HOUR_S)
         if not allowed:
-            raise Refused(texts.rate_limited(settings.user_requests_per_hour, retry_after))
+            raise Refused(texts.rate_limited(per_hour, retry_after))
         if cached is not None:
             if await self.api.resend(cached, target):
                 if progress_id is not None:

@@ -213,6 +213,8 @@ class Request(Base):
         Index("ix_requests_owner", "source", "user_id", "created_at"),
         Index("ix_requests_undelivered", "source", "delivered_at", "status"),
         Index("ix_requests_idempotency", "source", "user_id", "idempotency_key", unique=True),
+        # The operator's figures read requests by time (core.admin, 0015).
+        Index("ix_requests_created_at", "created_at"),
     )
 
 
@@ -266,6 +268,8 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # An operator's key (`mediabot apikey create NAME --admin`): it may also call /api/v1/admin/... (0015).
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class UserPrefs(Base):
@@ -355,3 +359,32 @@ class Subscription(Base):
         Index("ix_subscriptions_place", "place", "cache_key", "kind", "quality", unique=True),
         Index("ix_subscriptions_owner", "source", "user_id"),
     )
+
+
+# -- the operator's controls (issue 24 item 4, migration 0015) ------------------------------------------------
+
+
+class Ban(Base):
+    """A person who may not use the service from one front end (`source` + their id there). Read on every
+    submission by whichever process takes it, so a ban holds everywhere at once."""
+
+    __tablename__ = "bans"
+
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    # Who banned: "telegram:<id>", "discord:<id>" or "api:<key name>".
+    banned_by: Mapped[str] = mapped_column(String(160))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class QuotaOverride(Base):
+    """One person's own number of downloads per hour, in place of MEDIABOT_USER_REQUESTS_PER_HOUR."""
+
+    __tablename__ = "quota_overrides"
+
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    requests_per_hour: Mapped[int] = mapped_column(Integer)
+    set_by: Mapped[str] = mapped_column(String(160))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

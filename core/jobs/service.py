@@ -11,6 +11,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.admin.service import check_not_banned
 from core.config import Settings
 from core.db.models import JobStatus, Request, Webhook, WebhookStatus, utcnow
 from core.errors import (
@@ -126,6 +127,9 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
             derived.section.check(None, self.settings.max_duration_s)
             if derived.animation and req.kind != "video":
                 raise CutRefused("An animation is made from a video, not from sound.")
+        async with self.sessions() as session:
+            # A banned person gets their one sentence from whichever front end or process they ask.
+            await check_not_banned(session, req.source, str(req.user_id))
         replay = await self.replay(req)
         if replay is not None:
             return replay

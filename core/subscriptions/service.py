@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.admin.service import check_not_banned
 from core.config import Settings
 from core.db.models import Subscription, utcnow
 from core.errors import InvalidRequest, NotFound
@@ -110,6 +111,8 @@ class SubscriptionService:
             raise InvalidRequest("Quality must be one of: " + ", ".join(sorted(QUALITIES)) + ".")
         if not 0 <= req.backfill <= MAX_BACKFILL:
             raise InvalidRequest(f"Backfill must be from 0 to {MAX_BACKFILL}.")
+        async with self.sessions() as session:
+            await check_not_banned(session, req.source, str(req.user_id))  # issue 24: as submit does
         url = await self.jobs.check(req.text)
         callback = None
         if req.callback_url is not None:

@@ -110,6 +110,7 @@ class FakeTelegram:
         self.admins: dict[int, set[int]] = {}  # group chat id -> user ids of its administrators
         self.commands: list[dict[str, Any]] = []
         self.scoped_commands: dict[str, list[dict[str, Any]]] = {}  # scope type -> its command menu
+        self.chat_commands: dict[int, list[dict[str, Any]]] = {}  # BotCommandScopeChat: chat id -> its menu
         self.upload_limit: int | None = None  # bytes; larger request bodies get an nginx-style 413
         self.webhook: dict[str, Any] | None = None  # set by setWebhook: updates are POSTed there, not polled
         self.webhook_posts: list[int] = []  # HTTP status of each webhook delivery
@@ -474,10 +475,14 @@ class FakeTelegram:
         return True
 
     async def _m_setMyCommands(self, call: Call) -> Any:
-        scope = (call.get("scope") or {}).get("type", "default")
-        self.scoped_commands[scope] = list(call.get("commands") or [])
-        if scope == "default":
-            self.commands = self.scoped_commands[scope]
+        scope = call.get("scope") or {}
+        kind = scope.get("type", "default")
+        if kind == "chat":
+            self.chat_commands[int(scope["chat_id"])] = list(call.get("commands") or [])
+            return True
+        self.scoped_commands[kind] = list(call.get("commands") or [])
+        if kind == "default":
+            self.commands = self.scoped_commands[kind]
         return True
 
     async def _m_getMyCommands(self, call: Call) -> Any:

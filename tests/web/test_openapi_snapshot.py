@@ -29,6 +29,7 @@ PAGE_MODULES = [
     "actions.js",
     "bulk.js",
     "subscriptions.js",
+    "admin.js",
 ]
 
 

@@ -154,7 +154,7 @@ def _create_job_doc(spec: Spec) -> Operation:
                 },
                 "links": spec.job_links,
             },
-            **spec.errors(400, 401, 408, 413, 422, 429, 503),
+            **spec.errors(400, 401, 403, 408, 413, 422, 429, 503),
         },
     }
 
@@ -249,6 +249,6 @@ def _retry_job_doc(spec: Spec) -> Operation:
                 },
                 "links": spec.job_links,
             },
-            **spec.errors(401, 404, 409, 422, 429, 503),
+            **spec.errors(401, 403, 404, 409, 422, 429, 503),
         },
     }

@@ -34,6 +34,7 @@ ASSETS = {
     "actions.js": "text/javascript",
     "bulk.js": "text/javascript",
     "subscriptions.js": "text/javascript",
+    "admin.js": "text/javascript",
     "app.css": "text/css",
 }
 

@@ -72,7 +72,7 @@ def _create_doc(spec: Spec) -> Operation:
         "responses": {
             "201": spec.json_body(SubscriptionOut, "Subscribed."),
             "200": spec.json_body(SubscriptionOut, "Already subscribed (resumed if it was paused)."),
-            **spec.errors(400, 401, 413, 422, 429, 503),
+            **spec.errors(400, 401, 403, 413, 422, 429, 503),
         },
     }
 

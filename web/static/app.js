@@ -8,6 +8,7 @@
 //   app.js       this: wires each part to the page and starts
 //   bulk.js      several at once in Done: delete ticked, retry failed, clear finished
 //   subscriptions.js  the Subscriptions panel: channels followed, added and stopped (loaded with the lists)
+//   admin.js     the Admin panel for admin keys: figures, bans, the queue by site (loaded with the lists)
 //   actions.js   a row's buttons: save, copy link, cancel, retry, delete
 //   picker.js    the New download form: links, kind, quality, formats and subtitles, Download
 //   key.js       the API key: kept, proven, forgotten
@@ -19,6 +20,7 @@
 //   state.js     what the page knows, and the rules for merging a job's states
 //   api.js, rows.js, words.js: calls and sockets; one row; sizes, times and statuses in words
 
+import { wireAdmin } from "./admin.js";
 import { hasKey } from "./api.js";
 import { wireRows } from "./actions.js";
 import { wireBulk } from "./bulk.js";
@@ -56,6 +58,7 @@ function start() {
   wireHistory();
   wireBulk();
   wireSubscriptions();
+  wireAdmin();
   wireRows();
   wireMenus();
   restoreKey();

@@ -1,6 +1,7 @@
 // Loading the lists: the Queue and Done's first page at once, then Done page by page, searched by title or
 // link and filtered by status and kind (a filter changed meanwhile makes an older answer moot).
 
+import { loadAdmin } from "./admin.js";
 import { api } from "./api.js";
 import { remember } from "./jobs.js";
 import { renderDoneStatus, renderLists } from "./lists.js";
@@ -20,6 +21,7 @@ export async function loadAll() {
     api("GET", `/api/v1/jobs?status=queued,running&limit=${QUEUE_LIMIT}`),
     loadDone(false),
     loadSubscriptions(),
+    loadAdmin(),
   ]);
   for (const job of active.items) announceJob(remember(job));
   renderLists();
