@@ -308,8 +308,7 @@ def _download_as(
 ) -> Downloaded | PlaylistFound | None:
     """One attempt as `identity`, on a download thread: a private copy of its cookies file (what the site
     refreshed is written back after a success), its proxy."""
-    # Here, on the download thread: the downloader module brings yt-dlp, which a worker loads with its first job.
-    from core.media.downloader import Access
+    from core.media.access import Access  # no yt-dlp: the download itself may run in a child process
 
     try:
         workdir.mkdir(parents=True, exist_ok=True)
