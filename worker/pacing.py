@@ -29,7 +29,7 @@ from core.events import Message
 from core.jobs.views import JobView
 from core.media.control import Control
 from core.media.results import Downloaded, PlaylistFound
-from core.media.sites import display_name, site_of_url
+from core.media.sites import display_name
 from core.pacing import Granted, Identity, Pacing, Resting, checkout, write_back
 from worker.held import Held
 from worker.memory import trim_memory
@@ -78,7 +78,7 @@ class RunnerPacing:
             await self._forget_place(job_id)
             return None
         site = self._waiting_sites.get(job_id) or await asyncio.to_thread(
-            site_of_url, row.url, tuple(self.settings.allowed_extractors)
+            self.downloader.site_of_url, row.url, tuple(self.settings.allowed_extractors)
         )
         try:
             answer = await self.pacing.pacer.try_acquire(site, job_id)
@@ -201,7 +201,7 @@ class RunnerPacing:
         pool = self.pacing.identities
         job = held.job
         site = held.site or await asyncio.to_thread(
-            site_of_url, job.url, tuple(self.settings.allowed_extractors)
+            self.downloader.site_of_url, job.url, tuple(self.settings.allowed_extractors)
         )
         loop = asyncio.get_running_loop()
         for _ in range(MAX_IDENTITIES_PER_CLAIM):

@@ -81,6 +81,15 @@ class LazyDownloader:
         """A channel's newest entries (the subscriptions' check): core.media.downloader.Downloader.list_entries."""
         return self._call("list_entries", url)
 
+    def site_of_url(self, url: str, allowed: tuple[str, ...] = ()) -> str:
+        """core.media.sites.site_of_url (yt-dlp's extractors decide), where the downloads run: pacing asks it
+        for every job, and a process whose downloads run in children should not load yt-dlp for it."""
+        if self.pool is not None:
+            return str(self.pool.call("site_of_url", url, allowed))
+        from core.media.sites import site_of_url
+
+        return site_of_url(url, allowed)
+
     def close(self) -> None:
         """Stop the child processes, if any (running downloads in them end)."""
         if self.pool is not None:

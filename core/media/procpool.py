@@ -52,6 +52,8 @@ CANCEL_GRACE_S = 10.0
 _POLL_S = 0.1
 
 _CONTROL = "__control__"
+# Calls a child answers that are functions of yt-dlp's, not methods of the Downloader: "module:name".
+_FUNCTIONS = {"site_of_url": "core.media.sites:site_of_url"}
 
 
 @dataclass(frozen=True)
@@ -433,7 +435,12 @@ def child_main(fd: int) -> None:
             return value
 
         try:
-            result = getattr(downloader, method)(
+            if method in _FUNCTIONS:
+                module, name = _FUNCTIONS[method].split(":")
+                target = getattr(__import__(module, fromlist=[name]), name)
+            else:
+                target = getattr(downloader, method)
+            result = target(
                 *(unwire(a) for a in args), **{k: unwire(v) for k, v in kwargs.items()}
             )
             reply: tuple[Any, ...] = ("done", call_id, True, result)
