@@ -44,8 +44,9 @@ from core.media.control import Control
 
 log = logging.getLogger(__name__)
 
-# A child with nothing to do for this long exits (the next call starts a new one, ~0.5 s of imports).
-IDLE_S = 60.0
+# A child with nothing to do for this long exits (the next call starts a new one: ~0.3-0.5 s of imports on a
+# quiet machine, paid by that job), so memory goes back after a quiet spell, not between two jobs.
+IDLE_S = 300.0
 # A cancelled call whose child has not answered by then (stuck outside yt-dlp's hooks) ends with the child.
 CANCEL_GRACE_S = 10.0
 # How often a waiting caller looks at its Control's cancel flag.
@@ -122,7 +123,8 @@ class _Child:
         self.alive = True
         self.idle_since = time.monotonic()
         self._send_lock = threading.Lock()
-        self.send(("start", pool.settings, logging.getLogger().getEffectiveLevel()))
+        # The parent's sys.path: the same yt-dlp (DATA_DIR/ytdlp's current version, core.ytdlp.versions).
+        self.send(("start", pool.settings, logging.getLogger().getEffectiveLevel(), list(sys.path)))
         self._reader = threading.Thread(target=self._read, name=f"download-child-{self.pid}", daemon=True)
         self._reader.start()
 
@@ -404,9 +406,10 @@ def child_main(fd: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        _, settings, level = conn.recv()
+        _, settings, level, path = conn.recv()
     except (EOFError, OSError):
         gone()
+    sys.path[:] = path  # before yt-dlp is imported: the version the parent would load
     # Records go to the parent, which redacts and writes them with its own handlers and levels.
     root = logging.getLogger()
     root.handlers[:] = [_ToParent(send)]
