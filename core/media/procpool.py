@@ -425,11 +425,9 @@ def child_main(fd: int) -> None:
     ask_ids = itertools.count(1)
     lock = threading.Lock()
 
-    def run(call_id: int, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        control = Control(on_progress=lambda update: send(("progress", call_id, update)))
-        with lock:
-            controls[call_id] = control
-
+    def run(
+        call_id: int, control: Control, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         def unwire(value: Any) -> Any:
             if isinstance(value, str) and value == _CONTROL:
                 return control
@@ -443,9 +441,7 @@ def child_main(fd: int) -> None:
                 target = getattr(__import__(module, fromlist=[name]), name)
             else:
                 target = getattr(downloader, method)
-            result = target(
-                *(unwire(a) for a in args), **{k: unwire(v) for k, v in kwargs.items()}
-            )
+            result = target(*(unwire(a) for a in args), **{k: unwire(v) for k, v in kwargs.items()})
             reply: tuple[Any, ...] = ("done", call_id, True, result)
         except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the caller
             if not isinstance(exc, MediabotError):
@@ -483,7 +479,11 @@ def child_main(fd: int) -> None:
         kind = message[0]
         if kind == "call":
             _, call_id, method, args, kwargs = message
-            threading.Thread(target=run, args=(call_id, method, args, kwargs), daemon=True).start()
+            # Registered here, before the next message is read: a cancel right behind the call finds it.
+            control = Control(on_progress=lambda update, call_id=call_id: send(("progress", call_id, update)))
+            with lock:
+                controls[call_id] = control
+            threading.Thread(target=run, args=(call_id, control, method, args, kwargs), daemon=True).start()
         elif kind == "answer":
             _, _, ask_id, ok, value = message
             with lock:

@@ -134,6 +134,15 @@ async def test_cancel_reaches_a_stalled_download_in_the_child(
         Control(), lambda _i: True,
     )  # fmt: skip
     assert isinstance(result, Downloaded)
+    # Cancelled before it reached the child: stopped there at once, the child not killed for it.
+    early = Control()
+    early.stop()
+    with pytest.raises(Cancelled):
+        await asyncio.to_thread(
+            downloader.run, "early", media_site.url("/stall.mp4"), "video", "best", tmp_path / "w3", early,
+            lambda _i: True,
+        )  # fmt: skip
+    assert downloader.pool.pids == [pid] and alive(pid)
 
 
 async def test_children_start_with_work_and_stop_when_idle(media_site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
