@@ -176,7 +176,9 @@ async def main() -> None:
         f"{args.jobs} simultaneous jobs, median of {args.runs}, {os.cpu_count()} cores, "
         f"load average {load0:.2f} -> {os.getloadavg()[0]:.2f}"
     )
-    print(f"{'downloads in':<13} {'concurrency':>11} {'wall s':>8} {'jobs/s':>8} {'CPU s':>7} {'CPU/wall':>9}")
+    print(
+        f"{'downloads in':<13} {'concurrency':>11} {'wall s':>8} {'jobs/s':>8} {'CPU s':>7} {'CPU/wall':>9}"
+    )
     walls: dict[tuple[str, int], float] = {}
     for (mode, conc), runs in results.items():
         wall = statistics.median(r["wall"] for r in runs)
@@ -187,7 +189,9 @@ async def main() -> None:
     for mode in dict.fromkeys(m for m, _ in configs):
         if len(concs) > 1:
             lo, hi = concs[0], concs[-1]
-            print(f"{mode}: concurrency {hi} is {walls[(mode, lo)] / walls[(mode, hi)]:.2f}x faster than {lo}")
+            print(
+                f"{mode}: concurrency {hi} is {walls[(mode, lo)] / walls[(mode, hi)]:.2f}x faster than {lo}"
+            )
 
 
 if __name__ == "__main__":

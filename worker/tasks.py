@@ -40,7 +40,9 @@ def prober(state: TaskiqState) -> Prober:
     found: Prober | None = getattr(state, "prober", None)
     if found is None:
         settings: Settings = state.settings
-        found = state.prober = Prober(settings)
+        runtime = getattr(state, "runtime", None)
+        # Where this process's downloads run (its download processes, if any), so yt-dlp stays out of it.
+        found = state.prober = Prober(settings, runtime.runner.downloader if runtime is not None else None)
     return found
 
 

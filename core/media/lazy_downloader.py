@@ -90,6 +90,14 @@ class LazyDownloader:
 
         return site_of_url(url, allowed)
 
+    def supported_by(self, url: str, allowed: tuple[str, ...]) -> bool:
+        """core.media.options.supported_by, where the downloads run (as `site_of_url`)."""
+        if self.pool is not None:
+            return bool(self.pool.call("supported_by", url, allowed))
+        from core.media.options import supported_by
+
+        return supported_by(url, allowed)
+
     def close(self) -> None:
         """Stop the child processes, if any (running downloads in them end)."""
         if self.pool is not None:

@@ -54,7 +54,10 @@ _POLL_S = 0.1
 
 _CONTROL = "__control__"
 # Calls a child answers that are functions of yt-dlp's, not methods of the Downloader: "module:name".
-_FUNCTIONS = {"site_of_url": "core.media.sites:site_of_url"}
+_FUNCTIONS = {
+    "site_of_url": "core.media.sites:site_of_url",
+    "supported_by": "core.media.options:supported_by",
+}
 
 
 @dataclass(frozen=True)

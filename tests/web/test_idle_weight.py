@@ -98,6 +98,15 @@ async def test_run_downloads_in_a_child_started_on_its_first_job(tmp_path: Path,
             idle = await modules(dump)
             assert {"aiohttp", "core", "worker"} <= idle  # the dump is real: the app and the worker are there
             assert not idle & LIGHT, sorted(idle & LIGHT)
+            assert not children_of(proc.pid)  # no download process before it is needed
+
+            # A link's formats are read where the downloads run: the first question starts the child.
+            query = {"url": media_site.url("/formats.html")}
+            async with http.get(f"{base}/api/v1/formats", params=query, headers=auth) as resp:
+                assert resp.status == 200, await resp.text()
+                assert (await resp.json())["formats"]
+            assert len(children_of(proc.pid)) == 1
+            assert not await modules(dump) & LIGHT
 
             body = {"url": media_site.url("/clip/light.mp4")}
             async with http.post(f"{base}/api/v1/jobs", json=body, headers=auth) as resp:
@@ -109,7 +118,6 @@ async def test_run_downloads_in_a_child_started_on_its_first_job(tmp_path: Path,
                     job = await resp.json()
                 return job if job["status"] in ("done", "failed", "cancelled") else None
 
-            assert not children_of(proc.pid)  # no download process before the first job
             job = await wait_until(finished, timeout=60)
             assert job["status"] == "done", job
             # The download ran in a child, which is still there for the next job; this process has no yt-dlp.
