@@ -5,12 +5,14 @@ on a new data directory, runs one warm-up job (not timed: the first job imports 
 run), then POSTs --jobs clips not seen before all at once (distinct names: no cache hit, no coalescing) and
 waits until the database says every one is done. It reports the burst's wall time, jobs/s, and the CPU
 seconds the burst cost the whole process tree (`run`, its download processes and their ffmpeg, from
-/proc: utime + stime + reaped children's), so "uses one core" shows as CPU s ~ wall s.
+/proc: utime + stime + reaped children's), so "uses one core" shows as CPU s ~ wall s, and what `run`'s own
+threads used of it (the web app, the database, the events, and with threads the downloads too).
 
 Configurations: the default (download processes: one per core up to the concurrency) and, for the figure
 before, MEDIABOT_DOWNLOAD_PROCESSES=0 (downloads in threads of the one process). Taken in turns, run by run.
 
     .venv/bin/python bench/cores_bench.py [--jobs 50] [--runs 3] [--concurrency 1,4] [--modes processes,threads]
+        [--path '/big.mp4?n={}']   # the 30.7 MB file instead of a small clip
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def own_cpu_s(pid: int) -> float:
+    """CPU seconds of the process itself (its own threads, not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
 def tree_cpu_s(root: int) -> float:
     """CPU seconds of `root` and every live descendant, plus what each has reaped of its own children."""
     parents: dict[int, int] = {}
@@ -70,15 +78,15 @@ def tree_cpu_s(root: int) -> float:
     return total
 
 
-def done_count(db: Path, names: list[str]) -> tuple[int, int]:
+def done_count(db: Path, urls: list[str]) -> tuple[int, int]:
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
         rows = conn.execute("SELECT url, status FROM jobs").fetchall()
-    wanted = set(names)
-    ended = [status for url, status in rows if url.rsplit("/", 1)[-1] in wanted]
+    wanted = set(urls)
+    ended = [status for url, status in rows if url in wanted]
     return sum(s == "done" for s in ended), sum(s in ("failed", "cancelled") for s in ended)
 
 
-async def one_burst(mode: str, concurrency: int, jobs: int, site: MediaSite) -> dict[str, float]:
+async def one_burst(mode: str, concurrency: int, jobs: int, path: str, site: MediaSite) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="cores-bench-") as tmp:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIABOT_")}
@@ -117,8 +125,8 @@ async def one_burst(mode: str, concurrency: int, jobs: int, site: MediaSite) -> 
                                 break
                     await asyncio.sleep(0.1)
 
-                async def submit(name: str) -> None:
-                    body = {"url": site.url(f"/clip/{name}")}
+                async def submit(url: str) -> None:
+                    body = {"url": url}
                     async with http.post(f"{base}/api/v1/jobs", json=body, headers=auth) as resp:
                         assert resp.status == 202, await resp.text()
 
@@ -134,16 +142,16 @@ async def one_burst(mode: str, concurrency: int, jobs: int, site: MediaSite) -> 
                             raise TimeoutError(f"{done} of {len(names)} done")
                         await asyncio.sleep(0.05)
 
-                warm = [f"warm-{uuid.uuid4().hex}.mp4"]
+                warm = [site.url(f"/clip/warm-{uuid.uuid4().hex}.mp4")]
                 await submit(warm[0])
                 await finish(warm, 120)
-                names = [f"burst-{uuid.uuid4().hex}.mp4" for _ in range(jobs)]
-                cpu0 = tree_cpu_s(proc.pid)
+                names = [site.url(path.format(uuid.uuid4().hex)) for _ in range(jobs)]
+                cpu0, own0 = tree_cpu_s(proc.pid), own_cpu_s(proc.pid)
                 started = time.perf_counter()
                 await asyncio.gather(*(submit(n) for n in names))
                 await finish(names, 600)
                 wall = time.perf_counter() - started
-                cpu = tree_cpu_s(proc.pid) - cpu0
+                cpu, own = tree_cpu_s(proc.pid) - cpu0, own_cpu_s(proc.pid) - own0
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -151,7 +159,7 @@ async def one_burst(mode: str, concurrency: int, jobs: int, site: MediaSite) -> 
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    return {"wall": wall, "rate": jobs / wall, "cpu": cpu}
+    return {"wall": wall, "rate": jobs / wall, "cpu": cpu, "own": own}
 
 
 async def main() -> None:
@@ -160,6 +168,8 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", default="1,4")
     parser.add_argument("--modes", default="processes,threads")
+    # A new name (or query) per job: no cache hit, no coalescing. /big.mp4?n={} is the 30.7 MB file.
+    parser.add_argument("--path", default="/clip/burst-{}.mp4")
     args = parser.parse_args()
     configs = [(m, int(c)) for m in args.modes.split(",") for c in args.concurrency.split(",")]
     site = MediaSite(generate_media())
@@ -169,11 +179,11 @@ async def main() -> None:
     try:
         for _ in range(args.runs):
             for config in configs:
-                results[config].append(await one_burst(*config, args.jobs, site))
+                results[config].append(await one_burst(*config, args.jobs, args.path, site))
     finally:
         await site.stop()
     print(
-        f"{args.jobs} simultaneous jobs, median of {args.runs}, {os.cpu_count()} cores, "
+        f"{args.jobs} simultaneous jobs of {args.path}, median of {args.runs}, {os.cpu_count()} cores, "
         f"load average {load0:.2f} -> {os.getloadavg()[0]:.2f}"
     )
     print(
@@ -183,8 +193,12 @@ async def main() -> None:
     for (mode, conc), runs in results.items():
         wall = statistics.median(r["wall"] for r in runs)
         cpu = statistics.median(r["cpu"] for r in runs)
+        own = statistics.median(r["own"] for r in runs)
         walls[(mode, conc)] = wall
-        print(f"{mode:<13} {conc:>11} {wall:>8.2f} {args.jobs / wall:>8.1f} {cpu:>7.2f} {cpu / wall:>9.2f}")
+        print(
+            f"{mode:<13} {conc:>11} {wall:>8.2f} {args.jobs / wall:>8.1f} {cpu:>7.2f} {cpu / wall:>9.2f}"
+            f" {own:>9.2f} s"
+        )
     concs = sorted({c for _, c in configs})
     for mode in dict.fromkeys(m for m, _ in configs):
         if len(concs) > 1:
