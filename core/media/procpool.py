@@ -502,8 +502,18 @@ def child_main(fd: int) -> None:
             gone()
 
 
-def _trim_memory() -> None:
-    import ctypes
+_libc: Any = None
 
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+def _trim_memory() -> None:
+    """Freed memory back to the system after each call (as worker.memory does for a worker's threads)."""
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        try:
+            _libc = ctypes.CDLL("libc.so.6")
+        except OSError:
+            _libc = False
+    if _libc:
+        _libc.malloc_trim(0)
