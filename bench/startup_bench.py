@@ -7,7 +7,8 @@ For each role and mode it starts the real command and reports, as the median of 
 - idle rss: the process's resident memory (VmRSS) two seconds after it became ready;
 - first job: a small clip from the test media site, from the ask to done (run, web: POST, then GET until
   done; telegram: the link sent in a chat until the bot uploads the file; worker: submitted through the job
-  service until done), and the RSS after it;
+  service until done), and the RSS after it, of the process and (+children) of the download processes it
+  started for it (core.media.procpool);
 - heavy: which of yt_dlp, boto3, alembic, redis the process had imported when it became ready.
 
 Modes: "embedded" (the defaults: SQLite, no Redis, so the process also hosts the worker) and "distributed"
@@ -79,6 +80,19 @@ def _rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def _children_rss_kib(pid: int) -> int:
+    """Resident memory of the process's children (run's download processes, core.media.procpool)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    total += _rss_kib(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return total
 
 
 def _imports(stderr: str) -> tuple[float, int, set[str]]:
@@ -169,6 +183,7 @@ async def one_start(
         errfile = Path(tmp) / "stderr"
         first = None
         rss_after = None
+        children_after = None
         with errfile.open("w") as err:
             started = time.perf_counter()
             proc = subprocess.Popen(
@@ -185,6 +200,7 @@ async def one_start(
                     first = await _first_job(role, port, key, api, env, site)
                     await asyncio.sleep(0.5)
                     rss_after = _rss_kib(proc.pid) / 1024
+                    children_after = _children_rss_kib(proc.pid) / 1024
             finally:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -196,7 +212,7 @@ async def one_start(
                     await api.stop()
     return {
         "ready": ready, "imports": imports_s, "modules": modules, "rss": rss / 1024, "heavy": heavy,
-        "first": first, "rss_after": rss_after,
+        "first": first, "rss_after": rss_after, "children_after": children_after,
     }  # fmt: skip
 
 
@@ -224,7 +240,7 @@ async def main() -> None:
     print(f"tree {tree}, median of {args.runs} starts, load average {os.getloadavg()[0]:.2f}")
     print(
         f"{'role':<9} {'mode':<12} {'ready s':>8} {'imports s':>10} {'modules':>8} {'idle MiB':>9}"
-        f" {'first job s':>12} {'after MiB':>10}  heavy at ready"
+        f" {'first job s':>12} {'after MiB':>10} {'+children':>10}  heavy at ready"
     )
     try:
         for role in args.roles.split(","):
@@ -239,10 +255,12 @@ async def main() -> None:
                 afters = [r["rss_after"] for r in runs if r["rss_after"] is not None]
                 first = f"{statistics.median(firsts):>12.3f}" if firsts else f"{'-':>12}"
                 after = f"{statistics.median(afters):>10.0f}" if afters else f"{'-':>10}"
+                kids = [r["children_after"] for r in runs if r["children_after"] is not None]
+                kid = f"{statistics.median(kids):>10.0f}" if kids else f"{'-':>10}"
                 heavy = ",".join(sorted(set().union(*(r["heavy"] for r in runs)))) or "-"
                 print(
                     f"{role:<9} {mode:<12} {med['ready']:>8.2f} {med['imports']:>10.2f} {med['modules']:>8.0f}"
-                    f" {med['rss']:>9.1f} {first} {after}  {heavy}"
+                    f" {med['rss']:>9.1f} {first} {after} {kid}  {heavy}"
                 )
     finally:
         await site.stop()

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     link_ttl_s: int = Field(default=86400, gt=0)
     retention_hours: float = Field(default=72, gt=0)
     worker_concurrency: int = Field(default=2, ge=1, le=64)
+    # Child processes the downloads run in, so they use more than one core (yt-dlp is Python, and threads of
+    # one process share one core). Unset: in a process that also serves people (`mediabot run`, or web and
+    # the bots without Redis) one per core up to the concurrency, started on the first job and gone when
+    # idle; in `mediabot worker`, none (run more workers). 0: downloads in threads of this process.
+    download_processes: int | None = Field(default=None, ge=0, le=64)
     allow_private_urls: bool = False
     # host or host:port entries that may be fetched although they resolve to a private address
     # (an operator's own media server); everything else private stays refused.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from core.jobs.views import JobView
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for types only: core.errors imports this, and a download child needs no database models
+    from core.jobs.views import JobView
 
 
 def human_size(num_bytes: float) -> str:

@@ -31,7 +31,7 @@ from worker.memory import trim_memory
 if TYPE_CHECKING:
     from core.db.models import Job
     from core.media.control import Control
-    from core.media.downloader import Access
+    from core.media.access import Access
     from core.media.lazy_downloader import LazyDownloader as Downloader
     from core.media.results import Downloaded, PlaylistFound
 
@@ -61,7 +61,7 @@ def as_identity(identity: Identity | None, workdir: Path, call: Callable[[Access
     thread. A failure that could not reach the site through an unreachable proxy is the proxy's."""
     if identity is None:
         return call(None)
-    from core.media.downloader import Access
+    from core.media.access import Access  # no yt-dlp: the download itself may run in a child process
 
     workdir.mkdir(parents=True, exist_ok=True)
     copy = checkout(identity.cookies.path, workdir) if identity.cookies is not None else None

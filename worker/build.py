@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.bootstrap import Services
 from core.cuts.sponsorblock import SponsorBlockClient
-from core.media.lazy_downloader import LazyDownloader
+from core.media.lazy_downloader import LazyDownloader, download_processes
 from worker.reconciler import Reconciler
 from worker.runner import JobRunner
 from worker.runtime import WorkerRuntime
@@ -15,7 +15,8 @@ def build_worker(services: Services, worker_id: str | None = None, *, warm: bool
     """What a worker process adds on top: the downloader, the runner and the reconciler."""
     settings = services.settings
     # yt-dlp is imported on the first job, or by WorkerRuntime.start when the process warms up.
-    downloader = LazyDownloader(settings)
+    # Without `warm` (a process that serves people too) downloads run in child processes by default.
+    downloader = LazyDownloader(settings, processes=download_processes(settings, warm=warm))
     # One client (one aiohttp session) per worker process, closed when the worker stops.
     sponsorblock = SponsorBlockClient(settings.sponsorblock_url)
     runner = JobRunner(

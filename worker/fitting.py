@@ -17,7 +17,6 @@ from core.errors import Cancelled, WontFit
 from core.media.control import Control
 from core.media.fitting import Fitted, Fitter
 from core.media.results import user_filename
-from core.media.sites import site_of_url
 from core.pacing import Identity, Pacing
 from core.storage.keys import make_key, safe_filename
 from worker.attempt import as_identity, refused
@@ -55,7 +54,7 @@ class RunnerFitting:
         ask_site = True
         if self.pacing is not None and self.settings.fit_smaller_format:
             site = held.site or await asyncio.to_thread(
-                site_of_url, job.url, tuple(self.settings.allowed_extractors)
+                self.downloader.site_of_url, job.url, tuple(self.settings.allowed_extractors)
             )
             chosen = await self.pacing.identities.choose(site, job.url)
             identity = chosen if isinstance(chosen, Identity) else None

@@ -25,7 +25,7 @@ from core.errors import MediabotError, RateLimited
 from core.events import Message
 from core.jobs.views import JobView
 from core.media.results import Downloaded, PlaylistFound
-from core.media.sites import display_name, site_of_url
+from core.media.sites import display_name
 from core.pacing import Granted, Pacing, Resting, Waiting
 from worker.attempt import (
     MAX_IDENTITIES,
@@ -76,7 +76,7 @@ class RunnerPacing:
             await self._forget_place(job_id)
             return None
         return self._waiting_sites.get(job_id) or await asyncio.to_thread(
-            site_of_url, row.url, tuple(self.settings.allowed_extractors)
+            self.downloader.site_of_url, row.url, tuple(self.settings.allowed_extractors)
         )
 
     async def _take_site_slot(self, job_id: str, site: str) -> Waiting | None:
@@ -209,7 +209,7 @@ class RunnerPacing:
         pool = self.pacing.identities
         job = held.job
         site = held.site or await asyncio.to_thread(
-            site_of_url, job.url, tuple(self.settings.allowed_extractors)
+            self.downloader.site_of_url, job.url, tuple(self.settings.allowed_extractors)
         )
         loop = asyncio.get_running_loop()
         for _ in range(MAX_IDENTITIES):

@@ -21,7 +21,9 @@ from core.media.sites import display_name
 from worker.attempt import Deferred, paced_call, refusing_sentence
 
 if TYPE_CHECKING:
-    from core.media.downloader import Access, Downloader
+    from core.media.access import Access
+    from core.media.downloader import Downloader
+    from core.media.lazy_downloader import LazyDownloader
     from core.pacing import Pacing
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,13 @@ class Prober:
     """Reads links for the front ends, in threads of its own. The downloader (and with it yt-dlp) is made on
     the first question, in one of those threads, so a process that is never asked never loads yt-dlp."""
 
-    def __init__(self, settings: Settings, pacing: Pacing | None = None) -> None:
+    def __init__(
+        self, settings: Settings, pacing: Pacing | None = None, downloader: LazyDownloader | None = None
+    ) -> None:
         self.settings = settings
         self.pacing = pacing
+        # The worker's own downloader when its downloads run in child processes: questions are read there too.
+        self._elsewhere = downloader if downloader is not None and downloader.pool is not None else None
         self._pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="probe")
         self._downloader: Downloader | None = None
         self._lock = threading.Lock()
@@ -52,17 +58,24 @@ class Prober:
     def _formats(self, url: str, access: Access | None = None) -> dict[str, Any]:
         from core.media.formats import media_formats
 
-        return media_formats(url, self._reader().probe(url, access)).model_dump(mode="json")
+        reader = self._elsewhere or self._reader()
+        return media_formats(url, reader.probe(url, access)).model_dump(mode="json")
 
     def _site(self, url: str) -> str:
+        allowed = tuple(self.settings.allowed_extractors)
+        if self._elsewhere is not None:
+            return self._elsewhere.site_of_url(url, allowed)
         from core.media.sites import site_of_url
 
-        return site_of_url(url, tuple(self.settings.allowed_extractors))
+        return site_of_url(url, allowed)
 
     def _supported(self, url: str) -> bool:
+        allowed = tuple(self.settings.allowed_extractors)
+        if self._elsewhere is not None:
+            return self._elsewhere.supported_by(url, allowed)
         from core.media.options import supported_by
 
-        return supported_by(url, tuple(self.settings.allowed_extractors))
+        return supported_by(url, allowed)
 
     async def formats(self, url: str) -> dict[str, Any]:
         """The link's MediaFormats as JSON, or {"error": ...} with the MediabotError that stopped it."""

@@ -89,6 +89,7 @@ class WorkerRuntime:
             with contextlib.suppress(Exception):
                 await self.runner.sponsorblock.close()
         self.runner.close()
+        await asyncio.to_thread(self.runner.downloader.close)
 
     async def _reconcile(self) -> None:
         await self.reconciler.once()

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from core.errors import MediabotError
 from core.events import EventBus, Message
 from core.media.results import PlaylistFound
-from core.media.sites import site_of_url
 from core.net import normalize_url
 from core.pacing import Pacing
 from core.subscriptions.entries import new_entries
@@ -148,7 +147,9 @@ class SubscriptionScheduler:
         if self.pacing is None:
             async with self._slots:
                 return await asyncio.to_thread(self.downloader.list_entries, url)
-        site = await asyncio.to_thread(site_of_url, url, tuple(self.settings.allowed_extractors))
+        site = await asyncio.to_thread(
+            self.downloader.site_of_url, url, tuple(self.settings.allowed_extractors)
+        )
         # One name per channel and worker: a check put off by a long line keeps its place for the next one
         # (seconds later), and two workers listing one channel are two holders.
         channel = hashlib.sha256(normalize_url(url).encode()).hexdigest()[:16]

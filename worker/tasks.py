@@ -40,8 +40,14 @@ def prober(state: TaskiqState) -> Prober:
     found: Prober | None = getattr(state, "prober", None)
     if found is None:
         settings: Settings = state.settings
-        # The worker's pacing when this process runs one (worker.host): probes turn its identities.
-        found = state.prober = Prober(settings, getattr(state, "pacing", None))
+        runtime = getattr(state, "runtime", None)
+        # The worker's pacing when this process runs one (worker.host): probes turn its identities; and where
+        # this process's downloads run (its download processes, if any), so yt-dlp stays out of it.
+        found = state.prober = Prober(
+            settings,
+            getattr(state, "pacing", None),
+            runtime.runner.downloader if runtime is not None else None,
+        )
     return found
 
 

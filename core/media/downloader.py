@@ -15,7 +15,6 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +35,7 @@ from core.errors import (
     WontFit,
 )
 from core.media import pot, thumbnails
+from core.media.access import Access
 from core.media.control import PROGRESS_INTERVAL_S, Control, ProgressUpdate
 from core.media.cookies import check_cookies_dir, cookie_file_for, private_copy
 from core.media.describe import describe_files
@@ -64,15 +64,6 @@ from core.storage.space import check_free_space, download_dirs
 from core.words import human_duration, human_size
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Access:
-    """Who we are to the site for one attempt (a core.pacing identity): a private copy of a cookies file
-    (None: no cookies at all, not even the legacy per-domain file) and a proxy URL (None: direct)."""
-
-    cookiefile: Path | None = None
-    proxy: str | None = None
 
 
 class _Abort(DownloadCancelled):

@@ -15,8 +15,6 @@ from importlib import metadata
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-
 # yt-dlp's extractor-argument key of the plugin's HTTP provider ("youtubepot-" + its provider key).
 EXTRACTOR_ARGS_KEY = "youtubepot-bgutilhttp"
 PLUGIN_PACKAGE = "bgutil-ytdlp-pot-provider"
@@ -58,6 +56,9 @@ class ProviderDown(Exception):
 
 async def ping(url: str, timeout_s: float = 5.0) -> Ping:
     """GET {url}/ping, as the plugin does before asking for a token."""
+    # Here, not at the top: the downloader imports this module, and a download child needs no aiohttp.
+    import aiohttp
+
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,

@@ -1,5 +1,6 @@
 """`mediabot run` with nothing configured stays light until someone downloads: it serves without yt-dlp, the
-picture decoders or Redis's client loaded, and loads yt-dlp on its first job, which still succeeds. A real
+picture decoders or Redis's client loaded, and its first job starts a download process (core.media.procpool)
+that runs yt-dlp, so the serving process never loads it; stopping `run` leaves no such process behind. A real
 process, its module list read from inside it."""
 
 from __future__ import annotations
@@ -45,7 +46,32 @@ async def modules(out: Path) -> set[str]:
     return {name.split(".")[0] for name in json.loads(out.read_text())}
 
 
-async def test_run_loads_ytdlp_on_its_first_job_not_at_start(tmp_path: Path, media_site) -> None:  # type: ignore[no-untyped-def]
+def children_of(pid: int) -> set[int]:
+    """Live processes whose parent is `pid` (zombies not yet reaped do not count)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.add(int(entry.name))
+    return found
+
+
+def running(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                alive.add(pid)
+        except OSError:
+            continue
+    return alive
+
+
+async def test_run_downloads_in_a_child_started_on_its_first_job(tmp_path: Path, media_site) -> None:  # type: ignore[no-untyped-def]
     settings = web_settings(tmp_path)
     env = settings_env(settings)
     code, out, err = await run_mediabot(env, "apikey", "create", "light")
@@ -72,6 +98,15 @@ async def test_run_loads_ytdlp_on_its_first_job_not_at_start(tmp_path: Path, med
             idle = await modules(dump)
             assert {"aiohttp", "core", "worker"} <= idle  # the dump is real: the app and the worker are there
             assert not idle & LIGHT, sorted(idle & LIGHT)
+            assert not children_of(proc.pid)  # no download process before it is needed
+
+            # A link's formats are read where the downloads run: the first question starts the child.
+            query = {"url": media_site.url("/formats.html")}
+            async with http.get(f"{base}/api/v1/formats", params=query, headers=auth) as resp:
+                assert resp.status == 200, await resp.text()
+                assert (await resp.json())["formats"]
+            assert len(children_of(proc.pid)) == 1
+            assert not await modules(dump) & LIGHT
 
             body = {"url": media_site.url("/clip/light.mp4")}
             async with http.post(f"{base}/api/v1/jobs", json=body, headers=auth) as resp:
@@ -85,10 +120,18 @@ async def test_run_loads_ytdlp_on_its_first_job_not_at_start(tmp_path: Path, med
 
             job = await wait_until(finished, timeout=60)
             assert job["status"] == "done", job
-            assert "yt_dlp" in await modules(dump)
+            # The download ran in a child, which is still there for the next job; this process has no yt-dlp.
+            children = children_of(proc.pid)
+            assert len(children) == 1, children
+            (child,) = children
+            assert "core.media.procpool" in Path(f"/proc/{child}/cmdline").read_text()
+            assert not await modules(dump) & LIGHT
     finally:
+        children = children_of(proc.pid)
         proc.send_signal(signal.SIGTERM)
         output = (await asyncio.wait_for(proc.communicate(), 30))[0].decode()
+    # Stopping `run` stops its download processes too.
+    await wait_until(lambda: not running(children), timeout=10)
     # The start-up messages are the usual ones, the yt-dlp version among them though it was not yet imported.
     assert re.search(r"this process runs yt-dlp \d{4}\.\d+\.\d+ from /", output), output[-3000:]
     assert "Open http://127.0.0.1" in output, output[-3000:]
