@@ -30,8 +30,8 @@ from worker.memory import trim_memory
 
 if TYPE_CHECKING:
     from core.db.models import Job
-    from core.media.control import Control
     from core.media.access import Access
+    from core.media.control import Control
     from core.media.lazy_downloader import LazyDownloader as Downloader
     from core.media.results import Downloaded, PlaylistFound
 
