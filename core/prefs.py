@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.models import UserPrefs, utcnow
 from core.errors import InvalidRequest
+from core.i18n import supported
 from core.jobs.choices import QUALITIES, check_choices
 
 
@@ -19,11 +20,12 @@ class Prefs:
     quality: str = "best"
     ask_format: bool = False  # answer a link with the formats it offers
     subtitles: tuple[str, ...] = ()  # languages asked for with every link
+    language: str | None = None  # the locale picked with /language; None: the person's app's
 
 
 def _prefs(row: UserPrefs) -> Prefs:
     langs = tuple(lang for lang in (row.subtitles or "").split(",") if lang)
-    return Prefs(row.kind, row.quality, bool(row.ask_format), langs)
+    return Prefs(row.kind, row.quality, bool(row.ask_format), langs, row.language or None)
 
 
 class PrefsService:
@@ -44,7 +46,9 @@ class PrefsService:
         quality: str | None = None,
         ask_format: bool | None = None,
         subtitles: Sequence[str] | None = None,
+        language: str | None = None,
     ) -> Prefs:
+        """Change what is given (None: keep); `language=""` goes back to the person's app's language."""
         if kind is not None and kind not in ("video", "audio"):
             raise InvalidRequest("Kind must be video or audio.")
         if quality is not None and quality not in QUALITIES:
@@ -52,6 +56,8 @@ class PrefsService:
         langs = check_choices(None, subtitles)[1] if subtitles is not None else None
         if langs is not None and len(",".join(langs)) > 64:
             raise InvalidRequest("Too many subtitle languages.")
+        if language and supported(language) != language:
+            raise InvalidRequest("Unknown language.")
         async with self.sessions() as session, session.begin():
             row = await session.get(UserPrefs, (source, str(user_id)), with_for_update=True)
             if row is None:
@@ -68,5 +74,7 @@ class PrefsService:
                 row.ask_format = ask_format
             if langs is not None:
                 row.subtitles = ",".join(langs)
+            if language is not None:
+                row.language = language or None
             row.updated_at = utcnow()
             return _prefs(row)

@@ -15,6 +15,7 @@ from discord.gateway import DiscordWebSocket
 from bots.conductor import Conductor
 from bots.discord import texts
 from bots.discord.cog import Downloads
+from bots.discord.language import Languages, Translator, speak
 from bots.discord.picker import FormatSelect
 from bots.discord.reply import DiscordChat, DiscordReply
 from bots.discord.subscribing import Subscriptions
@@ -22,15 +23,21 @@ from bots.discord.views import CancelButton
 from bots.subscriptions import SubscribedDeliveries
 from core.bootstrap import Services
 from core.errors import MediabotError
+from core.i18n import _
 
 log = logging.getLogger(__name__)
 
 
 class Tree(app_commands.CommandTree[discord.Client]):
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Every command speaks the person's language (the command runs in this interaction's context)."""
+        await speak(interaction)
+        return True
+
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         original = getattr(error, "original", error)
         if isinstance(original, MediabotError):
-            message = original.message
+            message = _(original.message)
         else:
             name = interaction.command.name if interaction.command else "?"
             log.error("Discord command %s failed", name, exc_info=original)
@@ -77,6 +84,8 @@ class MediaBot(commands.Bot):
             await self.use_server_gateway()
         await self.add_cog(Downloads(self, self.services, self.chat, self.conductor))
         await self.add_cog(self.following)
+        await self.add_cog(Languages(self.services))
+        await self.tree.set_translator(Translator())
         self.add_dynamic_items(CancelButton, FormatSelect)
         await self.sync_commands()
         try:

@@ -16,6 +16,7 @@ from typing import Any
 import discord
 
 from bots.discord.handling import handler
+from bots.discord.language import speak
 from bots.discord.texts import link_of_picker, starting_text
 from core.errors import InvalidRequest
 from core.jobs.formats import FormatChoice, MediaFormats
@@ -95,6 +96,7 @@ class FormatSelect(
         return cls(parse_custom_id(match.group(0)), list(item.options))
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        await speak(interaction)
         message = interaction.message
         asker = message.interaction_metadata.user if message and message.interaction_metadata else None
         if asker is not None and asker.id != interaction.user.id:

@@ -8,6 +8,8 @@ from typing import Any
 
 import discord
 
+from bots.discord.language import speak
+
 from bots.discord.handling import handler
 
 CUSTOM_ID = "mediabot:cancel:{request_id}"
@@ -33,6 +35,7 @@ class CancelButton(
         return cls(match["request_id"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        await speak(interaction)
         await handler(interaction).cancel_pressed(interaction, self.request_id)
 
 

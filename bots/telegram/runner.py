@@ -13,6 +13,7 @@ from telegram.ext import Application, ApplicationBuilder
 from bots.conductor import Conductor
 from bots.subscriptions import SubscribedDeliveries
 from bots.telegram import texts
+from core.i18n import LOCALES, use
 from bots.telegram.api import TelegramApi
 from bots.telegram.handlers import Handlers
 from bots.telegram.reply import TelegramChat, TelegramReply
@@ -128,7 +129,12 @@ async def _receiving(app: App, settings: Settings) -> AsyncIterator[None]:
 
 
 async def _set_commands(app: App) -> None:
+    """The command menu in English for everyone, and in each language we speak for people whose app uses it
+    (Telegram picks by the app's two-letter language code)."""
     try:
-        await app.bot.set_my_commands(texts.COMMANDS)
+        await app.bot.set_my_commands(texts.commands())
+        for locale in LOCALES[1:]:
+            with use(locale):
+                await app.bot.set_my_commands(texts.commands(), language_code=locale.split("_", 1)[0])
     except TelegramError as exc:
         log.warning("telegram: setMyCommands failed (%s); the command menu may be outdated", exc)

@@ -18,6 +18,7 @@ from bots.telegram import picker, texts
 from bots.telegram.api import Target, TelegramApi
 from bots.telegram.reply import TelegramChat, TelegramReply
 from core.bootstrap import Services
+from core.i18n import current
 from core.cuts.sections import Section, find_range_after_link
 from core.cuts.sponsorblock import SponsorChoice
 from core.delivery.filecache import variant_key
@@ -88,7 +89,7 @@ def links(message: Message, text: str, *, replied: bool = True) -> list[str]:
 def target_of(message: Message) -> Target:
     """Answers to `message`: in its chat (and topic), replying to it."""
     thread_id = message.message_thread_id if message.is_topic_message else None
-    return Target(message.chat_id, message.message_id, thread_id=thread_id)
+    return Target(message.chat_id, message.message_id, thread_id=thread_id, locale=current())
 
 
 class Submitter:

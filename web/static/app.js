@@ -19,6 +19,7 @@
 //   state.js     what the page knows, and the rules for merging a job's states
 //   api.js, rows.js, words.js: calls and sockets; one row; sizes, times and statuses in words
 
+import { translatePage } from "./i18n.js";
 import { hasKey } from "./api.js";
 import { wireRows } from "./actions.js";
 import { wireBulk } from "./bulk.js";
@@ -48,6 +49,7 @@ function wireMenus() {
 }
 
 function start() {
+  translatePage();
   // The key is wrong or was revoked: ask for it again (the reason stays on screen).
   onUnauthorized(forgetKey);
   wireLive();

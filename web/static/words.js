@@ -1,19 +1,25 @@
 // What the page says about a job: sizes, durations, statuses and progress, in plain words.
 
+import { N_, num, t } from "./i18n.js";
+
 export const ACTIVE = new Set(["queued", "running"]);
 export const ENDED = new Set(["done", "failed", "cancelled"]);
-export const STATUS_WORDS = { queued: "Queued", running: "Downloading", done: "Done", failed: "Failed", cancelled: "Cancelled" };
+
+const WORDS = { queued: t("Queued"), running: t("Downloading"), done: t("Done"), failed: t("Failed"), cancelled: t("Cancelled") };
+export const STATUS_WORDS = WORDS;
+
+const UNITS = [N_("{n} B"), N_("{n} KB"), N_("{n} MB"), N_("{n} GB"), N_("{n} TB")];
 
 export function bytes(n) {
   if (n == null) return "";
-  const units = ["B", "KB", "MB", "GB", "TB"];
   let value = n;
   let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
+  while (value >= 1000 && unit < UNITS.length - 1) {
     value /= 1000;
     unit += 1;
   }
-  return `${value >= 100 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+  const shown = value >= 100 || unit === 0 ? Math.round(value) : Math.round(value * 10) / 10;
+  return t(UNITS[unit], { n: num(shown, { maximumFractionDigits: 1 }) });
 }
 
 // "0:03", "12:05", "1:02:03": as players show a length.
