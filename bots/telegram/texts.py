@@ -325,7 +325,7 @@ def rate_limited(limit: int, retry_after_s: float) -> str:
 
 def too_many_running(limit: int) -> str:
     return ngettext(
-        "You already have a download running. Wait for it to finish, or /cancel.",
+        "You already have {n} download running. Wait for it to finish, or /cancel.",
         "You already have {n} downloads running. Wait for one to finish, or /cancel.",
         limit,
     ).format(n=limit)
