@@ -365,7 +365,7 @@ class Handlers:
             await self.answer(update, texts.SUBS_USAGE)
             return
         langs = () if first.lower() == "off" else tuple(first.replace(";", ",").split(","))
-        _, langs = check_choices(None, langs)  # a typo is one sentence before anything is saved or queued
+        _kind, langs = check_choices(None, langs)  # a typo is one sentence before anything is saved or queued
         if not rest:
             saved = await prefs.set(SOURCE, user_id, subtitles=langs)
             await self.answer(update, texts.subs_saved(saved.subtitles))
@@ -473,7 +473,7 @@ class Handlers:
     async def settings_button(self, update: Update, context: Context) -> None:
         query = update.callback_query
         assert query is not None and query.data is not None
-        _, field, value = query.data.split(":", 2)
+        _prefix, field, value = query.data.split(":", 2)
         user_id = str(query.from_user.id)
         try:
             if field == "kind":

@@ -67,11 +67,14 @@ class User:
     id: int
     first_name: str
     username: str | None = None
+    language_code: str | None = None  # the person's app language, as Telegram reports it ("ru", "pt-br")
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
         if self.username:
             body["username"] = self.username
+        if self.language_code:
+            body["language_code"] = self.language_code
         return body
 
 
@@ -99,6 +102,7 @@ class FakeTelegram:
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.files: dict[str, Path] = {}  # file_id -> uploaded file
         self.commands: list[dict[str, Any]] = []
+        self.commands_by_language: dict[str, list[dict[str, Any]]] = {}
         self.upload_limit: int | None = None  # bytes; larger request bodies get an nginx-style 413
         self.webhook: dict[str, Any] | None = None  # set by setWebhook: updates are POSTed there, not polled
         self.webhook_posts: list[int] = []  # HTTP status of each webhook delivery
@@ -406,11 +410,15 @@ class FakeTelegram:
         return True
 
     async def _m_setMyCommands(self, call: Call) -> Any:
-        self.commands = list(call.get("commands") or [])
+        # One menu per language_code, as Telegram keeps them; `commands` is the default (no language_code).
+        language = call.get("language_code") or ""
+        self.commands_by_language[language] = list(call.get("commands") or [])
+        if not language:
+            self.commands = self.commands_by_language[language]
         return True
 
     async def _m_getMyCommands(self, call: Call) -> Any:
-        return self.commands
+        return self.commands_by_language.get(call.get("language_code") or "", self.commands)
 
     async def _m_sendChatAction(self, call: Call) -> Any:
         return True
