@@ -105,7 +105,9 @@ class StorageError(MediabotError):
     def from_os_error(cls, exc: OSError) -> StorageError:
         """A full disk (or quota) said plainly; other failures in general words (details go to the log)."""
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return cls(N_("The server's disk is full, so the file could not be saved; please try again later."))
+            return cls(
+                N_("The server's disk is full, so the file could not be saved; please try again later.")
+            )
         return cls()
 
     @classmethod

@@ -102,6 +102,19 @@ def accept_language(header: str | None) -> list[str]:
     return [code for _w, _n, code in sorted(ranked)]
 
 
+def terminal_languages(environ: dict[str, str] | None = None) -> list[str]:
+    """A terminal's languages, best first, as gettext reads them ("C" and "POSIX" say none)."""
+    import os
+
+    env = os.environ if environ is None else environ
+    found: list[str] = []
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        for code in (env.get(name) or "").split(":"):
+            if code and code.split(".", 1)[0] not in ("C", "POSIX"):
+                found.append(code)
+    return found
+
+
 def current() -> str:
     return _current.get()
 

@@ -24,7 +24,9 @@ UNITS = (N_("{n} B"), N_("{n} KB"), N_("{n} MB"), N_("{n} GB"), N_("{n} TB"))
 def human_limit(limit: int) -> str:
     """A size limit as the platform states it: Discord's are whole MiB, and it calls 10 MiB "10 MB"."""
     mib = 1024 * 1024
-    return _(UNITS[2]).format(n=number(limit // mib, "0")) if limit and limit % mib == 0 else human_size(limit)
+    return (
+        _(UNITS[2]).format(n=number(limit // mib, "0")) if limit and limit % mib == 0 else human_size(limit)
+    )
 
 
 def human_duration(seconds: float) -> str:
@@ -71,9 +73,7 @@ def bar(percent: float | None, width: int = 12) -> str:
 def progress_line(view: JobView, width: int = 12) -> str:
     """`[██████░░░░░░] 52% · 14 MB / 27 MB · 2.1 MB/s · ETA 6 s`"""
     p = view.progress
-    parts = [
-        f"{bar(p.percent, width)} {percent(p.percent)}" if p.percent is not None else bar(None, width)
-    ]
+    parts = [f"{bar(p.percent, width)} {percent(p.percent)}" if p.percent is not None else bar(None, width)]
     if p.downloaded_bytes:
         size = human_size(p.downloaded_bytes)
         if p.total_bytes:

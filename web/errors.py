@@ -22,7 +22,9 @@ class NotReady(MediabotError):
 
 class StillActive(MediabotError):
     code = "still_active"
-    default_message = N_("This download is still running: wait for it to end (or cancel it) before retrying it.")
+    default_message = N_(
+        "This download is still running: wait for it to end (or cancel it) before retrying it."
+    )
 
 
 class TooManyConnections(RateLimited):

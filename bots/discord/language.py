@@ -77,7 +77,10 @@ class Translator(app_commands.Translator):
     """Command names stay English (people type them); descriptions follow the app's language."""
 
     async def translate(
-        self, string: app_commands.locale_str, locale: discord.Locale, context: app_commands.TranslationContext[Any, Any]
+        self,
+        string: app_commands.locale_str,
+        locale: discord.Locale,
+        context: app_commands.TranslationContext[Any, Any],
     ) -> str | None:
         if context.location not in (
             app_commands.TranslationContextLocation.command_description,

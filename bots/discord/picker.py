@@ -17,9 +17,9 @@ import discord
 
 from bots.discord.handling import handler
 from bots.discord.language import speak
-from core.i18n import N_, _
 from bots.discord.texts import link_of_picker, starting_text
 from core.errors import InvalidRequest
+from core.i18n import N_, _
 from core.jobs.formats import FormatChoice, MediaFormats
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,9 @@ def custom_id(subtitles: Sequence[str]) -> str:
     """The menu's custom_id; InvalidRequest when the languages make it longer than Discord allows."""
     value = PREFIX + ",".join(subtitles)
     if len(value) > MAX_TEXT:
-        raise InvalidRequest(N_("That is too many subtitle languages to choose a format with; ask for fewer."))
+        raise InvalidRequest(
+            N_("That is too many subtitle languages to choose a format with; ask for fewer.")
+        )
     return value
 
 

@@ -9,7 +9,7 @@ import discord
 
 from bots.playlist import Playlist
 from core.delivery.planner import playlist_line
-from core.i18n import NAMES, N_, _, ngettext
+from core.i18n import N_, NAMES, _, ngettext
 from core.jobs.views import JobView
 from core.words import cut_note, human_duration, human_size, status_text
 
@@ -165,14 +165,16 @@ def playlist_footer(delivered: Sequence[str], count: int, *, cancelled: bool = F
     sent = sum(1 for outcome in delivered if outcome in ("file", "copy", "link"))
     if cancelled:
         return ngettext(
-            "Cancelled after sending {sent} of {n} item.", "Cancelled after sending {sent} of {n} items.", count
+            "Cancelled after sending {sent} of {n} item.",
+            "Cancelled after sending {sent} of {n} items.",
+            count,
         ).format(sent=sent, n=count)
     text = ngettext("Sent {sent} of {n} item", "Sent {sent} of {n} items", count).format(sent=sent, n=count)
     failed = sum(1 for outcome in delivered if outcome == "failed")
     stopped = sum(1 for outcome in delivered if outcome == "cancelled")
-    extra = [_("{n} failed").format(n=failed)] * bool(failed) + [
-        _("{n} cancelled").format(n=stopped)
-    ] * bool(stopped)
+    extra = [_("{n} failed").format(n=failed)] * bool(failed) + [_("{n} cancelled").format(n=stopped)] * bool(
+        stopped
+    )
     return f"{text}; {', '.join(extra)}." if extra else f"{text}."
 
 
@@ -201,7 +203,9 @@ def with_missing_subtitles(content: str, view: JobView) -> str:
 def picker_text(title: str | None, url: str, duration: float | None) -> str:
     """The format picker's message. Its last line is the link, which the menu's handler reads back: the
     message holds the question, so a menu still works after a restart."""
-    head = f"**{discord.utils.escape_markdown(_shorten(title, MAX_TITLE))}**" if title else f"**{_('Formats')}**"
+    head = (
+        f"**{discord.utils.escape_markdown(_shorten(title, MAX_TITLE))}**" if title else f"**{_('Formats')}**"
+    )
     if duration:
         head += f" · {human_duration(duration)}"
     return f"{head}\n" + _("Choose a format:") + f"\n<{url}>"
@@ -218,7 +222,9 @@ def link_of_picker(content: str) -> str | None:
 def starting_text(content: str, label: str) -> str:
     """The picker's message once a format is chosen, until the download's progress replaces it."""
     head = content.strip().split("\n", 1)[0]
-    return f"{head}\n" + _("Starting the download: {label}.").format(label=discord.utils.escape_markdown(label))
+    return f"{head}\n" + _("Starting the download: {label}.").format(
+        label=discord.utils.escape_markdown(label)
+    )
 
 
 # -- languages --------------------------------------------------------------------------------------------

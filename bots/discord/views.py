@@ -8,9 +8,8 @@ from typing import Any
 
 import discord
 
-from bots.discord.language import speak
-
 from bots.discord.handling import handler
+from bots.discord.language import speak
 
 CUSTOM_ID = "mediabot:cancel:{request_id}"
 

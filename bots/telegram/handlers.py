@@ -315,7 +315,9 @@ class Handlers:
         if locale is None:
             with use(ENGLISH):
                 await self.answer(
-                    update, texts.language_unknown(code[:16]), reply_markup=texts.language_keyboard(prefs.language)
+                    update,
+                    texts.language_unknown(code[:16]),
+                    reply_markup=texts.language_keyboard(prefs.language),
                 )
             return
         await self._pick_language(user_id, locale)
@@ -334,7 +336,9 @@ class Handlers:
         if choice == "menu":
             prefs = await self.services.prefs.get(SOURCE, user_id)
             await query.answer()
-            await self.answer(update, texts.LANGUAGE_PROMPT, reply_markup=texts.language_keyboard(prefs.language))
+            await self.answer(
+                update, texts.LANGUAGE_PROMPT, reply_markup=texts.language_keyboard(prefs.language)
+            )
             return
         locale = None if choice == "auto" else supported(choice)
         if locale is None and choice != "auto":
@@ -464,10 +468,10 @@ class Handlers:
         items (or a copy being made to fit), and the copies being made for items still being delivered."""
         jobs = self.services.jobs
         found: dict[str, str] = {}
-        for request, _ in await jobs.children(request_id):
+        for request, _job in await jobs.children(request_id):
             found[request.id] = request.status
             if request.status == "done" and request.delivered_at is None:
-                found.update({r.id: r.status for r, _ in await jobs.children(request.id)})
+                found.update({r.id: r.status for r, _job in await jobs.children(request.id)})
         return found
 
     async def settings_button(self, update: Update, context: Context) -> None:

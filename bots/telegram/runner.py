@@ -13,7 +13,6 @@ from telegram.ext import Application, ApplicationBuilder
 from bots.conductor import Conductor
 from bots.subscriptions import SubscribedDeliveries
 from bots.telegram import texts
-from core.i18n import LOCALES, use
 from bots.telegram.api import TelegramApi
 from bots.telegram.handlers import Handlers
 from bots.telegram.reply import TelegramChat, TelegramReply
@@ -21,6 +20,7 @@ from bots.telegram.webhook import serving_webhook
 from core.bootstrap import Services
 from core.config import Settings
 from core.errors import MediabotError
+from core.i18n import LOCALES, use
 from core.logs import REDACTOR, install_redaction
 
 log = logging.getLogger(__name__)

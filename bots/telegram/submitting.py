@@ -18,11 +18,11 @@ from bots.telegram import picker, texts
 from bots.telegram.api import Target, TelegramApi
 from bots.telegram.reply import TelegramChat, TelegramReply
 from core.bootstrap import Services
-from core.i18n import current
 from core.cuts.sections import Section, find_range_after_link
 from core.cuts.sponsorblock import SponsorChoice
 from core.delivery.filecache import variant_key
 from core.errors import InvalidUrl, MediabotError
+from core.i18n import current
 from core.jobs.choices import SubmitRequest
 from core.jobs.derived import derivation
 from core.net import extract_url, extract_urls

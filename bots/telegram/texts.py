@@ -9,7 +9,7 @@ from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bots.playlist import Item, Playlist
 from core.delivery.planner import playlist_line
-from core.i18n import NAMES, N_, _, ngettext, when
+from core.i18n import N_, NAMES, _, ngettext, when
 from core.jobs.formats import MediaFormats
 from core.jobs.views import JobView
 from core.words import human_duration, human_size, progress_line, status_text, status_word
@@ -388,7 +388,6 @@ def format_choice_text(formats_title: str, label: str) -> str:
 # -- subtitles -------------------------------------------------------------------------------------------
 
 
-
 def subs_status(langs: tuple[str, ...]) -> str:
     if not langs:
         return _("Videos come without subtitles.") + " " + _(_SENTENCES["SUBS_USAGE"])
@@ -426,7 +425,11 @@ def language_keyboard(chosen: str | None) -> InlineKeyboardMarkup:
     ]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     rows.append(
-        [InlineKeyboardButton(("✓ " if chosen is None else "") + _("As my Telegram app"), callback_data="lang:auto")]
+        [
+            InlineKeyboardButton(
+                ("✓ " if chosen is None else "") + _("As my Telegram app"), callback_data="lang:auto"
+            )
+        ]
     )
     return InlineKeyboardMarkup(rows)
 

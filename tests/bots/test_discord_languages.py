@@ -27,7 +27,9 @@ async def test_a_german_app_gets_german_and_language_overrides_it(
     fake = fake_discord
     async with discord_bot(fake, tmp_path) as env:
         [download] = [c for c in fake.commands[None] if c["name"] == "download"]
-        assert download["description_localizations"]["de"] == "Ein Video oder seinen Ton von einem Link laden."
+        assert (
+            download["description_localizations"]["de"] == "Ein Video oder seinen Ton von einem Link laden."
+        )
         assert download["description_localizations"]["ru"] == "Скачать видео или его звук по ссылке."
 
         hans = fake.make_user("hans")

@@ -76,7 +76,9 @@ async def test_language_command_switches_and_an_unknown_code_gets_english_with_a
 
         # Back to the app's language.
         again = tg.send("/language", user=IVAN)
-        menu = await tg.wait_for(lambda: next((m for m in tg.replies_to(again) if m.get("reply_markup")), None))
+        menu = await tg.wait_for(
+            lambda: next((m for m in tg.replies_to(again) if m.get("reply_markup")), None)
+        )
         tg.press(menu, "lang:auto", user=IVAN)
         await tg.wait_for(lambda: "Telegram" in str(tg.calls_to("answerCallbackQuery")[-1].params))
         assert (await reply_text(tg, tg.send("/status", user=IVAN))) == "У вас нет текущих загрузок."
@@ -90,4 +92,6 @@ async def test_an_app_language_we_lack_is_english_and_a_regional_one_is_its_lang
         japanese = replace(IVAN, id=2002, language_code="ja")
         assert (await reply_text(tg, tg.send("/status", user=japanese))) == "You have no downloads running."
         brazilian = replace(IVAN, id=2003, language_code="pt-br")
-        assert (await reply_text(tg, tg.send("/status", user=brazilian))) == "Você não tem downloads em andamento."
+        assert (
+            await reply_text(tg, tg.send("/status", user=brazilian))
+        ) == "Você não tem downloads em andamento."

@@ -26,7 +26,9 @@ def test_the_template_is_what_the_code_marks() -> None:
     """`python -m core.i18n extract` was run after the last sentence changed."""
     ours = {m.id for m in template() if m.id}
     found = {m.id for m in i18n.extract() if m.id}
-    assert found == ours, f"run `.venv/bin/python -m core.i18n extract`: new {found - ours}, gone {ours - found}"
+    assert found == ours, (
+        f"run `.venv/bin/python -m core.i18n extract`: new {found - ours}, gone {ours - found}"
+    )
 
 
 @pytest.mark.parametrize("locale", LOCALES[1:])

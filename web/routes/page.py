@@ -101,7 +101,9 @@ async def index(request: web.Request) -> web.Response:
     # The browser's language in the HTML itself, so a right-to-left page is laid out so before any script runs.
     locale = negotiate(*accept_language(request.headers.get("Accept-Language")))
     page = _read("index.html").replace(
-        '<html lang="en">', f'<html lang="{locale.replace("_", "-")}" dir="{"rtl" if is_rtl(locale) else "ltr"}">', 1
+        '<html lang="en">',
+        f'<html lang="{locale.replace("_", "-")}" dir="{"rtl" if is_rtl(locale) else "ltr"}">',
+        1,
     )
     return web.Response(
         text=page, content_type="text/html", headers={**headers(settings), "Vary": "Accept-Language"}
