@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bots.discord import texts
-from core.i18n import ENGLISH, LOCALES, N_, negotiate, set_locale, supported, translate_in, use
+from core.i18n import ENGLISH, LOCALES, N_, negotiate, ready, set_locale, supported, translate_in, use
 
 if TYPE_CHECKING:
     from core.bootstrap import Services
@@ -37,7 +37,7 @@ async def speak(interaction: discord.Interaction) -> str:
             except Exception:  # noqa: BLE001 - the database down must not silence the bot: the app's language
                 log.warning("discord: language of user %s not read", key, exc_info=True)
         cached = _picked[key] = (time.monotonic() + TTL_S, picked)
-    locale = negotiate(cached[1], interaction.locale.value if interaction.locale else None)
+    locale = await ready(negotiate(cached[1], interaction.locale.value if interaction.locale else None))
     set_locale(locale)
     return locale
 
@@ -58,6 +58,8 @@ class Languages(commands.Cog):
                 await interaction.response.send_message(texts.language_unknown(code[:16]), ephemeral=True)
             return
         await self.services.prefs.set(SOURCE, str(interaction.user.id), language=locale or "")
+        if locale:
+            await ready(locale)
         _picked[str(interaction.user.id)] = (time.monotonic() + TTL_S, locale)
         set_locale(locale or (interaction.locale.value if interaction.locale else None))
         await interaction.response.send_message(texts.language_saved(locale), ephemeral=True)

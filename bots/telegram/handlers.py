@@ -32,7 +32,7 @@ from bots.telegram.subscribing import Subscribing
 from core.bootstrap import Services
 from core.cuts.sections import InvalidSection, find_range_after_link, parse_section
 from core.errors import MediabotError, NotFound
-from core.i18n import ENGLISH, _, negotiate, set_locale, supported, use
+from core.i18n import ENGLISH, _, negotiate, ready, set_locale, supported, use
 from core.jobs.choices import check_choices
 from core.jobs.views import RequestView
 from core.net import extract_urls
@@ -147,7 +147,7 @@ class Handlers:
         update's context); people outside the allowlist get one polite refusal, nothing else."""
         user = update.effective_user
         if user is not None:
-            set_locale(await self.language_of(user))
+            set_locale(await ready(await self.language_of(user)))
         else:
             set_locale(None)
         if user is None:
@@ -320,7 +320,7 @@ class Handlers:
                     reply_markup=texts.language_keyboard(prefs.language),
                 )
             return
-        await self._pick_language(user_id, locale)
+        await self._pick_language(user_id, await ready(locale))
         await self.answer(update, texts.language_saved(locale))
 
     async def _pick_language(self, user_id: str, locale: str | None) -> None:
@@ -344,7 +344,7 @@ class Handlers:
         if locale is None and choice != "auto":
             await query.answer(texts.CHOICE_STALE)
             return
-        await self._pick_language(user_id, locale)
+        await self._pick_language(user_id, locale and await ready(locale))
         if locale is None:
             set_locale(query.from_user.language_code)
         await query.answer(texts.language_saved(locale))

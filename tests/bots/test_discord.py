@@ -292,7 +292,7 @@ async def test_errors_are_one_sentence(fake_discord: FakeDiscord, tmp_path: Path
         edit = await fake_discord.wait_for(lambda: fake_discord.edits(second.token))
         assert (
             edit[0].json["content"]
-            == "You already have 1 download running. Wait for one to finish, or use /cancel."
+            == "You already have 1 download running. Wait for it to finish, or use /cancel."
         )
 
 

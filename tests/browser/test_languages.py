@@ -1,6 +1,6 @@
 """The page in the browser's language (issue 24 item 1), in headless Chromium: Persian laid out right to
 left, German left to right, the picker's choice kept in localStorage over the browser's; screenshots of
-both go to docs/ when MEDIABOT_UPDATE_SCREENSHOTS=1."""
+both go to docs/ when MEDIABOT_UPDATE_SCREENSHOT=1."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ async def test_persian_is_right_to_left_and_the_picker_switches_to_german(browse
         " return r.getBoundingClientRect().right; }"
     )
     assert box is not None and heading > box["x"] + box["width"] / 2
-    if os.environ.get("MEDIABOT_UPDATE_SCREENSHOTS"):
+    if os.environ.get("MEDIABOT_UPDATE_SCREENSHOT"):
         await page.screenshot(path=str(DOCS / "web-desktop-fa.png"))
 
     # The picker: Deutsch, kept in this browser over its Persian.
@@ -44,7 +44,7 @@ async def test_persian_is_right_to_left_and_the_picker_switches_to_german(browse
     await page.wait_for_function("() => document.documentElement.dataset.ready === 'true'")
     await expect(page.locator("#new-heading")).to_have_text("Neuer Download")
     await expect(page.locator("#language")).to_have_value("de")
-    if os.environ.get("MEDIABOT_UPDATE_SCREENSHOTS"):
+    if os.environ.get("MEDIABOT_UPDATE_SCREENSHOT"):
         await page.screenshot(path=str(DOCS / "web-desktop-de.png"))
     assert tab.errors == []
     await tab.context.close()

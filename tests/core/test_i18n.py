@@ -83,6 +83,17 @@ def test_sizes_and_durations_per_locale() -> None:
         assert human_size(3_140_000).endswith("مگابایت")
 
 
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_quick_number_path_writes_what_babel_writes(locale: str) -> None:
+    from babel.numbers import format_decimal
+
+    for value, fmt in [(3.14159, "0.#"), (3.04, "0.#"), (512, "0"), (999.95, "0.#"), (7, "00"), (42, "00")]:
+        with use(locale):
+            assert i18n.number(round(value, 1) if fmt == "0.#" else value, fmt) == format_decimal(
+                round(value, 1) if fmt == "0.#" else value, fmt, locale=locale
+            ), (value, fmt)
+
+
 def test_which_language() -> None:
     assert negotiate("ru") == "ru"
     assert negotiate("pt-br") == "pt_BR" and negotiate("pt") == "pt_BR"
