@@ -10,6 +10,7 @@ import discord
 
 from bots.discord.handling import handler
 from bots.discord.language import speak
+from core.i18n import _
 
 CUSTOM_ID = "mediabot:cancel:{request_id}"
 
@@ -20,7 +21,7 @@ class CancelButton(
     def __init__(self, request_id: str) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Cancel",
+                label=_("Cancel"),
                 style=discord.ButtonStyle.secondary,
                 custom_id=CUSTOM_ID.format(request_id=request_id),
             )
