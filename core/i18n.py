@@ -229,9 +229,9 @@ def translate_in(locale: str, message: str) -> str:
 
 
 def number(value: float, fmt: str = "#,##0.#") -> str:
-    """A number as the current locale writes it (1.5 / 1,5 / ۱٫۵)."""
+    """A number as the current locale writes it (1.5 in English, 1,5 in German; latin digits everywhere)."""
     locale = _current.get()
-    simple = _ENGLISH_NUMBERS.get(fmt)
+    simple = _SIMPLE_NUMBERS.get(fmt)
     if simple is not None:
         # The patterns sizes and durations use: Python's formatting with the locale's decimal sign, the same
         # as Babel writes them (latin digits) at a fraction of its cost (checked in tests/core/test_i18n.py).
@@ -253,8 +253,8 @@ def _decimal(locale: str) -> str:
     return found
 
 
-# English written as it always was here, without Babel's cost on the common path.
-_ENGLISH_NUMBERS = {
+# The patterns sizes and durations use, written with Python (English as it always was here) and the decimal sign.
+_SIMPLE_NUMBERS = {
     "0": lambda v: str(int(v)),
     "00": lambda v: f"{int(v):02d}",
     "0.#": lambda v: f"{v:.1f}".removesuffix(".0"),

@@ -95,3 +95,16 @@ async def test_an_app_language_we_lack_is_english_and_a_regional_one_is_its_lang
         assert (
             await reply_text(tg, tg.send("/status", user=brazilian))
         ) == "Você não tem downloads em andamento."
+
+
+def test_settings_offer_the_language_picker_in_the_persons_language() -> None:
+    from bots.telegram import texts
+    from core.i18n import use
+
+    with use("ru"):
+        keyboard = texts.settings_keyboard("video", "best").to_dict()["inline_keyboard"]
+        languages = texts.language_keyboard("de").to_dict()["inline_keyboard"]
+    assert keyboard[-1] == [{"text": "🌐 Язык", "callback_data": "lang:menu"}]
+    buttons = {b["callback_data"]: b["text"] for row in languages for b in row}
+    assert buttons["lang:de"] == "✓ Deutsch" and buttons["lang:fa"] == "فارسی"
+    assert buttons["lang:auto"] == "Как в моём Telegram"

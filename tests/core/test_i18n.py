@@ -119,3 +119,20 @@ def test_the_page_catalog_names_plural_categories() -> None:
     assert set(body["messages"]["{n} chapter"]) == {"one", "few", "many"}
     assert i18n.web_catalog("ar")["dir"] == "rtl"
     assert i18n.web_catalog("xx") == {"locale": "en", "dir": "ltr", "messages": {}}
+
+
+@pytest.mark.both_databases
+async def test_the_picked_language_is_stored_per_person(embedded) -> None:
+    """user_prefs.language (migration 0013): a pick, kept beside the other defaults; "" back to the app's."""
+    from core.errors import InvalidRequest
+
+    prefs = embedded.prefs
+    assert (await prefs.get("telegram", "lang-1")).language is None
+    await prefs.set("telegram", "lang-1", quality="720")
+    assert (await prefs.set("telegram", "lang-1", language="pt_BR")).language == "pt_BR"
+    kept = await prefs.get("telegram", "lang-1")
+    assert (kept.language, kept.quality) == ("pt_BR", "720")
+    assert (await prefs.get("discord", "lang-1")).language is None
+    with pytest.raises(InvalidRequest):
+        await prefs.set("telegram", "lang-1", language="xx")
+    assert (await prefs.set("telegram", "lang-1", language="")).language is None
