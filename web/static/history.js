@@ -1,6 +1,7 @@
 // Loading the lists: the Queue and Done's first page at once, then Done page by page, searched by title or
 // link and filtered by status and kind (a filter changed meanwhile makes an older answer moot).
 
+import { t } from "./i18n.js";
 import { api } from "./api.js";
 import { remember } from "./jobs.js";
 import { renderDoneStatus, renderLists } from "./lists.js";
@@ -39,7 +40,7 @@ async function loadDone(more) {
   const done = state.done;
   const request = ++done.request;
   const button = $("load-more");
-  $("history-status").textContent = "Loading…";
+  $("history-status").textContent = t("Loading…");
   $("done").setAttribute("aria-busy", "true");
   if (more) button.disabled = true;
   try {
