@@ -72,6 +72,18 @@ DESCRIPTIONS = (
     N_("A link to a page with a video or a song"),
     N_("The video (default) or only its audio"),
     N_("The highest video height (default: best available)"),
+    N_("Subtitle languages, comma-separated (e.g. en,de): embedded in the video and attached"),
+    N_("Pick one of the link's formats (with their sizes) from a menu first"),
+    N_("Only a part: where it starts (1:20, or seconds)"),
+    N_("Only a part: where it ends (1:45, or seconds)"),
+    N_("Each chapter as a file of its own"),
+    N_("Sponsor, self-promotion and intro segments: remove them, or mark them as chapters"),
+    N_("Post every new video of a channel or playlist here."),
+    N_("What this channel follows."),
+    N_("Stop following a channel or playlist here."),
+    N_("A channel or playlist link: each new video is posted in this channel"),
+    N_("The videos (default) or only their audio"),
+    N_("The number /subscriptions shows"),
 )
 
 

@@ -54,3 +54,17 @@ async def test_a_german_app_gets_german_and_language_overrides_it(
         assert await answer(fake, "language", {"language": "auto"}, user=hans, locale="de") == (
             "Ich spreche die Sprache deiner Discord-App."
         )
+
+
+def test_command_descriptions_fit_discords_100_characters_in_every_language() -> None:
+    from bots.discord.language import DESCRIPTIONS
+    from core.i18n import LOCALES, translate_in
+
+    extra = ("The language I speak to you", "A language code (de, pt-BR, fa...), or auto for your app's")
+    too_long = [
+        (locale, text)
+        for locale in LOCALES
+        for text in (*DESCRIPTIONS, *extra)
+        if len(translate_in(locale, text)) > 100
+    ]
+    assert too_long == []
