@@ -13,6 +13,7 @@ from core.config import Settings
 from core.db.session import create_engine, session_factory
 from core.delivery.filecache import DeliveryCacheService
 from core.events import EventBus, build_event_bus
+from core.groups import GroupSettingsService
 from core.jobs.quotas import RateLimiter, build_rate_limiter
 from core.jobs.service import JobService
 from core.pacing import Backoff, Pacing, SlotTimings, build_pacing, parse_proxies, parse_site_limits
@@ -37,6 +38,7 @@ class Services:
     prefs: PrefsService
     deliveries: DeliveryCacheService
     subscriptions: SubscriptionService
+    groups: GroupSettingsService
     # Per-site slots and identities (issue 23): the worker paces with it, doctor and /metrics read it.
     pacing: Pacing | None = None
 
@@ -76,6 +78,7 @@ async def build_services(settings: Settings, queue: JobQueue) -> Services:
         prefs=PrefsService(sessions),
         deliveries=DeliveryCacheService(sessions),
         subscriptions=SubscriptionService(settings, sessions, jobs),
+        groups=GroupSettingsService(sessions),
         pacing=build_site_pacing(settings),
     )
 

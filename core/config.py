@@ -149,6 +149,13 @@ class Settings(BaseSettings):
     # Where the bot listens for webhook calls (behind the proxy that serves telegram_webhook_url).
     telegram_webhook_listen: str = "127.0.0.1"
     telegram_webhook_port: int = Field(default=8443, ge=0, le=65535)
+    # Inline mode (@bot LINK in any chat): Telegram edits an inline message only into a file it already holds,
+    # so a new download is first uploaded to this chat (a private channel or group the bot may post in; its
+    # numeric id, e.g. -1001234567890) for a file_id. Unset: inline answers only media already sent once.
+    telegram_storage_chat: int | None = None
+    # A format picker in a group is removed after this long unless chosen, so it does not stay in everyone's
+    # view (its person can send the link again).
+    telegram_group_picker_timeout_s: float = Field(default=120, gt=0)
     discord_token: str | None = None
     discord_api_url: str = "https://discord.com/api/v10"
     discord_guild_ids: Annotated[list[str], NoDecode] = []
@@ -210,8 +217,9 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator(
-        "cookies_dir", "s3_public_url", "s3_endpoint_url", "redis_url", "pot_provider_url", mode="before"
-    )
+        "cookies_dir", "s3_public_url", "s3_endpoint_url", "redis_url", "pot_provider_url",
+        "telegram_storage_chat", mode="before",
+    )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `MEDIABOT_COOKIES_DIR=` in a .env means "none", not the current directory.

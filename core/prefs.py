@@ -1,5 +1,5 @@
 """Per-user defaults chosen in a chat front end (/settings, /subs): kind, quality, whether to be asked for a
-format, subtitle languages."""
+format, subtitle languages, inline mode."""
 
 from __future__ import annotations
 
@@ -21,11 +21,15 @@ class Prefs:
     ask_format: bool = False  # answer a link with the formats it offers
     subtitles: tuple[str, ...] = ()  # languages asked for with every link
     language: str | None = None  # the locale picked with /language; None: the person's app's
+    inline: bool = True  # answer their inline queries (@bot LINK in any chat)
 
 
 def _prefs(row: UserPrefs) -> Prefs:
     langs = tuple(lang for lang in (row.subtitles or "").split(",") if lang)
-    return Prefs(row.kind, row.quality, bool(row.ask_format), langs, row.language or None)
+    return Prefs(
+        row.kind, row.quality, bool(row.ask_format), langs, language=row.language or None,
+        inline=row.inline is not False,
+    )  # fmt: skip
 
 
 class PrefsService:
@@ -47,6 +51,7 @@ class PrefsService:
         ask_format: bool | None = None,
         subtitles: Sequence[str] | None = None,
         language: str | None = None,
+        inline: bool | None = None,
     ) -> Prefs:
         """Change what is given (None: keep); `language=""` goes back to the person's app's language."""
         if kind is not None and kind not in ("video", "audio"):
@@ -63,7 +68,7 @@ class PrefsService:
             if row is None:
                 row = UserPrefs(
                     source=source, user_id=str(user_id), kind="video", quality="best", ask_format=False,
-                    subtitles="", updated_at=utcnow(),
+                    subtitles="", inline=True, updated_at=utcnow(),
                 )  # fmt: skip
                 session.add(row)
             if kind is not None:
@@ -76,5 +81,7 @@ class PrefsService:
                 row.subtitles = ",".join(langs)
             if language is not None:
                 row.language = language or None
+            if inline is not None:
+                row.inline = inline
             row.updated_at = utcnow()
             return _prefs(row)

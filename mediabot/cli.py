@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import sys
@@ -312,6 +313,20 @@ EXTRA_COMMANDS.append(doctor.COMMAND)
 EXTRA_COMMANDS.append((ytdlp_cli.add_parser, "ytdlp", ytdlp_cli.cmd_ytdlp))
 
 
+def _port_in_use(settings: Settings, text: str) -> str:
+    """aiohttp says only "error while attempting to bind on address (...)": name the setting that moves it."""
+    ports = [(settings.port, "MEDIABOT_PORT", "the web page and API")]
+    if settings.telegram_webhook_url:
+        ports.append((settings.telegram_webhook_port, "MEDIABOT_TELEGRAM_WEBHOOK_PORT", "Telegram's webhook"))
+    for port, name, what in ports:
+        if f", {port})" in text:
+            return (
+                f"port {port} is already in use (another mediabot running?). Stop that program, or set {name} "
+                f"to another port for {what}."
+            )
+    return f"{text}. Stop the program using that port or choose another one."
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -345,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as exc:
         log.debug("fatal", exc_info=True)
+        if exc.errno == errno.EADDRINUSE:
+            print(f"mediabot: {_port_in_use(settings, str(exc))}", file=sys.stderr)
+            return 1
         # The file it concerns, when there is one: the operator's own terminal, and the first thing to check.
         where = f": {exc.filename}" if exc.filename else ""
         print(f"mediabot: {exc.strerror or exc}{where}", file=sys.stderr)

@@ -26,6 +26,8 @@ from telegram.ext import (
 from bots.conductor import Conductor
 from bots.telegram import picker, texts
 from bots.telegram.api import NO_PREVIEW, TelegramApi
+from bots.telegram.groups import Groups
+from bots.telegram.inline import InlineMode, InlineReply
 from bots.telegram.reply import TelegramChat, TelegramReply
 from bots.telegram.submitting import SOURCE, Ask, Refused, Submitter, links
 from bots.telegram.subscribing import Subscribing
@@ -75,6 +77,8 @@ class Handlers:
         self.conductor = conductor
         self.submit = Submitter(services, api, conductor, chat)
         self.following = Subscribing(services, api)
+        self.groups = Groups(services, api)  # /groupsettings; "every link" in a group
+        self.inline = InlineMode(services, api, conductor)  # @bot LINK in any chat
         allowed = [entry.strip() for entry in self.settings.telegram_allowed_users if entry.strip()]
         self.allowed_ids = {int(e) for e in allowed if e.lstrip("-").isdigit()}
         self.allowed_names = {e.lstrip("@").lower() for e in allowed if not e.lstrip("-").isdigit()}
@@ -104,6 +108,8 @@ class Handlers:
         app.add_handler(CallbackQueryHandler(self.settings_button, pattern=r"^set:"))
         app.add_handler(CallbackQueryHandler(self.language_button, pattern=r"^lang:"))
         app.add_handler(CallbackQueryHandler(self.format_button, pattern=picker.PATTERN))
+        self.groups.register(app)
+        self.inline.register(app)
         app.add_handler(
             MessageHandler(new & (filters.TEXT | filters.CAPTION) & ~filters.COMMAND, self.on_message)
         )
@@ -160,7 +166,9 @@ class Handlers:
         if self.allowed(user):
             return
         text = texts.NOT_ALLOWED.format(user_id=user.id)
-        if update.callback_query is not None:
+        if update.inline_query is not None:
+            await update.inline_query.answer([], cache_time=60, is_personal=True)
+        elif update.callback_query is not None:
             await update.callback_query.answer(text, show_alert=True)
         elif update.message is not None and self.addressed(
             update.message, context.bot.id, context.bot.username
@@ -189,7 +197,8 @@ class Handlers:
     async def on_message(self, update: Update, context: Context) -> None:
         message = update.message
         assert message is not None and message.from_user is not None
-        if not self.addressed(message, context.bot.id, context.bot.username):
+        addressed = self.addressed(message, context.bot.id, context.bot.username)
+        if not addressed and not await self.groups.takes_every_link(message):
             return
         text = message.text or message.caption or ""
         if await self._clip_of_delivered(message, text):
@@ -284,6 +293,9 @@ class Handlers:
         await self.submit.reply(message, text)
 
     async def help(self, update: Update, context: Context) -> None:
+        if context.args == ["settings"]:  # from inline mode's "turn it on in /settings" button
+            await self.settings_menu(update, context)
+            return
         await self.answer(update, texts.help_text(self.settings.telegram_upload_limit_bytes))
 
     async def unknown_command(self, update: Update, context: Context) -> None:
@@ -295,7 +307,7 @@ class Handlers:
         prefs = await self.services.prefs.get(SOURCE, str(update.effective_user.id))
         await self.answer(
             update, texts.settings_text(prefs.kind, prefs.quality, prefs.ask_format),
-            reply_markup=texts.settings_keyboard(prefs.kind, prefs.quality, prefs.ask_format),
+            reply_markup=texts.settings_keyboard(prefs.kind, prefs.quality, prefs.ask_format, prefs.inline),
         )  # fmt: skip
 
     @replies_errors
@@ -458,6 +470,9 @@ class Handlers:
     async def _show_cancelled(self, request: RequestView) -> None:
         """The person cancelled: stop following and say so on the progress message."""
         reply = await self.conductor.stop(request.id) or self.chat.reply_for(request)
+        if isinstance(reply, InlineReply):  # an inline message: it says so itself
+            await reply.conclude(texts.CANCELLED)
+            return
         if reply is None or reply.target.progress_id is None:
             return
         with contextlib.suppress(TelegramError):
@@ -484,6 +499,8 @@ class Handlers:
                 prefs = await self.services.prefs.set(SOURCE, user_id, kind=value)
             elif field == "ask":
                 prefs = await self.services.prefs.set(SOURCE, user_id, ask_format=value == "1")
+            elif field == "inline":
+                prefs = await self.services.prefs.set(SOURCE, user_id, inline=value == "1")
             else:
                 prefs = await self.services.prefs.set(SOURCE, user_id, quality=value)
         except MediabotError as exc:
@@ -493,7 +510,9 @@ class Handlers:
         try:
             await query.edit_message_text(
                 texts.settings_text(prefs.kind, prefs.quality, prefs.ask_format),
-                reply_markup=texts.settings_keyboard(prefs.kind, prefs.quality, prefs.ask_format),
+                reply_markup=texts.settings_keyboard(
+                    prefs.kind, prefs.quality, prefs.ask_format, prefs.inline
+                ),
             )
         except TelegramError as exc:
             log.debug("settings message not updated: %s", exc)

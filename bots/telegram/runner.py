@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from telegram import BotCommandScopeAllChatAdministrators
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
@@ -15,7 +16,8 @@ from bots.subscriptions import SubscribedDeliveries
 from bots.telegram import texts
 from bots.telegram.api import TelegramApi
 from bots.telegram.handlers import Handlers
-from bots.telegram.reply import TelegramChat, TelegramReply
+from bots.telegram.inline import InlineChat
+from bots.telegram.reply import TelegramReply
 from bots.telegram.webhook import serving_webhook
 from core.bootstrap import Services
 from core.config import Settings
@@ -29,7 +31,8 @@ App = Application[Any, Any, Any, Any, Any, Any]
 
 CONCURRENT_UPDATES = 64
 POLL_TIMEOUT_S = 10
-ALLOWED_UPDATES = ["message", "callback_query", "channel_post"]
+# inline_query and chosen_inline_result: inline mode (bots/telegram/inline.py)
+ALLOWED_UPDATES = ["message", "callback_query", "channel_post", "inline_query", "chosen_inline_result"]
 
 
 class TelegramUnavailable(MediabotError):
@@ -64,7 +67,7 @@ async def running(services: Services) -> AsyncIterator[App]:
     install_redaction([settings.telegram_token or ""])
     app = build_application(settings)
     api = TelegramApi(services, app.bot)
-    chat = TelegramChat(api)
+    chat = InlineChat(api)  # answers in chats, and in inline messages
     conductor: Conductor[TelegramReply] = Conductor(services, chat)
     handlers = Handlers(services, api, chat, conductor)
     handlers.register(app)
@@ -87,6 +90,7 @@ async def running(services: Services) -> AsyncIterator[App]:
         if app.running:
             await app.stop()
         await conductor.close()
+        await handlers.submit.pickers.close()
         await app.shutdown()
         log.info("telegram bot stopped")
 
@@ -133,8 +137,13 @@ async def _set_commands(app: App) -> None:
     (Telegram picks by the app's two-letter language code)."""
     try:
         await app.bot.set_my_commands(texts.commands())
+        await app.bot.set_my_commands(texts.admin_commands(), scope=BotCommandScopeAllChatAdministrators())
         for locale in LOCALES[1:]:
             with use(locale):
-                await app.bot.set_my_commands(texts.commands(), language_code=locale.split("_", 1)[0])
+                code = locale.split("_", 1)[0]
+                await app.bot.set_my_commands(texts.commands(), language_code=code)
+                await app.bot.set_my_commands(
+                    texts.admin_commands(), scope=BotCommandScopeAllChatAdministrators(), language_code=code
+                )
     except TelegramError as exc:
         log.warning("telegram: setMyCommands failed (%s); the command menu may be outdated", exc)

@@ -16,6 +16,7 @@ from telegram.error import TelegramError
 from bots.conductor import Conductor
 from bots.telegram import picker, texts
 from bots.telegram.api import Target, TelegramApi
+from bots.telegram.groups import PickerTimers
 from bots.telegram.reply import TelegramChat, TelegramReply
 from core.bootstrap import Services
 from core.cuts.sections import Section, find_range_after_link
@@ -103,6 +104,7 @@ class Submitter:
         self.chat = chat
         # Format keyboards being answered right now (chat, message): a double press submits once.
         self._choosing: set[tuple[int, int]] = set()
+        self.pickers = PickerTimers(api)  # a group's pickers go away after a while
 
     async def reply(self, message: Message, text: str, **kwargs: Any) -> None:
         await self.api.reply(target_of(message), text, **kwargs)
@@ -143,7 +145,10 @@ class Submitter:
                 if markup is None:
                     await self.request(message, url, fallback)
                 else:
-                    await self.reply(message, texts.format_prompt(found), reply_markup=markup)
+                    asked = await self.api.reply(
+                        target_of(message), texts.format_prompt(found), reply_markup=markup
+                    )
+                    self.pickers.offered(asked)
             except Refused as exc:
                 await self.reply(message, str(exc))
                 return
@@ -166,6 +171,7 @@ class Submitter:
             await query.answer(texts.CHOICE_NOT_YOURS)
             return
         chosen = (keyboard.chat_id, keyboard.message_id)
+        self.pickers.chosen(*chosen)  # it becomes the progress message: not to be removed by its timer
         if chosen in self._choosing:
             await query.answer()  # a second press while the first is being submitted
             return

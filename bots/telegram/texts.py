@@ -31,11 +31,18 @@ _COMMANDS = [
     ("subscriptions", N_("What this chat follows")),
     ("unsubscribe", N_("Stop following one: /unsubscribe N")),
 ]
+# The menu a group's admins see there: the same, and the group's own settings.
+_ADMIN_COMMANDS = [*_COMMANDS, ("groupsettings", N_("This group: every link, or only links sent to me"))]
 
 
 def commands() -> list[BotCommand]:
     """The command menu in the current language (runner.py sets one per language)."""
     return [BotCommand(name, _(description)) for name, description in _COMMANDS]
+
+
+def admin_commands() -> list[BotCommand]:
+    """The menu of a group's admins, in the current language."""
+    return [BotCommand(name, _(description)) for name, description in _ADMIN_COMMANDS]
 
 
 QUALITY_CHOICES = ["best", "1080", "720", "480", "360"]
@@ -81,6 +88,8 @@ def __getattr__(name: str) -> Any:
         return _(_SENTENCES[name])
     if name == "COMMANDS":
         return commands()
+    if name == "ADMIN_COMMANDS":
+        return admin_commands()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -111,7 +120,10 @@ def help_text(upload_limit_bytes: int) -> str:
                 "link to the full quality), else as a download link. A playlist or channel link sends its "
                 "first items one by one."
             ).format(size=human_size(upload_limit_bytes)),
-            _("In groups, mention me or reply to me with a link, or use a command."),
+            _(
+                "In groups, mention me or reply to me with a link, or use a command (group admins: /groupsettings)."
+            ),
+            _("In any chat, type my name and a link to send its video there."),
         ]
     )
 
@@ -346,7 +358,9 @@ def settings_text(kind: str, quality: str, ask_format: bool = False) -> str:
     return f"{first.format(what=what)}\n{change}"
 
 
-def settings_keyboard(kind: str, quality: str, ask_format: bool = False) -> InlineKeyboardMarkup:
+def settings_keyboard(
+    kind: str, quality: str, ask_format: bool = False, inline: bool = True
+) -> InlineKeyboardMarkup:
     def mark(label: str, on: bool) -> str:
         return f"✓ {label}" if on else label
 
@@ -365,7 +379,9 @@ def settings_keyboard(kind: str, quality: str, ask_format: bool = False) -> Inli
         InlineKeyboardButton(mark(_("Formats: use my default"), not ask_format), callback_data="set:ask:0"),
     ]
     language = [InlineKeyboardButton("🌐 " + _("Language"), callback_data="lang:menu")]
-    return InlineKeyboardMarkup([kinds, qualities[:3], qualities[3:], formats, language])
+    return InlineKeyboardMarkup(
+        [kinds, qualities[:3], qualities[3:], formats, [inline_button(inline)], language]
+    )
 
 
 # -- the format picker -----------------------------------------------------------------------------------
@@ -443,3 +459,49 @@ def language_saved(locale: str | None) -> str:
 def language_unknown(code: str) -> str:
     """/language xx for a language we don't have: said in English, with the choice."""
     return _("I don't speak {code} yet, so I'll stay with English. Pick one of these:").format(code=code)
+
+
+# -- inline mode and groups (bots/telegram/inline.py, bots/telegram/groups.py) ----------------------------
+
+_SENTENCES.update(
+    INLINE_DOWNLOADING=N_("Downloading… it will appear here when ready."),
+    INLINE_WAIT_BUTTON=N_("Downloading…"),
+    INLINE_WAIT_PRESSED=N_("Still downloading; the message changes by itself when it is ready."),
+    INLINE_RESULT_TITLE=N_("Download and send here"),
+    INLINE_CACHED_TITLE=N_("Send it now"),
+    INLINE_HINT=N_("Type a link after my name to send its video here"),
+    INLINE_OFF=N_("Inline mode is off for you: turn it on in /settings"),
+    INLINE_OFF_TOO=N_("Inline mode is off for you; turn it on in /settings."),
+    INLINE_PLAYLIST=N_("This link is a playlist: send it to me in a private chat to get its items."),
+    INLINE_NOT_READY=N_("Not downloaded yet: send me the link in a private chat"),
+    GROUP_ADMINS_ONLY=N_("Only the group's admins can change its settings."),
+    GROUP_ONLY=N_("Send /groupsettings in a group to change how I behave there."),
+)
+
+
+def group_settings_text(every_link: bool) -> str:
+    if every_link:
+        return _("In this group I download every link anyone posts.")
+    return _("In this group I download only links sent to me: a mention of me, a reply to me, or a command.")
+
+
+def group_settings_keyboard(every_link: bool) -> InlineKeyboardMarkup:
+    def mark(label: str, on: bool) -> str:
+        return f"✓ {label}" if on else label
+
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(mark(_("Every link"), every_link), callback_data="grp:every:1"),
+                InlineKeyboardButton(
+                    mark(_("Only links sent to me"), not every_link), callback_data="grp:every:0"
+                ),
+            ]
+        ]
+    )
+
+
+def inline_button(inline: bool) -> InlineKeyboardButton:
+    """The /settings row for inline mode (@bot LINK in any chat)."""
+    label = _("Inline: on") if inline else _("Inline: off")
+    return InlineKeyboardButton(f"✓ {label}", callback_data=f"set:inline:{0 if inline else 1}")

@@ -79,6 +79,7 @@ class Uploader:
         self.request_id = request_id
         self.target = target
         self.chat = str(target.chat_id)
+        self.sent: DeliveryRef | None = None  # Telegram's handle for the last whole file uploaded
 
     async def send(self, parcel: Parcel) -> None:
         """Send the parcel's file, or each of its parts in order, with the thumbnail. Refused when Telegram
@@ -110,7 +111,7 @@ class Uploader:
                         return
                     await deliveries.forget(PLATFORM, key)
             message = await self._upload(view, thumb=thumb, caption=cut_note(view))
-            ref = sent_file(message)
+            ref = self.sent = sent_file(message)
             if ref is not None and key is not None:
                 await deliveries.put(PLATFORM, key, ref)
         except Forbidden:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -277,6 +278,21 @@ class UserPrefs(Base):
     subtitles: Mapped[str] = mapped_column(String(64), default="", server_default="")
     # The locale picked with /language ("pt_BR"); NULL: the one the person's app reports.
     language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Answer this person's inline queries (@bot LINK in any chat); off: they get an explanation, nothing else.
+    inline: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GroupSettings(Base):
+    """A group chat's own settings, changed by its admins (/groupsettings)."""
+
+    __tablename__ = "group_settings"
+
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Act on every link posted in the group, not only on those addressed to the bot.
+    every_link: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    updated_by: Mapped[str | None] = mapped_column(String(128))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

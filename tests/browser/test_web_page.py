@@ -684,6 +684,18 @@ async def _shoot(tab: Tab, name: str) -> None:
         (DOCS / name).write_bytes(shot)
 
 
+async def _fields_a_thumb_can_use(tab: Tab) -> None:
+    """Every field one types into is as tall as a finger and its text at least 16 px (a phone zooms the page
+    into a smaller one), the From/To and Subscribe fields included."""
+    small = await tab.page.evaluate(
+        """[...document.querySelectorAll('input:not([type=radio]):not([type=checkbox]), textarea, select')]
+            .filter((el) => el.offsetParent !== null)
+            .map((el) => [el.id || el.name, el.getBoundingClientRect().height, parseFloat(getComputedStyle(el).fontSize)])
+            .filter(([, height, font]) => height < 40 || font < 16)"""
+    )
+    assert not small, f"fields too small for a phone (id, height px, font px): {small}"
+
+
 async def _compact_rows(tab: Tab) -> None:
     """Every row's buttons on one line (a word that wraps makes a button twice as tall)."""
     heights = await tab.page.locator(".actions > :not([hidden])").evaluate_all(
@@ -763,6 +775,7 @@ async def test_keyboard_only_phone_and_desktop_light_and_dark(
     await expect(done(tab)).to_have_count(5)
     await _no_sideways_scroll(tab)
     await _compact_rows(tab)
+    await _fields_a_thumb_can_use(tab)
     height = await page.evaluate("document.documentElement.scrollHeight")
     print(f"[bench] phone page height with 6 jobs (one a playlist of 2): {height} px")
     await _shoot(tab, "web-phone.png")

@@ -4,7 +4,9 @@ It speaks the Bot API's HTTP shape (``POST /bot<TOKEN>/<method>``, form-encoded 
 ``{"ok": true, "result": ...}`` answers), keeps the chats' messages so edits and deletes behave like the real
 server (400 "message is not modified" for an identical edit), stores uploaded files on disk, and records every
 call. Tests play the users: :meth:`FakeTelegram.send` puts a message into ``getUpdates``, :meth:`press` a
-button, and :meth:`flood` / :meth:`fail` make the next calls of a method fail.
+button, :meth:`inline_query` types "@bot LINK" and :meth:`choose_inline` picks one of the answers (the server
+then holds an inline message the bot can edit by its ``inline_message_id``), and :meth:`flood` / :meth:`fail`
+make the next calls of a method fail. ``admins`` says who administers a group (``getChatMember``).
 
 Fixture: ``telegram_server`` (function scope), enabled by ``tests.fakes.telegram`` in ``pytest_plugins``.
 """
@@ -29,6 +31,7 @@ from aiohttp import web
 _TEXT_PARAMS = {
     "text", "caption", "title", "performer", "callback_query_id", "description", "short_description",
     "file_id", "url", "secret_token", "action", "query", "filename", "video", "audio", "document", "animation",
+    "inline_query_id", "inline_message_id",
 }  # fmt: skip
 _MEDIA = {
     "sendVideo": "video",
@@ -82,6 +85,8 @@ ALICE = User(1001, "Alice", "alice")
 BOB = User(1002, "Bob", "bob")
 CAROL = User(1003, "Carol", None)
 GROUP_CHAT_ID = -100500
+# Who a group admin posting anonymously appears as (Telegram's own bot account).
+ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
 CHANNEL_CHAT_ID = -100700
 
 
@@ -94,15 +99,21 @@ class FakeTelegram:
         self.uploads_dir = root / "uploads"
         self.bot = {
             "id": 777000111, "is_bot": True, "first_name": "Mediabot", "username": bot_username,
-            "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False,
+            "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": True,
         }  # fmt: skip
         self.calls: list[Call] = []
         self.updates: list[dict[str, Any]] = []
         # (chat_id, message_id) -> message dict as the server holds it (text, reply_markup, deleted flag)
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.files: dict[str, Path] = {}  # file_id -> uploaded file
+        # inline_message_id -> the inline message as the server holds it (text or media, reply_markup, _edits)
+        self.inline_messages: dict[str, dict[str, Any]] = {}
+        self.inline_queries: dict[str, dict[str, Any]] = {}  # id -> the inline query as sent to the bot
+        self.inline_answers: dict[str, Call] = {}  # inline query id -> the bot's answerInlineQuery
+        self.admins: dict[int, set[int]] = {}  # group chat id -> user ids of its administrators
         self.commands: list[dict[str, Any]] = []
-        self.commands_by_language: dict[str, list[dict[str, Any]]] = {}
+        self.commands_by_language: dict[str, list[dict[str, Any]]] = {}  # language_code -> default menu
+        self.scoped_commands: dict[str, list[dict[str, Any]]] = {}  # scope type -> its command menu
         self.upload_limit: int | None = None  # bytes; larger request bodies get an nginx-style 413
         self.webhook: dict[str, Any] | None = None  # set by setWebhook: updates are POSTed there, not polled
         self.webhook_posts: list[int] = []  # HTTP status of each webhook delivery
@@ -150,8 +161,11 @@ class FakeTelegram:
         chat_id: int | None = None,
         group: bool = False,
         reply_to: dict[str, Any] | int | None = None,
+        anonymous: bool = False,
     ) -> dict[str, Any]:
-        """A user sends a text message to the bot (private chat, or the test group). Returns the message."""
+        """A user sends a text message to the bot (private chat, or the test group). Returns the message.
+        `anonymous`: a group admin posting as the group (sender_chat is the group; from is Telegram's
+        GroupAnonymousBot)."""
         if group and chat_id is None:
             chat_id = GROUP_CHAT_ID
         chat_id = chat_id if chat_id is not None else user.id
@@ -167,6 +181,9 @@ class FakeTelegram:
             "from": user.to_dict(),
             "text": text,
         }
+        if anonymous:
+            message["from"] = ANONYMOUS_ADMIN
+            message["sender_chat"] = chat
         entities = _entities(text)
         if entities:
             message["entities"] = entities
@@ -211,6 +228,57 @@ class FakeTelegram:
             }
         )  # fmt: skip
         return query_id
+
+    def press_inline(self, inline_message_id: str, data: str, *, user: User = ALICE) -> str:
+        """A user presses a button under an inline message (the query names the message by its id only)."""
+        query_id = uuid.uuid4().hex[:16]
+        self._push(
+            {
+                "callback_query": {
+                    "id": query_id, "from": user.to_dict(), "chat_instance": "ci-2", "data": data,
+                    "inline_message_id": inline_message_id,
+                }
+            }
+        )  # fmt: skip
+        return query_id
+
+    def inline_query(self, query: str, *, user: User = ALICE, chat_type: str = "private") -> str:
+        """A user types "@bot QUERY" in some chat (`chat_type`: the kind of chat they type in). Returns the
+        query's id (its answer is then in `inline_answers`)."""
+        query_id = f"q{uuid.uuid4().hex[:15]}"
+        asked = {"id": query_id, "from": user.to_dict(), "query": query, "offset": "", "chat_type": chat_type}
+        self.inline_queries[query_id] = asked
+        self._push({"inline_query": dict(asked)})
+        return query_id
+
+    async def inline_answer(self, query_id: str, timeout: float = 20) -> Call:
+        return await self.wait_for(lambda: self.inline_answers.get(query_id), timeout)
+
+    def choose_inline(self, query_id: str, result: dict[str, Any], *, user: User = ALICE) -> str | None:
+        """The user taps `result` (one of the bot's answers to `query_id`): Telegram posts it as an inline
+        message and, with inline feedback on, tells the bot which one it was. The inline_message_id is given
+        only when the result carries an inline keyboard (as on the real server). Returns it."""
+        answer = self.inline_answers[query_id]
+        inline_id = f"im{uuid.uuid4().hex[:20]}" if result.get("reply_markup") else None
+        content: dict[str, Any] = {}
+        if result["type"] == "article":
+            content["text"] = result["input_message_content"]["message_text"]
+        else:
+            kind = result["type"]  # video | audio | document
+            content[kind] = {"file_id": result[f"{kind}_file_id"]}
+        if inline_id is not None:
+            self.inline_messages[inline_id] = {
+                **content,
+                "reply_markup": result["reply_markup"],
+                "_from": user.id,
+            }
+        chosen: dict[str, Any] = {
+            "result_id": result["id"], "from": user.to_dict(), "query": answer.get("_query", ""),
+        }  # fmt: skip
+        if inline_id is not None:
+            chosen["inline_message_id"] = inline_id
+        self._push({"chosen_inline_result": chosen})
+        return inline_id
 
     def flood(self, method: str, count: int = 1, retry_after: int = 1) -> None:
         """The next `count` calls of `method` answer 429 with parameters.retry_after."""
@@ -410,11 +478,18 @@ class FakeTelegram:
         return True
 
     async def _m_setMyCommands(self, call: Call) -> Any:
-        # One menu per language_code, as Telegram keeps them; `commands` is the default (no language_code).
+        # One menu per scope and language_code, as Telegram keeps them. `commands`: the default scope with no
+        # language; `scoped_commands`: each scope with no language; `commands_by_language`: the default scope.
+        scope = (call.get("scope") or {}).get("type", "default")
         language = call.get("language_code") or ""
-        self.commands_by_language[language] = list(call.get("commands") or [])
-        if not language:
-            self.commands = self.commands_by_language[language]
+        commands = list(call.get("commands") or [])
+        if language:
+            if scope == "default":
+                self.commands_by_language[language] = commands
+            return True
+        self.scoped_commands[scope] = commands
+        if scope == "default":
+            self.commands = commands
         return True
 
     async def _m_getMyCommands(self, call: Call) -> Any:
@@ -425,6 +500,66 @@ class FakeTelegram:
 
     async def _m_answerCallbackQuery(self, call: Call) -> Any:
         return True
+
+    async def _m_answerInlineQuery(self, call: Call) -> Any:
+        query_id = str(call["inline_query_id"])
+        asked = self.inline_queries.get(query_id)
+        if asked is None:
+            raise _ApiError(
+                400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+            )
+        if query_id in self.inline_answers:
+            raise _ApiError(
+                400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+            )
+        results = call.get("results") or []
+        if len(results) > 50 or len({r["id"] for r in results}) != len(results):
+            raise _ApiError(400, "Bad Request: RESULT_ID_DUPLICATE")
+        for result in results:
+            if len(str(result["id"]).encode()) > 64:
+                raise _ApiError(400, "Bad Request: RESULT_ID_INVALID")
+            kind = result["type"]
+            if kind in ("video", "audio", "document") and result.get(f"{kind}_file_id") not in self.files:
+                raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        call.params["_query"] = asked["query"]
+        self.inline_answers[query_id] = call
+        return True
+
+    async def _m_getChatMember(self, call: Call) -> Any:
+        chat_id, user_id = int(call["chat_id"]), int(call["user_id"])
+        user = next((u for u in (ALICE, BOB, CAROL) if u.id == user_id), User(user_id, "Someone"))
+        status = "administrator" if user_id in self.admins.get(chat_id, set()) else "member"
+        member: dict[str, Any] = {"status": status, "user": user.to_dict()}
+        if status == "administrator":
+            member.update(
+                can_be_edited=False, is_anonymous=False, can_manage_chat=True, can_delete_messages=True,
+                can_manage_video_chats=True, can_restrict_members=True, can_promote_members=False,
+                can_change_info=True, can_invite_users=True, can_post_stories=False, can_edit_stories=False,
+                can_delete_stories=False,
+            )  # fmt: skip
+        return member
+
+    async def _m_editMessageMedia(self, call: Call) -> Any:
+        media = call.get("media") or {}
+        kind = media.get("type")
+        if kind not in ("video", "audio", "document", "animation", "photo"):
+            raise _ApiError(400, "Bad Request: wrong media type")
+        file_id = str(media.get("media") or "")
+        if file_id.startswith("attach://"):
+            if call.get("inline_message_id"):
+                raise _ApiError(400, "Bad Request: can't upload file to an inline message")
+            raise _ApiError(400, "Bad Request: uploads in edits are not faked")
+        if file_id not in self.files:
+            raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        message = self._edited(call)
+        for key in ("text", "video", "audio", "document", "animation", "photo"):
+            message.pop(key, None)
+        message[kind] = {"file_id": file_id, "file_unique_id": file_id[-12:]}
+        if media.get("caption"):
+            message["caption"] = media["caption"]
+        self._set_markup(message, call.get("reply_markup"))
+        message.setdefault("_edits", []).append({"media": kind})
+        return True if call.get("inline_message_id") else _public(message)
 
     async def _m_getUpdates(self, call: Call) -> Any:
         offset = int(call.get("offset") or 0)
@@ -450,7 +585,7 @@ class FakeTelegram:
         return self._new_bot_message(call, {"text": call["text"]})
 
     async def _m_editMessageText(self, call: Call) -> Any:
-        message = self._existing(call, "Bad Request: message to edit not found")
+        message = self._edited(call)
         markup = call.get("reply_markup")
         if message.get("text") == call.get("text") and message.get("reply_markup") == markup:
             raise _ApiError(
@@ -465,16 +600,16 @@ class FakeTelegram:
             message.pop("reply_markup", None)
         message["edit_date"] = int(time.time())
         message.setdefault("_edits", []).append(call["text"])
-        return _public(message)
+        return True if call.get("inline_message_id") else _public(message)
 
     async def _m_editMessageReplyMarkup(self, call: Call) -> Any:
-        message = self._existing(call, "Bad Request: message to edit not found")
+        message = self._edited(call)
         markup = call.get("reply_markup")
         if markup:
             message["reply_markup"] = markup
         else:
             message.pop("reply_markup", None)
-        return _public(message)
+        return True if call.get("inline_message_id") else _public(message)
 
     async def _m_deleteMessage(self, call: Call) -> Any:
         message = self._existing(call, "Bad Request: message to delete not found")
@@ -540,6 +675,23 @@ class FakeTelegram:
         return self._new_bot_message(call, content)
 
     # -- helpers ------------------------------------------------------------------------------------------
+
+    def _edited(self, call: Call) -> dict[str, Any]:
+        """The message an edit names: an inline message by its id, or one of the bot's in a chat."""
+        inline_id = call.get("inline_message_id")
+        if inline_id:
+            message = self.inline_messages.get(str(inline_id))
+            if message is None:
+                raise _ApiError(400, "Bad Request: MESSAGE_ID_INVALID")
+            return message
+        return self._existing(call, "Bad Request: message to edit not found")
+
+    @staticmethod
+    def _set_markup(message: dict[str, Any], markup: Any) -> None:
+        if markup:
+            message["reply_markup"] = markup
+        else:
+            message.pop("reply_markup", None)
 
     def _existing(self, call: Call, missing: str) -> dict[str, Any]:
         key = (int(call["chat_id"]), int(call["message_id"]))

@@ -212,3 +212,15 @@ async def test_cli_downloads_show_in_the_default_keys_history(tmp_path: Path, me
         assert status == 200
         assert [(job["url"], job["status"]) for job in body["items"]] == [(other, "done")]
         assert body["items"][0]["file_url"]
+
+
+async def test_a_port_in_use_names_the_setting_that_moves_it(tmp_path: Path) -> None:
+    """aiohttp's own words name only the address; a person starting a second mediabot wants the setting."""
+    settings = web_settings(tmp_path)
+    taken = await asyncio.start_server(lambda r, w: w.close(), settings.host, settings.port)
+    async with taken:
+        code, _, err = await run_mediabot(settings_env(settings), "run", timeout=45)
+    # Logs go to stderr as well; the sentence for the person is its last line, and no traceback.
+    line = err.strip().splitlines()[-1]
+    assert code == 1 and "Traceback" not in err, err
+    assert f"port {settings.port} is already in use" in line and "MEDIABOT_PORT" in line, err
