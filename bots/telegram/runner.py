@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -134,16 +135,22 @@ async def _receiving(app: App, settings: Settings) -> AsyncIterator[None]:
 
 async def _set_commands(app: App) -> None:
     """The command menu in English for everyone, and in each language we speak for people whose app uses it
-    (Telegram picks by the app's two-letter language code)."""
-    try:
-        await app.bot.set_my_commands(texts.commands())
-        await app.bot.set_my_commands(texts.admin_commands(), scope=BotCommandScopeAllChatAdministrators())
-        for locale in LOCALES[1:]:
-            with use(locale):
-                code = locale.split("_", 1)[0]
-                await app.bot.set_my_commands(texts.commands(), language_code=code)
-                await app.bot.set_my_commands(
-                    texts.admin_commands(), scope=BotCommandScopeAllChatAdministrators(), language_code=code
-                )
-    except TelegramError as exc:
-        log.warning("telegram: setMyCommands failed (%s); the command menu may be outdated", exc)
+    (Telegram picks by the app's two-letter language code); the 20 per-language menus are sent together, so
+    start-up waits for about one round trip, not twenty."""
+    admins = BotCommandScopeAllChatAdministrators()
+    calls = [
+        app.bot.set_my_commands(texts.commands()),
+        app.bot.set_my_commands(texts.admin_commands(), scope=admins),
+    ]
+    for locale in LOCALES[1:]:
+        with use(locale):
+            code = locale.split("_", 1)[0]
+            calls.append(app.bot.set_my_commands(texts.commands(), language_code=code))
+            calls.append(app.bot.set_my_commands(texts.admin_commands(), scope=admins, language_code=code))
+    failed = [r for r in await asyncio.gather(*calls, return_exceptions=True) if isinstance(r, Exception)]
+    for exc in failed[:1]:
+        if not isinstance(exc, TelegramError):
+            raise exc
+        log.warning(
+            "telegram: setMyCommands failed %d times (%s); the command menu may be outdated", len(failed), exc
+        )
