@@ -380,7 +380,7 @@ def settings_keyboard(
     ]
     language = [InlineKeyboardButton("🌐 " + _("Language"), callback_data="lang:menu")]
     return InlineKeyboardMarkup(
-        [kinds, qualities[:3], qualities[3:], formats, [inline_button(inline)], language]
+        [kinds, qualities[:3], qualities[3:], formats, language, [inline_button(inline)]]
     )
 
 
