@@ -156,19 +156,21 @@ async def runner_run(redis_url: str | None, work: Path, per_host: int = 10, host
             pool = runner.pacing.identities
             calls: dict[str, float] = {}
 
-            def per(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-                async def wrapped(job_id: str) -> Any:
+            def per(fn: Callable[..., Awaitable[Any]], ask: bool) -> Callable[..., Any]:
+                async def wrapped(job_id: str, *args: Any) -> Any:
                     start = time.perf_counter()
                     try:
-                        return await fn(job_id)
+                        return await fn(job_id, *args)
                     finally:
                         spent = per_job.setdefault(job_id, {"asks": 0, "s": 0.0})
-                        spent["asks"] += 1
+                        spent["asks"] += ask
                         spent["s"] += time.perf_counter() - start
 
                 return wrapped
 
-            runner._take_site_slot = per(runner._take_site_slot)
+            # The slot: the job's site read before a worker slot is taken, then the pacer's answer.
+            runner._site_to_ask = per(runner._site_to_ask, False)
+            runner._take_site_slot = per(runner._take_site_slot, True)
             runner._release_site_slot = _timed(calls, "release", runner._release_site_slot)
             pool.choose = _timed(calls, "choose", pool.choose)
             pool.succeeded = _timed(calls, "succeeded", pool.succeeded)

@@ -1,5 +1,5 @@
 """Per-user defaults chosen in a chat front end (/settings, /subs): kind, quality, whether to be asked for a
-format, subtitle languages, inline mode."""
+format, subtitle languages, what to do with sponsor segments, inline mode."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from core.errors import InvalidRequest
 from core.i18n import supported
 from core.jobs.choices import QUALITIES, check_choices
 
+SPONSOR_DEFAULTS = ("keep", "remove", "mark")
+
 
 @dataclass(frozen=True)
 class Prefs:
@@ -21,6 +23,8 @@ class Prefs:
     ask_format: bool = False  # answer a link with the formats it offers
     subtitles: tuple[str, ...] = ()  # languages asked for with every link
     language: str | None = None  # the locale picked with /language; None: the person's app's
+    # Sponsor segments of a plain link (one that asks for no clip or split): "keep", "remove" or "mark".
+    sponsorblock: str = "keep"
     inline: bool = True  # answer their inline queries (@bot LINK in any chat)
 
 
@@ -28,7 +32,7 @@ def _prefs(row: UserPrefs) -> Prefs:
     langs = tuple(lang for lang in (row.subtitles or "").split(",") if lang)
     return Prefs(
         row.kind, row.quality, bool(row.ask_format), langs, language=row.language or None,
-        inline=row.inline is not False,
+        sponsorblock=row.sponsorblock or "keep", inline=row.inline is not False,
     )  # fmt: skip
 
 
@@ -51,6 +55,7 @@ class PrefsService:
         ask_format: bool | None = None,
         subtitles: Sequence[str] | None = None,
         language: str | None = None,
+        sponsorblock: str | None = None,
         inline: bool | None = None,
     ) -> Prefs:
         """Change what is given (None: keep); `language=""` goes back to the person's app's language."""
@@ -58,6 +63,10 @@ class PrefsService:
             raise InvalidRequest("Kind must be video or audio.")
         if quality is not None and quality not in QUALITIES:
             raise InvalidRequest("Unknown quality.")
+        if sponsorblock == "off":
+            sponsorblock = "keep"
+        if sponsorblock is not None and sponsorblock not in SPONSOR_DEFAULTS:
+            raise InvalidRequest('SponsorBlock must be "remove", "mark" or "off".')
         langs = check_choices(None, subtitles)[1] if subtitles is not None else None
         if langs is not None and len(",".join(langs)) > 64:
             raise InvalidRequest("Too many subtitle languages.")
@@ -81,6 +90,8 @@ class PrefsService:
                 row.subtitles = ",".join(langs)
             if language is not None:
                 row.language = language or None
+            if sponsorblock is not None:
+                row.sponsorblock = None if sponsorblock == "keep" else sponsorblock
             if inline is not None:
                 row.inline = inline
             row.updated_at = utcnow()

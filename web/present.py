@@ -52,8 +52,12 @@ def all_ended(items: Sequence[Pair]) -> bool:
 
 
 async def items_of(services: Services, request: RequestView) -> list[Pair]:
-    """A playlist request's items, in playlist order."""
-    return [(r, j) for r, j in await services.jobs.children(request.id) if j.variant is None]
+    """A playlist request's items, in playlist order (a split's are its chapters), without copies made to fit."""
+    return [
+        (r, j)
+        for r, j in await services.jobs.children(request.id)
+        if not (j.variant or "").startswith("fit:")
+    ]
 
 
 async def to_api(

@@ -123,14 +123,17 @@ class JobCreate(BaseModel):
         'clock times ("1:20", "1:02:03"); `end` left out runs to the end. The first frame is the one at '
         "`start` (the picture is re-encoded as H.264; sound is copied). Cut from a stored download of the "
         "same media when there is one (no download), else the whole media is downloaded first (shared with "
-        "anyone asking for it). An end before the start, a start past the media's end or a clip longer than "
+        "anyone asking for it); media longer than the duration limit is never stored whole, so only the "
+        "clip's range is downloaded and only the clip's length counts. An end before the start, a start past the media's end or a clip longer than "
         "the duration limit: 422 `invalid_section` or `too_long`.",
     )
     split_chapters: bool = Field(
         False,
         strict=True,
-        description="Deliver each chapter of the media as a file of its own (`parts`, numbered and titled "
-        "in their filenames); media without chapters fails with `invalid_request`.",
+        description="Deliver each chapter of the media as a file of its own: the job becomes a group, like a "
+        'playlist (`playlist`, `items`), whose items are the chapters, titled "3/7 · Chapter name" (variant '
+        "`chapter:N:START-END`), each cut from one download of the media; cancelling the group cancels every "
+        "chapter. Media without chapters fails with `invalid_request`.",
     )
     sponsorblock: Literal["remove", "mark"] | None = Field(
         None,
@@ -200,8 +203,7 @@ class Job(BaseModel):
     error: ErrorInfo | None = None
     waiting_for: str | None = Field(
         None,
-        description="While queued behind the pacing of its site: the site's name (e.g. YouTube). Live "
-        "events carry it; a plain read may not.",
+        description="While queued behind the pacing of its site: the site's name (e.g. YouTube).",
     )
     ahead: int | None = Field(
         None,
@@ -232,10 +234,11 @@ class Job(BaseModel):
     upload_date: str | None = Field(None, description="YYYYMMDD, when the site says.")
     variant: str | None = Field(
         None,
-        description="What was made from the download: `clip:START-END` (seconds), `chapters`, "
+        description="What was made from the download: `clip:START-END` (seconds), `chapters` (a split: its "
+        "items are `chapter:N:START-END`), "
         "`sb=remove:...`/`sb=mark:...`, or a copy made to fit a size (`fit:BYTES`); null for the media as it is.",
     )
-    chapters: int | None = Field(None, description="Chapters kept in the file (or parts of a chapter split).")
+    chapters: int | None = Field(None, description="Chapters kept in the file (or items of a chapter split).")
     note: str | None = Field(
         None, description="What was done to the file, in a sentence (sponsor segments removed, or why not)."
     )

@@ -30,5 +30,7 @@ def build_worker(services: Services, worker_id: str | None = None, *, warm: bool
         sponsorblock=sponsorblock,
     )
     reconciler = Reconciler(settings, services.sessions, services.bus, services.storage, services.queue)
-    subscriptions = SubscriptionScheduler(services.subscriptions, downloader, services.bus, runner.worker_id)
+    subscriptions = SubscriptionScheduler(
+        services.subscriptions, downloader, services.bus, runner.worker_id, pacing=services.pacing
+    )
     return WorkerRuntime(runner, reconciler, subscriptions, warm=warm)

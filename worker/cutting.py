@@ -1,5 +1,6 @@
 """Derived jobs (core.jobs.derived): a clip, an animation, a split by chapters or sponsor segments removed,
-made from the stored file of the full download they wait on. Nothing is downloaded here: when the full file
+made from the stored file of the full download they wait on. A split ends as a playlist whose items are its
+chapters (worker.playlists): each item is a job of its own that cuts its chapter from the same stored file. Nothing is downloaded here: when the full file
 is not stored yet, the job goes back to waiting (queued, attempt not counted) and the full download's end
 enqueues it again (worker.finishing)."""
 
@@ -14,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.cuts.chapters import read_chapters, split_by_chapters
+from core.cuts.chapters import Chapter, merge_short, read_chapters, split_by_chapters
 from core.cuts.cut import cut_clip, to_animation
+from core.cuts.sections import Section
 from core.cuts.sponsorblock import (
     SponsorBlockClient,
     SponsorBlockUnavailable,
@@ -25,8 +27,9 @@ from core.cuts.sponsorblock import (
 )
 from core.db.models import Job, JobStatus, utcnow
 from core.errors import Cancelled, DownloadFailed, InvalidRequest, MediabotError
-from core.jobs.derived import Derivation
+from core.jobs.derived import Derivation, chapter_name, chapter_title
 from core.jobs.deriving import PLAYLIST_REFUSAL
+from core.media.results import PlaylistFound
 from core.storage.keys import make_key, safe_filename
 from worker.held import Held
 
@@ -55,6 +58,15 @@ class RunnerCutting:
         if source.status in (JobStatus.QUEUED, JobStatus.RUNNING):
             await self._wait_for_source(held, source.id)
             return
+        if (
+            source.status == JobStatus.FAILED
+            and source.error_code == "too_long"
+            and derived.section is not None
+        ):
+            # The whole media is over the duration limit, so it is never stored: only the clip's part is
+            # downloaded, and only the clip's length counts.
+            await self._clip_by_range(held, workdir, derived, source)
+            return
         if source.status != JobStatus.DONE:
             error = MediabotError.from_dict({"code": source.error_code or "download_failed",
                                              "message": source.error_message})  # fmt: skip
@@ -68,16 +80,58 @@ class RunnerCutting:
             raise DownloadFailed("Clips and chapters can't be made on this server (FFmpeg is missing).")
         src = await self._source_file(source, workdir / "source")
         cancel = held.control.cancel
+        if derived.split_chapters:
+            chapters = await asyncio.get_running_loop().run_in_executor(
+                self._pool, lambda: merge_short(read_chapters(src, ffmpeg=ffmpeg))
+            )
+            if not chapters:
+                raise InvalidRequest(NO_CHAPTERS)
+            await self._expand(held, _chapter_entries(source, chapters), chapters=len(chapters))
+            return
         if derived.sponsorblock is not None:
             made = await self._without_sponsors(held, source, src, workdir, ffmpeg, derived.sponsorblock)
         else:
             made = await asyncio.get_running_loop().run_in_executor(
                 self._pool, _cut, derived, src, workdir / "out", ffmpeg, cancel,
-                float(self.settings.max_duration_s), Path(source.filename or "media").stem,
+                float(self.settings.max_duration_s), Path(source.filename or "media").stem, job.title,
             )  # fmt: skip
         if cancel.is_set():
             raise Cancelled()
         await self._store_made(held, source, made)
+
+    async def _clip_by_range(self, held: Held, workdir: Path, derived: Derivation, source: Job) -> None:
+        """A clip (or an animation) of media too long to store whole: yt-dlp downloads only its range."""
+        assert derived.section is not None
+        job, loop = held.job, asyncio.get_running_loop()
+        section = derived.section
+        got = await loop.run_in_executor(
+            self._pool, lambda: self.downloader.run(
+                job.id, job.url, job.kind, job.quality, workdir / "range", held.control, lambda _info: True,
+                format_id=job.format_id, audio_format=job.audio_format, playable=bool(job.playable),
+                section=section,
+            ),
+        )  # fmt: skip
+        if got is None or isinstance(got, PlaylistFound):
+            raise InvalidRequest(PLAYLIST_REFUSAL)
+        if held.control.cancel.is_set():
+            raise Cancelled()
+        ffmpeg = self.downloader.ffmpeg
+        info, path = got.info, got.path
+        length = info.duration or section.length
+        end = None if length is None else section.start + length
+        label = Section.of(section.start, end).file_label()
+        name = f"{Path(got.filename).stem} ({label}){path.suffix}"
+        if derived.animation:
+            if ffmpeg is None:
+                raise DownloadFailed("Clips and chapters can't be made on this server (FFmpeg is missing).")
+            clip = await loop.run_in_executor(
+                self._pool, lambda: to_animation(path, Section.of(0.0), workdir / "out", ffmpeg=ffmpeg,
+                                                 cancel=held.control.cancel),
+            )  # fmt: skip
+            path, length = clip.path, clip.section.length
+        values = {"duration": length, "width": info.width, "height": info.height, "title": info.title or job.title,
+                  "extractor": info.extractor, "media_id": info.media_id}  # fmt: skip
+        await self._store_made(held, source, Made([(path, name)], values))
 
     async def _source_file(self, source: Job, directory: Path) -> Path:
         """The full file: in place when storage is local (it is only read), else fetched into `directory`."""
@@ -192,25 +246,54 @@ def _from_source(source: Job) -> dict[str, Any]:
     )  # fmt: skip
 
 
+NO_CHAPTERS = "This media has no chapters to split it by."
+
+
+def _chapter_entries(source: Job, chapters: list[Chapter]) -> PlaylistFound:
+    """A split's chapters as a playlist's entries: numbered and titled ("3/7 · Chapter name")."""
+    count = len(chapters)
+    entries = [
+        {
+            "url": source.url,
+            "title": chapter_title(n, count, c.title),
+            "index": n,
+            "start": c.start,
+            "end": c.end,
+        }
+        for n, c in enumerate(chapters, start=1)
+    ]
+    return PlaylistFound(title=source.title, entries=entries, total=count)
+
+
 def _cut(
-    derived: Derivation, src: Path, out: Path, ffmpeg: str, cancel: threading.Event, limit_s: float, stem: str
+    derived: Derivation,
+    src: Path,
+    out: Path,
+    ffmpeg: str,
+    cancel: threading.Event,
+    limit_s: float,
+    stem: str,
+    title: str | None = None,
 ) -> Made:
-    """A clip, an animation or a chapter split of `src` (blocking: on a download thread); `stem` names the
-    clip's file after the full one's."""
+    """A clip, an animation or one chapter of `src` (blocking: on a download thread); `stem` names the
+    clip's file after the full one's, `title` is a chapter item's ("3/7 · Chapter name")."""
+    if derived.chapter is not None:
+        assert derived.section is not None and derived.section.end is not None
+        name = chapter_name(title) or f"Chapter {derived.chapter}"
+        chapter = Chapter(title=name, start=derived.section.start, end=derived.section.end)
+        parts = split_by_chapters(src, [chapter], out, ffmpeg=ffmpeg, cancel=cancel, merge=False)
+        if not parts:
+            raise InvalidRequest("This chapter is past the end of the file.")
+        part = parts[0]
+        return Made([(part.path, f"{derived.chapter:02d} {part.path.name[3:]}")], {"duration": part.duration})
     if derived.section is not None:
         if derived.animation:
             clip = to_animation(src, derived.section, out, ffmpeg=ffmpeg, cancel=cancel)
         else:
             clip = cut_clip(src, derived.section, out, ffmpeg=ffmpeg, cancel=cancel, limit_s=limit_s)
-        label = clip.section.label().replace(":", ".")
+        label = clip.section.file_label()
         name = f"{stem} ({label}){clip.path.suffix}"
         chapters = len(read_chapters(clip.path, ffmpeg=ffmpeg)) if not derived.animation else 0
         values: dict[str, Any] = {"duration": clip.section.length, "chapters": chapters or None}
         return Made([(clip.path, name)], values)
-    chapters = read_chapters(src, ffmpeg=ffmpeg)
-    if not chapters:
-        raise InvalidRequest("This media has no chapters to split it by.")
-    parts = split_by_chapters(src, chapters, out, ffmpeg=ffmpeg, cancel=cancel)
-    if not parts:
-        raise InvalidRequest("This media has no chapters to split it by.")
-    return Made([(p.path, p.path.name) for p in parts], {"chapters": len(parts)})
+    raise InvalidRequest(NO_CHAPTERS)  # a split is made into chapter items, never cut here

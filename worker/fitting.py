@@ -17,7 +17,10 @@ from core.errors import Cancelled, WontFit
 from core.media.control import Control
 from core.media.fitting import Fitted, Fitter
 from core.media.results import user_filename
+from core.media.sites import site_of_url
+from core.pacing import Identity, Pacing
 from core.storage.keys import make_key, safe_filename
+from worker.attempt import as_identity, refused
 from worker.held import Held
 from worker.memory import trim_memory
 
@@ -47,9 +50,29 @@ class RunnerFitting:
             asyncio.run_coroutine_threadsafe(self.storage.fetch(stored, dest), loop).result(timeout=3600)
             return dest
 
+        # The smaller format is a request of the site: as its next identity, and not at all while all rest.
+        identity: Identity | None = None
+        ask_site = True
+        if self.pacing is not None and self.settings.fit_smaller_format:
+            site = held.site or await asyncio.to_thread(
+                site_of_url, job.url, tuple(self.settings.allowed_extractors)
+            )
+            chosen = await self.pacing.identities.choose(site, job.url)
+            identity = chosen if isinstance(chosen, Identity) else None
+            ask_site = identity is not None
+
+        def site_refused(outcome: str) -> None:
+            # On the download thread: the identity rests (or its cookies file is set aside) as after a download.
+            if identity is not None and self.pacing is not None:
+                told = asyncio.run_coroutine_threadsafe(_report(self.pacing, identity, outcome), loop)
+                told.result(timeout=30)
+
         fitted: Fitted = await loop.run_in_executor(
-            self._pool, _fit, self.fitter, job, fetch_source, workdir, held.control
-        )
+            self._pool, _fit, self.fitter, job, fetch_source, workdir, held.control, identity, site_refused,
+            ask_site,
+        )  # fmt: skip
+        if identity is not None and fitted.method == "smaller_format" and self.pacing is not None:
+            await self.pacing.identities.succeeded(identity)
         if held.control.cancel.is_set():
             raise Cancelled()
         parts: list[dict[str, Any]] = []
@@ -95,11 +118,28 @@ class RunnerFitting:
         log.info("job %s: fitted by %s into %d file(s)", job.id, fitted.method, len(parts))
 
 
-def _fit(fitter: Fitter, job: Job, source: Any, workdir: Path, control: Control) -> Fitted:
-    try:
+async def _report(pacing: Pacing, identity: Identity, outcome: str) -> None:
+    with contextlib.suppress(Exception):  # a login we have no account for: the stored file still serves
+        await refused(pacing, identity, outcome)
+
+
+def _fit(
+    fitter: Fitter,
+    job: Job,
+    source: Any,
+    workdir: Path,
+    control: Control,
+    identity: Identity | None = None,
+    site_refused: Any = None,
+    ask_site: bool = True,
+) -> Fitted:
+    def fit(access: Any) -> Fitted:
         return fitter.run(
             job.id, job.url, job.kind, job.quality, job.variant or "", source, workdir, control, title=job.title,
-            playable=bool(job.playable),
+            playable=bool(job.playable), access=access, refused=site_refused, ask_site=ask_site,
         )  # fmt: skip
+
+    try:
+        return as_identity(identity, workdir / "identity", fit)
     finally:
         trim_memory()

@@ -65,6 +65,8 @@ async def hosted_worker(
     """Run the worker in this process until the block exits: jobs from `broker`, and the front ends'
     questions about links from `probes` (when it is another broker: Redis)."""
     attach_runtime(broker, services, hurry=hurry, warm=warm)
+    for answering in {id(b): b for b in (broker, probes) if b is not None}.values():
+        answering.state.pacing = services.pacing  # probes made here go as the site's identities
     receivers: list[asyncio.Task[None]] = []
     async with contextlib.AsyncExitStack() as stack:
         broker.is_worker_process = True

@@ -1,8 +1,8 @@
 """Per-site pacing in the runner (issue 23): a slot of the job's site before the claim, an identity
 (cookies file + proxy) per attempt, and what a site's refusal does to both.
 
-A job whose site has no free slot stays `queued`: its snapshot says what it waits for and how many are ahead
-(`waiting_for`, `ahead`: published, never a column), and this worker asks again after `retry_after` by
+A job whose site has no free slot stays `queued`: its row and snapshot say what it waits for and how many are
+ahead (`waiting_for`, `ahead`; cleared by the claim), and this worker asks again after `retry_after` by
 enqueueing it anew, meanwhile taking other messages. If this worker dies meanwhile, the reconciler's
 stale-queued pass enqueues it. A job whose site refuses every identity goes back to the queue the same way
 until MEDIABOT_SITE_PATIENCE_S has passed since the first refusal, then fails with `rate_limited`.
@@ -13,13 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import shutil
-import socket
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -27,23 +24,20 @@ from core.db.models import Job, JobStatus, utcnow
 from core.errors import MediabotError, RateLimited
 from core.events import Message
 from core.jobs.views import JobView
-from core.media.control import Control
 from core.media.results import Downloaded, PlaylistFound
 from core.media.sites import display_name, site_of_url
-from core.pacing import Granted, Identity, Pacing, Resting, checkout, write_back
+from core.pacing import Granted, Pacing, Resting, Waiting
+from worker.attempt import (
+    MAX_IDENTITIES,
+    UNAVAILABLE_RETRY_S,
+    download_as,
+    refused,
+    refusing_sentence,
+)
 from worker.held import Held
-from worker.memory import trim_memory
-
-if TYPE_CHECKING:
-    from core.media.lazy_downloader import LazyDownloader as Downloader
 
 log = logging.getLogger(__name__)
 
-# Identities tried within one claim before the job goes back to the queue (each refusal rests the one
-# used, so this only bounds a pool of many identities that all refuse in turn).
-MAX_IDENTITIES_PER_CLAIM = 6
-# When the pacing store (Redis) does not answer: ask again this much later.
-UNAVAILABLE_RETRY_S = 5.0
 HANDED_BACK = object()
 
 
@@ -62,11 +56,15 @@ class RunnerPacing:
 
     # -- the slot ---------------------------------------------------------------------------------------------
 
-    async def _take_site_slot(self, job_id: str) -> str | None:
-        """The job's site once it holds a slot of it; None when the job should not run now (it waits, and
-        comes back by itself; or it is not queued any more). Without pacing, ""."""
+    def _paced(self) -> bool:
+        return self.pacing is not None and bool(self.pacing.limits.by_site or self.pacing.limits.default)
+
+    async def _site_to_ask(self, job_id: str) -> str | None:
+        """The site whose slot the job needs, read before the job asks for a worker slot (the row, and yt-dlp's
+        extractors matching the link, can take a while: no worker slot waits for them); None when the job is
+        not queued any more. Without limits, "": nothing to ask."""
         self._drop_timer(job_id)
-        if self.pacing is None or not (self.pacing.limits.by_site or self.pacing.limits.default):
+        if not self._paced():
             return ""  # nothing is paced: no read, no call (identities still turn, from the claimed row)
         async with self.sessions() as session:
             row = (
@@ -77,24 +75,30 @@ class RunnerPacing:
         if row is None or row.status != JobStatus.QUEUED or row.cancel_requested:
             await self._forget_place(job_id)
             return None
-        site = self._waiting_sites.get(job_id) or await asyncio.to_thread(
+        return self._waiting_sites.get(job_id) or await asyncio.to_thread(
             site_of_url, row.url, tuple(self.settings.allowed_extractors)
         )
+
+    async def _take_site_slot(self, job_id: str, site: str) -> Waiting | None:
+        """Ask the site's slot for the job, with a worker slot in hand: None when granted (or nothing is
+        paced); else the job waits and comes back by itself, and the caller gives the worker slot back
+        before it shows the place (_show_waiting)."""
+        if not site or self.pacing is None:
+            return None
         try:
             answer = await self.pacing.pacer.try_acquire(site, job_id)
         except Exception as exc:  # noqa: BLE001 - Redis away: ask again soon rather than run unpaced
             log.warning("job %s: pacing unavailable (%s); asking again shortly", job_id, type(exc).__name__)
             self._ask_again(job_id, UNAVAILABLE_RETRY_S)
-            return None
+            return Waiting(site, -1, UNAVAILABLE_RETRY_S)
         if isinstance(answer, Granted):
             self._waiting_sites.pop(job_id, None)
             self._shown.pop(job_id, None)
-            return site
+            return None
         self._waiting_sites[job_id] = site
         log.debug("job %s waits for %s (%d ahead, %.2fs)", job_id, site, answer.ahead, answer.retry_after)
-        await self._show_waiting(job_id, site, answer.ahead)
         self._ask_again(job_id, answer.retry_after)
-        return None
+        return answer
 
     async def _release_site_slot(self, site: str, job_id: str) -> None:
         if self.pacing is None or not site:
@@ -165,6 +169,8 @@ class RunnerPacing:
     async def _show_waiting(self, job_id: str, site: str, ahead: int | None) -> None:
         """Publish the job's place (a new seq, written, so a later event never reuses it); only when it
         changed, or now and then so the reconciler does not take the job for one the queue lost."""
+        if ahead is not None and ahead < 0:
+            return  # the pacing store did not answer: no place to show
         now = time.monotonic()
         last = self._shown.get(job_id)
         changed = last is None or last[:2] != (site, ahead)
@@ -173,7 +179,9 @@ class RunnerPacing:
         stamp = utcnow()
         values: dict[str, Any] = dict(enqueued_at=stamp)
         if changed:
-            values.update(seq=Job.seq + 1, updated_at=stamp)
+            values.update(
+                seq=Job.seq + 1, updated_at=stamp, waiting_for=display_name(site), waiting_ahead=ahead
+            )
         async with self.sessions() as session, session.begin():
             result = await session.execute(
                 update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED).values(**values)
@@ -181,7 +189,7 @@ class RunnerPacing:
             job = await session.get(Job, job_id) if result.rowcount == 1 and changed else None
         self._shown[job_id] = (site, ahead, now)
         if job is not None:
-            await self._publish_view(waiting_view(job, site, ahead))
+            await self._publish_view(JobView.from_job(job))
 
     async def _publish_view(self, view: JobView) -> None:
         try:
@@ -204,18 +212,18 @@ class RunnerPacing:
             site_of_url, job.url, tuple(self.settings.allowed_extractors)
         )
         loop = asyncio.get_running_loop()
-        for _ in range(MAX_IDENTITIES_PER_CLAIM):
+        for _ in range(MAX_IDENTITIES):
             identity = await pool.choose(site, job.url)
             if isinstance(identity, Resting):
                 return await self._all_resting(held, site, identity)
             try:
                 result = await loop.run_in_executor(
-                    self._pool, _download_as, self.downloader, job, workdir, held.control, on_info, identity
+                    self._pool, download_as, self.downloader, job, workdir, held.control, on_info, identity
                 )
             except MediabotError as exc:
                 if exc.outcome is None or held.control.cancel.is_set():
                     raise
-                await self._refused(identity, exc.outcome)
+                await refused(self.pacing, identity, exc.outcome)
                 await asyncio.to_thread(shutil.rmtree, workdir, True)
                 continue
             await pool.succeeded(identity)
@@ -224,19 +232,6 @@ class RunnerPacing:
             return result
         resting = Resting(site, time.time() + self.settings.site_backoff_s)
         return await self._all_resting(held, site, resting)
-
-    async def _refused(self, identity: Identity, outcome: str) -> None:
-        assert self.pacing is not None
-        pool = self.pacing.identities
-        if outcome == "proxy_failed":
-            await pool.proxy_failed(identity)
-        elif outcome == "login_required":
-            if identity.cookies is None:
-                # No account of ours helps: the site wants one we do not have.
-                raise _login_required()
-            await pool.login_required(identity)
-        else:
-            await pool.rate_limited(identity, bot_check=outcome == "bot_check")
 
     async def _all_resting(self, held: Held, site: str, resting: Resting) -> object:
         """Every identity of the site rests: back to the queue until the patience runs out, then fail."""
@@ -273,82 +268,13 @@ class RunnerPacing:
                     speed=None,
                     eta=None,
                     seq=job.seq + 1,
+                    waiting_for=display_name(site),
+                    waiting_ahead=None,
                 )
             )
             fresh = await session.get(Job, job.id, populate_existing=True) if result.rowcount == 1 else None
         if fresh is None:
             return False
         self._shown[job.id] = (site, None, time.monotonic())
-        await self._publish_view(waiting_view(fresh, site, None))
+        await self._publish_view(JobView.from_job(fresh))
         return True
-
-
-def waiting_view(job: Job, site: str, ahead: int | None) -> JobView:
-    """The job's snapshot with what it waits for: `ahead` jobs before it, or None: the site refuses us."""
-    return JobView.from_job(job).model_copy(update={"waiting_for": display_name(site), "ahead": ahead})
-
-
-def refusing_sentence(name: str, wait_s: float) -> str:
-    minutes = max(1, math.ceil(wait_s / 60))
-    when = f"in about {minutes} minute{'s' if minutes != 1 else ''}"
-    if minutes >= 90:
-        hours = round(minutes / 60)
-        when = f"in about {hours} hour{'s' if hours != 1 else ''}"
-    return f"{name} is refusing our downloads for now; try again {when}."
-
-
-def _login_required() -> MediabotError:
-    from core.errors import LoginRequired
-
-    return LoginRequired()
-
-
-def _download_as(
-    downloader: Downloader, job: Job, workdir: Path, control: Control, on_info: Any, identity: Identity
-) -> Downloaded | PlaylistFound | None:
-    """One attempt as `identity`, on a download thread: a private copy of its cookies file (what the site
-    refreshed is written back after a success), its proxy."""
-    # Here, on the download thread: the downloader module brings yt-dlp, which a worker loads with its first job.
-    from core.media.downloader import Access
-
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        copy = checkout(identity.cookies.path, workdir) if identity.cookies is not None else None
-        access = Access(copy.copy if copy else None, identity.proxy.url if identity.proxy else None)
-        try:
-            result = downloader.run(
-                job.id,
-                job.url,
-                job.kind,
-                job.quality,
-                workdir,
-                control,
-                on_info,
-                expand_playlist=job.parent_id is None,
-                format_id=job.format_id,
-                subtitles=tuple(job.subtitle_langs or ()),
-                audio_format=job.audio_format,
-                playable=bool(job.playable),
-                access=access,
-            )
-        except MediabotError as exc:
-            if exc.outcome is None and access.proxy and not _reachable(access.proxy):
-                exc.outcome = "proxy_failed"
-            raise
-        if copy is not None:
-            write_back(copy)
-        return result
-    finally:
-        trim_memory()
-
-
-def _reachable(proxy: str) -> bool:
-    """Whether the proxy takes a connection: a download that could not reach its site through a proxy that
-    does not is the proxy's failure, not the site's."""
-    parts = urlsplit(proxy)
-    port = parts.port or (1080 if parts.scheme.startswith("socks") else 80)
-    try:
-        with socket.create_connection((parts.hostname or "", port), timeout=3):
-            return True
-    except OSError:
-        return False

@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 class RunnerPlaylists:
     """The runner's playlist expansion."""
 
-    async def _expand(self, held: Held, found: PlaylistFound) -> None:
-        """A playlist: the job ends listing its entries, and every request on it gets an item per entry."""
+    async def _expand(self, held: Held, found: PlaylistFound, *, chapters: int | None = None) -> None:
+        """A playlist: the job ends listing its entries, and every request on it gets an item per entry (a
+        split by chapters, `chapters` of them, ends the same way: its entries are the chapters)."""
         job = held.job
         now = utcnow()
         created: list[str] = []
@@ -35,7 +36,7 @@ class RunnerPlaylists:
                     status=JobStatus.DONE, entries=found.entries, playlist_total=found.total,
                     title=found.title or job.title, search_title=search_text(found.title or job.title),
                     finished_at=now, updated_at=now, lease_until=None,
-                    speed=None, eta=None, seq=job.seq + 1,
+                    speed=None, eta=None, seq=job.seq + 1, chapters=chapters,
                 )
             )  # fmt: skip
             if result.rowcount != 1:

@@ -34,21 +34,20 @@ from core.errors import Cancelled, DownloadFailed, MediabotError, StorageError
 from core.events import EventBus, Message
 from core.jobs.derived import parse_variant
 from core.jobs.views import JobView
-from core.media.control import Control
 from core.media.fitting import Fitter
 from core.media.lazy_downloader import LazyDownloader
-from core.media.results import Downloaded, MediaInfo, PlaylistFound
+from core.media.results import MediaInfo, PlaylistFound
 from core.pacing import Pacing
 from core.queue import JobQueue
 from core.storage.base import Storage
 from core.storage.keys import make_key
 from core.storage.space import check_free_space, download_dirs
 from worker.assets import RunnerAssets
+from worker.attempt import download_as
 from worker.cutting import RunnerCutting
 from worker.finishing import RunnerFinishing
 from worker.fitting import RunnerFitting
 from worker.held import Held
-from worker.memory import trim_memory
 from worker.pacing import HANDED_BACK, RunnerPacing
 from worker.playlists import RunnerPlaylists
 from worker.progress import RunnerProgress
@@ -110,39 +109,49 @@ class JobRunner(
     # -- the task body ------------------------------------------------------------------------------------
 
     async def run(self, job_id: str) -> None:
+        # Which site the job counts against is read before it takes a worker slot; the site's slot is asked
+        # for with a worker slot in hand (so a granted slot is used at once) and the worker slot is given
+        # back as soon as the site says wait, before its place is written: a waiting job holds neither, and
+        # a job of another site takes the worker slot at once (tests/pacing/test_waiting.py).
+        site = await self._site_to_ask(job_id) if self.accepting else ""
+        if site is None:
+            return
+        waiting = None
         async with self._slots:
             if not self.accepting:
                 # Shutting down: leave the job queued and hand it to another worker.
                 await self._safe_enqueue(job_id)
                 return
-            # The site's slot is asked for with a worker slot in hand and given back at once when the site
-            # has none free: a waiting job never holds either, and a granted slot is used at once.
-            site = await self._take_site_slot(job_id)
-            if site is None:
+            waiting = await self._take_site_slot(job_id, site)
+            if waiting is None:
+                await self._run_granted(job_id, site)
+        if waiting is not None:
+            await self._show_waiting(job_id, site, waiting.ahead)
+
+    async def _run_granted(self, job_id: str, site: str) -> None:
+        held = None
+        try:
+            held = await self._claim(job_id)
+            if held is None:
                 return
-            held = None
+            held.site = site
+            self.running[job_id] = held
+            self.idle.clear()
+            if self._early_cancels.pop(job_id, None) is not None:
+                held.control.stop()
             try:
-                held = await self._claim(job_id)
-                if held is None:
-                    return
-                held.site = site
-                self.running[job_id] = held
-                self.idle.clear()
-                if self._early_cancels.pop(job_id, None) is not None:
-                    held.control.stop()
-                try:
-                    await self._execute(held)
-                finally:
-                    self.running.pop(job_id, None)
-                    if not self.running:
-                        self.idle.set()
-                    if held.db_write is not None:
-                        with contextlib.suppress(Exception):
-                            await held.db_write
+                await self._execute(held)
             finally:
-                # Not when the job went back to wait for its site: _all_resting released it already.
-                if held is None or held.site:
-                    await self._release_site_slot(site, job_id)
+                self.running.pop(job_id, None)
+                if not self.running:
+                    self.idle.set()
+                if held.db_write is not None:
+                    with contextlib.suppress(Exception):
+                        await held.db_write
+        finally:
+            # Not when the job went back to wait for its site: _all_resting released it already.
+            if held is None or held.site:
+                await self._release_site_slot(site, job_id)
 
     async def _claim(self, job_id: str) -> Held | None:
         now = utcnow()
@@ -158,6 +167,8 @@ class JobRunner(
                     started_at=now,
                     updated_at=now,
                     seq=Job.seq + 1,
+                    waiting_for=None,  # it waits no more
+                    waiting_ahead=None,
                 )
             )
             if result.rowcount != 1:
@@ -197,7 +208,7 @@ class JobRunner(
                 result = await self._download_paced(held, workdir, on_info)
             else:
                 result = await loop.run_in_executor(
-                    self._pool, _download, self.downloader, job, workdir, held.control, on_info
+                    self._pool, download_as, self.downloader, job, workdir, held.control, on_info
                 )
             if result is None or result is HANDED_BACK:
                 return  # finished from an existing file of the same media, or waiting for its site
@@ -342,27 +353,3 @@ def _count_chapters(path: Path, ffmpeg: str | None) -> int | None:
         return len(read_chapters(path, ffmpeg=ffmpeg))
     except MediabotError:
         return None
-
-
-def _download(
-    downloader: LazyDownloader, job: Job, workdir: Path, control: Control, on_info: Any
-) -> Downloaded | PlaylistFound | None:
-    """The blocking part of a job, on a download thread. Only a link someone sent expands as a playlist;
-    a playlist's own items never do."""
-    try:
-        return downloader.run(
-            job.id,
-            job.url,
-            job.kind,
-            job.quality,
-            workdir,
-            control,
-            on_info,
-            expand_playlist=job.parent_id is None,
-            format_id=job.format_id,
-            subtitles=tuple(job.subtitle_langs or ()),
-            audio_format=job.audio_format,
-            playable=bool(job.playable),
-        )
-    finally:
-        trim_memory()

@@ -5,20 +5,29 @@ UPDATE, so two workers never check the same one), lists each channel's newest en
 most MAX_PLAYLIST_ITEMS, stopping at the last seen entry), and submits each new entry as an ordinary request
 of the subscription's owner: coalescing makes one download however many subscriptions follow the channel,
 and each front end delivers its requests the way it delivers any (the bots pick them up from the database).
+
+A listing is a request of the site like a download (issue 23): it waits for a slot of the site's budget, goes
+as the site's next identity, and a rate limit rests that identity and puts the check off until it is back
+(`CheckResult.retry_after`): a back-off, never a failure that counts towards pausing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from core.errors import MediabotError
 from core.events import EventBus, Message
 from core.media.results import PlaylistFound
+from core.media.sites import site_of_url
 from core.net import normalize_url
+from core.pacing import Pacing
 from core.subscriptions.entries import new_entries
 from core.subscriptions.service import CheckResult, SubscriptionService, SubscriptionView
+from worker.attempt import Deferred, paced_call
 
 if TYPE_CHECKING:
     # Only the type: the worker's downloader is a LazyDownloader, so yt-dlp loads with the first job.
@@ -27,10 +36,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = 50  # subscriptions leased per claim
-PARALLEL = 4  # checks at once in one worker
+PARALLEL = 4  # listings (and submissions of what they found) at once in one worker
 CHAT_SOURCES = ("telegram", "discord")
 # The bus message that tells the bots a subscription made requests (or was paused) for them.
 WAKE = "subscription"
+# How long a check waits in place for a slot of its site: a round waits for its slowest check, so a site with
+# a long line puts its checks off (they keep their place: attempt.paced_call's keep_place) and asks again at
+# the next round, seconds later, as a waiting job does; the other sites' checks go on meanwhile.
+SLOT_WAIT_S = 1.0
 
 
 class SubscriptionScheduler:
@@ -40,8 +53,10 @@ class SubscriptionScheduler:
         downloader: Downloader,
         bus: EventBus,
         worker_id: str,
+        pacing: Pacing | None = None,
     ) -> None:
         self.subscriptions = subscriptions
+        self.pacing = pacing
         self.settings = subscriptions.settings
         self.downloader = downloader
         self.bus = bus
@@ -75,8 +90,7 @@ class SubscriptionScheduler:
 
     async def _check_one(self, sub: SubscriptionView) -> bool:
         """Check one subscription; True when a chat has something new to deliver (or to be told)."""
-        async with self._slots:
-            result = await self.check(sub)
+        result = await self.check(sub)
         paused = await self.subscriptions.finish_check(sub, self.worker_id, result)
         if paused:
             log.warning("subscription %s paused after %d failed checks", sub.id, sub.failures + 1)
@@ -85,6 +99,16 @@ class SubscriptionScheduler:
     async def check(self, sub: SubscriptionView) -> CheckResult:
         try:
             listed = await self._listing(sub.url)
+        except Deferred as exc:
+            # A busy site's line is asked again every few seconds: only a rest is worth a line at INFO.
+            log.log(
+                logging.INFO if exc.retry_after >= 60 else logging.DEBUG,
+                "subscription %s: %s makes us wait; checked again in %.0fs",
+                sub.id,
+                exc.site,
+                exc.retry_after,
+            )
+            return CheckResult(retry_after=exc.retry_after)
         except MediabotError as exc:
             log.info("subscription %s: listing failed (%s)", sub.id, exc.code)
             return CheckResult(error=exc.message)
@@ -94,13 +118,14 @@ class SubscriptionScheduler:
         fresh, seen = new_entries(listed.entries, sub.seen, sub.backfill)
         playable = self.settings.chat_playable and sub.source in CHAT_SOURCES and sub.kind == "video"
         delivered = 0
-        for entry in fresh:
-            try:
-                await self.subscriptions.submit_entry(sub, entry["url"], playable=playable)
-                delivered += 1
-            except MediabotError as exc:
-                # One entry refused (a private address, an unsupported link): the others still go.
-                log.info("subscription %s: entry not submitted (%s)", sub.id, exc.code)
+        async with self._slots:
+            for entry in fresh:
+                try:
+                    await self.subscriptions.submit_entry(sub, entry["url"], playable=playable)
+                    delivered += 1
+                except MediabotError as exc:
+                    # One entry refused (a private address, an unsupported link): the others still go.
+                    log.info("subscription %s: entry not submitted (%s)", sub.id, exc.code)
         if fresh:
             log.info("subscription %s: %d new of %d listed", sub.id, len(fresh), len(listed.entries))
         return CheckResult(seen=seen, title=listed.title, delivered=delivered)
@@ -108,14 +133,40 @@ class SubscriptionScheduler:
     async def _listing(self, url: str) -> PlaylistFound:
         """The channel's newest entries, listed once per round however many subscriptions follow it."""
         if self._listings is None:
-            return await asyncio.to_thread(self.downloader.list_entries, url)
+            return await self._list(url)
         key = normalize_url(url)
         listing = self._listings.get(key)
         if listing is None:
-            listing = asyncio.ensure_future(asyncio.to_thread(self.downloader.list_entries, url))
+            listing = asyncio.ensure_future(self._list(url))
             listing.add_done_callback(_retrieved)
             self._listings[key] = listing
         return await asyncio.shield(listing)
+
+    async def _list(self, url: str) -> PlaylistFound:
+        """One listing, paced like a download of the same site (its slots, its identities). Only the listing
+        itself takes one of this worker's PARALLEL places: a check waiting for its site holds none."""
+        if self.pacing is None:
+            async with self._slots:
+                return await asyncio.to_thread(self.downloader.list_entries, url)
+        site = await asyncio.to_thread(site_of_url, url, tuple(self.settings.allowed_extractors))
+        # One name per channel and worker: a check put off by a long line keeps its place for the next one
+        # (seconds later), and two workers listing one channel are two holders.
+        channel = hashlib.sha256(normalize_url(url).encode()).hexdigest()[:16]
+        return await paced_call(
+            self.pacing,
+            site,
+            f"list-{self.worker_id}-{channel}",
+            url,
+            lambda access: self.downloader.list_entries(url, access),
+            wait_s=SLOT_WAIT_S,
+            tmp_dir=self.settings.tmp_dir,
+            run=self._in_place,
+            keep_place=True,
+        )
+
+    async def _in_place(self, listing: Callable[[], PlaylistFound]) -> PlaylistFound:
+        async with self._slots:
+            return await asyncio.to_thread(listing)
 
     async def _wake(self) -> None:
         try:

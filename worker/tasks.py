@@ -40,7 +40,8 @@ def prober(state: TaskiqState) -> Prober:
     found: Prober | None = getattr(state, "prober", None)
     if found is None:
         settings: Settings = state.settings
-        found = state.prober = Prober(settings)
+        # The worker's pacing when this process runs one (worker.host): probes turn its identities.
+        found = state.prober = Prober(settings, getattr(state, "pacing", None))
     return found
 
 

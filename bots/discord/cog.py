@@ -18,7 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bots.conductor import Conductor
-from bots.discord import picker
+from bots.discord import picker, texts
 from bots.discord.handling import COG
 from bots.discord.posting import TRANSIENT, TokenGone
 from bots.discord.reply import DiscordChat, DiscordReply
@@ -51,14 +51,15 @@ class Cut:
     sponsorblock: str | None = None
 
     def choices(self) -> dict[str, Any]:
-        """SubmitRequest's fields for them. Raises InvalidSection (a sentence) for times that can't be a part."""
+        """SubmitRequest's fields for them ("keep" asks for no sponsor cut, whatever the person's default).
+        Raises InvalidSection (a sentence) for times that can't be a part."""
         section = None
         if self.start is not None or self.end is not None:
             section = parse_section(
                 {k: v for k, v in (("start", self.start), ("end", self.end)) if v is not None}
             )
         choices: dict[str, Any] = {"section": section, "split_chapters": self.split_chapters,
-                                   "sponsorblock": sponsor_choice(self.sponsorblock)}  # fmt: skip
+                                   "sponsorblock": sponsor_choice(None if self.sponsorblock == "keep" else self.sponsorblock)}  # fmt: skip
         return {k: v for k, v in choices.items() if v}
 
 
@@ -103,7 +104,8 @@ class Downloads(commands.Cog, name=COG):
         start="Only a part: where it starts (1:20, or seconds)",
         end="Only a part: where it ends (1:45, or seconds)",
         split_chapters="Each chapter as a file of its own",
-        sponsorblock="Sponsor, self-promotion and intro segments: remove them, or mark them as chapters",
+        sponsorblock="Sponsor, self-promotion and intro segments: remove them, mark them as chapters, or keep "
+        "them (default: your /settings)",
     )
     async def download(
         self,
@@ -116,7 +118,7 @@ class Downloads(commands.Cog, name=COG):
         start: str | None = None,
         end: str | None = None,
         split_chapters: bool = False,
-        sponsorblock: Literal["remove", "mark"] | None = None,
+        sponsorblock: Literal["remove", "mark", "keep"] | None = None,
     ) -> None:
         """Download a video or its audio from a link."""
         cut = Cut(start, end, split_chapters, sponsorblock)
@@ -131,6 +133,21 @@ class Downloads(commands.Cog, name=COG):
             await interaction.response.send_message(_("That message has no link in it."), ephemeral=True)
             return
         await self.start_download(interaction, urls[0], "video", "best")
+
+    @app_commands.command(name="settings")
+    @app_commands.describe(
+        sponsors="Sponsor, self-promotion and intro segments of every link you send: keep, remove or mark them",
+    )
+    async def settings_command(
+        self, interaction: discord.Interaction, sponsors: Literal["keep", "remove", "mark"] | None = None
+    ) -> None:
+        """Your defaults for the links you send."""
+        user_id = str(interaction.user.id)
+        if sponsors is None:
+            prefs = await self.services.prefs.get(SOURCE, user_id)
+        else:
+            prefs = await self.services.prefs.set(SOURCE, user_id, sponsorblock=sponsors)
+        await interaction.response.send_message(texts.settings_text(prefs.sponsorblock), ephemeral=True)
 
     @app_commands.command(name="cancel")
     async def cancel(self, interaction: discord.Interaction) -> None:
@@ -200,8 +217,9 @@ class Downloads(commands.Cog, name=COG):
             message_id=callback.message_id if callback else None,
         )
         await self.submit(
-            interaction, target, url=url, kind=kind, quality=quality, subtitles=langs, cuts=cuts
-        )
+            interaction, target, url=url, kind=kind, quality=quality, subtitles=langs, cuts=cuts,
+            sponsor_default=cut is None or cut.sponsorblock is None,
+        )  # fmt: skip
 
     async def offer_formats(self, interaction: discord.Interaction, url: str, langs: tuple[str, ...]) -> bool:
         """Answer with the format picker; False when the link offers nothing to choose between (a playlist, whose
@@ -251,12 +269,19 @@ class Downloads(commands.Cog, name=COG):
         format_id: str | None = None,
         subtitles: tuple[str, ...] = (),
         cuts: dict[str, Any] | None = None,
+        sponsor_default: bool = True,
     ) -> None:
         """Submit the download whose reply `target` names and follow it; a refusal is said in that reply.
-        The interaction has been answered (deferred, or its message updated) already."""
+        The interaction has been answered (deferred, or its message updated) already. A plain link (no part,
+        split or sponsor option) gets the person's sponsor default (/settings) unless `sponsor_default` is
+        False."""
         user_id = str(interaction.user.id)
         try:
             await self.check_limits(user_id)
+            if sponsor_default and not cuts:
+                prefs = await self.services.prefs.get(SOURCE, user_id)
+                if prefs.sponsorblock != "keep":
+                    cuts = {"sponsorblock": sponsor_choice(prefs.sponsorblock)}
             submission = await self.jobs.submit(
                 SubmitRequest(
                     text=url, source=SOURCE, user_id=user_id, kind=kind,  # type: ignore[arg-type]

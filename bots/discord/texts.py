@@ -241,3 +241,17 @@ def language_unknown(code: str) -> str:
     return _("I don't speak {code} yet, so I'll stay with English. I speak: {languages}.").format(
         code=code, languages=", ".join(NAMES)
     )
+
+
+SPONSOR_WORDS = {"keep": N_("kept"), "remove": N_("removed"), "mark": N_("marked as chapters")}
+
+
+def settings_text(sponsorblock: str) -> str:
+    """/settings' answer: the person's sponsor default, and how to change it."""
+    words = _(SPONSOR_WORDS.get(sponsorblock, SPONSOR_WORDS["keep"]))
+    return "\n".join(
+        [
+            _("Sponsor, self-promotion and intro segments of the links you send: {what}.").format(what=words),
+            _("Change it with /settings sponsors, or per link with /download's sponsorblock option."),
+        ]
+    )

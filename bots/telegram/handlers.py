@@ -260,6 +260,7 @@ class Handlers:
         ask = replace(
             Ask.default(prefs, "video" if animation else None),
             section=ranged.section if ranged else None, animation=animation, split_chapters=split_chapters,
+            sponsorblock=None,  # the sponsor default is for plain links: a clip or a split is one cut already
         )  # fmt: skip
         await self._request(message, ranged.url if ranged else links(message, text)[0], ask)
 
@@ -280,7 +281,9 @@ class Handlers:
         url, kind = found
         assert message.from_user is not None
         prefs = await self.services.prefs.get(SOURCE, str(message.from_user.id))
-        await self._request(message, url, replace(Ask.default(prefs, kind), section=section))
+        await self._request(
+            message, url, replace(Ask.default(prefs, kind), section=section, sponsorblock=None)
+        )
         return True
 
     async def _request(self, message: Message, url: str, ask: Ask) -> None:
@@ -306,8 +309,10 @@ class Handlers:
         assert update.effective_user is not None
         prefs = await self.services.prefs.get(SOURCE, str(update.effective_user.id))
         await self.answer(
-            update, texts.settings_text(prefs.kind, prefs.quality, prefs.ask_format),
-            reply_markup=texts.settings_keyboard(prefs.kind, prefs.quality, prefs.ask_format, prefs.inline),
+            update, texts.settings_text(prefs.kind, prefs.quality, prefs.ask_format, prefs.sponsorblock),
+            reply_markup=texts.settings_keyboard(
+                prefs.kind, prefs.quality, prefs.ask_format, prefs.sponsorblock, prefs.inline
+            ),
         )  # fmt: skip
 
     @replies_errors
@@ -501,6 +506,8 @@ class Handlers:
                 prefs = await self.services.prefs.set(SOURCE, user_id, ask_format=value == "1")
             elif field == "inline":
                 prefs = await self.services.prefs.set(SOURCE, user_id, inline=value == "1")
+            elif field == "sb":
+                prefs = await self.services.prefs.set(SOURCE, user_id, sponsorblock=value)
             else:
                 prefs = await self.services.prefs.set(SOURCE, user_id, quality=value)
         except MediabotError as exc:
@@ -509,9 +516,9 @@ class Handlers:
         await query.answer(_("Saved."))
         try:
             await query.edit_message_text(
-                texts.settings_text(prefs.kind, prefs.quality, prefs.ask_format),
+                texts.settings_text(prefs.kind, prefs.quality, prefs.ask_format, prefs.sponsorblock),
                 reply_markup=texts.settings_keyboard(
-                    prefs.kind, prefs.quality, prefs.ask_format, prefs.inline
+                    prefs.kind, prefs.quality, prefs.ask_format, prefs.sponsorblock, prefs.inline
                 ),
             )
         except TelegramError as exc:

@@ -25,7 +25,7 @@ from core.delivery.filecache import variant_key
 from core.errors import InvalidUrl, MediabotError
 from core.i18n import current
 from core.jobs.choices import SubmitRequest
-from core.jobs.derived import derivation
+from core.jobs.derived import derivation, sponsor_choice
 from core.net import extract_url, extract_urls
 from core.prefs import Prefs
 
@@ -65,9 +65,13 @@ class Ask:
 
     @classmethod
     def default(cls, prefs: Prefs, kind: str | None = None) -> Ask:
-        """The person's defaults; their subtitle languages go with videos only (a song has none to embed)."""
+        """The person's defaults; their subtitle languages go with videos only (a song has none to embed), and
+        their sponsor choice (/settings) with every plain link."""
         kind = kind or prefs.kind
-        return cls(kind, prefs.quality, subtitles=prefs.subtitles if kind == "video" else ())
+        sponsors = sponsor_choice(prefs.sponsorblock if prefs.sponsorblock != "keep" else None)
+        return cls(
+            kind, prefs.quality, subtitles=prefs.subtitles if kind == "video" else (), sponsorblock=sponsors
+        )
 
 
 def links(message: Message, text: str, *, replied: bool = True) -> list[str]:
@@ -119,7 +123,9 @@ class Submitter:
         for url in urls[:MAX_LINKS_PER_MESSAGE]:
             try:
                 clipped = ranged is not None and ranged.url == url
-                await self.request(message, url, replace(ask, section=ranged.section) if clipped else ask)
+                await self.request(
+                    message, url, replace(ask, section=ranged.section, sponsorblock=None) if clipped else ask
+                )
             except Refused as exc:
                 await self.reply(message, str(exc))
                 return
@@ -180,7 +186,9 @@ class Submitter:
             await query.answer()
             prefs = await self.services.prefs.get(SOURCE, str(query.from_user.id))
             subtitles = prefs.subtitles if pick.kind == "video" else ()
-            ask = Ask(pick.kind, "best", pick.format_id, subtitles)
+            ask = replace(
+                Ask.default(prefs, pick.kind), quality="best", format_id=pick.format_id, subtitles=subtitles
+            )
             try:
                 await self.request(asked, urls[pick.link], ask, progress_id=keyboard.message_id)
             except (Refused, MediabotError) as exc:

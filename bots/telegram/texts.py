@@ -12,7 +12,7 @@ from core.delivery.planner import playlist_line
 from core.i18n import N_, NAMES, _, ngettext, when
 from core.jobs.formats import MediaFormats
 from core.jobs.views import JobView
-from core.words import human_duration, human_size, progress_line, status_text, status_word
+from core.words import human_duration, human_size, progress_line, status_text, status_word, waiting_words
 
 _COMMANDS = [
     ("start", N_("What this bot does")),
@@ -204,10 +204,6 @@ def fitted_text(note: str, url: str | None, ttl_s: int, title: str | None = None
 
 
 def part_caption(view: JobView, index: int, count: int) -> str:
-    if view.variant == "chapters" and view.parts and 0 < index <= len(view.parts):
-        # A split by chapters: each part is named "01 Title.mp4" after its chapter.
-        chapter = view.parts[index - 1].filename.rsplit(".", 1)[0].split(" ", 1)[-1]
-        return f"{title_of(view)}\n{index}/{count} · {chapter}"
     return f"{title_of(view)}\n" + _("Part {index} of {count}").format(index=index, count=count)
 
 
@@ -319,6 +315,7 @@ def status_list(items: list[tuple[str, JobView]]) -> str:
     lines = [_("Your downloads:")]
     for n, (_id, view) in enumerate(items, 1):
         state = progress_line(view) if view.status == "running" else status_word(view.status)
+        state = waiting_words(view) or state  # "Waiting for YouTube: 3 ahead of you", read from the job's row
         lines.append(f"{n}. {title_of(view)}\n   {state}")
     return "\n".join(lines)
 
@@ -347,19 +344,25 @@ def cancel_keyboard(request_id: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton(_("Cancel"), callback_data=f"cancel:{request_id}")]])
 
 
-def settings_text(kind: str, quality: str, ask_format: bool = False) -> str:
+SPONSOR_WORDS = {"keep": N_("kept"), "remove": N_("removed"), "mark": N_("marked as chapters")}
+
+
+def settings_text(kind: str, quality: str, ask_format: bool = False, sponsorblock: str = "keep") -> str:
     q = _("best quality") if quality == "best" else _("up to {height}p").format(height=quality)
     what = _("audio only") if kind == "audio" else _("video, {quality}").format(quality=q)
+    sponsors = _("Sponsor, self-promotion and intro segments: {what}.").format(
+        what=_(SPONSOR_WORDS.get(sponsorblock, SPONSOR_WORDS["keep"]))
+    )
     change = _("Change it below (/audio and /video always work).")
     if ask_format:
         first = _("Links you send give you a choice of their formats (your default: {what}).")
     else:
         first = _("Links you send give you: {what}.")
-    return f"{first.format(what=what)}\n{change}"
+    return f"{first.format(what=what)}\n{sponsors}\n{change}"
 
 
 def settings_keyboard(
-    kind: str, quality: str, ask_format: bool = False, inline: bool = True
+    kind: str, quality: str, ask_format: bool = False, sponsorblock: str = "keep", inline: bool = True
 ) -> InlineKeyboardMarkup:
     def mark(label: str, on: bool) -> str:
         return f"✓ {label}" if on else label
@@ -378,9 +381,18 @@ def settings_keyboard(
         InlineKeyboardButton(mark(_("Formats: ask each time"), ask_format), callback_data="set:ask:1"),
         InlineKeyboardButton(mark(_("Formats: use my default"), not ask_format), callback_data="set:ask:0"),
     ]
+    sponsors = [
+        InlineKeyboardButton(mark(label, sponsorblock == value), callback_data=f"set:sb:{value}")
+        for value, label in (
+            ("keep", _("Sponsors: keep")),
+            ("remove", _("Sponsors: remove")),
+            ("mark", _("Sponsors: mark")),
+        )
+    ]
     language = [InlineKeyboardButton("🌐 " + _("Language"), callback_data="lang:menu")]
+    # The sponsor row second to last and the inline toggle last, as the clips and inline tests read them.
     return InlineKeyboardMarkup(
-        [kinds, qualities[:3], qualities[3:], formats, language, [inline_button(inline)]]
+        [kinds, qualities[:3], qualities[3:], formats, language, sponsors, [inline_button(inline)]]
     )
 
 

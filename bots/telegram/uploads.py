@@ -110,7 +110,11 @@ class Uploader:
                     if await self.api.resend(cached, self.target):
                         return
                     await deliveries.forget(PLATFORM, key)
-            message = await self._upload(view, thumb=thumb, caption=cut_note(view))
+            caption = cut_note(view)
+            if (view.variant or "").startswith("chapter:"):
+                # A chapter of a split says which it is, as its line in the list does: "3/7 · Chapter name".
+                caption = view.title
+            message = await self._upload(view, thumb=thumb, caption=caption)
             ref = self.sent = sent_file(message)
             if ref is not None and key is not None:
                 await deliveries.put(PLATFORM, key, ref)

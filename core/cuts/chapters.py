@@ -95,12 +95,14 @@ def split_by_chapters(
     *,
     ffmpeg: str,
     cancel: threading.Event,
+    merge: bool = True,
 ) -> list[ChapterPart]:
     """One file per chapter in `workdir` ("01 Title.mp4", same type as `path`, the file's own tags), in one
-    pass of FFmpeg's segment muxer; chapters shorter than MIN_PART_S join the one before, anything before the
-    first chapter or after the last is left out. Raises Cancelled, DownloadFailed; files already written stay
-    for the caller's cleanup of `workdir`."""
-    merged = _merge_short(chapters)
+        pass of FFmpeg's segment muxer; chapters shorter than MIN_PART_S join the one before, anything before the
+        first chapter or after the last is left out (`merge` False: the chapters are taken as given, as a split's
+    item cuts the one chapter it was listed with). Raises Cancelled, DownloadFailed; files already written stay
+        for the caller's cleanup of `workdir`."""
+    merged = merge_short(chapters) if merge else list(chapters)
     if not merged:
         return []
     workdir.mkdir(parents=True, exist_ok=True)
@@ -108,8 +110,14 @@ def split_by_chapters(
     lead = 1 if merged[0].start > _EPSILON else 0  # a part before the first chapter, dropped
     borders = [c.start for c in merged if c.start > _EPSILON] + [merged[-1].end]
     pattern = workdir / f"part%03d{suffix}"
+    window: list[str] = []
+    if len(merged) == 1 and not merge and merged[0].start > 1.0:
+        # One chapter (a split's item): read only around it. Seeking lands on a keyframe at least a second
+        # before its start, so the dropped part before it is never empty and the borders stay where the
+        # whole-file pass puts them (timestamps kept as they are in the file).
+        window = ["-ss", f"{merged[0].start - 1.0:.3f}", "-to", f"{merged[0].end + 1.0:.3f}", "-copyts"]
     args = [
-        "-i", str(path), "-map", "0", "-map", "-0:d", "-c", "copy", "-map_chapters", "-1",
+        *window, "-i", str(path), "-map", "0", "-map", "-0:d", "-c", "copy", "-map_chapters", "-1",
         "-f", "segment", "-segment_times", ",".join(f"{t:.3f}" for t in borders),
         "-reset_timestamps", "1",
     ]  # fmt: skip
@@ -136,7 +144,7 @@ def split_by_chapters(
     return parts
 
 
-def _merge_short(chapters: list[Chapter]) -> list[Chapter]:
+def merge_short(chapters: list[Chapter]) -> list[Chapter]:
     merged: list[Chapter] = []
     for chapter in chapters:
         if merged and chapter.end - chapter.start < MIN_PART_S:

@@ -89,6 +89,11 @@ class Section:
         """The section as people write it: "1:20-1:45", "1:20-" for one that runs to the end."""
         return f"{format_time(self.start)}-{'' if self.end is None else format_time(self.end)}"
 
+    def file_label(self) -> str:
+        """The section in a file name: "1m20s-1m45s". Not the clock: ':' is refused by some file systems, and
+        "1.20-1.45" (what replacing it gave) reads as decimals."""
+        return f"{_file_time(self.start)}-{'end' if self.end is None else _file_time(self.end)}"
+
     def check(self, duration: float | None, limit_s: float | None = None) -> Section:
         """This section made concrete for media of `duration` seconds: an end past the media (or none)
         becomes its end. Raises InvalidSection (starts at or past the end) or SectionTooLong (longer than
@@ -118,6 +123,17 @@ def format_time(seconds: float) -> str:
     minutes, secs = divmod(rest, 60)
     text = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
     return f"{text}.{ms:03d}".rstrip("0") if ms else text
+
+
+def _file_time(seconds: float) -> str:
+    """Seconds as "45s", "1m20s", "1h02m03s", "1m20.5s"."""
+    whole = int(seconds)
+    fraction = f"{seconds - whole:.3f}".rstrip("0").rstrip(".")[1:]  # ".5", or "" for a whole second
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}{fraction}s"
+    return f"{minutes}m{secs:02d}{fraction}s" if minutes else f"{secs}{fraction}s"
 
 
 def parse_time(value: str | float | int) -> float:

@@ -156,6 +156,11 @@ class Job(Base):
     # removed, 1:12 saved", or why none were).
     chapters: Mapped[int | None] = mapped_column(Integer)
     note: Mapped[str | None] = mapped_column(Text)
+    # A queued job held back by its site's pacing (issue 23): the site's name as people know it, and how many
+    # jobs of that site are before it (None: the site refuses us for now). Set while it waits, cleared when it
+    # is claimed or ends, so a plain read says what the live events say.
+    waiting_for: Mapped[str | None] = mapped_column(Text)
+    waiting_ahead: Mapped[int | None] = mapped_column(Integer)
     # Files stored beside the media, by name ("thumbnail", "subtitles.en"): {name: {key, filename, size}}.
     assets: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
@@ -278,6 +283,8 @@ class UserPrefs(Base):
     subtitles: Mapped[str] = mapped_column(String(64), default="", server_default="")
     # The locale picked with /language ("pt_BR"); NULL: the one the person's app reports.
     language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Sponsor segments of every plain link: "remove" or "mark" (core.cuts.sponsorblock); NULL keeps them.
+    sponsorblock: Mapped[str | None] = mapped_column(String(8), nullable=True)
     # Answer this person's inline queries (@bot LINK in any chat); off: they get an explanation, nothing else.
     inline: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

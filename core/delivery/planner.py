@@ -227,6 +227,8 @@ def playlist_line(view: JobView) -> str:
     """ "Playlist: 10 of 143 items" (or "Playlist: 3 items" when that is all of it, or the size is unknown)."""
     assert view.playlist is not None
     count, total = view.playlist.count, view.playlist.total
+    if view.variant == "chapters":  # a split by chapters: its items are the chapters
+        return f"Split by chapters: {count} chapter{'s' if count != 1 else ''}"
     if total and total > count:
         return ngettext("Playlist: {n} of {total} item", "Playlist: {n} of {total} items", total).format(
             n=count, total=total

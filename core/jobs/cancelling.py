@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Job, JobStatus, Request, RequestStatus, Webhook, utcnow
 from core.errors import (
@@ -47,14 +48,18 @@ class JobCancelling:
     async def _cancel_one(
         self, request_id: str, *, source: str | None = None, user_id: str | None = None
     ) -> RequestView:
-        job_view: JobView | None = None
-        signal_worker = False
+        stopped_views: list[tuple[str, JobView | None]] = []
         async with self.sessions() as session, session.begin():
             request = await session.get(Request, request_id)
             if request is None or (
                 source is not None and (request.source, request.user_id) != (source, str(user_id))
             ):
                 raise NotFound()
+            source_id = await session.scalar(select(Job.source_job_id).where(Job.id == request.job_id))
+            # A job made from another one's file locks that one first, as submitting does.
+            full = None
+            if source_id is not None:
+                full = await session.scalar(select(Job).where(Job.id == source_id).with_for_update())
             job = await session.scalar(select(Job).where(Job.id == request.job_id).with_for_update())
             assert job is not None
             if request.status != RequestStatus.ACTIVE:
@@ -62,33 +67,21 @@ class JobCancelling:
             request.status = RequestStatus.CANCELLED
             request.finished_at = utcnow()
             await session.flush()
-            others = await session.scalar(
-                select(func.count())
-                .select_from(Request)
-                .where(Request.job_id == job.id, Request.status == RequestStatus.ACTIVE)
-            )
-            if not others and job.status in ACTIVE_JOB:
-                # Free the dedup slot at once so a new request starts a fresh download.
-                job.dedup_key = None
-                job.cancel_requested = True
-                job.updated_at = utcnow()
-                if job.status == JobStatus.QUEUED:
-                    job.status = JobStatus.CANCELLED
-                    job.error_code = "cancelled"
-                    job.error_message = "The download was cancelled."
-                    job.finished_at = utcnow()
-                    job.seq += 1
-                    job_view = JobView.from_job(job)
-                    # A worker may hold its place in a site's line (core.pacing): it drops it at once.
-                    signal_worker = True
-                else:
-                    signal_worker = True
+            stopped = await _stop_if_unwanted(session, job)
+            if stopped is not None and full is not None:
+                # A clip (or split, or sponsor removal) waiting for its full download: that download goes
+                # too when nobody else waits for it (neither its own requests nor another derived job's).
+                dropped = await _stop_if_unwanted(session, full)
+                if dropped is not None:
+                    stopped_views.append(dropped)
+            if stopped is not None:
+                stopped_views.insert(0, stopped)
             view = request_view(request)
-        if job_view is not None:
-            await self._publish(job_view)
-        if signal_worker:
+        for job_id, job_view in stopped_views:
+            if job_view is not None:
+                await self._publish(job_view)
             try:
-                await self.bus.publish(Message("cancel", job_id=view.job_id))
+                await self.bus.publish(Message("cancel", job_id=job_id))
             except Exception as exc:  # noqa: BLE001 - the worker also sees cancel_requested on its next lease renewal
                 log.warning("cancel signal not published (%s)", type(exc).__name__)
         return view
@@ -171,3 +164,39 @@ class JobCancelling:
         for request, _job in active:
             await self.cancel(request.id)
         return len(active)
+
+
+async def _stop_if_unwanted(session: AsyncSession, job: Job) -> tuple[str, JobView | None] | None:
+    """Cancel `job` (locked by the caller) when it is still active and nobody waits for it: no active request
+    of its own, and no active request on a job made from it that waits for its file (a clip's full download
+    stays while the clip waits). Returns its id and, when it was only queued, its new view to publish (a
+    running one is stopped by its worker on the cancel signal); None when it goes on."""
+    if job.status not in ACTIVE_JOB:
+        return None
+    own = await session.scalar(
+        select(func.count())
+        .select_from(Request)
+        .where(Request.job_id == job.id, Request.status == RequestStatus.ACTIVE)
+    )
+    waiting = select(Job.id).where(Job.source_job_id == job.id, Job.status.in_(ACTIVE_JOB))
+    derived = await session.scalar(
+        select(func.count())
+        .select_from(Request)
+        .where(Request.job_id.in_(waiting), Request.status == RequestStatus.ACTIVE)
+    )
+    if own or derived:
+        return None
+    # Free the dedup slot at once so a new request starts a fresh download.
+    job.dedup_key = None
+    job.cancel_requested = True
+    job.updated_at = utcnow()
+    if job.status != JobStatus.QUEUED:
+        # A worker may hold its place in a site's line (core.pacing), or run it: it stops on the signal.
+        return job.id, None
+    job.status = JobStatus.CANCELLED
+    job.error_code = "cancelled"
+    job.error_message = "The download was cancelled."
+    job.finished_at = utcnow()
+    job.seq += 1
+    await session.flush()
+    return job.id, JobView.from_job(job)

@@ -1,5 +1,6 @@
 """Jobs made from another job's stored file: a clip ("clip:80.000-105.000"), a Telegram animation ("gif:..."),
-the file split by its chapters ("chapters") and the file with sponsor segments removed or marked
+the file split by its chapters ("chapters": a group, like a playlist, whose items are its chapters, each a
+"chapter:N:80.000-105.000" job cut from the same stored download) and the file with sponsor segments removed or marked
 ("sb=remove:intro,selfpromo,sponsor"). The variant is part of the dedup key, so identical asks share one job;
 the job's `source_job_id` is the full download it is made from (a fitted copy's "fit:" variant is the other
 kind of variant, core.jobs.views.fit_variant)."""
@@ -13,6 +14,7 @@ from core.cuts.sponsorblock import CATEGORIES, SponsorChoice
 from core.errors import InvalidRequest
 
 CHAPTERS = "chapters"
+CHAPTER = "chapter"
 
 
 class CutRefused(InvalidRequest):
@@ -33,9 +35,14 @@ class Derivation:
     animation: bool = False
     split_chapters: bool = False
     sponsorblock: SponsorChoice | None = None
+    # One chapter of a split (its `section`): the Nth, cut by stream copy as a split cuts.
+    chapter: int | None = None
 
     @property
     def variant(self) -> str:
+        if self.chapter is not None:
+            assert self.section is not None
+            return f"{CHAPTER}:{self.chapter}:{self.section.key()}"
         if self.section is not None:
             return self.section.variant(animation=self.animation)
         if self.split_chapters:
@@ -46,6 +53,8 @@ class Derivation:
     @property
     def counter(self) -> str:
         """The /metrics name of what was made: clip, animation, split, sponsor."""
+        if self.chapter is not None:
+            return "chapter"
         if self.section is not None:
             return "animation" if self.animation else "clip"
         return "split" if self.split_chapters else "sponsor"
@@ -73,6 +82,9 @@ def parse_variant(variant: str | None) -> Derivation | None:
     if variant.startswith(("clip:", "gif:")):
         kind, _, key = variant.partition(":")
         return Derivation(section=parse_section(key), animation=kind == "gif")
+    if variant.startswith(f"{CHAPTER}:"):
+        _, index, key = variant.split(":", 2)
+        return Derivation(section=parse_section(key), chapter=int(index))
     if variant == CHAPTERS:
         return Derivation(split_chapters=True)
     if variant.startswith(_SPONSOR_PREFIX):
@@ -80,6 +92,16 @@ def parse_variant(variant: str | None) -> Derivation | None:
         cats = tuple(c for c in categories.split(",") if c) or CATEGORIES
         return Derivation(sponsorblock=SponsorChoice(mode=mode, categories=cats))  # type: ignore[arg-type]
     return None
+
+
+def chapter_title(index: int, count: int, name: str) -> str:
+    """A chapter item's title, numbered as a playlist item is: "3/7 · Chapter name"."""
+    return f"{index}/{count} · {name}"
+
+
+def chapter_name(title: str | None) -> str:
+    """The chapter's own name in a chapter item's title ("3/7 · Chapter name" -> "Chapter name")."""
+    return (title or "").split(" · ", 1)[-1]
 
 
 def sponsor_choice(value: str | None) -> SponsorChoice | None:

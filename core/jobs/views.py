@@ -106,7 +106,7 @@ class JobView(BaseModel):
     note: str | None = None
     error: ErrorInfo | None = None
     # A queued job held back by its site's pacing (issue 23): the site's name and how many jobs are before
-    # this one (None: the site is refusing us for now). Carried by events only, never stored.
+    # this one (None: the site is refusing us for now). Only while queued.
     waiting_for: str | None = None
     ahead: int | None = None
     # Where the finished file is stored, when this view was read from the database: lets a link be signed
@@ -183,6 +183,8 @@ class JobView(BaseModel):
             upload_date=job.upload_date,
             chapters=job.chapters,
             note=job.note,
+            waiting_for=job.waiting_for if job.status == JobStatus.QUEUED else None,
+            ahead=job.waiting_ahead if job.status == JobStatus.QUEUED and job.waiting_for else None,
             stored_assets={name: (a["key"], a["filename"]) for name, a in assets.items()} if retained else {},
             stored=(job.storage_key, job.filename or "media") if retained and job.storage_key else None,
             error=ErrorInfo(code=job.error_code, message=job.error_message or "") if job.error_code else None,

@@ -11,21 +11,25 @@ import contextlib
 import copy
 import logging
 import re
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yt_dlp
-from yt_dlp.utils import DownloadCancelled, DownloadError
+from yt_dlp.utils import DownloadCancelled, DownloadError, download_range_func
 
 from core.config import Settings
+from core.cuts.sections import Section
 from core.errors import (
     Cancelled,
     DownloadFailed,
     MediabotError,
+    PrivateAddress,
     TooLarge,
     TooLong,
     UnsupportedUrl,
@@ -73,6 +77,29 @@ class Access:
 
 class _Abort(DownloadCancelled):
     msg = "aborted by mediabot"
+
+
+def _check_ffmpeg_targets(raw: dict[str, Any], policy: AddressPolicy) -> None:
+    """The media's own addresses (each format's) pass the address policy: FFmpeg, which downloads a range,
+    connects without the guard yt-dlp's requests go through. A redirect FFmpeg follows is not seen here,
+    so a site that redirects its media to a private address is refused only by the guard's other paths."""
+    if policy.allow_private:
+        return
+    urls = {f.get("url") for f in raw.get("formats") or [raw] if isinstance(f.get("url"), str)}
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https"):
+            continue
+        host = (parts.hostname or "").lower()
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        if policy.host_allowed(host, port):
+            continue
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            raise DownloadFailed(f"The host {host} could not be found.") from None
+        if any(not policy.permits(host, port, str(info[4][0])) for info in infos):
+            raise PrivateAddress()
 
 
 def _extract(ydl: yt_dlp.YoutubeDL, url: str, control: Control) -> dict[str, Any]:
@@ -157,6 +184,7 @@ class Downloader:
         audio_format: str | None = None,
         playable: bool = False,
         access: Access | None = None,
+        section: Section | None = None,
     ) -> Downloaded | PlaylistFound | None:
         """Extract, check limits, ask `on_info` whether to go on (False: finished elsewhere), download.
 
@@ -165,11 +193,17 @@ class Downloader:
         person's own choice (UnknownFormat when the site has no such format); `max_bytes` lowers the size
         limit. `subtitles`: languages to embed and keep as .srt; `audio_format`: an audio job's file format
         instead of the operator's; `playable`: a video every phone plays (core.media.playable: an H.264 format
-        when the site has a good one, else the best picture converted). Returns None when `on_info` said stop.
-        Raises MediabotError subclasses.
+        when the site has a good one, else the best picture converted). `section`: only that part of the media
+        is downloaded (yt-dlp's download ranges, the picture re-encoded at the cuts so the first frame is the
+        one asked for); only its length counts against the duration limit. Returns None when `on_info` said
+        stop. Raises MediabotError subclasses.
         """
         workdir.mkdir(parents=True, exist_ok=True)
         opts = self._options(job_id, url, workdir, kind, quality, subtitles, audio_format, access)
+        if section is not None:
+            end = float("inf") if section.end is None else section.end
+            opts["download_ranges"] = download_range_func(None, [(section.start, end)])
+            opts["force_keyframes_at_cuts"] = True
         opts["progress_hooks"] = [self._progress_hook(control)]
         opts["postprocessor_hooks"] = [self._postprocessor_hook(control)]
         control.max_bytes = min(
@@ -199,14 +233,17 @@ class Downloader:
                 chosen = chosen_format(raw, format_id, kind)
                 ydl.format_selector = ydl.build_format_selector(format_spec(chosen, kind))
                 info = with_format(info_from(raw), chosen)
-                self._check_limits(info)
+                self._check_limits(info, section)
             elif playable and kind == "video" and (pick := choose_playable_format(raw, quality)):
                 ydl.format_selector = ydl.build_format_selector(playable_spec(pick))
                 info = with_format(info_from(raw), pick)
-                self._check_limits(info)
+                self._check_limits(info, section)
             else:
                 info = info_from(raw)
-                self._check_limits(info)
+                self._check_limits(info, section)
+            if section is not None:
+                # FFmpeg fetches a range itself, outside the connection guard: its addresses are checked here.
+                _check_ffmpeg_targets(raw, self.policy)
             missing = [lang for lang in subtitles if lang not in (raw.get("subtitles") or {})]
             self._check_space(info.filesize)
             if control.cancel.is_set():
@@ -217,11 +254,16 @@ class Downloader:
             path = self._output_path(result, workdir)
             if playable and kind == "video":
                 path = self._make_playable(path, control)
+            if section is not None:
+                path = self._picture_and_sound(path, control)
             probe = probe_media(path, self.ffmpeg)
             final = info_from(result)
             final = MediaInfo(
                 title=final.title,
-                duration=final.duration or probe.duration,
+                # A section's file: its own length, not the media's.
+                duration=(probe.duration or section.length)
+                if section is not None
+                else (final.duration or probe.duration),
                 extractor=final.extractor,
                 media_id=final.media_id,
                 ext=path.suffix.lstrip(".") or final.ext,
@@ -258,6 +300,26 @@ class Downloader:
                 subtitles_missing=missing,
             )
 
+    def _picture_and_sound(self, path: Path, control: Control) -> Path:
+        """A downloaded range with only its picture and sound: FFmpeg keeps the source's chapters (and their
+        text track) shifted but not cut, so the file would say it lasts as long as they do (10.8 s for a 4 s
+        clip); they are dropped."""
+        if self.ffmpeg is None:
+            return path
+        from core.cuts.ffmpeg import run_ffmpeg
+
+        dest = path.with_name(f"{path.stem}.clip{path.suffix}")
+        args = ["-i", str(path), "-map", "0:v?", "-map", "0:a?", "-c", "copy", "-map_metadata", "0",
+                "-map_chapters", "-1"]  # fmt: skip
+        if path.suffix.lower() in (".mp4", ".m4a", ".mov"):
+            args += ["-movflags", "+faststart"]
+        run_ffmpeg(
+            self.ffmpeg, [*args, str(dest)], dest, cancel=control.cancel, timeout_s=600.0,
+            failure="The clip could not be cut from this file.",
+        )  # fmt: skip
+        path.unlink(missing_ok=True)
+        return dest
+
     def _make_playable(self, path: Path, control: Control) -> Path:
         """The downloaded video, converted when a phone would not play it (cancel and the size limit hold)."""
         report = control.on_progress
@@ -270,27 +332,28 @@ class Downloader:
             path, self.ffmpeg, cancel=control.cancel, max_bytes=control.max_bytes, on_progress=converting
         )
 
-    def probe(self, url: str) -> dict[str, Any]:
+    def probe(self, url: str, access: Access | None = None) -> dict[str, Any]:
         """What a link offers (formats, subtitles, thumbnail), without downloading: yt-dlp's info dict,
         sanitised, with what the site doesn't state about its files read from their first bytes. Same
-        address rules and cookies as a download."""
+        address rules and cookies as a download (a pacing identity's when given)."""
         control = Control()
         with tempfile.TemporaryDirectory(prefix="probe-", dir=self.settings.tmp_dir) as tmp:
-            opts = self._options("probe", url, Path(tmp), "video", "best", ())
-            with self._guarded(control), open_ydl(opts) as ydl:
+            opts = self._options("probe", url, Path(tmp), "video", "best", (), access=access)
+            with self._guarded(control, access), open_ydl(opts) as ydl:
                 raw = _extract(ydl, url, control)
                 if raw.get("_type") not in ("playlist", "multi_video"):
                     describe_files(ydl, raw, Path(tmp), self.ffmpeg, lambda: self._guarded(control), control)
                 return dict(ydl.sanitize_info(raw))
 
-    def list_entries(self, url: str) -> PlaylistFound:
+    def list_entries(self, url: str, access: Access | None = None) -> PlaylistFound:
         """A channel's or playlist's newest entries as the site lists them (flat: one listing, no entry
-        extracted), at most MAX_PLAYLIST_ITEMS; a link to a single video is a list of itself."""
+        extracted), at most MAX_PLAYLIST_ITEMS; a link to a single video is a list of itself. `access`: the
+        pacing identity to list as."""
         control = Control()
         with tempfile.TemporaryDirectory(prefix="list-", dir=self.settings.tmp_dir) as tmp:
-            opts = self._options("list", url, Path(tmp), "video", "best", ())
+            opts = self._options("list", url, Path(tmp), "video", "best", (), access=access)
             opts["noplaylist"] = False
-            with self._guarded(control), open_ydl(opts) as ydl:
+            with self._guarded(control, access), open_ydl(opts) as ydl:
                 raw = _extract(ydl, url, control)
         if raw.get("_type") in ("playlist", "multi_video"):
             entries = [e for e in raw.get("entries") or [] if e]
@@ -351,7 +414,11 @@ class Downloader:
             raise DownloadFailed("The download finished without a file.")
         return max(files, key=lambda p: p.stat().st_size)
 
-    def _check_limits(self, info: MediaInfo) -> None:
+    def _check_limits(self, info: MediaInfo, section: Section | None = None) -> None:
+        if section is not None:
+            # Only the section is downloaded: its length counts, and the media's size does not.
+            section.check(info.duration, self.settings.max_duration_s)
+            return
         if info.duration and info.duration > self.settings.max_duration_s:
             raise self._too_long(info.duration)
         if info.filesize and info.filesize > self.settings.max_filesize_bytes:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.config import Settings
-from core.errors import Cancelled, DownloadFailed, TooLarge, WontFit
+from core.errors import Cancelled, DownloadFailed, MediabotError, TooLarge, WontFit
 from core.jobs.views import variant_limit
 from core.media.control import Control, ProgressUpdate
 from core.media.playable import h264_only
@@ -120,15 +120,22 @@ class Fitter:
         control: Control,
         title: str | None = None,
         playable: bool = False,
+        access: Any = None,
+        refused: Callable[[str], None] | None = None,
+        ask_site: bool = True,
     ) -> Fitted:
         """`source(dir)` gives the full-quality file (stored, or fetched into `dir`). A `playable` copy's
-        smaller format is converted like its original when phones can't play it (re-encodes are H.264)."""
+        smaller format is converted like its original when phones can't play it (re-encodes are H.264).
+        The smaller format is fetched from the site as `access` (a pacing identity; core.media.downloader.Access);
+        a refusal is told to `refused(outcome)` and the copy is made from the stored file instead.
+        `ask_site=False`: the site is not asked at all (every identity of it rests)."""
         limit, split = variant_limit(variant)
         workdir.mkdir(parents=True, exist_ok=True)
-        if self.settings.fit_smaller_format:
+        if self.settings.fit_smaller_format and ask_site:
             found = self._smaller_format(
-                job_id, url, kind, quality, limit, workdir / "format", control, playable=playable
-            )
+                job_id, url, kind, quality, limit, workdir / "format", control, playable=playable,
+                access=access, refused=refused,
+            )  # fmt: skip
             if found is not None:
                 return found
         if not (self.settings.reencode_to_fit or split):
@@ -164,6 +171,8 @@ class Fitter:
         control: Control,
         *,
         playable: bool = False,
+        access: Any = None,
+        refused: Callable[[str], None] | None = None,
     ) -> Fitted | None:
         def choose(info: dict[str, Any]) -> str | None:
             # A playable copy takes an H.264 format that fits as stated before one that must be converted
@@ -184,9 +193,19 @@ class Fitter:
                 choose_format=choose,
                 max_bytes=limit,
                 playable=playable,
+                access=access,
             )
         except (WontFit, TooLarge) as exc:
             log.info("[%s] no smaller format fits %d bytes (%s)", job_id, limit, exc.code)
+            control.error = None
+            return None
+        except MediabotError as exc:
+            if exc.outcome is None or refused is None or control.cancel.is_set():
+                raise
+            # The site refused us (rate limit, bot check, a dead proxy): the identity rests, and the copy
+            # is made from the file we have rather than failing.
+            log.info("[%s] the site refused the smaller format (%s)", job_id, exc.outcome)
+            refused(exc.outcome)
             control.error = None
             return None
         if result is None:

@@ -44,9 +44,9 @@ class LazyDownloader:
     def run(self, *args: Any, **kwargs: Any) -> Any:
         return self.real().run(*args, **kwargs)
 
-    def probe(self, url: str) -> dict[str, Any]:
-        return self.real().probe(url)
+    def probe(self, url: str, access: Any = None) -> dict[str, Any]:
+        return self.real().probe(url, access)
 
-    def list_entries(self, url: str) -> Any:
+    def list_entries(self, url: str, access: Any = None) -> Any:
         """A channel's newest entries (the subscriptions' check): core.media.downloader.Downloader.list_entries."""
-        return self.real().list_entries(url)
+        return self.real().list_entries(url, access)

@@ -85,6 +85,9 @@ class CheckResult:
     title: str | None = None
     delivered: int = 0
     error: str | None = None
+    # The site kept us waiting (no slot in time, every identity resting): not checked, not a failure; the
+    # next check is this many seconds away (at most the interval).
+    retry_after: float | None = None
 
 
 class SubscriptionService:
@@ -223,7 +226,14 @@ class SubscriptionService:
             "next_check_at": now + timedelta(seconds=self.settings.subscription_interval_s),
         }  # fmt: skip
         paused = False
-        if result.error is None:
+        if result.retry_after is not None:
+            wait_s = min(max(result.retry_after, 1.0), self.settings.subscription_interval_s)
+            values = {
+                "lease_until": None,
+                "worker_id": None,
+                "next_check_at": now + timedelta(seconds=wait_s),
+            }
+        elif result.error is None:
             values.update(failures=0, last_error=None, seen=result.seen, backfill=0,
                           delivered=Subscription.delivered + result.delivered)  # fmt: skip
             if result.title and not sub.title:

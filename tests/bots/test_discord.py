@@ -112,7 +112,7 @@ async def test_download_shows_progress_then_attaches_the_video(
     caplog.set_level(logging.DEBUG, logger="discord")
     async with discord_bot(fake_discord, tmp_path) as env:
         assert {c["name"] for c in fake_discord.commands[None]} == {
-            "download", "cancel", "Download media", "subscribe", "subscriptions", "unsubscribe", "language",
+            "download", "cancel", "settings", "Download media", "subscribe", "subscriptions", "unsubscribe", "language",
         }  # fmt: skip
         it = await fake_discord.slash(
             "download", {"url": slow(media_site, 12_000_000)}, attachment_size_limit=50 * 1024 * 1024
@@ -202,6 +202,7 @@ async def test_message_context_menu_downloads_the_first_link(
         assert {c["name"] for c in fake_discord.commands[fake_discord.guild_id]} == {
             "download",
             "cancel",
+            "settings",
             "Download media",
             "subscribe",
             "subscriptions",

@@ -239,6 +239,24 @@ async def test_cancel_button_status_and_cancel_all(
         assert not tg.calls_to("sendVideo", "sendDocument")
 
 
+async def test_status_says_what_a_waiting_download_waits_for(
+    tmp_path: Path, telegram_server: FakeTelegram, media_site: MediaSite
+) -> None:
+    """Per-site pacing (issue 23): /status reads the waiting place from the job's row, as the API does."""
+    tg = telegram_server
+    async with telegram_bot(tmp_path, tg, site_limits="127.0.0.1=1") as bot:
+        first, second = tg.send(slow(media_site, rate=300_000)), tg.send(slow(media_site, rate=300_000))
+        await progress_message(tg, first), await progress_message(tg, second)
+
+        async def one_waits() -> bool:
+            active = await bot.services.jobs.active_requests("telegram", str(ALICE.id))
+            return sorted((job.status, job.ahead) for _, job in active) == [("queued", 0), ("running", None)]
+
+        await wait_until(one_waits, timeout=30)
+        status = await reply_text(tg, tg.send("/status"))
+        assert "Waiting for 127.0.0.1: you are next" in status, status
+
+
 async def _all_running(services: Services) -> bool:
     active = await services.jobs.active_requests("telegram", str(ALICE.id))
     return bool(active) and all(job.status == "running" and job.progress.percent for _, job in active)

@@ -15,6 +15,7 @@ from tests.fakes.telegram import BOB, FakeTelegram
 from tests.support.chaptered import FPS, frame_number
 from tests.support.media import ffprobe
 from tests.support.media_site import MediaSite
+from tests.support.sponsorblock import FakeSponsorBlock
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -85,11 +86,50 @@ async def test_chapters_command_sends_each_chapter(
             ]  # fmt: skip
             return sent if len(sent) == 3 else None
 
-        sent = await tg.wait_for(parts, timeout=60)
-        assert [c["caption"].split("\n")[1] for c in sent] == [
-            "1/3 · Opening",
-            "2/3 · Middle part",
-            "3/3 · Credits",
-        ]
+        # Each chapter is an item of its own, delivered like a playlist's (as each is cut), titled by number.
+        sent = sorted(await tg.wait_for(parts, timeout=60), key=lambda c: c["caption"])
+        assert [c["caption"] for c in sent] == ["1/3 · Opening", "2/3 · Middle part", "3/3 · Credits"]
         lengths = [await asyncio.to_thread(duration, c.files["video"]) for c in sent]
         assert [round(x) for x in lengths] == [4, 8, 4]
+
+        def listing() -> str | None:
+            texts_ = [m.get("text") or "" for m in tg.replies_to(asked)]
+            return next((t for t in texts_ if "3 sent" in t), None)
+
+        text = await tg.wait_for(listing, timeout=30)
+        assert "Split by chapters: 3 chapters · 3 sent" in text, text
+        assert "2. 2/3 · Middle part · sent" in text, text
+
+
+async def test_sponsor_default_in_settings_applies_to_plain_links(
+    tmp_path: Path, telegram_server: FakeTelegram, media_site: MediaSite
+) -> None:
+    tg = telegram_server
+    async with FakeSponsorBlock() as sb:
+        sb.add("Generic", "counter", [(6.0, 8.0, "sponsor"), (10.0, 11.0, "sponsor")], video_duration=16.0)
+        async with telegram_bot(tmp_path, tg, sponsorblock_url=sb.url) as bot:
+            menu_ask = tg.send("/settings")
+            menu = await tg.wait_for(
+                lambda: next((m for m in tg.replies_to(menu_ask) if m.get("reply_markup")), None)
+            )
+            assert "Sponsor, self-promotion and intro segments: kept." in menu["text"]
+            rows = menu["reply_markup"]["inline_keyboard"]
+            assert [b["callback_data"] for b in rows[-2]] == ["set:sb:keep", "set:sb:remove", "set:sb:mark"]
+            tg.press(menu, "set:sb:remove")
+            await tg.wait_for(
+                lambda: "segments: removed." in tg.messages[(menu["chat"]["id"], menu["message_id"])]["text"]
+            )
+            assert (
+                await bot.services.prefs.get("telegram", str(menu["chat"]["id"]))
+            ).sponsorblock == "remove"
+
+            # A plain link: the sponsor segments go, and the caption says so.
+            url = media_site.url("/counter.mp4") + "?tg=sponsors"
+            plain = tg.send(url)
+            video = await tg.wait_for(lambda: media_call(tg, "sendVideo", plain), timeout=60)
+            assert video["caption"].endswith("2 sponsor segments removed, 3 s saved"), video["caption"]
+            assert abs(await asyncio.to_thread(duration, video.files["video"]) - 13.0) <= 0.3
+            # A clip is a cut already: the default does not apply (and does not refuse it).
+            clipped = tg.send(f"{url} 0:01-0:02")
+            part = await tg.wait_for(lambda: media_call(tg, "sendVideo", clipped), timeout=60)
+            assert abs(await asyncio.to_thread(duration, part.files["video"]) - 1.0) <= 0.1

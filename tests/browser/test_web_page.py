@@ -837,3 +837,30 @@ async def test_a_part_of_a_video_from_the_from_and_to_fields(
     assert await page.input_value("#start-input") == "0:09"
     assert_clean(tab, app, caplog.text, expected=("status of 422",))
     await tab.context.close()
+
+
+async def test_the_sponsor_choice_is_remembered_and_applies_to_whole_media_only(
+    browser: Browser, app: App, media_site: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = await new_key(app)
+    tab = await open_tab(browser, app, key)
+    page = tab.page
+    await page.select_option("#sponsor-select", "remove")
+    await page.fill("#url-input", media_site.url(f"/counter.mp4?{unique('sb')}"))
+    job_id = await submit(page)
+    job = await app.api.job(job_id, key=key)
+    assert (job["variant"] or "").startswith("sb=remove"), job
+
+    # The next visit in this browser remembers it; a part of a video is a cut already: no sponsor cut asked.
+    await page.reload()
+    await page.wait_for_function("() => document.documentElement.dataset.ready === 'true'")
+    assert await page.input_value("#sponsor-select") == "remove"
+    await page.fill("#url-input", media_site.url(f"/counter.mp4?{unique('sb')}"))
+    await page.fill("#start-input", "0:05")
+    await page.fill("#end-input", "9")
+    clip_id = await submit(page)
+    clip = await app.api.job(clip_id, key=key)
+    assert clip["variant"] == "clip:5.000-9.000", clip
+    await expect(row_of(tab, clip_id)).to_have_attribute("data-status", "done", timeout=DONE_S)
+    assert_clean(tab, app, caplog.text)
+    await tab.context.close()

@@ -123,3 +123,13 @@ def test_the_variant_fits_the_jobs_column() -> None:
 )
 def test_times_are_written_as_clocks(seconds: float, text: str) -> None:
     assert format_time(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "label"),
+    [(80, 105, "1m20s-1m45s"), (0, 2, "0s-2s"), (3723.5, 3730, "1h02m03.5s-1h02m10s"), (5, None, "5s-end")],
+)
+def test_a_clips_file_name_says_its_part_without_colons_or_decimals(
+    start: float, end: float | None, label: str
+) -> None:
+    assert Section.of(start, end).file_label() == label

@@ -12,6 +12,8 @@ Routes (GET and HEAD):
                            ``open_gate(G)``, then the rest at once (a download held open on purpose)
 ``/members/{name}.mp4``    the small video for a logged-in account, else ``403 Login required``
 ``/page/{name}.html``      a page whose ``og:video`` is ``/media/{name}.mp4`` (same query)
+``/channel/{name}.xml``    an RSS feed (a channel, as the subscriptions list one) of ``channel(name, n)``
+                           entries ``/media/{name}-{i}.mp4``, newest first
 =========================  ============================================================================
 
 Every route above is guarded (``flag(account or address)`` refuses one whatever its budget). Accounts: ``add_account(name)`` gives the first session token, and
@@ -86,6 +88,7 @@ class GuardedSite:
         self._big = b""
         self._runner: web.AppRunner | None = None
         self._transports: set[asyncio.BaseTransport] = set()
+        self._channels: dict[str, int] = {}
         self.base_url = ""
 
     async def start(self) -> GuardedSite:
@@ -96,6 +99,7 @@ class GuardedSite:
         app.router.add_get("/media/{name}.mp4", self._media)
         app.router.add_get("/members/{name}.mp4", self._members)
         app.router.add_get("/page/{name}.html", self._page)
+        app.router.add_get("/channel/{name}.xml", self._channel)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, handle_signals=False)
         await self._runner.setup()
         sock = socket.socket()
@@ -236,6 +240,32 @@ class GuardedSite:
             f'<meta property="og:video" content="{media}"></head><body></body></html>'
         )
         return web.Response(text=body, content_type="text/html")
+
+    def channel(self, name: str, n: int) -> str:
+        """Give channel `name` `n` entries (a new one appears when n grows); its feed's address."""
+        self._channels[name] = n
+        return self.url(f"/channel/{name}.xml")
+
+    async def _channel(self, request: web.Request) -> web.StreamResponse:
+        _, refusal = self._guard(request)
+        if refusal is not None:
+            return refusal
+        name = request.match_info["name"]
+        if name not in self._channels:
+            raise web.HTTPNotFound()
+        n = self._channels[name]
+        items = "\n".join(
+            f"<item><title>{html.escape(name)} {i}</title>"
+            f"<link>{html.escape(self.url(f'/media/{name}-{i}.mp4'))}</link>"
+            f"<guid>{html.escape(name)}-{i}</guid></item>"
+            for i in range(n, 0, -1)
+        )
+        doc = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+            f"<title>Channel {html.escape(name)}</title><link>{html.escape(self.url('/'))}</link>"
+            f"<description>{n} entries, newest first</description>\n{items}\n</channel></rss>\n"
+        )
+        return web.Response(text=doc, content_type="application/rss+xml")
 
     async def _send(self, request: web.Request, account: str | None) -> web.StreamResponse:
         gate_name = request.query.get("gate")

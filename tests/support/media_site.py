@@ -57,6 +57,7 @@ Routes (all GET also answer HEAD; every response has a Content-Type):
                             (AAC with two chapters)
 ``/counter.{mp4,m4a}``      16 s whose every frame says which it is, with three chapters (tests/support/chaptered.py),
                             made on first use
+``/counter.html``           JSON-LD "Counter" whose content is ``/counter.mp4``, its length (16 s) stated
 ``/chapters.html?kind=K``   JSON-LD "Chapter Clip" whose content (``/video.mp4``, or ``/audio.m4a`` for
                             ``kind=audio``) has no chapters of its own but the page lists two (``hasPart``)
 ==========================  ===========================================================
@@ -453,6 +454,7 @@ class MediaSite:
         r.add_get("/codecs/{name}", self._codec_file)
         r.add_get("/chapters.html", self._chapters_page)
         r.add_get("/counter.{ext:mp4|m4a}", self._counter)
+        r.add_get("/counter.html", self._counter_page)
         r.add_get("/redirect", self._redirect)
         r.add_get("/filler.mp4", self._filler)
         r.add_get("/chunked/{name:[^/]+}.mp4", self._chunked)
@@ -629,6 +631,16 @@ class MediaSite:
             return await self._send(request, b.data, b.content_type, last_modified=b.last_modified)
 
         return handler
+
+    async def _counter_page(self, request: web.Request) -> web.StreamResponse:
+        """A page that states its media's length (JSON-LD, as video sites do), so yt-dlp knows it before any
+        download: the counter video, 16 s."""
+        ld = {
+            "@context": "https://schema.org", "@type": "VideoObject", "name": "Counter",
+            "uploadDate": "2026-12-01", "duration": "PT16S", "contentUrl": self.url("/counter.mp4"),
+        }  # fmt: skip
+        head = f'<script type="application/ld+json">{json.dumps(ld)}</script>\n'
+        return await self._html(request, "Counter", "<h1>Counter</h1>", head)
 
     async def _counter(self, request: web.Request) -> web.StreamResponse:
         from .chaptered import generate_chaptered
@@ -1032,7 +1044,7 @@ class MediaSite:
             "/cookie.mp4", "/stall.mp4", "/playlist.html?n=3", "/feed.xml?n=3", "/qualities.html",
             "/thumb.png", "/subs/en.vtt", "/formats.html", "/song.html", "/tagged.mp3", "/tagged-song.html",
             "/titled.html?title=Gr%C3%B6%C3%9Fe", "/pages/a/video-tag.html", "/codecs.html", "/codecs.mpd",
-            "/chapters.html",
+            "/chapters.html", "/counter.html",
         ]  # fmt: skip
         body = "<ul>\n" + "\n".join(f"<li><span>{html.escape(p)}</span></li>" for p in items) + "\n</ul>"
         return await self._html(request, "mediabot test media site", body)

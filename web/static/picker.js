@@ -11,6 +11,8 @@ import { $, addToDone, state, store, stored } from "./state.js";
 import { ENDED, clock, language } from "./words.js";
 
 const AUDIO_FORMAT_STORAGE = "mediabot.audioFormat"; // the file type last chosen for sound only
+// The sponsor choice last made: this browser's default for whole media (a part or a split is a cut already).
+const SPONSOR_STORAGE = "mediabot.sponsorblock";
 const MAX_LINKS = 10;
 
 // ---- formats -------------------------------------------------------------------------------------------
@@ -173,7 +175,8 @@ async function submit(event) {
   const end = $("end-input").value.trim();
   if (start || end) base.section = { ...(start ? { start } : {}), ...(end ? { end } : {}) };
   if ($("chapters-box").checked) base.split_chapters = true;
-  if ($("sponsor-select").value) base.sponsorblock = $("sponsor-select").value;
+  const sponsors = $("sponsor-select").value;
+  if (sponsors && !base.section && !base.split_chapters) base.sponsorblock = sponsors;
   const picked = state.formats && found.length === 1 && found[0] === state.formats.url && !$("formats-panel").hidden;
   if (picked) {
     const formatId = chosenFormat();
@@ -244,10 +247,15 @@ export function wirePicker() {
   });
   $("audio-format-select").addEventListener("change", (event) => store(AUDIO_FORMAT_STORAGE, event.target.value));
   $("formats-button").addEventListener("click", checkFormats);
+  $("sponsor-select").addEventListener("change", (event) => store(SPONSOR_STORAGE, event.target.value));
 
   const audioFormat = stored(AUDIO_FORMAT_STORAGE);
   if (audioFormat && [...$("audio-format-select").options].some((o) => o.value === audioFormat)) {
     $("audio-format-select").value = audioFormat;
+  }
+  const sponsors = stored(SPONSOR_STORAGE);
+  if (sponsors !== null && [...$("sponsor-select").options].some((o) => o.value === sponsors)) {
+    $("sponsor-select").value = sponsors;
   }
   // The browser may restore the form after a reload: the options follow what it restored.
   updateQuality();

@@ -1,7 +1,7 @@
 """the language a person picked in a chat front end (/language, /settings); NULL: their app's
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011 (after main's 0010 -> 0012 -> 0014 -> 0011)
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

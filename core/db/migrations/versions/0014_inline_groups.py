@@ -1,7 +1,7 @@
 """inline mode per person (user_prefs.inline) and group chats' own settings (group_settings)
 
 Revision ID: 0014
-Revises: 0013 (re-chained after 0013_language when wt-i18n merged main)
+Revises: 0010 (the lead re-chains it after the other helpers' migrations)
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
