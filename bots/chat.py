@@ -15,17 +15,18 @@ from typing import Any, Protocol, TypeVar
 from bots.playlist import Playlist
 from bots.progress import ChatPacer
 from core.delivery.planner import Destination
+from core.i18n import N_, _
 from core.jobs.views import JobView, RequestView
 
 # What a progress message shows: its text, and whether the Cancel button is under it.
 Screen = tuple[str, bool]
 
-DOWNLOAD_FAILED = "The download failed."
+DOWNLOAD_FAILED = N_("The download failed.")
 
 
 def why_failed(view: JobView) -> str:
     """A failed download's one sentence, the core's own (e.g. "This site is not supported.")."""
-    return view.error.message if view.error and view.error.message else DOWNLOAD_FAILED
+    return _(view.error.message if view.error and view.error.message else DOWNLOAD_FAILED)
 
 
 class UploadFailed(Exception):

@@ -22,6 +22,7 @@ from core.aio import cancel_and_wait, spawn
 from core.bootstrap import Services
 from core.delivery.planner import DeliveryPlanner, Planned, Refused, finished_items, follow
 from core.errors import MediabotError
+from core.i18n import current, negotiate, ready, set_locale
 from core.jobs.views import JobView, RequestView
 from core.subscriptions.service import MARK as SUBSCRIBED
 
@@ -138,6 +139,8 @@ class Delivery(Generic[R]):
         self.cancelling = 0  # items cancelled while the rest goes on
 
     async def run(self) -> None:
+        # The person's language, stored with the request: a delivery resumed after a restart speaks it too.
+        set_locale(await ready(negotiate(self.request.target.get("locale") or current())))
         try:
             if self.resumed and not self.job.terminal:
                 self.surface.offer(self.reply.progress(self.job))

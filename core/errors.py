@@ -7,6 +7,7 @@ import errno
 import logging
 from typing import Any
 
+from core.i18n import N_
 from core.words import human_duration, human_size  # noqa: F401 - core.cuts reads human_duration here
 
 log = logging.getLogger(__name__)
@@ -14,7 +15,7 @@ log = logging.getLogger(__name__)
 
 class MediabotError(Exception):
     code = "error"
-    default_message = "Something went wrong."
+    default_message = N_("Something went wrong.")
     # Advice for the operator (the CLI prints it, the log records it); never shown to chat or API users.
     hint: str | None = None
     # What a site's refusal says about the identity (cookies file, proxy) that was used (core.pacing.classify):
@@ -53,39 +54,39 @@ def _family(cls: type[MediabotError]) -> list[type[MediabotError]]:
 
 class InvalidUrl(MediabotError):
     code = "invalid_url"
-    default_message = "That doesn't look like a link: it should start with http:// or https://."
+    default_message = N_("That doesn't look like a link: it should start with http:// or https://.")
 
 
 class UnsupportedUrl(MediabotError):
     code = "unsupported_url"
-    default_message = "This site is not supported."
+    default_message = N_("This site is not supported.")
     # The same code when the site is fine but the page holds nothing we can download.
-    no_media_message = "That page has no video or sound we can find."
+    no_media_message = N_("That page has no video or sound we can find.")
 
 
 class PrivateAddress(MediabotError):
     code = "private_address"
-    default_message = "That link points to a private network address, which is not allowed."
+    default_message = N_("That link points to a private network address, which is not allowed.")
 
 
 class TooLarge(MediabotError):
     code = "too_large"
-    default_message = "This file is larger than the limit."
+    default_message = N_("This file is larger than the limit.")
 
 
 class TooLong(MediabotError):
     code = "too_long"
-    default_message = "This media is longer than the limit."
+    default_message = N_("This media is longer than the limit.")
 
 
 class DownloadFailed(MediabotError):
     code = "download_failed"
-    default_message = "The download failed."
+    default_message = N_("The download failed.")
 
 
 class LoginRequired(MediabotError):
     code = "login_required"
-    default_message = (
+    default_message = N_(
         "This site wants a login (or a check that you're not a bot) before it hands out that media. "
         "The operator can add a cookies file for the site to MEDIABOT_COOKIES_DIR."
     )
@@ -93,18 +94,20 @@ class LoginRequired(MediabotError):
 
 class Cancelled(MediabotError):
     code = "cancelled"
-    default_message = "The download was cancelled."
+    default_message = N_("The download was cancelled.")
 
 
 class StorageError(MediabotError):
     code = "storage_error"
-    default_message = "The file could not be saved. Please try again later."
+    default_message = N_("The file could not be saved. Please try again later.")
 
     @classmethod
     def from_os_error(cls, exc: OSError) -> StorageError:
         """A full disk (or quota) said plainly; other failures in general words (details go to the log)."""
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return cls("The server's disk is full, so the file could not be saved; please try again later.")
+            return cls(
+                N_("The server's disk is full, so the file could not be saved; please try again later.")
+            )
         return cls()
 
     @classmethod
@@ -117,37 +120,37 @@ class StorageError(MediabotError):
 
 class UnknownFormat(MediabotError):
     code = "unknown_format"
-    default_message = "This link has no format with that id. Ask for its formats first."
+    default_message = N_("This link has no format with that id. Ask for its formats first.")
 
 
 class WontFit(MediabotError):
     code = "wont_fit"
-    default_message = "No smaller copy of this media fits the limit."
+    default_message = N_("No smaller copy of this media fits the limit.")
 
 
 class WorkerLost(MediabotError):
     code = "worker_lost"
-    default_message = "The download was interrupted several times and was given up. Please try again."
+    default_message = N_("The download was interrupted several times and was given up. Please try again.")
 
 
 class NotFound(MediabotError):
     code = "not_found"
-    default_message = "No such job."
+    default_message = N_("No such job.")
 
 
 class Unavailable(MediabotError):
     code = "unavailable"
-    default_message = "The service is busy or partly down. Please try again in a minute."
+    default_message = N_("The service is busy or partly down. Please try again in a minute.")
 
 
 class InvalidRequest(MediabotError):
     code = "invalid_request"
-    default_message = "The request is not valid."
+    default_message = N_("The request is not valid.")
 
 
 class IdempotencyConflict(MediabotError):
     code = "idempotency_conflict"
-    default_message = (
+    default_message = N_(
         "This Idempotency-Key was used in the last 24 hours for a different request. "
         "Send the same request again, or use a new key."
     )
@@ -155,18 +158,18 @@ class IdempotencyConflict(MediabotError):
 
 class LinkExpired(MediabotError):
     code = "link_expired"
-    default_message = "This download link has expired. Ask for the file again to get a new link."
+    default_message = N_("This download link has expired. Ask for the file again to get a new link.")
 
 
 class LinkInvalid(MediabotError):
     code = "link_invalid"
-    default_message = "This download link is not valid. Check that it was copied completely."
+    default_message = N_("This download link is not valid. Check that it was copied completely.")
 
 
 # Rate limits (every front end's: core.jobs.quotas counts, web and the bots refuse with these).
 class RateLimited(MediabotError):
     code = "rate_limited"
-    default_message = "Too many requests. Try again later."
+    default_message = N_("Too many requests. Try again later.")
 
     def __init__(self, retry_after_s: float, message: str | None = None) -> None:
         super().__init__(message)
@@ -175,4 +178,4 @@ class RateLimited(MediabotError):
 
 class TooManyJobs(RateLimited):
     code = "too_many_jobs"
-    default_message = "Too many of your downloads are still running. Wait for one to finish."
+    default_message = N_("Too many of your downloads are still running. Wait for one to finish.")

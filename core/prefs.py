@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.models import UserPrefs, utcnow
 from core.errors import InvalidRequest
+from core.i18n import supported
 from core.jobs.choices import QUALITIES, check_choices
 
 SPONSOR_DEFAULTS = ("keep", "remove", "mark")
@@ -21,6 +22,7 @@ class Prefs:
     quality: str = "best"
     ask_format: bool = False  # answer a link with the formats it offers
     subtitles: tuple[str, ...] = ()  # languages asked for with every link
+    language: str | None = None  # the locale picked with /language; None: the person's app's
     # Sponsor segments of a plain link (one that asks for no clip or split): "keep", "remove" or "mark".
     sponsorblock: str = "keep"
     inline: bool = True  # answer their inline queries (@bot LINK in any chat)
@@ -29,13 +31,9 @@ class Prefs:
 def _prefs(row: UserPrefs) -> Prefs:
     langs = tuple(lang for lang in (row.subtitles or "").split(",") if lang)
     return Prefs(
-        row.kind,
-        row.quality,
-        bool(row.ask_format),
-        langs,
-        row.sponsorblock or "keep",
-        row.inline is not False,
-    )
+        row.kind, row.quality, bool(row.ask_format), langs, language=row.language or None,
+        sponsorblock=row.sponsorblock or "keep", inline=row.inline is not False,
+    )  # fmt: skip
 
 
 class PrefsService:
@@ -56,9 +54,11 @@ class PrefsService:
         quality: str | None = None,
         ask_format: bool | None = None,
         subtitles: Sequence[str] | None = None,
+        language: str | None = None,
         sponsorblock: str | None = None,
         inline: bool | None = None,
     ) -> Prefs:
+        """Change what is given (None: keep); `language=""` goes back to the person's app's language."""
         if kind is not None and kind not in ("video", "audio"):
             raise InvalidRequest("Kind must be video or audio.")
         if quality is not None and quality not in QUALITIES:
@@ -70,6 +70,8 @@ class PrefsService:
         langs = check_choices(None, subtitles)[1] if subtitles is not None else None
         if langs is not None and len(",".join(langs)) > 64:
             raise InvalidRequest("Too many subtitle languages.")
+        if language and supported(language) != language:
+            raise InvalidRequest("Unknown language.")
         async with self.sessions() as session, session.begin():
             row = await session.get(UserPrefs, (source, str(user_id)), with_for_update=True)
             if row is None:
@@ -86,6 +88,8 @@ class PrefsService:
                 row.ask_format = ask_format
             if langs is not None:
                 row.subtitles = ",".join(langs)
+            if language is not None:
+                row.language = language or None
             if sponsorblock is not None:
                 row.sponsorblock = None if sponsorblock == "keep" else sponsorblock
             if inline is not None:

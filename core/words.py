@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from core.i18n import N_, _, ngettext, number
+
 if TYPE_CHECKING:  # for types only: core.errors imports this, and a download child needs no database models
     from core.jobs.views import JobView
 
@@ -11,19 +13,24 @@ if TYPE_CHECKING:  # for types only: core.errors imports this, and a download ch
 def human_size(num_bytes: float) -> str:
     """Sizes as people write them: 3.1 GB, 512 KB."""
     value = float(num_bytes)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            if unit == "B":
-                return f"{int(value)} B"
-            return f"{value:.1f} {unit}".replace(".0 ", " ")
+    for unit in UNITS:
+        if abs(value) < 1000 or unit is UNITS[-1]:
+            if unit is UNITS[0]:
+                return _(unit).format(n=number(int(value), "0"))
+            return _(unit).format(n=number(round(value, 1), "0.#"))
         value /= 1000
     raise AssertionError("unreachable")
+
+
+UNITS = (N_("{n} B"), N_("{n} KB"), N_("{n} MB"), N_("{n} GB"), N_("{n} TB"))
 
 
 def human_limit(limit: int) -> str:
     """A size limit as the platform states it: Discord's are whole MiB, and it calls 10 MiB "10 MB"."""
     mib = 1024 * 1024
-    return f"{limit // mib} MB" if limit and limit % mib == 0 else human_size(limit)
+    return (
+        _(UNITS[2]).format(n=number(limit // mib, "0")) if limit and limit % mib == 0 else human_size(limit)
+    )
 
 
 def human_duration(seconds: float) -> str:
@@ -31,19 +38,33 @@ def human_duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
-        return f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"
+        if minutes:
+            return _("{h} h {min} min").format(h=number(hours, "0"), min=number(minutes, "00"))
+        return _("{h} h").format(h=number(hours, "0"))
     if minutes:
-        return f"{minutes} min {secs:02d} s" if secs else f"{minutes} min"
-    return f"{secs} s"
+        if secs:
+            return _("{min} min {s} s").format(min=number(minutes, "0"), s=number(secs, "00"))
+        return _("{min} min").format(min=number(minutes, "0"))
+    return _("{s} s").format(s=number(secs, "0"))
 
 
 STATUS_WORDS = {
-    "queued": "Queued",
-    "running": "Downloading",
-    "done": "Done",
-    "failed": "Failed",
-    "cancelled": "Cancelled",
+    "queued": N_("Queued"),
+    "running": N_("Downloading"),
+    "done": N_("Done"),
+    "failed": N_("Failed"),
+    "cancelled": N_("Cancelled"),
 }
+
+
+def status_word(status: str) -> str:
+    """A job status as a word in the current language ("Downloading")."""
+    return _(STATUS_WORDS[status]) if status in STATUS_WORDS else status.capitalize()
+
+
+def percent(value: float) -> str:
+    """52% / %۵۲ / %52 as the locale writes a percentage."""
+    return _("{n}%").format(n=number(round(value), "0"))
 
 
 def bar(percent: float | None, width: int = 12) -> str:
@@ -56,16 +77,16 @@ def bar(percent: float | None, width: int = 12) -> str:
 def progress_line(view: JobView, width: int = 12) -> str:
     """`[██████░░░░░░] 52% · 14 MB / 27 MB · 2.1 MB/s · ETA 6 s`"""
     p = view.progress
-    parts = [f"{bar(p.percent, width)} {p.percent:.0f}%" if p.percent is not None else bar(None, width)]
+    parts = [f"{bar(p.percent, width)} {percent(p.percent)}" if p.percent is not None else bar(None, width)]
     if p.downloaded_bytes:
         size = human_size(p.downloaded_bytes)
         if p.total_bytes:
             size += f" / {human_size(p.total_bytes)}"
         parts.append(size)
     if p.speed:
-        parts.append(f"{human_size(p.speed)}/s")
+        parts.append(_("{size}/s").format(size=human_size(p.speed)))
     if p.eta is not None and view.status == "running" and p.eta > 0:
-        parts.append(f"ETA {human_duration(p.eta)}")
+        parts.append(_("ETA {duration}").format(duration=human_duration(p.eta)))
     return " · ".join(parts)
 
 
@@ -73,37 +94,40 @@ def waiting_words(view: JobView) -> str | None:
     """A queued job held back by its site: "Waiting for YouTube: 3 ahead of you"; None otherwise."""
     if view.status != "queued" or not view.waiting_for:
         return None
+    site = view.waiting_for
     if view.ahead is None:
-        return f"Waiting for {view.waiting_for}: it is refusing downloads for now, trying again later"
+        return _("Waiting for {site}: it is refusing downloads for now, trying again later").format(site=site)
     if view.ahead == 0:
-        return f"Waiting for {view.waiting_for}: you are next"
-    return f"Waiting for {view.waiting_for}: {view.ahead} ahead of you"
+        return _("Waiting for {site}: you are next").format(site=site)
+    return ngettext(
+        "Waiting for {site}: {n} ahead of you", "Waiting for {site}: {n} ahead of you", view.ahead
+    ).format(site=site, n=number(view.ahead, "0"))
 
 
 def status_text(view: JobView) -> str:
     """A few lines for a chat message: title, status, progress."""
     title = view.title or view.url
-    word = STATUS_WORDS.get(view.status, view.status)
+    word = status_word(view.status)
     if (
         view.status == "running"
         and view.progress.downloaded_bytes is None
         and view.progress.total_bytes is None
     ):
-        word = "Starting"
+        word = _("Starting")
     if (
         view.variant
         and view.variant.startswith(("clip:", "gif:", "chapters", "sb="))
         and view.status == "queued"
     ):
-        word = "Waiting for the whole file to be downloaded"
+        word = _("Waiting for the whole file to be downloaded")
     if view.fit_limit is not None and view.status in ("queued", "running"):
-        word = f"Making a copy that fits {human_limit(view.fit_limit)}"
+        word = _("Making a copy that fits {size}").format(size=human_limit(view.fit_limit))
     word = waiting_words(view) or word
     lines = [title, word]
     if view.status == "running":
         lines.append(progress_line(view))
     elif view.status == "failed" and view.error:
-        lines.append(view.error.message)
+        lines.append(_(view.error.message))
     elif view.status == "done" and view.filesize:
         lines.append(human_size(view.filesize))
     return "\n".join(lines)
@@ -114,7 +138,7 @@ def cut_note(view: JobView) -> str | None:
     when there is nothing to say."""
     words = []
     if view.chapters and view.variant != "chapters":
-        words.append("1 chapter" if view.chapters == 1 else f"{view.chapters} chapters")
+        words.append(ngettext("{n} chapter", "{n} chapters", view.chapters).format(n=view.chapters))
     if view.note:
-        words.append(view.note)
+        words.append(_(view.note))
     return " · ".join(words) or None

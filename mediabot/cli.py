@@ -20,6 +20,7 @@ from core.config import Settings, SettingsError, load_settings
 from core.db import migrate
 from core.db.session import create_engine, session_factory
 from core.errors import MediabotError
+from core.i18n import negotiate, set_locale, terminal_languages
 from core.logs import setup_logging
 from core.ytdlp.upkeep import ytdlp_upkeep
 from mediabot import doctor, ytdlp_cli
@@ -350,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         # A downloader's terminal shows its progress bar; log lines only when something is wrong (or -v).
         level = "WARNING"
     setup_logging(level, _secrets(settings))
+    # What the CLI tells a person, in the terminal's language (LANGUAGE, LC_ALL, LC_MESSAGES, LANG); the
+    # event loop below runs in a copy of this context, so everything it prints speaks it too.
+    set_locale(negotiate(*terminal_languages()))
     handler = COMMANDS.get(args.command) or {name: fn for _, name, fn in EXTRA_COMMANDS}[args.command]
     try:
         return asyncio.run(handler(settings, args))

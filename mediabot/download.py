@@ -23,6 +23,7 @@ from core.config import Settings
 from core.cuts.sections import parse_section
 from core.delivery.planner import finished_items, playlist_line
 from core.errors import MediabotError
+from core.i18n import _
 from core.jobs.choices import AUDIO_FORMATS, Source, SubmitRequest
 from core.jobs.derived import sponsor_choice
 from core.jobs.views import JobView, Submission, subtitle_asset
@@ -69,7 +70,7 @@ def add_download_parser(sub: Any) -> None:
 def error_lines(exc: MediabotError) -> str:
     """The error's sentence, and on a second line the operator's advice when it has some."""
     hint = getattr(exc, "hint", None)
-    return f"mediabot: {exc.message}" + (f"\n{hint}" if hint else "")
+    return f"mediabot: {_(exc.message)}" + (f"\n{hint}" if hint else "")
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,13 @@ class Output:
         """Why a copy could not be written there, checked before anything is downloaded."""
         if self.folder:
             if self.path.exists() and not self.path.is_dir():
-                return f"{self.path} is a file, not a folder."
+                return _("{path} is a file, not a folder.").format(path=self.path)
             return None
         parent = self.path.parent
         if not parent.is_dir():
-            return f"There is no folder {parent} to put {self.path.name} in."
+            return _("There is no folder {folder} to put {name} in.").format(
+                folder=parent, name=self.path.name
+            )
         return None
 
     def target(self, view: JobView, *, playlist: bool) -> Path:
@@ -118,7 +121,9 @@ class Output:
         name = Path(view.filename or "media").name
         if self.folder or playlist:
             if self.path.exists() and not self.path.is_dir():
-                raise NotAFolder(f"{self.path} is a file; a playlist's files need a folder.")
+                raise NotAFolder(
+                    _("{path} is a file; a playlist's files need a folder.").format(path=self.path)
+                )
             self.path.mkdir(parents=True, exist_ok=True)
             return self.path / name
         return self.path
@@ -132,9 +137,9 @@ def link_problem(text: str) -> str | None:
     """The CLI's own words for a link that is not an address (the core's are meant for chats)."""
     text = text.strip()
     if not text:
-        return "Give the link to download, such as https://example.com/video."
+        return _("Give the link to download, such as https://example.com/video.")
     if not _SCHEME.match(text):
-        return f"{text} is not a full address: start it with https:// (or http://)."
+        return _("{text} is not a full address: start it with https:// (or http://).").format(text=text)
     return None
 
 
@@ -235,15 +240,22 @@ async def _follow(services: Services, submission: Submission, output: Output | N
     if tty:
         print(file=sys.stderr)
     if final.status != "done":
-        message = final.error.message if final.error else f"The download ended as {final.status}."
+        message = (
+            _(final.error.message)
+            if final.error
+            else _("The download ended as {status}.").format(status=final.status)
+        )
         print(f"mediabot: {message}", file=sys.stderr)
         return 1
     if final.playlist is not None:
         return await _print_items(services, submission.request.id, final, output)
     if submission.outcome == "cached" or final.cached_from:
-        print("(from cache)", file=sys.stderr)
+        print(_("(from cache)"), file=sys.stderr)
     if final.subtitles_missing:
-        print(f"(no subtitles in {', '.join(final.subtitles_missing)})", file=sys.stderr)
+        print(
+            _("(no subtitles in {languages})").format(languages=", ".join(final.subtitles_missing)),
+            file=sys.stderr,
+        )
     print(await _deliver(services, final, output, playlist=False))
     return 0
 
@@ -257,7 +269,7 @@ async def _print_items(services: Services, request_id: str, playlist: JobView, o
             print(await _deliver(services, view, output, playlist=True))
         else:
             failed += 1
-            reason = view.error.message if view.error else view.status
+            reason = _(view.error.message) if view.error else view.status
             print(f"mediabot: {view.title or request.url}: {reason}", file=sys.stderr)
         await services.jobs.mark_delivered(request.id)
     await services.jobs.mark_delivered(request_id)

@@ -7,26 +7,29 @@ import math
 from aiohttp import web
 
 from core.errors import MediabotError, RateLimited
+from core.i18n import N_, _
 
 
 class Unauthorized(MediabotError):
     code = "unauthorized"
-    default_message = "A valid API key is required (Authorization: Bearer <key> or X-API-Key: <key>)."
+    default_message = N_("A valid API key is required (Authorization: Bearer <key> or X-API-Key: <key>).")
 
 
 class NotReady(MediabotError):
     code = "not_ready"
-    default_message = "This job has no file (it has not finished, or it ended without one)."
+    default_message = N_("This job has no file (it has not finished, or it ended without one).")
 
 
 class StillActive(MediabotError):
     code = "still_active"
-    default_message = "This download is still running: wait for it to end (or cancel it) before retrying it."
+    default_message = N_(
+        "This download is still running: wait for it to end (or cancel it) before retrying it."
+    )
 
 
 class TooManyConnections(RateLimited):
     code = "too_many_connections"
-    default_message = "Too many connections from your address."
+    default_message = N_("Too many connections from your address.")
 
 
 def too_many_connections(limit: int) -> str:
@@ -35,7 +38,7 @@ def too_many_connections(limit: int) -> str:
 
 class BodyTimeout(MediabotError):
     code = "request_timeout"
-    default_message = "The request body did not arrive in time."
+    default_message = N_("The request body did not arrive in time.")
 
 
 STATUS_BY_CODE: dict[str, int] = {
@@ -100,7 +103,8 @@ def status_for(exc: MediabotError) -> int:
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+    # In the asker's language (the errors middleware set it from Accept-Language); English when unknown.
+    return web.json_response({"error": {"code": code, "message": _(message)}}, status=status, headers=headers)
 
 
 def retry_after(seconds: float) -> str:

@@ -17,6 +17,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from core.db.session import is_unavailable
 from core.errors import MediabotError, RateLimited, Unavailable
+from core.i18n import accept_language, negotiate, ready, set_locale
 from web.errors import (
     TooManyConnections,
     error_response,
@@ -141,7 +142,9 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """MediabotError -> its status with `{"error": {"code", "message"}}`; aiohttp's 4xx as the same shape;
-    anything unexpected -> a 500 without details (the traceback goes to the log only)."""
+    anything unexpected -> a 500 without details (the traceback goes to the log only). `error.message` is
+    in the language of Accept-Language (codes and keys stay English)."""
+    set_locale(await ready(negotiate(*accept_language(request.headers.get("Accept-Language")))))
     try:
         return await handler(request)
     except MediabotError as exc:

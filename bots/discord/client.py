@@ -16,6 +16,7 @@ from bots.conductor import Conductor
 from bots.discord import texts
 from bots.discord.admin import Operator
 from bots.discord.cog import Downloads
+from bots.discord.language import Languages, Translator, speak
 from bots.discord.picker import FormatSelect
 from bots.discord.reply import DiscordChat, DiscordReply
 from bots.discord.subscribing import Subscriptions
@@ -23,13 +24,16 @@ from bots.discord.views import CancelButton
 from bots.subscriptions import SubscribedDeliveries
 from core.bootstrap import Services
 from core.errors import MediabotError
+from core.i18n import _
 
 log = logging.getLogger(__name__)
 
 
 class Tree(app_commands.CommandTree[discord.Client]):
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        """A banned person (core.admin, shared by every process) reads one sentence, whatever they ask."""
+        """Every command speaks the person's language (the command runs in this interaction's context); a banned
+        person (core.admin, shared by every process) reads one sentence, whatever they ask."""
+        await speak(interaction)
         services: Services | None = getattr(interaction.client, "services", None)
         if services is None:
             return True
@@ -42,7 +46,7 @@ class Tree(app_commands.CommandTree[discord.Client]):
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         original = getattr(error, "original", error)
         if isinstance(original, MediabotError):
-            message = original.message
+            message = _(original.message)
         else:
             name = interaction.command.name if interaction.command else "?"
             log.error("Discord command %s failed", name, exc_info=original)
@@ -92,6 +96,8 @@ class MediaBot(commands.Bot):
         if self.settings.discord_admins:
             # Issue 24: /stats, /ban, /limits... synced only when someone may use them.
             await self.add_cog(Operator(self.services))
+        await self.add_cog(Languages(self.services))
+        await self.tree.set_translator(Translator())
         self.add_dynamic_items(CancelButton, FormatSelect)
         await self.sync_commands()
         try:

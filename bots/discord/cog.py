@@ -28,6 +28,7 @@ from bots.playlist import Playlist
 from core.bootstrap import Services
 from core.cuts.sections import parse_section
 from core.errors import MediabotError, NotFound
+from core.i18n import N_, _, ngettext
 from core.jobs.choices import SubmitRequest, check_choices
 from core.jobs.derived import sponsor_choice
 from core.jobs.views import JobView, RequestView
@@ -64,7 +65,7 @@ class Cut:
 
 class LimitReached(MediabotError):
     code = "rate_limited"
-    default_message = "You have started too many downloads. Please wait a little."
+    default_message = N_("You have started too many downloads. Please wait a little.")
 
 
 def split_languages(text: str | None) -> tuple[str, ...]:
@@ -129,7 +130,7 @@ class Downloads(commands.Cog, name=COG):
         text = "\n".join([message.content, *(embed.url for embed in message.embeds if embed.url)])
         urls = extract_urls(text)
         if not urls:
-            await interaction.response.send_message("That message has no link in it.", ephemeral=True)
+            await interaction.response.send_message(_("That message has no link in it."), ephemeral=True)
             return
         await self.start_download(interaction, urls[0], "video", "best")
 
@@ -155,7 +156,7 @@ class Downloads(commands.Cog, name=COG):
         # A playlist item or a copy being made is cancelled through the request it was made for (whose
         # reply shows it), and cancelling that one cancels all of its items.
         roots: dict[str, None] = {}
-        for request, _ in await self.jobs.active_requests(SOURCE, user_id):
+        for request, _job in await self.jobs.active_requests(SOURCE, user_id):
             roots.setdefault(await self._root(request))
         cancelled = []
         for root in roots:
@@ -167,10 +168,10 @@ class Downloads(commands.Cog, name=COG):
             if view.status == "cancelled" or view.delivered_at is None:
                 cancelled.append(await self.jobs.get_request(root))
         if not cancelled:
-            text = "You have no downloads running."
+            text = _("You have no downloads running.")
         else:
-            text = (
-                "Cancelled 1 download." if len(cancelled) == 1 else f"Cancelled {len(cancelled)} downloads."
+            text = ngettext("Cancelled {n} download.", "Cancelled {n} downloads.", len(cancelled)).format(
+                n=len(cancelled)
             )
         await interaction.response.send_message(text, ephemeral=True)
         for request, job in cancelled:
@@ -178,7 +179,7 @@ class Downloads(commands.Cog, name=COG):
 
     async def _root(self, request: RequestView) -> str:
         """The id of the request a person made that `request` belongs to (itself, a playlist, a file)."""
-        for _ in range(3):
+        for _step in range(3):
             if request.parent_id is None:
                 break
             request, _job = await self.jobs.get_request(request.parent_id)
@@ -200,7 +201,7 @@ class Downloads(commands.Cog, name=COG):
         try:
             # Checked before deferring because it needs no I/O, so a mistyped link gets an ephemeral answer.
             url = extract_url(text)
-            _, langs = check_choices(None, split_languages(subtitles))
+            _kind, langs = check_choices(None, split_languages(subtitles))
             cuts = cut.choices() if cut is not None else {}
             # A part, a split or sponsor removal is of the media as a whole: no format menu for it.
             menu_id = picker.custom_id(langs) if choose_format and not cuts else None
@@ -304,14 +305,20 @@ class Downloads(commands.Cog, name=COG):
         running = await self.jobs.count_active(SOURCE, user_id)
         if running >= settings.user_max_concurrent:
             raise LimitReached(
-                f"You already have {running} {'download' if running == 1 else 'downloads'} running. "
-                "Wait for one to finish, or use /cancel."
+                ngettext(
+                    "You already have {n} download running. Wait for it to finish, or use /cancel.",
+                    "You already have {n} downloads running. Wait for one to finish, or use /cancel.",
+                    running,
+                ).format(n=running)
             )
         allowed, retry_after = await self.services.limits.hit(f"{SOURCE}:user:{user_id}", per_hour, HOUR_S)
         if not allowed:
             raise LimitReached(
-                f"You can start {per_hour} downloads per hour. "
-                f"Try again in {human_duration(max(1.0, retry_after))}."
+                ngettext(
+                    "You can start {n} download per hour. Try again in {duration}.",
+                    "You can start {n} downloads per hour. Try again in {duration}.",
+                    per_hour,
+                ).format(n=per_hour, duration=human_duration(max(1.0, retry_after)))
             )
 
     # -- cancelling ------------------------------------------------------------------------------------
@@ -321,16 +328,16 @@ class Downloads(commands.Cog, name=COG):
             request = await self.jobs.cancel(request_id, source=SOURCE, user_id=str(interaction.user.id))
         except NotFound:
             await interaction.response.send_message(
-                "Only the person who started this download can cancel it.", ephemeral=True
+                _("Only the person who started this download can cancel it."), ephemeral=True
             )
             return
         except MediabotError as exc:
-            await interaction.response.send_message(exc.message, ephemeral=True)
+            await interaction.response.send_message(_(exc.message), ephemeral=True)
             return
         # A finished download may still be on its way: a copy that fits being made, a playlist's items
         # being posted (cancel() stopped the items still downloading). Cancelling stops that too.
         if request.status != "cancelled" and request.delivered_at is not None:
-            await interaction.response.send_message("This download has already finished.", ephemeral=True)
+            await interaction.response.send_message(_("This download has already finished."), ephemeral=True)
             return
         # Stop our progress edits first, so none lands after the "Cancelled" below.
         await self.conductor.stop(request_id)

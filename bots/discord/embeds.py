@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import discord
 
+from core.i18n import _
 from core.jobs.views import JobView
 from core.words import human_duration, human_size
 
@@ -38,21 +39,22 @@ def media_embed(
     embed = discord.Embed(title=_cut(title, MAX_TITLE), url=url)
     uploader = sent.uploader or source.uploader
     if uploader:
-        embed.add_field(name="Uploader", value=_cut(uploader, MAX_FIELD))
+        embed.add_field(name=_("Uploader"), value=_cut(uploader, MAX_FIELD))
     duration = sent.duration or source.duration
     if duration:
-        embed.add_field(name="Duration", value=human_duration(duration))
+        embed.add_field(name=_("Duration"), value=human_duration(duration))
     if sent.filesize:
-        embed.add_field(name="Size", value=human_size(sent.filesize))
+        embed.add_field(name=_("Size"), value=human_size(sent.filesize))
     if thumbnail:
         embed.set_thumbnail(url=thumbnail)
     if subtitle_links:
         lines = [f"[{lang}]({link})" for lang, link in subtitle_links]
-        text = "Subtitles: " + " · ".join(lines)
+        head = _("Subtitles:")
+        text = f"{head} " + " · ".join(lines)
         # Too many long links for a description: the ones that fit; the file's own message says the rest.
         while len(text) > MAX_DESCRIPTION and lines:
             lines.pop()
-            text = "Subtitles: " + " · ".join(lines)
+            text = f"{head} " + " · ".join(lines)
         if lines:
             embed.description = text
     return embed

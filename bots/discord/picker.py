@@ -16,8 +16,10 @@ from typing import Any
 import discord
 
 from bots.discord.handling import handler
+from bots.discord.language import speak
 from bots.discord.texts import link_of_picker, starting_text
 from core.errors import InvalidRequest
+from core.i18n import N_, _
 from core.jobs.formats import FormatChoice, MediaFormats
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,9 @@ def custom_id(subtitles: Sequence[str]) -> str:
     """The menu's custom_id; InvalidRequest when the languages make it longer than Discord allows."""
     value = PREFIX + ",".join(subtitles)
     if len(value) > MAX_TEXT:
-        raise InvalidRequest("That is too many subtitle languages to choose a format with; ask for fewer.")
+        raise InvalidRequest(
+            N_("That is too many subtitle languages to choose a format with; ask for fewer.")
+        )
     return value
 
 
@@ -80,7 +84,7 @@ class FormatSelect(
         super().__init__(
             discord.ui.Select(
                 custom_id=custom_id(subtitles),
-                placeholder="Choose a format",
+                placeholder=_("Choose a format"),
                 min_values=1,
                 max_values=1,
                 options=choices or [],
@@ -95,18 +99,19 @@ class FormatSelect(
         return cls(parse_custom_id(match.group(0)), list(item.options))
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        await speak(interaction)
         message = interaction.message
         asker = message.interaction_metadata.user if message and message.interaction_metadata else None
         if asker is not None and asker.id != interaction.user.id:
             await interaction.response.send_message(
-                "Only the person who asked can choose the format.", ephemeral=True
+                _("Only the person who asked can choose the format."), ephemeral=True
             )
             return
         url = link_of_picker(message.content) if message else None
         match = VALUE.match(self.item.values[0]) if self.item.values else None
         if url is None or match is None:
             await interaction.response.send_message(
-                "This menu no longer works; use /download again.", ephemeral=True
+                _("This menu no longer works; use /download again."), ephemeral=True
             )
             return
         chosen = next(

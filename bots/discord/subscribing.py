@@ -13,12 +13,13 @@ from discord.ext import commands
 from bots.discord.target import Target
 from core.bootstrap import Services
 from core.errors import MediabotError
+from core.i18n import N_, _, ngettext, use
 from core.subscriptions.service import SubscribeRequest, SubscriptionView
 
 log = logging.getLogger(__name__)
 
 SOURCE = "discord"
-NONE_HERE = "Nothing is followed in this channel. Use /subscribe with a channel or playlist link."
+NONE_HERE = N_("Nothing is followed in this channel. Use /subscribe with a channel or playlist link.")
 MAX_LISTED = 25
 
 
@@ -31,23 +32,26 @@ def name_of(sub: SubscriptionView) -> str:
 
 
 def listing(subs: list[SubscriptionView]) -> str:
-    lines = ["Followed in this channel:"]
+    lines = [_("Followed in this channel:")]
     for n, sub in enumerate(subs[:MAX_LISTED], 1):
-        kind = " · audio" if sub.kind == "audio" else ""
-        state = " · paused (subscribe again to resume)" if sub.paused else ""
+        kind = " · " + _("audio") if sub.kind == "audio" else ""
+        state = " · " + _("paused (subscribe again to resume)") if sub.paused else ""
         lines.append(
             f"{n}. <{name_of(sub)}>{kind}{state}" if not sub.title else f"{n}. {sub.title}{kind}{state}"
         )
-    lines.append("Stop one with /unsubscribe and its number.")
+    lines.append(_("Stop one with /unsubscribe and its number."))
     return "\n".join(lines)
 
 
 def paused_text(sub: SubscriptionView) -> str:
     why = f" ({sub.last_error})" if sub.last_error else ""
-    return (
-        f"Following {name_of(sub)} is paused: it could not be read {sub.failures} times in a row{why}. "
-        "Use /subscribe with its link to try again."
-    )
+    return ngettext(
+        "Following {name} is paused: it could not be read {n} time in a row{why}. Use /subscribe with its "
+        "link to try again.",
+        "Following {name} is paused: it could not be read {n} times in a row{why}. Use /subscribe with its "
+        "link to try again.",
+        sub.failures,
+    ).format(name=name_of(sub), n=sub.failures, why=why)
 
 
 class Subscriptions(commands.Cog, name="Subscriptions"):
@@ -65,7 +69,7 @@ class Subscriptions(commands.Cog, name="Subscriptions"):
     ) -> None:
         """Post every new video of a channel or playlist here."""
         if interaction.channel_id is None:
-            await interaction.response.send_message("Use /subscribe in a channel.", ephemeral=True)
+            await interaction.response.send_message(_("Use /subscribe in a channel."), ephemeral=True)
             return
         # No interaction answers the entries: the target only names the channel (and who asked, mentioned).
         target = Target.from_interaction(interaction, ttl_s=0, message_id=None)
@@ -78,21 +82,23 @@ class Subscriptions(commands.Cog, name="Subscriptions"):
                 )
             )  # fmt: skip
         except MediabotError as exc:
-            await interaction.edit_original_response(content=exc.message)
+            await interaction.edit_original_response(content=_(exc.message))
             return
-        what = "the sound of every new video" if sub.kind == "audio" else "every new video"
-        text = (
-            f"Subscribed: {what} of <{sub.url}> will be posted here."
-            if created
-            else f"This channel already follows {name_of(sub)}."
-        )
+        if not created:
+            text = _("This channel already follows {name}.").format(name=name_of(sub))
+        elif sub.kind == "audio":
+            text = _("Subscribed: the sound of every new video of {url} will be posted here.").format(
+                url=f"<{sub.url}>"
+            )
+        else:
+            text = _("Subscribed: every new video of {url} will be posted here.").format(url=f"<{sub.url}>")
         await interaction.edit_original_response(content=text)
 
     @app_commands.command(name="subscriptions")
     async def subscriptions(self, interaction: discord.Interaction) -> None:
         """What this channel follows."""
         subs = await self._here(interaction)
-        await interaction.response.send_message(listing(subs) if subs else NONE_HERE, ephemeral=True)
+        await interaction.response.send_message(listing(subs) if subs else _(NONE_HERE), ephemeral=True)
 
     @app_commands.command(name="unsubscribe")
     @app_commands.describe(number="The number /subscriptions shows")
@@ -100,7 +106,7 @@ class Subscriptions(commands.Cog, name="Subscriptions"):
         """Stop following a channel or playlist here."""
         subs = await self._here(interaction)
         if not subs:
-            await interaction.response.send_message(NONE_HERE, ephemeral=True)
+            await interaction.response.send_message(_(NONE_HERE), ephemeral=True)
             return
         if not 1 <= number <= len(subs):
             await interaction.response.send_message(listing(subs), ephemeral=True)
@@ -109,7 +115,7 @@ class Subscriptions(commands.Cog, name="Subscriptions"):
         await self.services.subscriptions.unsubscribe(
             sub.id, source=SOURCE, place=place_of(interaction.channel_id or "")
         )
-        await interaction.response.send_message(f"Unsubscribed from {name_of(sub)}.")
+        await interaction.response.send_message(_("Unsubscribed from {name}.").format(name=name_of(sub)))
 
     async def _here(self, interaction: discord.Interaction) -> list[SubscriptionView]:
         if interaction.channel_id is None:
@@ -122,4 +128,6 @@ class Subscriptions(commands.Cog, name="Subscriptions"):
         if not channel_id:
             return
         channel = self.bot.get_partial_messageable(int(channel_id))
-        await channel.send(paused_text(sub), allowed_mentions=discord.AllowedMentions.none())
+        with use(sub.target.get("locale")):  # the language of whoever subscribed
+            text = paused_text(sub)
+        await channel.send(text, allowed_mentions=discord.AllowedMentions.none())

@@ -9,6 +9,8 @@ from typing import Any
 
 import discord
 
+from core.i18n import current
+
 
 @dataclass
 class Target:
@@ -24,6 +26,8 @@ class Target:
     # A select menu's choice: the token's `@original` is the menu's message (a component interaction's
     # message), which `message_id` names for replies in the channel once the token is gone.
     edit_original: bool = False
+    # The language of the person it answers: a delivery (even one resumed after a restart) speaks it.
+    locale: str | None = None
 
     @classmethod
     def from_interaction(
@@ -45,6 +49,7 @@ class Target:
             message_id=str(message_id) if message_id else None,
             interaction_id=str(interaction.id),
             edit_original=edit_original,
+            locale=current(),
         )
 
     @classmethod
@@ -61,6 +66,7 @@ class Target:
             expires_at=float(data.get("expires_at") or 0),
             filesize_limit=int(data.get("filesize_limit") or discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES),
             edit_original=bool(data.get("edit_original")),
+            locale=data.get("locale") or None,
             **{key: str(data[key]) if data.get(key) else None for key in optional},
         )
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import discord
 
 from bots.playlist import Playlist
 from core.delivery.planner import playlist_line
+from core.i18n import N_, NAMES, _, ngettext
 from core.jobs.views import JobView
 from core.words import cut_note, human_duration, human_size, status_text
 
@@ -16,17 +18,27 @@ MAX_ITEM_TITLE = 80
 MAX_ITEM_ERROR = 120
 MAX_CONTENT = 2000
 
-APOLOGY = "Something went wrong. Please try again."
+# The module's sentences: `texts.APOLOGY` reads one in the current language (module __getattr__, below).
+_SENTENCES = {
+    "APOLOGY": N_("Something went wrong. Please try again."),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SENTENCES:
+        return _(_SENTENCES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # How each playlist item went out (bots/playlist.py).
 DELIVERED_WORDS = {
-    "file": "sent",
-    "copy": "sent as a smaller copy",
-    "link": "sent as a link",
-    "failed": "failed",
-    "cancelled": "cancelled",
+    "file": N_("sent"),
+    "copy": N_("sent as a smaller copy"),
+    "link": N_("sent as a link"),
+    "failed": N_("failed"),
+    "cancelled": N_("cancelled"),
 }
-ITEM_WORDS = {"queued": "queued", "running": "downloading", "done": "sending"}
+ITEM_WORDS = {"queued": N_("queued"), "running": N_("downloading"), "done": N_("sending")}
 
 
 def title_of(view: JobView) -> str:
@@ -61,7 +73,11 @@ def done_text(view: JobView) -> str:
 
 def fitted_text(copy: JobView, note: str, link: str | None, expires_at: float) -> str:
     """A copy made to fit: which one was sent, and the full-quality file as a link."""
-    full = f" Full quality: {link} (expires <t:{int(expires_at)}:R>)" if link else ""
+    full = (
+        " " + _("Full quality: {link} (expires {when})").format(link=link, when=f"<t:{int(expires_at)}:R>")
+        if link
+        else ""
+    )
     return f"{done_text(copy)}\n{note}{full}"
 
 
@@ -69,12 +85,14 @@ def link_text(view: JobView, link: str, expires_at: float, note: str | None = No
     """A download link instead of the file; `note` says why (the planner's sentence)."""
     if note is None:
         size = f" ({human_size(view.filesize)})" if view.filesize else ""
-        note = f"Too large to attach here{size}."
-    return f"{title_of(view)}\n{note}\nDownload it: {link}\nThe link expires <t:{int(expires_at)}:R>."
+        note = _("Too large to attach here{size}.").format(size=size)
+    download = _("Download it: {link}").format(link=link)
+    expires = _("The link expires {when}.").format(when=f"<t:{int(expires_at)}:R>")
+    return f"{title_of(view)}\n{note}\n{download}\n{expires}"
 
 
 def cancelled_text(view: JobView) -> str:
-    return f"{title_of(view)}\nCancelled."
+    return f"{title_of(view)}\n" + _("Cancelled.")
 
 
 # -- playlists --------------------------------------------------------------------------------------------
@@ -89,16 +107,18 @@ def item_state(
 ) -> str:
     """One playlist item's state in a word or a few: "queued", "downloading", "sent", "failed: ..."."""
     if delivered_as == "failed" or (delivered_as is None and job.status == "failed"):
-        message = job.error.message if job.error else ""
-        return f"failed: {_shorten(message, MAX_ITEM_ERROR)}" if message else "failed"
+        message = _(job.error.message) if job.error else ""
+        if message:
+            return _("failed: {reason}").format(reason=_shorten(message, MAX_ITEM_ERROR))
+        return _("failed")
     if delivered_as is not None:
-        return DELIVERED_WORDS.get(delivered_as, delivered_as)
+        return _(DELIVERED_WORDS.get(delivered_as, delivered_as))
     if cancelled or job.status == "cancelled":
-        return "cancelled"
+        return _("cancelled")
     if copy is not None and not copy.terminal:
         word = status_word(copy)
         return word[:1].lower() + word[1:]
-    return ITEM_WORDS.get(job.status, job.status)
+    return _(ITEM_WORDS.get(job.status, job.status))
 
 
 def listing_text(playlist: Playlist) -> str:
@@ -130,7 +150,7 @@ def playlist_text(view: JobView, lines: Sequence[str], footer: str | None = None
     budget = MAX_CONTENT - len("\n".join(head + tail)) - 2
     body: list[str] = []
     for index, line in enumerate(lines):
-        more = f"… and {len(lines) - index} more"
+        more = _("… and {n} more").format(n=len(lines) - index)
         rest = len(lines) - index - 1
         if len(line) + 1 > budget - (len(more) + 1 if rest else 0):
             body.append(more)
@@ -144,11 +164,17 @@ def playlist_footer(delivered: Sequence[str], count: int, *, cancelled: bool = F
     """ "Sent 9 of 10 items; 1 failed." or "Cancelled after sending 3 of 10 items." """
     sent = sum(1 for outcome in delivered if outcome in ("file", "copy", "link"))
     if cancelled:
-        return f"Cancelled after sending {sent} of {count} item{'s' if count != 1 else ''}."
-    text = f"Sent {sent} of {count} item{'s' if count != 1 else ''}"
+        return ngettext(
+            "Cancelled after sending {sent} of {n} item.",
+            "Cancelled after sending {sent} of {n} items.",
+            count,
+        ).format(sent=sent, n=count)
+    text = ngettext("Sent {sent} of {n} item", "Sent {sent} of {n} items", count).format(sent=sent, n=count)
     failed = sum(1 for outcome in delivered if outcome == "failed")
     stopped = sum(1 for outcome in delivered if outcome == "cancelled")
-    extra = [f"{failed} failed"] * bool(failed) + [f"{stopped} cancelled"] * bool(stopped)
+    extra = [_("{n} failed").format(n=failed)] * bool(failed) + [_("{n} cancelled").format(n=stopped)] * bool(
+        stopped
+    )
     return f"{text}; {', '.join(extra)}." if extra else f"{text}."
 
 
@@ -157,9 +183,14 @@ def playlist_footer(delivered: Sequence[str], count: int, *, cancelled: bool = F
 
 def subtitles_missing(kind: str, langs: Sequence[str]) -> str:
     """One sentence for the languages asked for that the media lacks: "This video has no subtitles in fr." """
-    what = "audio" if kind == "audio" else "video"
-    listed = langs[0] if len(langs) == 1 else ", ".join(langs[:-1]) + f" or {langs[-1]}"
-    return f"This {what} has no subtitles in {listed}."
+    listed = (
+        langs[0]
+        if len(langs) == 1
+        else _("{some} or {last}").format(some=", ".join(langs[:-1]), last=langs[-1])
+    )
+    if kind == "audio":
+        return _("This audio has no subtitles in {languages}.").format(languages=listed)
+    return _("This video has no subtitles in {languages}.").format(languages=listed)
 
 
 def with_missing_subtitles(content: str, view: JobView) -> str:
@@ -172,10 +203,12 @@ def with_missing_subtitles(content: str, view: JobView) -> str:
 def picker_text(title: str | None, url: str, duration: float | None) -> str:
     """The format picker's message. Its last line is the link, which the menu's handler reads back: the
     message holds the question, so a menu still works after a restart."""
-    head = f"**{discord.utils.escape_markdown(_shorten(title, MAX_TITLE))}**" if title else "**Formats**"
+    head = (
+        f"**{discord.utils.escape_markdown(_shorten(title, MAX_TITLE))}**" if title else f"**{_('Formats')}**"
+    )
     if duration:
         head += f" · {human_duration(duration)}"
-    return f"{head}\nChoose a format:\n<{url}>"
+    return f"{head}\n" + _("Choose a format:") + f"\n<{url}>"
 
 
 def link_of_picker(content: str) -> str | None:
@@ -189,16 +222,36 @@ def link_of_picker(content: str) -> str | None:
 def starting_text(content: str, label: str) -> str:
     """The picker's message once a format is chosen, until the download's progress replaces it."""
     head = content.strip().split("\n", 1)[0]
-    return f"{head}\nStarting the download: {discord.utils.escape_markdown(label)}."
+    return f"{head}\n" + _("Starting the download: {label}.").format(
+        label=discord.utils.escape_markdown(label)
+    )
 
 
-SPONSOR_WORDS = {"keep": "kept", "remove": "removed", "mark": "marked as chapters"}
+# -- languages --------------------------------------------------------------------------------------------
+
+
+def language_saved(locale: str | None) -> str:
+    if locale is None:
+        return _("I'll speak the language of your Discord app.")
+    return _("From now on I speak {language}.").format(language=NAMES[locale])
+
+
+def language_unknown(code: str) -> str:
+    """/language xx for a language we don't have: said in English, with the ones we do."""
+    return _("I don't speak {code} yet, so I'll stay with English. I speak: {languages}.").format(
+        code=code, languages=", ".join(NAMES)
+    )
+
+
+SPONSOR_WORDS = {"keep": N_("kept"), "remove": N_("removed"), "mark": N_("marked as chapters")}
 
 
 def settings_text(sponsorblock: str) -> str:
     """/settings' answer: the person's sponsor default, and how to change it."""
-    words = SPONSOR_WORDS.get(sponsorblock, "kept")
-    return (
-        f"Sponsor, self-promotion and intro segments of the links you send: {words}.\n"
-        "Change it with /settings sponsors, or per link with /download's sponsorblock option."
+    words = _(SPONSOR_WORDS.get(sponsorblock, SPONSOR_WORDS["keep"]))
+    return "\n".join(
+        [
+            _("Sponsor, self-promotion and intro segments of the links you send: {what}.").format(what=words),
+            _("Change it with /settings sponsors, or per link with /download's sponsorblock option."),
+        ]
     )

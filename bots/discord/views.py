@@ -9,6 +9,8 @@ from typing import Any
 import discord
 
 from bots.discord.handling import handler
+from bots.discord.language import speak
+from core.i18n import _
 
 CUSTOM_ID = "mediabot:cancel:{request_id}"
 
@@ -19,7 +21,7 @@ class CancelButton(
     def __init__(self, request_id: str) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Cancel",
+                label=_("Cancel"),
                 style=discord.ButtonStyle.secondary,
                 custom_id=CUSTOM_ID.format(request_id=request_id),
             )
@@ -33,6 +35,7 @@ class CancelButton(
         return cls(match["request_id"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        await speak(interaction)
         await handler(interaction).cancel_pressed(interaction, self.request_id)
 
 

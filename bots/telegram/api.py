@@ -31,16 +31,21 @@ class Target:
     reply_to: int | None = None
     progress_id: int | None = None
     thread_id: int | None = None
+    # The language of the person it answers: a delivery (even one resumed after a restart) speaks it.
+    locale: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"chat_id": self.chat_id, "reply_to": self.reply_to, "progress_id": self.progress_id,
-                "thread_id": self.thread_id}  # fmt: skip
+                "thread_id": self.thread_id, "locale": self.locale}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Target | None:
         if not data or data.get("chat_id") is None:
             return None
-        return cls(int(data["chat_id"]), data.get("reply_to"), data.get("progress_id"), data.get("thread_id"))
+        return cls(
+            int(data["chat_id"]), data.get("reply_to"), data.get("progress_id"), data.get("thread_id"),
+            data.get("locale"),
+        )  # fmt: skip
 
     def reply(self) -> ReplyParameters | None:
         if self.reply_to is None:

@@ -17,6 +17,7 @@ from bots.telegram import texts
 from bots.telegram.api import Target, TelegramApi
 from core.aio import cancel_and_wait, spawn
 from core.bootstrap import Services
+from core.i18n import _
 from core.net import extract_urls
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class Groups:
         saved = await self.services.groups.set(
             SOURCE, str(message.chat_id), every_link=query.data.endswith("1"), by=str(query.from_user.id)
         )
-        await query.answer("Saved.")
+        await query.answer(_("Saved."))
         with contextlib.suppress(TelegramError):  # "not modified" when pressed twice
             await query.edit_message_text(
                 texts.group_settings_text(saved.every_link),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
@@ -34,6 +35,7 @@ from bots.telegram.subscribing import Subscribing
 from core.bootstrap import Services
 from core.cuts.sections import InvalidSection, find_range_after_link, parse_section
 from core.errors import MediabotError, NotFound
+from core.i18n import ENGLISH, _, negotiate, ready, set_locale, supported, use
 from core.jobs.choices import check_choices
 from core.jobs.views import RequestView
 from core.net import extract_urls
@@ -41,6 +43,7 @@ from core.net import extract_urls
 log = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
+LANGUAGE_TTL_S = 60.0  # another process's /language reaches this one within a minute
 Handler = Callable[["Handlers", Update, Context], Coroutine[Any, Any, None]]
 
 
@@ -59,7 +62,7 @@ def replies_errors(fn: Handler) -> Handler:
         try:
             await fn(self, update, context)
         except MediabotError as exc:
-            await self.answer(update, exc.message)
+            await self.answer(update, _(exc.message))
 
     return wrapper
 
@@ -81,6 +84,8 @@ class Handlers:
         allowed = [entry.strip() for entry in self.settings.telegram_allowed_users if entry.strip()]
         self.allowed_ids = {int(e) for e in allowed if e.lstrip("-").isdigit()}
         self.allowed_names = {e.lstrip("@").lower() for e in allowed if not e.lstrip("-").isdigit()}
+        # The language each person picked (/language), read once a while rather than on every update.
+        self._languages: dict[str, tuple[float, str | None]] = {}
 
     def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         new = filters.UpdateType.MESSAGE  # edits of old messages are not new requests
@@ -92,6 +97,7 @@ class Handlers:
         app.add_handler(CommandHandler("gif", self.gif, filters=new))
         app.add_handler(CommandHandler("chapters", self.chapters, filters=new))
         app.add_handler(CommandHandler("settings", self.settings_menu, filters=new))
+        app.add_handler(CommandHandler("language", self.language, filters=new))
         app.add_handler(CommandHandler("subs", self.subs, filters=new))
         app.add_handler(CommandHandler("status", self.status, filters=new))
         app.add_handler(CommandHandler("cancel", self.cancel_all, filters=new))
@@ -103,6 +109,7 @@ class Handlers:
         self.operator.register(app)
         app.add_handler(CallbackQueryHandler(self.cancel_button, pattern=r"^cancel:"))
         app.add_handler(CallbackQueryHandler(self.settings_button, pattern=r"^set:"))
+        app.add_handler(CallbackQueryHandler(self.language_button, pattern=r"^lang:"))
         app.add_handler(CallbackQueryHandler(self.format_button, pattern=picker.PATTERN))
         self.groups.register(app)
         self.inline.register(app)
@@ -145,8 +152,13 @@ class Handlers:
         return False
 
     async def gate(self, update: Update, context: Context) -> None:
-        """Runs before every handler: people outside the allowlist get one polite refusal, nothing else."""
+        """Runs before every handler: speaks the person's language from here on (the handlers run in this
+        update's context); people outside the allowlist get one polite refusal, nothing else."""
         user = update.effective_user
+        if user is not None:
+            set_locale(await ready(await self.language_of(user)))
+        else:
+            set_locale(None)
         if user is None:
             # A channel's post has no person behind it: with an allowlist, only channels named in it.
             chat = update.effective_chat
@@ -171,6 +183,20 @@ class Handlers:
             await self.answer(update, text)
         log.info("telegram: refused user %s (banned, or not in MEDIABOT_TELEGRAM_ALLOWED_USERS)", user.id)
         raise ApplicationHandlerStop
+
+    async def language_of(self, user: User) -> str:
+        """The person's pick (/language), else their Telegram app's language."""
+        key = str(user.id)
+        cached = self._languages.get(key)
+        if cached is None or cached[0] < time.monotonic():
+            try:
+                picked = (await self.services.prefs.get(SOURCE, key)).language
+            except Exception:  # noqa: BLE001 - the database down must not silence the bot: the app's language
+                log.warning("telegram: language of user %s not read", key, exc_info=True)
+                picked = None
+            cached = (time.monotonic() + LANGUAGE_TTL_S, picked)
+            self._languages[key] = cached
+        return negotiate(cached[1], user.language_code)
 
     # -- messages and commands ----------------------------------------------------------------------------
 
@@ -297,6 +323,61 @@ class Handlers:
         )  # fmt: skip
 
     @replies_errors
+    async def language(self, update: Update, context: Context) -> None:
+        """/language: the choice as buttons; /language de: that one (an unknown code: English, with a note)."""
+        assert update.effective_user is not None
+        user_id = str(update.effective_user.id)
+        args = list(context.args or [])
+        prefs = await self.services.prefs.get(SOURCE, user_id)
+        if not args:
+            await self.answer(
+                update, texts.LANGUAGE_PROMPT, reply_markup=texts.language_keyboard(prefs.language)
+            )
+            return
+        code = args[0]
+        locale = supported(code)
+        if locale is None:
+            with use(ENGLISH):
+                await self.answer(
+                    update,
+                    texts.language_unknown(code[:16]),
+                    reply_markup=texts.language_keyboard(prefs.language),
+                )
+            return
+        await self._pick_language(user_id, await ready(locale))
+        await self.answer(update, texts.language_saved(locale))
+
+    async def _pick_language(self, user_id: str, locale: str | None) -> None:
+        await self.services.prefs.set(SOURCE, user_id, language=locale or "")
+        self._languages[user_id] = (time.monotonic() + LANGUAGE_TTL_S, locale)
+        set_locale(locale)
+
+    async def language_button(self, update: Update, context: Context) -> None:
+        query = update.callback_query
+        assert query is not None and query.data is not None
+        choice = query.data.partition(":")[2]
+        user_id = str(query.from_user.id)
+        if choice == "menu":
+            prefs = await self.services.prefs.get(SOURCE, user_id)
+            await query.answer()
+            await self.answer(
+                update, texts.LANGUAGE_PROMPT, reply_markup=texts.language_keyboard(prefs.language)
+            )
+            return
+        locale = None if choice == "auto" else supported(choice)
+        if locale is None and choice != "auto":
+            await query.answer(texts.CHOICE_STALE)
+            return
+        await self._pick_language(user_id, locale and await ready(locale))
+        if locale is None:
+            set_locale(query.from_user.language_code)
+        await query.answer(texts.language_saved(locale))
+        try:
+            await query.edit_message_text(texts.LANGUAGE_PROMPT, reply_markup=texts.language_keyboard(locale))
+        except TelegramError as exc:
+            log.debug("language message not updated: %s", exc)
+
+    @replies_errors
     async def subs(self, update: Update, context: Context) -> None:
         """/subs: show; /subs en,de: default languages for videos; /subs off; /subs en LINK: that link only."""
         message = update.message
@@ -312,7 +393,7 @@ class Handlers:
             await self.answer(update, texts.SUBS_USAGE)
             return
         langs = () if first.lower() == "off" else tuple(first.replace(";", ",").split(","))
-        _, langs = check_choices(None, langs)  # a typo is one sentence before anything is saved or queued
+        _kind, langs = check_choices(None, langs)  # a typo is one sentence before anything is saved or queued
         if not rest:
             saved = await prefs.set(SOURCE, user_id, subtitles=langs)
             await self.answer(update, texts.subs_saved(saved.subtitles))
@@ -372,7 +453,7 @@ class Handlers:
         try:
             done = await self._cancel(request_id, str(query.from_user.id))
         except NotFound:
-            await query.answer("Only the person who asked can cancel this download.")
+            await query.answer(_("Only the person who asked can cancel this download."))
             return
         if done is None:
             await query.answer(texts.ALREADY_FINISHED)
@@ -414,16 +495,16 @@ class Handlers:
         items (or a copy being made to fit), and the copies being made for items still being delivered."""
         jobs = self.services.jobs
         found: dict[str, str] = {}
-        for request, _ in await jobs.children(request_id):
+        for request, _job in await jobs.children(request_id):
             found[request.id] = request.status
             if request.status == "done" and request.delivered_at is None:
-                found.update({r.id: r.status for r, _ in await jobs.children(request.id)})
+                found.update({r.id: r.status for r, _job in await jobs.children(request.id)})
         return found
 
     async def settings_button(self, update: Update, context: Context) -> None:
         query = update.callback_query
         assert query is not None and query.data is not None
-        _, field, value = query.data.split(":", 2)
+        _prefix, field, value = query.data.split(":", 2)
         user_id = str(query.from_user.id)
         try:
             if field == "kind":
@@ -437,9 +518,9 @@ class Handlers:
             else:
                 prefs = await self.services.prefs.set(SOURCE, user_id, quality=value)
         except MediabotError as exc:
-            await query.answer(exc.message)
+            await query.answer(_(exc.message))
             return
-        await query.answer("Saved.")
+        await query.answer(_("Saved."))
         try:
             await query.edit_message_text(
                 texts.settings_text(prefs.kind, prefs.quality, prefs.ask_format, prefs.sponsorblock),

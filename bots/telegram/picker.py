@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bots.telegram.texts import MAX_FORMAT_BUTTONS
+from core.i18n import N_, _
 from core.jobs.formats import MediaFormats
 
 log = logging.getLogger(__name__)
@@ -18,8 +19,8 @@ log = logging.getLogger(__name__)
 PREFIX = "fmt"
 MAX_CALLBACK_DATA = 64  # bytes, Telegram's limit
 PATTERN = rf"^{PREFIX}:"
-AUDIO_ONLY = "Audio only"
-BEST = "Best"
+AUDIO_ONLY = N_("Audio only")
+BEST = N_("Best")
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,8 @@ def keyboard(link: int, formats: MediaFormats) -> InlineKeyboardMarkup | None:
         return None
     rows.append(
         [
-            InlineKeyboardButton(AUDIO_ONLY, callback_data=f"{PREFIX}:{link}:a:"),
-            InlineKeyboardButton(BEST, callback_data=f"{PREFIX}:{link}:v:"),
+            InlineKeyboardButton(_(AUDIO_ONLY), callback_data=f"{PREFIX}:{link}:a:"),
+            InlineKeyboardButton(_(BEST), callback_data=f"{PREFIX}:{link}:v:"),
         ]
     )
     return InlineKeyboardMarkup(rows)

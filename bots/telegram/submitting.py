@@ -23,6 +23,7 @@ from core.cuts.sections import Section, find_range_after_link
 from core.cuts.sponsorblock import SponsorChoice
 from core.delivery.filecache import variant_key
 from core.errors import InvalidUrl, MediabotError
+from core.i18n import current
 from core.jobs.choices import SubmitRequest
 from core.jobs.derived import derivation, sponsor_choice
 from core.net import extract_url, extract_urls
@@ -93,7 +94,7 @@ def links(message: Message, text: str, *, replied: bool = True) -> list[str]:
 def target_of(message: Message) -> Target:
     """Answers to `message`: in its chat (and topic), replying to it."""
     thread_id = message.message_thread_id if message.is_topic_message else None
-    return Target(message.chat_id, message.message_id, thread_id=thread_id)
+    return Target(message.chat_id, message.message_id, thread_id=thread_id, locale=current())
 
 
 class Submitter:

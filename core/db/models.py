@@ -285,6 +285,8 @@ class UserPrefs(Base):
     ask_format: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Subtitle languages asked for with every link, comma-separated ("" for none).
     subtitles: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # The locale picked with /language ("pt_BR"); NULL: the one the person's app reports.
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # Sponsor segments of every plain link: "remove" or "mark" (core.cuts.sponsorblock); NULL keeps them.
     sponsorblock: Mapped[str | None] = mapped_column(String(8), nullable=True)
     # Answer this person's inline queries (@bot LINK in any chat); off: they get an explanation, nothing else.

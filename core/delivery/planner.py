@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from core.errors import MediabotError, NotFound
+from core.i18n import N_, _, ngettext
 from core.jobs.service import JobService
 from core.jobs.views import JobView, RequestView
 from core.words import human_limit, human_size
@@ -74,26 +75,39 @@ class Planned:
 
 def fit_note(copy: JobView, dest: Destination) -> str:
     """ "Sent at 480p to fit Discord's 10 MB limit." and the like."""
+    n, height = len(copy.parts or ()), copy.height
     if dest.refused is not None:
-        where = f"{dest.name} refused the {human_size(dest.refused)} file"
+        where = _("{platform} refused the {size} file").format(
+            platform=dest.name, size=human_size(dest.refused)
+        )
         if copy.fit_method == "split" and copy.parts:
-            return f"Sent in {len(copy.parts)} parts: {where}."
-        at = f" at {copy.height}p" if copy.height else ""
-        return f"{'Re-encoded' if copy.fit_method == 'reencode' else 'Sent'}{at}: {where}."
-    where = f"{dest.name}'s {human_limit(dest.limit or 0)} limit"
+            return ngettext("Sent in {n} part: {where}.", "Sent in {n} parts: {where}.", n).format(
+                n=n, where=where
+            )
+        if copy.fit_method == "reencode":
+            said = _("Re-encoded at {height}p: {where}.") if height else _("Re-encoded: {where}.")
+        else:
+            said = _("Sent at {height}p: {where}.") if height else _("Sent: {where}.")
+        return said.format(height=height, where=where)
+    where = _("{platform}'s {limit} limit").format(platform=dest.name, limit=human_limit(dest.limit or 0))
     if copy.fit_method == "split" and copy.parts:
-        return f"Sent in {len(copy.parts)} parts to fit {where}."
-    at = f" at {copy.height}p" if copy.height else ""
+        return ngettext("Sent in {n} part to fit {where}.", "Sent in {n} parts to fit {where}.", n).format(
+            n=n, where=where
+        )
     if copy.fit_method == "reencode":
-        return f"Re-encoded{at} to fit {where}."
-    return f"Sent{at} to fit {where}."
+        said = _("Re-encoded at {height}p to fit {where}.") if height else _("Re-encoded to fit {where}.")
+    else:
+        said = _("Sent at {height}p to fit {where}.") if height else _("Sent to fit {where}.")
+    return said.format(height=height, where=where)
 
 
 def link_note(view: JobView, dest: Destination) -> str:
     size = f" ({human_size(view.filesize)})" if view.filesize else ""
     if dest.limit is None:
-        return f"Download it{size}:"
-    return f"Too large for {dest.name}{size}, and no smaller copy fits its {human_limit(dest.limit)} limit."
+        return _("Download it{size}:").format(size=size)
+    return _("Too large for {platform}{size}, and no smaller copy fits its {limit} limit.").format(
+        platform=dest.name, size=size, limit=human_limit(dest.limit)
+    )
 
 
 class DeliveryPlanner:
@@ -118,7 +132,7 @@ class DeliveryPlanner:
     ) -> Planned:
         current = view
         tried: set[int] = set()
-        for _ in range(MAX_REFUSALS + 1):
+        for _attempt in range(MAX_REFUSALS + 1):
             if dest.fits(current):
                 note = fit_note(current, dest) if current.id != view.id else None
                 try:
@@ -149,7 +163,7 @@ class DeliveryPlanner:
         submission = await self.jobs.fit(request.id, dest.limit, split=dest.split)
         final = await follow(self.jobs, submission.job, show)
         # The copy may be shared with someone else and end done although this person cancelled theirs.
-        child, _ = await self.jobs.get_request(submission.request.id)
+        child, _job = await self.jobs.get_request(submission.request.id)
         if child.status == "cancelled":
             return None
         return final
@@ -161,7 +175,7 @@ async def follow(
     """Follow a job to its end, showing each state; an outage of the database or bus only pauses."""
     final = view
     delay = 1.0
-    for _ in range(FOLLOW_RETRIES):
+    for _attempt in range(FOLLOW_RETRIES):
         try:
             async for state in jobs.watch(view.id, after_seq=final.seq):
                 final = state
@@ -178,7 +192,7 @@ async def follow(
             log.warning("lost track of job %s (%s); retrying in %.0f s", view.id, type(exc).__name__, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
-    raise MediabotError("Lost track of the download.")
+    raise MediabotError(N_("Lost track of the download."))
 
 
 async def finished_items(jobs: JobService, request_id: str) -> AsyncIterator[tuple[RequestView, JobView]]:
@@ -216,5 +230,7 @@ def playlist_line(view: JobView) -> str:
     if view.variant == "chapters":  # a split by chapters: its items are the chapters
         return f"Split by chapters: {count} chapter{'s' if count != 1 else ''}"
     if total and total > count:
-        return f"Playlist: {count} of {total} items"
-    return f"Playlist: {count} item{'s' if count != 1 else ''}"
+        return ngettext("Playlist: {n} of {total} item", "Playlist: {n} of {total} items", total).format(
+            n=count, total=total
+        )
+    return ngettext("Playlist: {n} item", "Playlist: {n} items", count).format(n=count)

@@ -112,7 +112,7 @@ async def test_download_shows_progress_then_attaches_the_video(
     caplog.set_level(logging.DEBUG, logger="discord")
     async with discord_bot(fake_discord, tmp_path) as env:
         assert {c["name"] for c in fake_discord.commands[None]} == {
-            "download", "cancel", "settings", "Download media", "subscribe", "subscriptions", "unsubscribe",
+            "download", "cancel", "settings", "Download media", "subscribe", "subscriptions", "unsubscribe", "language",
         }  # fmt: skip
         it = await fake_discord.slash(
             "download", {"url": slow(media_site, 12_000_000)}, attachment_size_limit=50 * 1024 * 1024
@@ -207,6 +207,7 @@ async def test_message_context_menu_downloads_the_first_link(
             "subscribe",
             "subscriptions",
             "unsubscribe",
+            "language",
         }
         url = clip(media_site)
         it = await fake_discord.context_menu("Download media", f"look at this: {url} and {clip(media_site)}")
@@ -292,7 +293,7 @@ async def test_errors_are_one_sentence(fake_discord: FakeDiscord, tmp_path: Path
         edit = await fake_discord.wait_for(lambda: fake_discord.edits(second.token))
         assert (
             edit[0].json["content"]
-            == "You already have 1 download running. Wait for one to finish, or use /cancel."
+            == "You already have 1 download running. Wait for it to finish, or use /cancel."
         )
 
 

@@ -110,6 +110,7 @@ async def test_link_gets_progress_then_a_playable_video_then_a_file_id_resend(
             "gif",
             "chapters",
             "settings",
+            "language",
             "subs",
             "status",
             "cancel",

@@ -137,6 +137,7 @@ async def open_tab(
     viewport: dict[str, int] = PHONE,
     color_scheme: str = "light",
     store_key: bool = True,
+    locale: str = "en-GB",
 ) -> Tab:
     """A fresh browser profile on `/`; with `store_key`, the key is already saved in it (as after a first
     visit)."""
@@ -144,7 +145,7 @@ async def open_tab(
         viewport=viewport,  # type: ignore[arg-type]
         color_scheme=color_scheme,  # type: ignore[arg-type]
         accept_downloads=True,
-        locale="en-GB",
+        locale=locale,  # the browser's language: navigator.languages and Accept-Language
         timezone_id="UTC",
     )
     context.set_default_timeout(15_000)

@@ -304,7 +304,9 @@ class FakeDiscord:
         dm: bool = False,
         channel_id: str | None = None,
         attachment_size_limit: int = DEFAULT_UPLOAD_LIMIT,
+        locale: str = "en-US",
     ) -> Interaction:
+        """`locale`: the person's Discord app language, as interactions carry it ("de", "pt-BR")."""
         command = self._command(name, 1)
         data: dict[str, Any] = {
             "id": command["id"], "name": name, "type": 1,
@@ -312,7 +314,9 @@ class FakeDiscord:
         }  # fmt: skip
         if command.get("guild_id"):
             data["guild_id"] = command["guild_id"]
-        return await self._interact(APPLICATION_COMMAND, data, user, dm, channel_id, attachment_size_limit)
+        return await self._interact(
+            APPLICATION_COMMAND, data, user, dm, channel_id, attachment_size_limit, locale=locale
+        )
 
     async def context_menu(
         self,
@@ -403,12 +407,13 @@ class FakeDiscord:
         channel_id: str | None,
         attachment_size_limit: int,
         message: dict[str, Any] | None = None,
+        locale: str = "en-US",
     ) -> Interaction:
         user = user or self.make_user("alice")
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(96)
         payload: dict[str, Any] = {
             "id": self.snowflake(), "application_id": self.app_id, "type": type_, "token": token, "version": 1,
-            "data": data, "locale": "en-US", "attachment_size_limit": attachment_size_limit,
+            "data": data, "locale": locale, "attachment_size_limit": attachment_size_limit,
             "app_permissions": ALL_PERMISSIONS, "entitlements": [], "authorizing_integration_owners": {"0": "0"},
         }  # fmt: skip
         if dm:

@@ -70,11 +70,14 @@ class User:
     id: int
     first_name: str
     username: str | None = None
+    language_code: str | None = None  # the person's app language, as Telegram reports it ("ru", "pt-br")
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
         if self.username:
             body["username"] = self.username
+        if self.language_code:
+            body["language_code"] = self.language_code
         return body
 
 
@@ -109,6 +112,7 @@ class FakeTelegram:
         self.inline_answers: dict[str, Call] = {}  # inline query id -> the bot's answerInlineQuery
         self.admins: dict[int, set[int]] = {}  # group chat id -> user ids of its administrators
         self.commands: list[dict[str, Any]] = []
+        self.commands_by_language: dict[str, list[dict[str, Any]]] = {}  # language_code -> default menu
         self.scoped_commands: dict[str, list[dict[str, Any]]] = {}  # scope type -> its command menu
         self.chat_commands: dict[int, list[dict[str, Any]]] = {}  # BotCommandScopeChat: chat id -> its menu
         self.upload_limit: int | None = None  # bytes; larger request bodies get an nginx-style 413
@@ -475,18 +479,27 @@ class FakeTelegram:
         return True
 
     async def _m_setMyCommands(self, call: Call) -> Any:
+        # One menu per scope and language_code, as Telegram keeps them. `commands`: the default scope with no
+        # language; `scoped_commands`: each scope type with no language; `chat_commands`: BotCommandScopeChat
+        # menus by chat id; `commands_by_language`: the default scope.
         scope = call.get("scope") or {}
         kind = scope.get("type", "default")
-        if kind == "chat":
-            self.chat_commands[int(scope["chat_id"])] = list(call.get("commands") or [])
+        language = call.get("language_code") or ""
+        commands = list(call.get("commands") or [])
+        if language:
+            if kind == "default":
+                self.commands_by_language[language] = commands
             return True
-        self.scoped_commands[kind] = list(call.get("commands") or [])
+        if kind == "chat":
+            self.chat_commands[int(scope["chat_id"])] = commands
+            return True
+        self.scoped_commands[kind] = commands
         if kind == "default":
-            self.commands = self.scoped_commands[kind]
+            self.commands = commands
         return True
 
     async def _m_getMyCommands(self, call: Call) -> Any:
-        return self.commands
+        return self.commands_by_language.get(call.get("language_code") or "", self.commands)
 
     async def _m_sendChatAction(self, call: Call) -> Any:
         return True

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 from importlib import resources
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from core.config import Settings
+from core.i18n import ENGLISH, accept_language, is_rtl, negotiate, supported, web_catalog
 from web.keys import SERVICES
 from web.openapi import Operation, Paths, Spec
 
@@ -35,6 +38,7 @@ ASSETS = {
     "bulk.js": "text/javascript",
     "subscriptions.js": "text/javascript",
     "admin.js": "text/javascript",
+    "i18n.js": "text/javascript",
     "app.css": "text/css",
 }
 
@@ -95,7 +99,16 @@ def _read(name: str) -> str:
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
     settings = request.app[SERVICES].settings
-    return web.Response(text=_read("index.html"), content_type="text/html", headers=headers(settings))
+    # The browser's language in the HTML itself, so a right-to-left page is laid out so before any script runs.
+    locale = negotiate(*accept_language(request.headers.get("Accept-Language")))
+    page = _read("index.html").replace(
+        '<html lang="en">',
+        f'<html lang="{locale.replace("_", "-")}" dir="{"rtl" if is_rtl(locale) else "ltr"}">',
+        1,
+    )
+    return web.Response(
+        text=page, content_type="text/html", headers={**headers(settings), "Vary": "Accept-Language"}
+    )
 
 
 @paths.operation("/", "get")
@@ -105,6 +118,42 @@ def _index_doc(spec: Spec) -> Operation:
         "operationId": "page",
         "responses": {
             "200": {"description": "HTML.", "content": {"text/html": {"schema": {"type": "string"}}}}
+        },
+    }
+
+
+@routes.get("/i18n/{locale}.json")
+async def catalog(request: web.Request) -> web.Response:
+    """The page's sentences in one language (from the bots' .po files); an unknown one gets English's (none)."""
+    settings = request.app[SERVICES].settings
+    wanted = request.match_info["locale"]
+    found = await _catalog(supported(wanted) or ENGLISH)
+    body = {**found, "fallback": supported(wanted) is None} if supported(wanted) is None else found
+    return web.json_response(body, headers={**headers(settings), "Cache-Control": "max-age=300"})
+
+
+_catalogs: dict[str, dict[str, Any]] = {}
+
+
+async def _catalog(locale: str) -> dict[str, Any]:
+    if locale not in _catalogs:
+        # Reading a .po costs a few ms: off the event loop, once per process and language.
+        _catalogs[locale] = await asyncio.to_thread(web_catalog, locale)
+    return _catalogs[locale]
+
+
+@paths.operation("/i18n/{locale}.json", "get")
+def _catalog_doc(spec: Spec) -> Operation:
+    return {
+        "summary": "The web page's sentences in one language",
+        "operationId": "pageCatalog",
+        "parameters": [{"name": "locale", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {
+            "200": {
+                "description": "`{locale, dir, messages}`: translated sentences by their English text; an "
+                "unknown locale gets English (`fallback: true`).",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
         },
     }
 

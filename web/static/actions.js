@@ -2,6 +2,7 @@
 // job takes the old one's row) and Delete (focus moves to a neighbour); ticking a row in Done. One click
 // listener per list (rows.js gives each button its data-action).
 
+import { t, tn } from "./i18n.js";
 import { api } from "./api.js";
 import { forgetJob, remember, update } from "./jobs.js";
 import { renderBulk, renderLists } from "./lists.js";
@@ -51,7 +52,7 @@ async function retry(id, control) {
     const job = replaceJob(id, await api("POST", `/api/v1/jobs/${encodeURIComponent(id)}/retry`));
     renderLists();
     watch(job.id);
-    announce(`Retrying ${titleOf(job)}.`);
+    announce(t("Retrying {title}.", { title: titleOf(job) }));
     const row = state.rows.get(job.id);
     const next = row && firstControl(row);
     if (next) next.focus();
@@ -72,13 +73,15 @@ function firstControl(row) {
 export function deleteQuestion(jobs) {
   if (jobs.length === 1) {
     const name = titleOf(jobs[0]);
-    if (!hasFile(jobs[0])) return `Delete “${name}” from your history?`;
-    return `Delete “${name}” from your history, and ${jobs[0].items ? "its files" : "its file"}?`;
+    if (!hasFile(jobs[0])) return t("Delete “{name}” from your history?", { name });
+    if (jobs[0].items) return t("Delete “{name}” from your history, and its files?", { name });
+    return t("Delete “{name}” from your history, and its file?", { name });
   }
+  const n = jobs.length;
   const files = jobs.filter(hasFile).length;
-  const what = `Delete ${jobs.length} downloads from your history`;
-  if (!files) return `${what}?`;
-  return files === jobs.length ? `${what}, and their files?` : `${what}, and ${files} file${files === 1 ? "" : "s"}?`;
+  if (!files) return tn("Delete {n} download from your history?", "Delete {n} downloads from your history?", n);
+  if (files === n) return tn("Delete {n} download from your history, and its file?", "Delete {n} downloads from your history, and their files?", n);
+  return tn("Delete {n} downloads from your history, and {files} file?", "Delete {n} downloads from your history, and {files} files?", files, { n, files });
 }
 
 async function remove(id, control) {
@@ -140,17 +143,17 @@ async function copyLink(id, control) {
     const job = await freshJob(id);
     const href = job && job.file_url && safeLink(job.file_url);
     if (!href) {
-      showError("This file is no longer available.");
+      showError(t("This file is no longer available."));
       return;
     }
     if (await copyText(href)) {
-      control.textContent = "Copied";
-      announce("Link copied. It works for a limited time; copy it again later for a fresh one.");
+      control.textContent = t("Copied");
+      announce(t("Link copied. It works for a limited time; copy it again later for a fresh one."));
       setTimeout(() => {
-        control.textContent = "Copy link";
+        control.textContent = t("Copy link");
       }, 2000);
     } else {
-      showError("This browser did not let the page copy: use Save, or copy the link from its menu.");
+      showError(t("This browser did not let the page copy: use Save, or copy the link from its menu."));
     }
   } catch (err) {
     report(err);
@@ -166,7 +169,7 @@ async function followSave(event, link) {
     const job = await freshJob(id);
     const href = job && job.file_url && safeLink(job.file_url);
     if (href) location.assign(href);
-    else showError("This file is no longer available.");
+    else showError(t("This file is no longer available."));
   } catch (err) {
     report(err);
   }

@@ -2,6 +2,8 @@
 // key in a header too (as a subprotocol). Every failure becomes an ApiError holding one sentence a person
 // can read.
 
+import { locale, t } from "./i18n.js";
+
 const KEY_PROTOCOL = "mediabot.key."; // Sec-WebSocket-Protocol entry that carries the key
 const PROTOCOL = "mediabot"; // the one the server answers with
 
@@ -38,11 +40,12 @@ export function hasKey() {
 }
 
 export async function api(method, path, body) {
-  if (!apiKey) throw new ApiError("Enter your API key first.", 0, "no_key");
+  if (!apiKey) throw new ApiError(t("Enter your API key first."), 0, "no_key");
   const init = {
     method,
     cache: "no-store",
-    headers: { Authorization: `Bearer ${apiKey}`, Accept: "application/json" },
+    // The page's language (the picker's or the browser's): the API's error sentences come in it too.
+    headers: { Authorization: `Bearer ${apiKey}`, Accept: "application/json", "Accept-Language": locale.replace("_", "-") },
   };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
@@ -53,7 +56,7 @@ export async function api(method, path, body) {
     resp = await fetch(path, init);
   } catch {
     onReach(false);
-    throw new ApiError("Could not reach mediabot. Check your connection and try again.", 0, "network");
+    throw new ApiError(t("Could not reach mediabot. Check your connection and try again."), 0, "network");
   }
   let data = null;
   if (resp.status !== 204) {
@@ -98,3 +101,4 @@ export function openSocket(path, { onOpen, onMessage, onClose }) {
   ws.addEventListener("close", (event) => onClose(event, opened));
   return ws;
 }
+

@@ -21,6 +21,7 @@
 //   api.js, rows.js, words.js: calls and sockets; one row; sizes, times and statuses in words
 
 import { wireAdmin } from "./admin.js";
+import { translatePage } from "./i18n.js";
 import { hasKey } from "./api.js";
 import { wireRows } from "./actions.js";
 import { wireBulk } from "./bulk.js";
@@ -50,6 +51,7 @@ function wireMenus() {
 }
 
 function start() {
+  translatePage();
   // The key is wrong or was revoked: ask for it again (the reason stays on screen).
   onUnauthorized(forgetKey);
   wireLive();

@@ -2,6 +2,7 @@
 // matching the search (beyond the pages shown: the newest 1,000). Each stops at the first refusal and says
 // how far it got.
 
+import { t } from "./i18n.js";
 import { ApiError, api } from "./api.js";
 import { deleteQuestion, replaceJob } from "./actions.js";
 import { ENDED_FILTER, listQuery } from "./history.js";
@@ -38,7 +39,8 @@ async function eachOf(jobs, act, doneWords) {
     }
   } catch (err) {
     report(err);
-    if (count) showError(`${doneWords(count)}, then: ${err instanceof ApiError ? err.message : "something went wrong."}`, err.code === "network");
+    const error = err instanceof ApiError ? err.message : t("something went wrong.");
+    if (count) showError(t("{done}, then: {error}", { done: doneWords(count), error }), err.code === "network");
   }
   return count;
 }
@@ -67,7 +69,7 @@ function deleteJobs(jobs) {
       await api("DELETE", `/api/v1/history/${encodeURIComponent(job.id)}`);
       forgetJob(job.id);
     },
-    (n) => `${n} deleted`,
+    (n) => t("{n} deleted", { n }),
   );
 }
 
@@ -76,7 +78,7 @@ function deleteSelected(event) {
   bulk(button, async () => {
     const jobs = doneJobs().filter((job) => state.selected.has(job.id));
     if (!jobs.length || !window.confirm(deleteQuestion(jobs))) return;
-    button.textContent = "Deleting…";
+    button.textContent = t("Deleting…");
     const count = await deleteJobs(jobs);
     if (count) announce(`${count} deleted.`);
     $("done-heading").focus();
@@ -88,11 +90,11 @@ function clearFinished(event) {
   bulk(button, async () => {
     const jobs = await allMatching(state.done.filters.status || ENDED_FILTER);
     if (!jobs.length) {
-      announce("Nothing finished to clear.");
+      announce(t("Nothing finished to clear."));
       return;
     }
     if (!window.confirm(deleteQuestion(jobs).replace(/^Delete (\d+) downloads/, "Clear all $1 finished downloads"))) return;
-    button.textContent = "Clearing…";
+    button.textContent = t("Clearing…");
     const count = await deleteJobs(jobs);
     if (count) announce(`${count} cleared.`);
     $("done-heading").focus();
@@ -104,19 +106,19 @@ function retryFailed(event) {
   bulk(button, async () => {
     const jobs = await allMatching("failed");
     if (!jobs.length) {
-      announce("Nothing failed: nothing to retry.");
+      announce(t("Nothing failed: nothing to retry."));
       $("history-status").hidden = false;
-      $("history-status").textContent = "Nothing failed: nothing to retry.";
+      $("history-status").textContent = t("Nothing failed: nothing to retry.");
       return;
     }
-    button.textContent = "Retrying…";
+    button.textContent = t("Retrying…");
     const started = [];
     const count = await eachOf(
       jobs,
       async (job) => {
         started.push(replaceJob(job.id, await api("POST", `/api/v1/jobs/${encodeURIComponent(job.id)}/retry`)));
       },
-      (n) => `${n} of ${jobs.length} started again`,
+      (n) => t("{n} of {total} started again", { n, total: jobs.length }),
     );
     renderLists();
     for (const job of started) watch(job.id);

@@ -2,6 +2,7 @@
 // link and filtered by status and kind (a filter changed meanwhile makes an older answer moot).
 
 import { loadAdmin } from "./admin.js";
+import { t } from "./i18n.js";
 import { api } from "./api.js";
 import { remember } from "./jobs.js";
 import { renderDoneStatus, renderLists } from "./lists.js";
@@ -41,7 +42,7 @@ async function loadDone(more) {
   const done = state.done;
   const request = ++done.request;
   const button = $("load-more");
-  $("history-status").textContent = "Loading…";
+  $("history-status").textContent = t("Loading…");
   $("done").setAttribute("aria-busy", "true");
   if (more) button.disabled = true;
   try {

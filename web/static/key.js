@@ -1,6 +1,7 @@
 // The API key: kept in this browser (localStorage) once a first read proved it, forgotten on request or when
 // mediabot refuses it; without one, only the key form shows.
 
+import { t } from "./i18n.js";
 import { hasKey, isKeyShaped, setKey } from "./api.js";
 import { loadAll } from "./history.js";
 import { renderLists } from "./lists.js";
@@ -43,12 +44,12 @@ async function saveKey(event) {
   const input = $("key-input");
   const value = input.value.trim();
   if (!value) {
-    showError("Paste your API key first.");
+    showError(t("Paste your API key first."));
     input.focus();
     return;
   }
   if (!isKeyShaped(value)) {
-    showError("That is not an API key: a key starts with mb_ followed by about 43 letters, digits, - or _. Paste it again.");
+    showError(t("That is not an API key: a key starts with mb_ followed by about 43 letters, digits, - or _. Paste it again."));
     input.focus();
     return;
   }

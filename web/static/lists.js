@@ -5,6 +5,7 @@
 import { fillRow, syncRows } from "./rows.js";
 import { $, state } from "./state.js";
 import { ACTIVE, ENDED } from "./words.js";
+import { t } from "./i18n.js";
 
 function newestFirst(a, b) {
   return a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0;
@@ -74,7 +75,7 @@ export function renderDoneStatus() {
   const filtered = Boolean(filters.q || filters.status || filters.kind);
   const shown = doneJobs().length;
   let words = "";
-  if (loaded && !shown) words = cursor ? "None of these so far: load more to look further back." : filtered ? "Nothing matches." : "Nothing yet.";
+  if (loaded && !shown) words = cursor ? t("None of these so far: load more to look further back.") : filtered ? t("Nothing matches.") : t("Nothing yet.");
   else if (loaded && (cursor || ids.length > 5)) words = `${shown} shown${cursor ? "" : ", that is all"}.`;
   $("history-status").textContent = words;
   $("history-status").hidden = !words;

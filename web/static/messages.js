@@ -1,6 +1,7 @@
 // What the page says: one error line (a refusal in the API's own sentence), and what a screen reader reads
 // out (status changes and each quarter of a download, not every progress tick).
 
+import { t } from "./i18n.js";
 import { ApiError } from "./api.js";
 import { $, state } from "./state.js";
 import { ENDED, statusSentence, titleOf } from "./words.js";
@@ -27,7 +28,7 @@ export function report(err) {
   }
   if (err instanceof ApiError) showError(err.message, err.code === "network");
   else {
-    showError("Something went wrong in this page. Reload it and try again.");
+    showError(t("Something went wrong in this page. Reload it and try again."));
     console.error(err);
   }
 }

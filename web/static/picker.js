@@ -1,6 +1,7 @@
 // The New download form: one link or several, video or sound only, a quality cap or a file type, and for a
 // single link a format and subtitles picked from what it offers (GET /api/v1/formats); Download starts them.
 
+import { t, tn } from "./i18n.js";
 import { ApiError, api } from "./api.js";
 import { remember } from "./jobs.js";
 import { renderLists } from "./lists.js";
@@ -34,13 +35,13 @@ async function checkFormats() {
   showError("");
   const found = links();
   if (found.length !== 1) {
-    showError(found.length ? "Formats are chosen for one link at a time: leave a single link in the box." : "Paste a link first, then choose its format.");
+    showError(found.length ? t("Formats are chosen for one link at a time: leave a single link in the box.") : t("Paste a link first, then choose its format."));
     $("url-input").focus();
     return;
   }
   const button = $("formats-button");
   button.disabled = true;
-  button.textContent = "Checking the link…";
+  button.textContent = t("Checking the link…");
   $("formats-panel").setAttribute("aria-busy", "true");
   try {
     const data = await api("GET", `/api/v1/formats?url=${encodeURIComponent(found[0])}`);
@@ -53,7 +54,7 @@ async function checkFormats() {
     report(err);
   } finally {
     button.disabled = false;
-    button.textContent = "Choose a format…";
+    button.textContent = t("Choose a format…");
     $("formats-panel").removeAttribute("aria-busy");
   }
 }
@@ -88,22 +89,26 @@ function renderFormats() {
     $("format-field").hidden = true;
     $("subs-field").hidden = true;
     note.hidden = false;
-    note.textContent = `This link is a playlist of ${data.playlist.count} items: each gets the best format up to the quality chosen.`;
+    note.textContent = tn(
+      "This link is a playlist of {n} item: it gets the best format up to the quality chosen.",
+      "This link is a playlist of {n} items: each gets the best format up to the quality chosen.",
+      data.playlist.count,
+    );
     updateQuality();
     return;
   }
   const offered = data.formats.filter((f) => f.kind === kind);
   const keep = offered.some((f) => f.format_id === before) ? before : "";
   $("format-choices").replaceChildren(
-    formatChoice("", kind === "audio" ? "Best sound (automatic)" : "Best up to the quality chosen (automatic)", keep === ""),
+    formatChoice("", kind === "audio" ? t("Best sound (automatic)") : t("Best up to the quality chosen (automatic)"), keep === ""),
     ...offered.map((f) => formatChoice(f.format_id, f.label + (f.filesize_estimated && !f.label.includes("~") ? " (estimated)" : ""), f.format_id === keep)),
   );
   $("format-field").hidden = false;
   if (!offered.length) {
     note.hidden = false;
     note.textContent = kind === "audio"
-      ? "This site offers no sound-only format: the sound is taken from the best video."
-      : "This site lists no video formats: the best one is picked when downloading.";
+      ? t("This site offers no sound-only format: the sound is taken from the best video.")
+      : t("This site lists no video formats: the best one is picked when downloading.");
   }
   const subs = data.subtitles || [];
   $("subs-field").hidden = !subs.length;
@@ -142,7 +147,7 @@ function updateQuality() {
   $("audio-format-field").hidden = !audio;
   select.disabled = audio || formatChosen;
   help.hidden = !formatChosen;
-  help.textContent = formatChosen ? "The chosen format decides." : "";
+  help.textContent = formatChosen ? t("The chosen format decides.") : "";
 }
 
 // ---- starting downloads --------------------------------------------------------------------------------
@@ -152,12 +157,12 @@ async function submit(event) {
   showError("");
   const found = links();
   if (!found.length) {
-    showError("Paste a link to download.");
+    showError(t("Paste a link to download."));
     $("url-input").focus();
     return;
   }
   if (found.length > MAX_LINKS) {
-    showError(`That is ${found.length} links: start at most ${MAX_LINKS} at once.`);
+    showError(t("That is {n} links: start at most {max} at once.", { n: found.length, max: MAX_LINKS }));
     $("url-input").focus();
     return;
   }
@@ -181,7 +186,7 @@ async function submit(event) {
   }
   const button = $("submit");
   button.disabled = true;
-  button.textContent = found.length > 1 ? `Starting ${found.length} downloads…` : "Starting…";
+  button.textContent = found.length > 1 ? t("Starting {n} downloads…", { n: found.length }) : t("Starting…");
   try {
     const results = await Promise.allSettled(found.map((url) => api("POST", "/api/v1/jobs", { ...base, url })));
     const failed = [];
@@ -210,16 +215,17 @@ async function submit(event) {
       } else if (found.length === 1) {
         report(failed[0].err);
       } else {
-        const lines = failed.map((f) => `${f.url}: ${f.err instanceof ApiError ? f.err.message : "could not start."}`);
+        const notStarted = t("could not start.");
+        const lines = failed.map((f) => `${f.url}: ${f.err instanceof ApiError ? f.err.message : notStarted}`);
         showError(`${failed.length} of ${found.length} links did not start. ${lines.join(" ")}`);
       }
       $("url-input").focus();
     } else {
-      announce(found.length > 1 ? `${found.length} downloads started.` : "Download started.");
+      announce(found.length > 1 ? t("{n} downloads started.", { n: found.length }) : t("Download started."));
     }
   } finally {
     button.disabled = false;
-    button.textContent = "Download";
+    button.textContent = t("Download");
   }
 }
 

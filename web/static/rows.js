@@ -6,6 +6,7 @@
 //               Video 240p · 0:03 · 254 KB · example.com/…/clip-3.mp4
 //               (progress bar and words while it runs; the error when it failed; a playlist's items)
 
+import { t } from "./i18n.js";
 import {
   ACTIVE,
   ENDED,
@@ -93,16 +94,16 @@ export function makeRow(id, kind = "top") {
   body.append(title, meta, progressLine, error, note, files, items);
 
   const actions = el("div", "actions");
-  const save = el("a", "button download primary", "Save");
+  const save = el("a", "button download primary", t("Save"));
   save.dataset.action = "save";
-  const cancel = button("cancel", "Cancel", "danger cancel");
-  const retry = button("retry", "Retry", "retry");
+  const cancel = button("cancel", t("Cancel"), "danger cancel");
+  const retry = button("retry", t("Retry"), "retry");
   // Less used actions behind one small button, so a row stays one line of buttons on a phone.
   const more = el("details", "more");
   const summary = el("summary", "button", "…");
   const menu = el("div", "menu");
-  const copy = button("copy", "Copy link", "copy");
-  const remove = button("delete", "Delete", "danger delete");
+  const copy = button("copy", t("Copy link"), "copy");
+  const remove = button("delete", t("Delete"), "danger delete");
   menu.append(copy, remove);
   more.append(summary, menu);
   actions.append(save, cancel, retry, more);
@@ -141,11 +142,11 @@ function setFiles(holder, job) {
   if (job.status === "done") {
     for (const part of job.parts || []) {
       const href = part.file_url && safeLink(part.file_url);
-      if (href) links.push({ href, text: `Part ${part.index}`, name: part.filename, label: `Save part ${part.index} of ${titleOf(job)}` });
+      if (href) links.push({ href, text: t("Part {n}", { n: part.index }), name: part.filename, label: t("Save part {n} of {title}", { n: part.index, title: titleOf(job) }) });
     }
     for (const sub of job.subtitles || []) {
       const href = sub.url && safeLink(sub.url);
-      if (href) links.push({ href, text: `Subtitles (${sub.lang})`, name: sub.filename, label: `Save the ${sub.lang} subtitles of ${titleOf(job)}`, lang: sub.lang });
+      if (href) links.push({ href, text: t("Subtitles ({lang})", { lang: sub.lang }), name: sub.filename, label: t("Save the {lang} subtitles of {title}", { lang: sub.lang, title: titleOf(job) }), lang: sub.lang });
     }
   }
   const signature = JSON.stringify(links.map((l) => [l.text, l.name]));
@@ -194,7 +195,7 @@ export function fillRow(li, job, { selected = false, stale = false } = {}) {
     if (p.source.href !== href) p.source.href = href;
     setLinkText(p.source, job.url);
     p.source.title = job.url;
-    p.source.setAttribute("aria-label", `Source page: ${shortLink(job.url)}`);
+    p.source.setAttribute("aria-label", t("Source page: {link}", { link: shortLink(job.url) }));
   }
 
   const thumbUrl = job.thumbnail_url && safeLink(job.thumbnail_url);
@@ -209,41 +210,41 @@ export function fillRow(li, job, { selected = false, stale = false } = {}) {
   const words = progressWords(job, stale);
   p.progressLine.hidden = !active && !words;
   p.bar.hidden = !active;
-  p.bar.setAttribute("aria-label", `Progress of ${name}`);
+  p.bar.setAttribute("aria-label", t("Progress of {name}", { name }));
   setBar(p.bar, job);
   p.words.textContent = words;
 
   const failed = job.status === "failed" && job.error;
   p.error.hidden = !failed;
-  p.error.textContent = failed ? job.error.message : "";
+  p.error.textContent = failed ? t(job.error.message) : "";
   const missing = missingSubtitles(job);
   p.note.hidden = !missing;
   p.note.textContent = missing;
 
   const saved = setSave(p.save, job);
-  p.save.setAttribute("aria-label", `Save ${name}`);
+  p.save.setAttribute("aria-label", t("Save {name}", { name }));
   setFiles(p.files, job);
   p.cancel.hidden = !(top && active);
-  p.cancel.setAttribute("aria-label", `Cancel ${name}`);
+  p.cancel.setAttribute("aria-label", t("Cancel {name}", { name }));
   p.retry.hidden = !(top && (job.status === "failed" || job.status === "cancelled"));
-  p.retry.setAttribute("aria-label", `Retry ${name}`);
+  p.retry.setAttribute("aria-label", t("Retry {name}", { name }));
   p.copy.hidden = !saved;
-  p.copy.setAttribute("aria-label", `Copy the link to ${name}`);
+  p.copy.setAttribute("aria-label", t("Copy the link to {name}", { name }));
   const deletable = top && ENDED.has(job.status);
   p.remove.hidden = !deletable;
   // Only a job with a file has one to delete.
-  p.remove.setAttribute("aria-label", hasFile(job) ? `Delete ${name} and its file` : `Delete ${name}`);
+  p.remove.setAttribute("aria-label", hasFile(job) ? t("Delete {name} and its file", { name }) : t("Delete {name}", { name }));
   p.more.hidden = p.copy.hidden && p.remove.hidden;
   if (p.more.hidden) p.more.open = false;
-  p.summary.setAttribute("aria-label", `More for ${name}`);
+  p.summary.setAttribute("aria-label", t("More for {name}", { name }));
 
   p.pick.hidden = !deletable;
   p.pick.checked = deletable && selected;
-  p.pick.setAttribute("aria-label", `Select ${name}`);
+  p.pick.setAttribute("aria-label", t("Select {name}", { name }));
 
   p.items.hidden = !job.items;
   if (job.items) {
-    p.items.setAttribute("aria-label", `Items of ${name}`);
+    p.items.setAttribute("aria-label", t("Items of {name}", { name }));
     syncRows(p.items, job.items, p.itemRows, "item", { stale });
   }
 }

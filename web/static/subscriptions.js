@@ -1,15 +1,17 @@
 // The Subscriptions panel: channels and playlists this key follows (each new video becomes a download in the
 // Queue), added with a link, stopped with a button. Drawn with textContent only: titles come from sites.
 
+import { t, tn } from "./i18n.js";
 import { api } from "./api.js";
 import { announce, report, showError } from "./messages.js";
 import { $ } from "./state.js";
 
 function describe(sub) {
-  if (sub.paused) return `Paused: ${sub.last_error || "the channel could not be read"}. Subscribe again to resume.`;
-  if (!sub.checked_at) return "Waiting for its first check.";
-  const made = sub.delivered === 1 ? "1 new video so far" : `${sub.delivered} new videos so far`;
-  return `Checked ${new Date(sub.checked_at).toLocaleTimeString()} · ${made}`;
+  const unread = t("the channel could not be read");
+  if (sub.paused) return t("Paused: {why}. Subscribe again to resume.", { why: sub.last_error || unread });
+  if (!sub.checked_at) return t("Waiting for its first check.");
+  const made = tn("{n} new video so far", "{n} new videos so far", sub.delivered);
+  return t("Checked {time} · {made}", { time: new Date(sub.checked_at).toLocaleTimeString(), made });
 }
 
 function row(sub) {
@@ -23,13 +25,13 @@ function row(sub) {
   name.textContent = sub.title || sub.url;
   const state = document.createElement("p");
   state.className = sub.paused ? "muted paused" : "muted";
-  state.textContent = (sub.kind === "audio" ? "Audio · " : "") + describe(sub);
+  state.textContent = (sub.kind === "audio" ? `${t("Audio")} · ` : "") + describe(sub);
   text.append(name, state);
   const stop = document.createElement("button");
   stop.type = "button";
   stop.className = "small";
   stop.textContent = "Stop";
-  stop.setAttribute("aria-label", `Stop following ${sub.title || sub.url}`);
+  stop.setAttribute("aria-label", t("Stop following {name}", { name: sub.title || sub.url }));
   stop.addEventListener("click", () => unsubscribe(sub).catch(report));
   li.append(text, stop);
   return li;
@@ -47,7 +49,7 @@ export async function loadSubscriptions() {
 
 async function unsubscribe(sub) {
   await api("DELETE", `/api/v1/subscriptions/${sub.id}`);
-  announce(`Stopped following ${sub.title || sub.url}.`);
+  announce(t("Stopped following {name}.", { name: sub.title || sub.url }));
   await loadSubscriptions();
 }
 
@@ -56,7 +58,7 @@ async function subscribe(event) {
   const input = $("sub-url");
   const url = input.value.trim();
   if (!url) {
-    showError("Paste a channel or playlist link to follow.");
+    showError(t("Paste a channel or playlist link to follow."));
     input.focus();
     return;
   }
@@ -66,7 +68,7 @@ async function subscribe(event) {
     const sub = await api("POST", "/api/v1/subscriptions", { url, kind });
     input.value = "";
     showError("");
-    announce(`Following ${sub.title || sub.url}: new videos will appear in the Queue.`);
+    announce(t("Following {name}: new videos will appear in the Queue.", { name: sub.title || sub.url }));
     await loadSubscriptions();
   } catch (err) {
     report(err);

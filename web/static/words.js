@@ -1,19 +1,25 @@
 // What the page says about a job: sizes, durations, statuses and progress, in plain words.
 
+import { N_, num, t, tn } from "./i18n.js";
+
 export const ACTIVE = new Set(["queued", "running"]);
 export const ENDED = new Set(["done", "failed", "cancelled"]);
-export const STATUS_WORDS = { queued: "Queued", running: "Downloading", done: "Done", failed: "Failed", cancelled: "Cancelled" };
+
+const WORDS = { queued: t("Queued"), running: t("Downloading"), done: t("Done"), failed: t("Failed"), cancelled: t("Cancelled") };
+export const STATUS_WORDS = WORDS;
+
+const UNITS = [N_("{n} B"), N_("{n} KB"), N_("{n} MB"), N_("{n} GB"), N_("{n} TB")];
 
 export function bytes(n) {
   if (n == null) return "";
-  const units = ["B", "KB", "MB", "GB", "TB"];
   let value = n;
   let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
+  while (value >= 1000 && unit < UNITS.length - 1) {
     value /= 1000;
     unit += 1;
   }
-  return `${value >= 100 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+  const shown = value >= 100 || unit === 0 ? Math.round(value) : Math.round(value * 10) / 10;
+  return t(UNITS[unit], { n: num(shown, { maximumFractionDigits: 1 }) });
 }
 
 // "0:03", "12:05", "1:02:03": as players show a length.
@@ -28,9 +34,10 @@ export function clock(s) {
 
 export function seconds(s) {
   if (s == null) return "";
-  if (s < 60) return `${Math.max(1, Math.round(s))} s`;
+  if (s < 60) return t("{s} s", { s: num(Math.max(1, Math.round(s))) });
   const m = Math.floor(s / 60);
-  return m < 60 ? `${m} min ${Math.round(s % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+  if (m < 60) return t("{min} min {s} s", { min: num(m), s: num(Math.round(s % 60)) });
+  return t("{h} h {min} min", { h: num(Math.floor(m / 60)), min: num(m % 60) });
 }
 
 export function when(iso) {
@@ -72,25 +79,26 @@ export function percentOf(job) {
 // "Playlist: 10 of 143 items" (or "Playlist: 3 items" when that is all of it, or the size is unknown).
 export function playlistLine(job) {
   const { count, total } = job.playlist;
-  if (total && total > count) return `Playlist: ${count} of ${total} items`;
-  return `Playlist: ${count} item${count === 1 ? "" : "s"}`;
+  if (total && total > count) return tn("Playlist: {n} of {total} item", "Playlist: {n} of {total} items", total, { n: count, total });
+  return tn("Playlist: {n} item", "Playlist: {n} items", count);
 }
 
 function playlistProgress(job) {
   const count = (status) => job.items.filter((item) => item.status === status).length;
-  const parts = [`${count("done")} of ${job.items.length} done`];
-  if (count("failed")) parts.push(`${count("failed")} failed`);
-  if (count("cancelled")) parts.push(`${count("cancelled")} cancelled`);
+  const parts = [t("{done} of {total} done", { done: num(count("done")), total: num(job.items.length) })];
+  if (count("failed")) parts.push(t("{n} failed", { n: num(count("failed")) }));
+  if (count("cancelled")) parts.push(t("{n} cancelled", { n: num(count("cancelled")) }));
   const pct = percentOf(job);
-  if (ACTIVE.has(job.status) && pct != null) parts.push(`${pct.toFixed(0)}%`);
+  if (ACTIVE.has(job.status) && pct != null) parts.push(t("{n}%", { n: num(Math.round(pct)) }));
   return parts.join(" · ");
 }
 
 // A queued job held back by its site's pacing (the same words as the chats, core/words.py).
 export function waitingWords(job) {
-  if (job.ahead == null) return `Waiting for ${job.waiting_for}: it is refusing downloads for now, trying again later`;
-  if (job.ahead === 0) return `Waiting for ${job.waiting_for}: you are next`;
-  return `Waiting for ${job.waiting_for}: ${job.ahead} ahead of you`;
+  const site = job.waiting_for;
+  if (job.ahead == null) return t("Waiting for {site}: it is refusing downloads for now, trying again later", { site });
+  if (job.ahead === 0) return t("Waiting for {site}: you are next", { site });
+  return tn("Waiting for {site}: {n} ahead of you", "Waiting for {site}: {n} ahead of you", job.ahead, { site, n: num(job.ahead) });
 }
 
 // `stale`: the page lost its connection, so the last state it heard may be long gone (a restarted server
@@ -98,20 +106,22 @@ export function waitingWords(job) {
 export function progressWords(job, stale = false) {
   const pct = percentOf(job);
   if (stale && ACTIVE.has(job.status)) {
-    return pct ? `Connection lost at ${pct.toFixed(0)}%: reconnecting…` : "Connection lost: reconnecting…";
+    return pct ? t("Connection lost at {n}%: reconnecting…", { n: num(Math.round(pct)) }) : t("Connection lost: reconnecting…");
   }
   if (job.items) return playlistProgress(job);
   const p = job.progress || {};
   if (job.status === "queued" && job.waiting_for) return waitingWords(job);
-  if (job.status === "queued") return "Waiting for a free downloader…";
+  if (job.status === "queued") return t("Waiting for a free downloader…");
   if (job.status === "done") return "";
-  if (job.status !== "running") return pct ? `Stopped at ${pct.toFixed(0)}%` : "";
+  if (job.status !== "running") return pct ? t("Stopped at {n}%", { n: num(Math.round(pct)) }) : "";
   const parts = [];
-  if (pct != null) parts.push(`${pct.toFixed(0)}%`);
-  if (p.downloaded_bytes != null) parts.push(p.total_bytes ? `${bytes(p.downloaded_bytes)} of ${bytes(p.total_bytes)}` : bytes(p.downloaded_bytes));
-  if (p.speed) parts.push(`${bytes(p.speed)}/s`);
-  if (p.eta != null) parts.push(`about ${seconds(p.eta)} left`);
-  return parts.join(" · ") || "Starting…";
+  if (pct != null) parts.push(t("{n}%", { n: num(Math.round(pct)) }));
+  if (p.downloaded_bytes != null) {
+    parts.push(p.total_bytes ? t("{done} of {total}", { done: bytes(p.downloaded_bytes), total: bytes(p.total_bytes) }) : bytes(p.downloaded_bytes));
+  }
+  if (p.speed) parts.push(t("{size}/s", { size: bytes(p.speed) }));
+  if (p.eta != null) parts.push(t("about {duration} left", { duration: seconds(p.eta) }));
+  return parts.join(" · ") || t("Starting…");
 }
 
 // File types that hold sound only: such a file is "Audio" whatever was asked for (a feed of MP3s fetched as
@@ -121,9 +131,9 @@ const AUDIO_EXTS = new Set(["mp3", "m4a", "opus", "ogg", "oga", "aac", "flac", "
 // "Video 240p", "Audio mp3": what came out once known, else what was asked for.
 export function whatWords(job) {
   const ext = (job.ext || "").toLowerCase();
-  if (job.kind === "audio" || (AUDIO_EXTS.has(ext) && !job.height)) return ["Audio", ext].filter(Boolean).join(" ");
-  const height = job.height ? `${job.height}p` : job.quality === "best" || !job.quality ? "" : `up to ${job.quality}p`;
-  return ["Video", height].filter(Boolean).join(" ");
+  if (job.kind === "audio" || (AUDIO_EXTS.has(ext) && !job.height)) return [t("Audio"), ext].filter(Boolean).join(" ");
+  const height = job.height ? `${job.height}p` : job.quality === "best" || !job.quality ? "" : t("up to {height}p", { height: job.quality });
+  return [t("Video"), height].filter(Boolean).join(" ");
 }
 
 // A link as a person reads it: no scheme, no "www.", split into a head that may be cut short on a narrow
@@ -157,14 +167,14 @@ export function hasFile(job) {
 
 // A row's second line: what it is, how long and big, whose, and when.
 export function detailsWords(job) {
-  if (job.playlist) return [playlistLine(job), job.kind === "audio" ? "Audio" : "", when(job.created_at)].filter(Boolean);
+  if (job.playlist) return [playlistLine(job), job.kind === "audio" ? t("Audio") : "", when(job.created_at)].filter(Boolean);
   return [
     whatWords(job),
     clock(job.duration),
     bytes(job.filesize),
-    job.uploader ? `by ${job.uploader}` : "",
+    job.uploader ? t("by {name}", { name: job.uploader }) : "",
     cutWords(job),
-    job.cached ? "from cache" : "",
+    job.cached ? t("from cache") : "",
     when(job.created_at),
   ].filter(Boolean);
 }
@@ -174,8 +184,8 @@ function cutWords(job) {
   const words = [];
   const clip = /^(clip|gif):([\d.]+)-([\d.]*)$/.exec(job.variant || "");
   if (clip) words.push(`${clip[1] === "gif" ? "animation" : "clip"} ${clock(Number(clip[2])) || "0:00"}-${clip[3] ? clock(Number(clip[3])) : "end"}`);
-  if (job.chapters) words.push(job.chapters === 1 ? "1 chapter" : `${job.chapters} chapters`);
-  if (job.note) words.push(job.note);
+  if (job.chapters) words.push(tn("{n} chapter", "{n} chapters", job.chapters, { n: num(job.chapters) }));
+  if (job.note) words.push(t(job.note));
   return words.join(" · ");
 }
 
@@ -190,9 +200,9 @@ export function missingSubtitles(job) {
 // What a screen reader hears when a job changes status.
 export function statusSentence(job) {
   const title = titleOf(job);
-  if (job.status === "running") return `${title}: downloading.`;
-  if (job.status === "queued") return `${title}: queued.`;
-  if (job.status === "done") return job.items ? `${title}: playlist done.` : `${title}: done, the file is ready.`;
-  if (job.status === "failed") return `${title}: failed. ${(job.error && job.error.message) || ""}`.trim();
-  return `${title}: cancelled.`;
+  if (job.status === "running") return t("{title}: downloading.", { title });
+  if (job.status === "queued") return t("{title}: queued.", { title });
+  if (job.status === "done") return job.items ? t("{title}: playlist done.", { title }) : t("{title}: done, the file is ready.", { title });
+  if (job.status === "failed") return `${t("{title}: failed.", { title })} ${(job.error && job.error.message) || ""}`.trim();
+  return t("{title}: cancelled.", { title });
 }
