@@ -20,7 +20,7 @@ from core.config import Settings, SettingsError, load_settings
 from core.db import migrate
 from core.db.session import create_engine, session_factory
 from core.errors import MediabotError
-from core.i18n import negotiate, set_locale, terminal_languages
+from core.i18n import _, negotiate, set_locale, terminal_languages
 from core.logs import setup_logging
 from core.ytdlp.upkeep import ytdlp_upkeep
 from mediabot import doctor, ytdlp_cli
@@ -175,27 +175,33 @@ async def cmd_apikey(settings: Settings, args: argparse.Namespace) -> int:
                 print("mediabot: `mediabot apikey create NAME`", file=sys.stderr)
                 return 2
             info, key = await keys.create(args.name, admin=args.admin)
-            what = "admin API key" if info.is_admin else "API key"
-            print(f"Created {what} {info.name!r}. Store it now: it cannot be shown again.")
+            if info.is_admin:
+                done = _("Created admin API key {name}. Store it now: it cannot be shown again.")
+            else:
+                done = _("Created API key {name}. Store it now: it cannot be shown again.")
+            print(done.format(name=repr(info.name)))
             print(key)
         elif args.action == "list":
             rows = await keys.list()
             if not rows:
-                print("No API keys. Create one with `mediabot apikey create NAME`.")
+                print(_("No API keys. Create one with `mediabot apikey create NAME`."))
             for info in rows:
-                state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else "active"
-                state += "  admin" if info.is_admin else ""
-                used = f"{info.last_used_at:%Y-%m-%d %H:%M}" if info.last_used_at else "never"
-                print(
-                    f"{info.name:<24} {info.prefix}...  created {info.created_at:%Y-%m-%d %H:%M}  "
-                    f"last used {used}  {state}"
-                )
+                if info.revoked_at:
+                    state = _("revoked {when}").format(when=f"{info.revoked_at:%Y-%m-%d %H:%M}")
+                else:
+                    state = _("active")
+                # i18n: marks an admin key in `mediabot apikey list`
+                state += "  " + _("admin") if info.is_admin else ""
+                used = f"{info.last_used_at:%Y-%m-%d %H:%M}" if info.last_used_at else _("never")
+                created = _("created {when}").format(when=f"{info.created_at:%Y-%m-%d %H:%M}")
+                last = _("last used {when}").format(when=used)
+                print(f"{info.name:<24} {info.prefix}...  {created}  {last}  {state}")
         else:
             if not args.name:
                 print("mediabot: `mediabot apikey revoke NAME`", file=sys.stderr)
                 return 2
             info = await keys.revoke(args.name)
-            print(f"Revoked API key {info.name!r}.")
+            print(_("Revoked API key {name}.").format(name=repr(info.name)))
         return 0
     finally:
         await engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from core.i18n import N_
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Source = Literal["telegram", "discord", "api"]
@@ -88,7 +89,7 @@ class LimitSet(BaseModel):
     def _a_number(cls, value: object) -> object:
         # JSON has numbers, not ints (40.0 is 40), but true and "3" are no numbers: lax mode would take them.
         if isinstance(value, bool | str):
-            raise ValueError("must be a whole number")
+            raise ValueError(N_("must be a whole number"))
         return value
 
 

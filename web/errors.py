@@ -75,17 +75,17 @@ STATUS_BY_CODE: dict[str, int] = {
 # aiohttp's own errors (and the HTTP parser's), in the API's words: never aiohttp's text, which echoes the
 # request.
 CODE_BY_STATUS: dict[int, tuple[str, str]] = {
-    400: ("invalid_request", "The request is not valid."),
-    404: ("not_found", "There is nothing at this address."),
-    405: ("method_not_allowed", "This method is not allowed here."),
-    408: ("request_timeout", "The request did not arrive in time."),
-    413: ("body_too_large", "The request body is too large."),
-    414: ("uri_too_long", "The address is too long."),
-    417: ("invalid_request", "Only the Expect header 100-continue is understood."),
-    429: ("too_many_connections", "Too many connections from your address."),
-    431: ("headers_too_large", "The request's headers are too large."),
-    500: ("internal", "Something went wrong on our side. Please try again."),
-    504: ("timeout", "The request took too long on our side. Please try again."),
+    400: ("invalid_request", N_("The request is not valid.")),
+    404: ("not_found", N_("There is nothing at this address.")),
+    405: ("method_not_allowed", N_("This method is not allowed here.")),
+    408: ("request_timeout", N_("The request did not arrive in time.")),
+    413: ("body_too_large", N_("The request body is too large.")),
+    414: ("uri_too_long", N_("The address is too long.")),
+    417: ("invalid_request", N_("Only the Expect header 100-continue is understood.")),
+    429: ("too_many_connections", N_("Too many connections from your address.")),
+    431: ("headers_too_large", N_("The request's headers are too large.")),
+    500: ("internal", N_("Something went wrong on our side. Please try again.")),
+    504: ("timeout", N_("The request took too long on our side. Please try again.")),
 }
 
 
@@ -93,7 +93,7 @@ def http_error(status: int) -> tuple[str, str]:
     """The code and message for an HTTP error status aiohttp produced."""
     if status in CODE_BY_STATUS:
         return CODE_BY_STATUS[status]
-    return ("invalid_request", "The request is not valid.") if status < 500 else CODE_BY_STATUS[500]
+    return ("invalid_request", N_("The request is not valid.")) if status < 500 else CODE_BY_STATUS[500]
 
 
 def status_for(exc: MediabotError) -> int:

@@ -17,7 +17,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from core.db.session import is_unavailable
 from core.errors import MediabotError, RateLimited, Unavailable
-from core.i18n import accept_language, negotiate, ready, set_locale
+from core.i18n import _, accept_language, negotiate, ready, set_locale
 from web.errors import (
     TooManyConnections,
     error_response,
@@ -156,7 +156,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         code, message = http_error(exc.status)
         if exc.status == 413:
             limit = request.app[SERVICES].settings.max_body_bytes
-            message = f"The request body is larger than {limit} bytes."
+            message = _("The request body is larger than {limit} bytes.").format(limit=limit)
         headers = {name: exc.headers[name] for name in ("Allow", "Retry-After") if name in exc.headers}
         return error_response(exc.status, code, message, headers)
     except (RequestPayloadError, HttpProcessingError):

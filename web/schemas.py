@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
+from core.i18n import N_
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.jobs.formats import Playlist
@@ -342,7 +343,7 @@ class SubscriptionCreate(BaseModel):
     def _a_number(cls, value: object) -> object:
         # JSON has numbers, not ints (40.0 is 40), but true and "3" are no numbers: lax mode would take them.
         if isinstance(value, bool | str):
-            raise ValueError("must be a whole number")
+            raise ValueError(N_("must be a whole number"))
         return value
 
 

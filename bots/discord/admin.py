@@ -13,11 +13,12 @@ from discord.ext import commands
 from core.admin import texts as admin_texts
 from core.bootstrap import Services
 from core.errors import InvalidRequest, MediabotError
+from core.i18n import N_, _
 
 log = logging.getLogger(__name__)
 
 SOURCE = "discord"
-UNKNOWN_COMMAND = "I don't know that command."
+UNKNOWN_COMMAND = N_("I don't know that command.")
 # A Discord id, or a mention of one (<@123>, <@!123>).
 _USER = re.compile(r"<@!?(\d+)>|(\d+)")
 MAX_MESSAGE = 2000
@@ -38,7 +39,7 @@ class Operator(commands.Cog, name="Operator"):
     async def _allowed(self, interaction: discord.Interaction) -> bool:
         if str(interaction.user.id) in self.admins:
             return True
-        await interaction.response.send_message(UNKNOWN_COMMAND, ephemeral=True)
+        await interaction.response.send_message(_(UNKNOWN_COMMAND), ephemeral=True)
         return False
 
     async def _say(self, interaction: discord.Interaction, text: str) -> None:
@@ -68,7 +69,7 @@ class Operator(commands.Cog, name="Operator"):
                 SOURCE, user_id_of(user), reason=reason, by=f"{SOURCE}:{me}", by_user=(SOURCE, me)
             )
         except MediabotError as exc:
-            await self._say(interaction, exc.message)
+            await self._say(interaction, _(exc.message))
             return
         await self._say(interaction, admin_texts.ban_done(ban.user_id, ban.reason))
 
@@ -82,7 +83,7 @@ class Operator(commands.Cog, name="Operator"):
             who = user_id_of(user)
             await self.admin.unban(SOURCE, who, by=f"{SOURCE}:{interaction.user.id}")
         except MediabotError as exc:
-            await self._say(interaction, exc.message)
+            await self._say(interaction, _(exc.message))
             return
         await self._say(interaction, admin_texts.unban_done(who))
 
@@ -106,6 +107,6 @@ class Operator(commands.Cog, name="Operator"):
             by = f"{SOURCE}:{interaction.user.id}"
             quota = await self.admin.set_quota(SOURCE, who, per_hour or None, by=by)
         except MediabotError as exc:
-            await self._say(interaction, exc.message)
+            await self._say(interaction, _(exc.message))
             return
         await self._say(interaction, admin_texts.limit_done(who, quota.requests_per_hour, quota.overridden))

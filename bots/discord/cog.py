@@ -206,7 +206,7 @@ class Downloads(commands.Cog, name=COG):
             # A part, a split or sponsor removal is of the media as a whole: no format menu for it.
             menu_id = picker.custom_id(langs) if choose_format and not cuts else None
         except MediabotError as exc:
-            await interaction.response.send_message(exc.message, ephemeral=True)
+            await interaction.response.send_message(_(exc.message), ephemeral=True)
             return
         callback = await interaction.response.defer(thinking=True)
         if menu_id is not None and await self.offer_formats(interaction, url, langs):
@@ -227,7 +227,7 @@ class Downloads(commands.Cog, name=COG):
         try:
             found = await self.jobs.formats(url)
         except MediabotError as exc:
-            await interaction.edit_original_response(content=exc.message)
+            await interaction.edit_original_response(content=_(exc.message))
             return True
         choices = picker.options(found)
         if found.playlist is not None or len(choices) < 2:
@@ -291,7 +291,7 @@ class Downloads(commands.Cog, name=COG):
                 )
             )  # fmt: skip
         except MediabotError as exc:
-            await interaction.edit_original_response(content=exc.message, view=None)
+            await interaction.edit_original_response(content=_(exc.message), view=None)
             return
         log.info(
             "discord request %s (%s) for job %s", submission.request.id, submission.outcome, submission.job.id

@@ -84,6 +84,15 @@ DESCRIPTIONS = (
     N_("A channel or playlist link: each new video is posted in this channel"),
     N_("The videos (default) or only their audio"),
     N_("The number /subscriptions shows"),
+    # The operator's commands (bots/discord/admin.py).
+    N_("Operator: requests, downloads and failures, today and over 7 days."),
+    N_("Operator: what runs and waits, by site."),
+    N_("Operator: stop someone from using the bot."),
+    N_("Operator: let someone use the bot again."),
+    N_("Operator: raise or lower one person's downloads per hour."),
+    N_("The person's id or mention"),
+    N_("Shown to them with the refusal"),
+    N_("Downloads they may start per hour; leave out to see it, 0 for the usual limit"),
 )
 
 

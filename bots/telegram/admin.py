@@ -4,6 +4,7 @@ not in their command menu (the operators get theirs with BotCommandScopeChat).""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,6 +17,7 @@ from bots.telegram import texts
 from core.admin import texts as admin_texts
 from core.bootstrap import Services
 from core.errors import InvalidRequest, MediabotError
+from core.i18n import ENGLISH, LOCALES, N_, _, use
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +25,18 @@ SOURCE = "telegram"
 Context = ContextTypes.DEFAULT_TYPE
 Answer = Callable[[Update, str], Awaitable[None]]
 
-ADMIN_COMMANDS = [
-    BotCommand("stats", "Operator: requests, downloads and failures"),
-    BotCommand("queue", "Operator: what runs and waits, by site"),
-    BotCommand("ban", "Operator: /ban USER [reason]"),
-    BotCommand("unban", "Operator: /unban USER"),
-    BotCommand("limits", "Operator: /limits USER N downloads per hour"),
-]
+_OPERATOR_COMMANDS = (
+    ("stats", N_("Operator: requests, downloads and failures")),
+    ("queue", N_("Operator: what runs and waits, by site")),
+    ("ban", N_("Operator: /ban USER [reason]")),
+    ("unban", N_("Operator: /unban USER")),
+    ("limits", N_("Operator: /limits USER N downloads per hour")),
+)
+
+
+def operator_commands() -> list[BotCommand]:
+    """The operator's commands in the current language (set_commands sets one menu per language)."""
+    return [BotCommand(name, _(description)) for name, description in _OPERATOR_COMMANDS]
 
 
 class AdminCommands:
@@ -48,13 +55,22 @@ class AdminCommands:
             app.add_handler(CommandHandler(name, handler, filters=new))
 
     async def set_commands(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        """Each operator's private chat gets the usual menu plus the operator's commands."""
+        """Each operator's private chat gets the usual menu plus the operator's commands, in English and in
+        each language we speak (Telegram shows the one of the operator's app), sent together as runner.py
+        sends the others."""
         for admin_id in sorted(self.admins):
-            try:
-                await app.bot.set_my_commands(
-                    texts.COMMANDS + ADMIN_COMMANDS, scope=BotCommandScopeChat(admin_id)
-                )
-            except TelegramError as exc:
+            scope = BotCommandScopeChat(admin_id)
+            calls = []
+            for locale in LOCALES:
+                with use(locale):
+                    menu = texts.commands() + operator_commands()
+                code = None if locale == ENGLISH else locale.split("_", 1)[0]
+                calls.append(app.bot.set_my_commands(menu, scope=scope, language_code=code))
+            found = await asyncio.gather(*calls, return_exceptions=True)
+            failed = [r for r in found if isinstance(r, Exception)]
+            for exc in failed[:1]:
+                if not isinstance(exc, TelegramError):
+                    raise exc
                 # The operator never opened a chat with the bot: Telegram refuses ("chat not found").
                 log.warning("telegram: operator %s's command menu not set (%s)", admin_id, exc)
 
@@ -85,14 +101,14 @@ class AdminCommands:
             return
         who, rest = _who(update.effective_message, list(context.args or []))
         if who is None:
-            await self.answer(update, admin_texts.BAN_USAGE)
+            await self.answer(update, _(admin_texts.BAN_USAGE))
             return
         try:
             ban = await self.admin.ban(
                 SOURCE, who, reason=" ".join(rest), by=f"{SOURCE}:{operator}", by_user=(SOURCE, str(operator))
             )
         except MediabotError as exc:
-            await self.answer(update, exc.message)
+            await self.answer(update, _(exc.message))
             return
         await self.answer(update, admin_texts.ban_done(ban.user_id, ban.reason))
 
@@ -102,12 +118,12 @@ class AdminCommands:
             return
         who, rest = _who(update.effective_message, list(context.args or []))
         if who is None or rest:
-            await self.answer(update, admin_texts.UNBAN_USAGE)
+            await self.answer(update, _(admin_texts.UNBAN_USAGE))
             return
         try:
             await self.admin.unban(SOURCE, who, by=f"{SOURCE}:{operator}")
         except MediabotError as exc:
-            await self.answer(update, exc.message)
+            await self.answer(update, _(exc.message))
             return
         await self.answer(update, admin_texts.unban_done(who))
 
@@ -118,7 +134,7 @@ class AdminCommands:
             return
         who, rest = _who(update.effective_message, list(context.args or []))
         if who is None or len(rest) > 1:
-            await self.answer(update, admin_texts.LIMITS_USAGE)
+            await self.answer(update, _(admin_texts.LIMITS_USAGE))
             return
         try:
             if not rest:
@@ -130,7 +146,7 @@ class AdminCommands:
             per_hour = _per_hour(rest[0])
             quota = await self.admin.set_quota(SOURCE, who, per_hour, by=f"{SOURCE}:{operator}")
         except MediabotError as exc:
-            await self.answer(update, exc.message)
+            await self.answer(update, _(exc.message))
             return
         await self.answer(update, admin_texts.limit_done(who, quota.requests_per_hour, quota.overridden))
 

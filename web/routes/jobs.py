@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from core.cuts.sections import parse_section
 from core.errors import InvalidRequest
+from core.i18n import N_, _
 from core.jobs.choices import SubmitRequest
 from core.jobs.derived import sponsor_choice
 from web.auth import SOURCE, authenticate, owned, refusals_limited, submission_counted
@@ -25,10 +26,10 @@ paths = Paths()
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _PLAIN_PATTERNS = {
-    "url": "a link without control characters",
-    "callback_url": "a link without control characters",
-    "format_id": "a format id from GET /api/v1/formats (letters, digits, dots, dashes, underscores)",
-    "subtitles": "language codes such as en, de or pt-BR",
+    "url": N_("a link without control characters"),
+    "callback_url": N_("a link without control characters"),
+    "format_id": N_("a format id from GET /api/v1/formats (letters, digits, dots, dashes, underscores)"),
+    "subtitles": N_("language codes such as en, de or pt-BR"),
 }
 _REPLAYED = {
     "Idempotent-Replayed": {
@@ -47,18 +48,23 @@ async def _body(request: web.Request) -> JobCreate:
 
 
 def _describe(exc: ValidationError) -> str:
+    """The body's problems in the asker's language (field names stay as the API spells them); pydantic's own
+    wording, for the rarer checks, stays English."""
     problems = []
     for err in exc.errors()[:5]:
         where = ".".join(str(part) for part in err["loc"]) or "body"
         if err["type"] == "extra_forbidden":
-            message = "unknown field"
+            message = _("unknown field")
         elif err["type"] == "string_pattern_mismatch":
             # The pattern itself means nothing to a person: say what is allowed.
-            message = _PLAIN_PATTERNS.get(str(err["loc"][0]), "not in the expected form")
+            message = _(_PLAIN_PATTERNS.get(str(err["loc"][0]), N_("not in the expected form")))
+        elif err["type"] == "value_error" and isinstance((err.get("ctx") or {}).get("error"), ValueError):
+            # Our validators' sentences (N_-marked where raised), without pydantic's "Value error, ".
+            message = _(str(err["ctx"]["error"]))
         else:
             message = err["msg"]
         problems.append(f"{where}: {message}")
-    return "Invalid request: " + "; ".join(problems) + "."
+    return _("Invalid request: {problems}.").format(problems="; ".join(problems))
 
 
 def _idempotency_key(request: web.Request) -> str | None:
@@ -67,7 +73,7 @@ def _idempotency_key(request: web.Request) -> str | None:
         return None
     value = value.strip()
     if not _IDEMPOTENCY_KEY.fullmatch(value):
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID, say).")
+        raise InvalidRequest(N_("Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID, say)."))
     return value
 
 

@@ -5,18 +5,20 @@
 import { api } from "./api.js";
 import { announce, report, showError } from "./messages.js";
 import { $ } from "./state.js";
+import { N_, t } from "./i18n.js";
 import { bytes } from "./words.js";
 
+// Labels are English ids (N_), translated where drawn; data-figure keeps the English one for tests and styles.
 const FIGURES = [
-  ["Requests", (p) => String(p.requests)],
-  ["Downloads", (p) => String(p.downloads)],
-  ["Cache hits", (p) => String(p.cache_hits)],
-  ["Downloaded", (p) => bytes(p.bytes)],
-  ["Failures", (p) => Object.entries(p.failures).map(([code, n]) => `${code} ${n}`).join(", ") || "none"],
-  ["Top sites", (p) => p.top_sites.map((s) => `${s.site} ${s.requests}`).join(", ") || "none"],
-  ["Busiest users", (p) => p.busiest_users.map((u) => `${u.source}:${u.user_id} ${u.requests}`).join(", ") || "none"],
+  [N_("Requests"), (p) => String(p.requests)],
+  [N_("Downloads"), (p) => String(p.downloads)],
+  [N_("Cache hits"), (p) => String(p.cache_hits)],
+  [N_("Downloaded"), (p) => bytes(p.bytes)],
+  [N_("Failures"), (p) => Object.entries(p.failures).map(([code, n]) => `${code} ${n}`).join(", ") || t("none")],
+  [N_("Top sites"), (p) => p.top_sites.map((s) => `${s.site} ${s.requests}`).join(", ") || t("none")],
+  [N_("Busiest users"), (p) => p.busiest_users.map((u) => `${u.source}:${u.user_id} ${u.requests}`).join(", ") || t("none")],
 ];
-const PERIOD_NAMES = { today: "Today (UTC)", "7d": "Last 7 days" };
+const PERIOD_NAMES = { today: N_("Today (UTC)"), "7d": N_("Last 7 days") };
 
 function cell(tag, text, attrs = {}) {
   const el = document.createElement(tag);
@@ -27,11 +29,11 @@ function cell(tag, text, attrs = {}) {
 
 function renderStats(stats) {
   const head = document.createElement("tr");
-  head.append(cell("th", ""), ...stats.periods.map((p) => cell("th", PERIOD_NAMES[p.name] || p.name, { scope: "col" })));
+  head.append(cell("th", ""), ...stats.periods.map((p) => cell("th", PERIOD_NAMES[p.name] ? t(PERIOD_NAMES[p.name]) : p.name, { scope: "col" })));
   const rows = FIGURES.map(([label, value]) => {
     const tr = document.createElement("tr");
     tr.dataset.figure = label;
-    tr.append(cell("th", label, { scope: "row" }), ...stats.periods.map((p) => cell("td", value(p))));
+    tr.append(cell("th", t(label), { scope: "row" }), ...stats.periods.map((p) => cell("td", value(p))));
     return tr;
   });
   $("admin-stats").replaceChildren(head, ...rows);
@@ -44,8 +46,8 @@ function renderBans(list) {
       li.className = "sub";
       const who = `${ban.source}:${ban.user_id}`;
       const text = document.createElement("div");
-      text.append(cell("span", who), cell("p", ban.reason || "No reason given.", { class: "muted" }));
-      const lift = cell("button", "Unban", { type: "button", class: "small", "aria-label": `Unban ${who}` });
+      text.append(cell("span", who), cell("p", ban.reason || t("No reason given."), { class: "muted" }));
+      const lift = cell("button", t("Unban"), { type: "button", class: "small", "aria-label": t("Unban {who}", { who }) });
       lift.addEventListener("click", () => unban(ban).catch(report));
       li.append(text, lift);
       return li;
@@ -56,7 +58,7 @@ function renderBans(list) {
 
 function renderQueue(queue) {
   $("admin-queue").replaceChildren(
-    ...queue.sites.map((s) => cell("li", `${s.site}: ${s.running} running, ${s.queued} waiting`)),
+    ...queue.sites.map((s) => cell("li", t("{site}: {running} running, {queued} waiting", { site: s.site, running: s.running, queued: s.queued }))),
   );
   $("admin-queue-empty").hidden = queue.sites.length > 0;
 }
@@ -81,7 +83,7 @@ export async function loadAdmin() {
 
 async function unban(ban) {
   await api("DELETE", `/api/v1/admin/bans/${encodeURIComponent(ban.source)}/${encodeURIComponent(ban.user_id)}`);
-  announce(`${ban.source}:${ban.user_id} may use the service again.`);
+  announce(t("{who} may use the service again.", { who: `${ban.source}:${ban.user_id}` }));
   await refresh();
 }
 
@@ -90,7 +92,7 @@ async function ban(event) {
   const input = $("ban-user");
   const userId = input.value.trim();
   if (!userId) {
-    showError("Enter the id of the person to ban.");
+    showError(t("Enter the id of the person to ban."));
     input.focus();
     return;
   }
@@ -103,7 +105,7 @@ async function ban(event) {
     input.value = "";
     $("ban-reason").value = "";
     showError("");
-    announce(`Banned ${body.source}:${body.user_id}.`);
+    announce(t("Banned {user_id}.", { user_id: `${body.source}:${body.user_id}` }));
     await refresh();
   } catch (err) {
     report(err);
