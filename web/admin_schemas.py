@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from core.i18n import N_
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.i18n import N_
 
 Source = Literal["telegram", "discord", "api"]
 USER_ID_PATTERN = r"^[A-Za-z0-9_.@:-]{1,128}$"

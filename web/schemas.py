@@ -7,9 +7,9 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from core.i18n import N_
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.i18n import N_
 from core.jobs.formats import Playlist
 from core.jobs.views import ErrorInfo, Progress
 

@@ -31,6 +31,7 @@ _PLAIN_PATTERNS = {
     "format_id": N_("a format id from GET /api/v1/formats (letters, digits, dots, dashes, underscores)"),
     "subtitles": N_("language codes such as en, de or pt-BR"),
 }
+_NOT_EXPECTED = N_("not in the expected form")
 _REPLAYED = {
     "Idempotent-Replayed": {
         "description": "`true` when this is the job an earlier call with the same Idempotency-Key made.",
@@ -57,7 +58,7 @@ def _describe(exc: ValidationError) -> str:
             message = _("unknown field")
         elif err["type"] == "string_pattern_mismatch":
             # The pattern itself means nothing to a person: say what is allowed.
-            message = _(_PLAIN_PATTERNS.get(str(err["loc"][0]), N_("not in the expected form")))
+            message = _(_PLAIN_PATTERNS.get(str(err["loc"][0]), _NOT_EXPECTED))
         elif err["type"] == "value_error" and isinstance((err.get("ctx") or {}).get("error"), ValueError):
             # Our validators' sentences (N_-marked where raised), without pydantic's "Value error, ".
             message = _(str(err["ctx"]["error"]))
