@@ -112,7 +112,9 @@ def queue_text(queue: QueueView) -> str:
     if not queue.sites:
         return _("Nothing is running or waiting.")
     lines = [
-        _("{site}: {running} running, {queued} waiting").format(site=s.site, running=s.running, queued=s.queued)
+        _("{site}: {running} running, {queued} waiting").format(
+            site=s.site, running=s.running, queued=s.queued
+        )
         for s in queue.sites
     ]
     if queue.jobs:
