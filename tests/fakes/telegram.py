@@ -113,6 +113,8 @@ class FakeTelegram:
         self.admins: dict[int, set[int]] = {}  # group chat id -> user ids of its administrators
         self.commands: list[dict[str, Any]] = []
         self.commands_by_language: dict[str, list[dict[str, Any]]] = {}  # language_code -> default menu
+        # (chat id, language_code) -> that chat's menu for apps in that language (the operators' menus)
+        self.chat_commands_by_language: dict[tuple[int, str], list[dict[str, Any]]] = {}
         self.scoped_commands: dict[str, list[dict[str, Any]]] = {}  # scope type -> its command menu
         self.chat_commands: dict[int, list[dict[str, Any]]] = {}  # BotCommandScopeChat: chat id -> its menu
         self.upload_limit: int | None = None  # bytes; larger request bodies get an nginx-style 413
@@ -489,6 +491,8 @@ class FakeTelegram:
         if language:
             if kind == "default":
                 self.commands_by_language[language] = commands
+            elif kind == "chat":
+                self.chat_commands_by_language[(int(scope["chat_id"]), language)] = commands
             return True
         if kind == "chat":
             self.chat_commands[int(scope["chat_id"])] = commands
