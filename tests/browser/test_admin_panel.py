@@ -67,3 +67,20 @@ async def test_the_admin_panel_is_for_admin_keys_only(browser: Browser, app: App
     assert tab.errors == []
     assert not [line for line in tab.console if line.startswith("error:") and "404" not in line], tab.console
     await tab.context.close()
+
+
+async def test_the_admin_panel_speaks_the_browsers_language(browser: Browser, app: App) -> None:
+    """A Russian browser: the panel's headings, figures and the API's refusal sentence in Russian."""
+    _, admin_key = await app.api.services.keys.create(unique("ops-ru"), admin=True)
+    tab = await open_tab(browser, app, admin_key, locale="ru-RU")
+    page = tab.page
+    await expect(page.locator("#admin-section")).to_be_visible()
+    await expect(page.locator("#admin-heading")).to_have_text("Администрирование")
+    await expect(page.locator("#admin-stats th", has_text="Сегодня (UTC)")).to_be_visible()
+    await expect(page.locator('#admin-stats tr[data-figure="Requests"] th')).to_have_text("Запросы")
+    await expect(page.locator("#ban-add")).to_have_text("Заблокировать")
+
+    await page.fill("#ban-user", "999999999999")
+    await page.click("#ban-add")
+    await expect(page.locator("#error")).to_have_text("Пользователь с таким id этим ботом не пользовался.")
+    await tab.context.close()
