@@ -27,3 +27,5 @@ class Held:
         self.run_id = uuid.uuid4().hex[:12]
         # The site whose pacing slot this job holds ("": none).
         self.site = ""
+        # Set when this attempt has cleaned up and left the worker's `running`.
+        self.ended = asyncio.Event()

@@ -129,8 +129,19 @@ class JobRunner(
             await self._show_waiting(job_id, site, waiting.ahead)
 
     async def _run_granted(self, job_id: str, site: str) -> None:
+        if job_id in self.running and not self.running[job_id].lost:
+            # Its lease ran out while this worker still ran it (the database was away): the reconciler queued
+            # it again and its message came back here. A second attempt beside the first would share its work
+            # folder and its owner (this worker), so the first's file could vanish under it: the running
+            # attempt takes its job back instead, and keeps its site slot (same holder: not released here).
+            await self._take_back(job_id)
+            return
         held = None
         try:
+            if job_id in self.running:
+                # Already told it lost its lease and stopping: let it clean up, then claim as usual.
+                async with asyncio.timeout(60):
+                    await self.running[job_id].ended.wait()
             held = await self._claim(job_id)
             if held is None:
                 return
@@ -143,6 +154,7 @@ class JobRunner(
                 await self._execute(held)
             finally:
                 self.running.pop(job_id, None)
+                held.ended.set()
                 if not self.running:
                     self.idle.set()
                 if held.db_write is not None:
@@ -152,6 +164,22 @@ class JobRunner(
             # Not when the job went back to wait for its site: _all_resting released it already.
             if held is None or held.site:
                 await self._release_site_slot(site, job_id)
+
+    async def _take_back(self, job_id: str) -> None:
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.cancel_requested.is_(False))
+                .values(
+                    status=JobStatus.RUNNING,
+                    worker_id=self.worker_id,
+                    lease_until=now + timedelta(seconds=self.settings.lease_s),
+                    updated_at=now,
+                )
+            )
+        if result.rowcount == 1:
+            log.warning("job %s was queued again while it still ran here: its lease is taken back", job_id)
 
     async def _claim(self, job_id: str) -> Held | None:
         now = utcnow()

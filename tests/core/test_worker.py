@@ -242,3 +242,48 @@ async def test_a_cancel_that_arrives_while_the_job_is_being_claimed_stops_it(
             assert final.status == "cancelled", final
         finally:
             runner.close()
+
+
+@pytest.mark.both_databases
+async def test_a_job_queued_again_while_this_worker_still_runs_it_is_taken_back(
+    tmp_path: Path, media_site
+) -> None:
+    """A database outage longer than the lease: the reconciler queues the running job again and its message
+    comes back to the worker that still runs it. That worker must not start a second attempt beside the first
+    (they shared a work folder and an owner, and the first's file vanished: "The file could not be saved", the
+    flaky PostgreSQL-crash drill); the running attempt takes its job back and finishes it, downloaded once."""
+    from sqlalchemy import update
+
+    from core.db.models import JobStatus
+    from worker.build import build_worker
+
+    settings = make_settings(tmp_path, lease_s=600)
+    async with running_services(settings, worker=False) as services:
+        url = media_site.gated_url()
+        sub = await services.jobs.submit(ask(url))
+        runner = build_worker(services).runner
+        try:
+            first = asyncio.create_task(runner.run(sub.job.id))
+
+            async def running() -> bool:
+                return (await job_row(services, sub.job.id)).status == JobStatus.RUNNING
+
+            await wait_until(running, timeout=30)
+            # What the reconciler writes for an expired lease.
+            async with services.sessions() as session, session.begin():
+                await session.execute(
+                    update(Job)
+                    .where(Job.id == sub.job.id)
+                    .values(status=JobStatus.QUEUED, worker_id=None, lease_until=None, seq=Job.seq + 100)
+                )
+            await asyncio.wait_for(runner.run(sub.job.id), 30)  # the message that came back
+            row = await job_row(services, sub.job.id)
+            assert row.status == JobStatus.RUNNING and row.worker_id == runner.worker_id, row.status
+            assert row.attempts == 1
+            media_site.open_gate(url)
+            await asyncio.wait_for(first, 60)
+            final = await services.jobs.get_job(sub.job.id)
+            assert final.status == "done", final
+            assert (await job_row(services, sub.job.id)).attempts == 1
+        finally:
+            runner.close()

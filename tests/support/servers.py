@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import glob
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -16,9 +17,27 @@ from pathlib import Path
 
 import pytest
 
+# Ports handed out below the kernel's ephemeral range (32768-60999 here): a port the kernel picked with bind(0)
+# could be given to some test's outgoing connection before the server binds it ("address already in use",
+# seen in CI). Each xdist worker draws from a range of its own, so they never race each other either.
+_PORTS_FROM, _PORTS_PER_WORKER = 20000, 2500
+_handed_out: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    digits = "".join(c for c in os.environ.get("PYTEST_XDIST_WORKER", "") if c.isdigit())
+    start = _PORTS_FROM + (int(digits or 0) % 5) * _PORTS_PER_WORKER
+    for port in random.sample(range(start, start + _PORTS_PER_WORKER), 200):
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as sock:  # a crowded range: the kernel's choice, as before
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
