@@ -116,4 +116,4 @@ async def test_a_russian_clip_that_ends_before_it_starts_is_refused_in_russian(
     tg = telegram_server
     async with telegram_bot(tmp_path, tg):
         answer = await reply_text(tg, tg.send(f"{media_site.url('/counter.mp4')} 1:45-1:20", user=IVAN))
-    assert answer == "Клип должен заканчиваться после начала: 1:20 — не позже, чем 1:45."
+    assert answer == "Клип должен заканчиваться после начала: 1:20 не позже 1:45."
