@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.config import Settings
 from core.db.models import ApiKey, utcnow
 from core.errors import InvalidRequest, NotFound
+from core.i18n import N_, _
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,9 @@ class ApiKeyService:
         name = (name or "").strip()
         if not _NAME_SHAPE.fullmatch(name):
             raise InvalidRequest(
-                "A key name is 1-100 characters: letters, digits and _ . @ -, starting with a letter or digit."
+                N_(
+                    "A key name is 1-100 characters: letters, digits and _ . @ -, starting with a letter or digit."
+                )
             )
         plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
         row = ApiKey(
@@ -119,7 +122,7 @@ class ApiKeyService:
             async with self.sessions() as session, session.begin():
                 session.add(row)
         except IntegrityError:
-            raise InvalidRequest(f"A key named {name!r} already exists.") from None
+            raise InvalidRequest(_("A key named '{name}' already exists.").format(name=name)) from None
         log.info("API key %r created (%s...)%s", name, row.prefix, " with admin rights" if admin else "")
         return _info(row), plaintext
 
@@ -133,7 +136,7 @@ class ApiKeyService:
         async with self.sessions() as session, session.begin():
             row = await session.scalar(select(ApiKey).where(ApiKey.name == name).with_for_update())
             if row is None or row.revoked_at is not None:
-                raise NotFound(f"No active key named {name!r}.")
+                raise NotFound(_("No active key named '{name}'.").format(name=name))
             row.revoked_at = utcnow()
             info = _info(row)
         self._verified = {digest: hit for digest, hit in self._verified.items() if hit[1].id != info.id}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from core.errors import InvalidUrl, PrivateAddress
+from core.i18n import N_, _
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +52,18 @@ def extract_url(text: str) -> str:
     """The first link in `text`, validated; raises InvalidUrl with a reason a person understands."""
     text = (text or "").strip()
     if not text:
-        raise InvalidUrl("Send a link to a video or a song.")
+        raise InvalidUrl(N_("Send a link to a video or a song."))
     if len(text) > 4096:
-        raise InvalidUrl("That message is too long to be a link.")
+        raise InvalidUrl(N_("That message is too long to be a link."))
     urls = extract_urls(text)
     if not urls:
         scheme = _SCHEME_RE.match(text)
         if scheme and scheme.group(1).lower() not in ("http", "https"):
             # Named as it was written: "file://" for file links, "javascript:" (no slashes) for script ones.
             named = scheme.group(1).lower() + ("://" if text[scheme.end() :].startswith("//") else ":")
-            raise InvalidUrl(f"Only http:// and https:// links are supported, not {named}.")
+            raise InvalidUrl(
+                _("Only http:// and https:// links are supported, not {scheme}.").format(scheme=named)
+            )
         raise InvalidUrl()
     url = urls[0]
     parts = urlsplit(url)
@@ -68,11 +71,11 @@ def extract_url(text: str) -> str:
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise InvalidUrl("That link has an invalid port.") from None
+        raise InvalidUrl(N_("That link has an invalid port.")) from None
     if not host or "." not in host.strip(".") and not _is_ip(host) and host != "localhost":
-        raise InvalidUrl("That link has no valid host name.")
+        raise InvalidUrl(N_("That link has no valid host name."))
     if len(url) > 2048:
-        raise InvalidUrl("That link is too long.")
+        raise InvalidUrl(N_("That link is too long."))
     return url
 
 
@@ -246,7 +249,7 @@ async def check_url(url: str, policy: AddressPolicy) -> None:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise InvalidUrl(f"The host {host} could not be found.") from None
+        raise InvalidUrl(_("The host {host} could not be found.").format(host=host)) from None
     for info in infos:
         ip = str(info[4][0])
         if ip_forbidden(ip):

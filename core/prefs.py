@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.models import UserPrefs, utcnow
 from core.errors import InvalidRequest
-from core.i18n import supported
+from core.i18n import N_, supported
 from core.jobs.choices import QUALITIES, check_choices
 
 SPONSOR_DEFAULTS = ("keep", "remove", "mark")
@@ -60,18 +60,18 @@ class PrefsService:
     ) -> Prefs:
         """Change what is given (None: keep); `language=""` goes back to the person's app's language."""
         if kind is not None and kind not in ("video", "audio"):
-            raise InvalidRequest("Kind must be video or audio.")
+            raise InvalidRequest(N_("Kind must be video or audio."))
         if quality is not None and quality not in QUALITIES:
-            raise InvalidRequest("Unknown quality.")
+            raise InvalidRequest(N_("Unknown quality."))
         if sponsorblock == "off":
             sponsorblock = "keep"
         if sponsorblock is not None and sponsorblock not in SPONSOR_DEFAULTS:
             raise InvalidRequest('SponsorBlock must be "remove", "mark" or "off".')
         langs = check_choices(None, subtitles)[1] if subtitles is not None else None
         if langs is not None and len(",".join(langs)) > 64:
-            raise InvalidRequest("Too many subtitle languages.")
+            raise InvalidRequest(N_("Too many subtitle languages."))
         if language and supported(language) != language:
-            raise InvalidRequest("Unknown language.")
+            raise InvalidRequest(N_("Unknown language."))
         async with self.sessions() as session, session.begin():
             row = await session.get(UserPrefs, (source, str(user_id)), with_for_update=True)
             if row is None:

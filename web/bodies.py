@@ -11,6 +11,7 @@ import json
 import re
 
 from core.errors import InvalidRequest
+from core.i18n import N_, _
 
 # The API's bodies nest two deep ({"subtitles": ["en"]}); a little room for what a client may add.
 MAX_DEPTH = 16
@@ -46,13 +47,15 @@ def json_object(raw: bytes) -> dict[str, object]:
     try:
         text = raw.decode("utf-8")  # JSON between systems is UTF-8 (RFC 8259); no guessing at others
     except UnicodeDecodeError:
-        raise InvalidRequest("The body is not UTF-8 text: send JSON in UTF-8.") from None
+        raise InvalidRequest(N_("The body is not UTF-8 text: send JSON in UTF-8.")) from None
     if nesting_depth(text) > MAX_DEPTH:
-        raise InvalidRequest(f"The body nests too deeply: send a JSON object such as {EXAMPLE}.")
+        raise InvalidRequest(
+            _("The body nests too deeply: send a JSON object such as {example}.").format(example=EXAMPLE)
+        )
     try:
         data = json.loads(text or "null")
     except (ValueError, RecursionError):  # RecursionError: never, after the depth check; kept as a guard
-        raise InvalidRequest("The body is not valid JSON.") from None
+        raise InvalidRequest(N_("The body is not valid JSON.")) from None
     if not isinstance(data, dict):
-        raise InvalidRequest(f"The body must be a JSON object such as {EXAMPLE}.")
+        raise InvalidRequest(_("The body must be a JSON object such as {example}.").format(example=EXAMPLE))
     return data

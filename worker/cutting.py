@@ -27,6 +27,7 @@ from core.cuts.sponsorblock import (
 )
 from core.db.models import Job, JobStatus, utcnow
 from core.errors import Cancelled, DownloadFailed, InvalidRequest, MediabotError
+from core.i18n import N_
 from core.jobs.derived import Derivation, chapter_name, chapter_title
 from core.jobs.deriving import PLAYLIST_REFUSAL
 from core.media.results import PlaylistFound
@@ -54,7 +55,9 @@ class RunnerCutting:
         async with self.sessions() as session:
             source = await session.get(Job, job.source_job_id) if job.source_job_id else None
         if source is None:
-            raise DownloadFailed("The full download this was to be made from is gone. Send the link again.")
+            raise DownloadFailed(
+                N_("The full download this was to be made from is gone. Send the link again.")
+            )
         if source.status in (JobStatus.QUEUED, JobStatus.RUNNING):
             await self._wait_for_source(held, source.id)
             return
@@ -74,10 +77,10 @@ class RunnerCutting:
         if source.entries is not None:
             raise InvalidRequest(PLAYLIST_REFUSAL)
         if not source.retained or not source.storage_key:
-            raise DownloadFailed("The full file has expired. Send the link again.")
+            raise DownloadFailed(N_("The full file has expired. Send the link again."))
         ffmpeg = self.downloader.ffmpeg
         if ffmpeg is None:
-            raise DownloadFailed("Clips and chapters can't be made on this server (FFmpeg is missing).")
+            raise DownloadFailed(N_("Clips and chapters can't be made on this server (FFmpeg is missing)."))
         src = await self._source_file(source, workdir / "source")
         cancel = held.control.cancel
         if derived.split_chapters:
@@ -123,7 +126,9 @@ class RunnerCutting:
         name = f"{Path(got.filename).stem} ({label}){path.suffix}"
         if derived.animation:
             if ffmpeg is None:
-                raise DownloadFailed("Clips and chapters can't be made on this server (FFmpeg is missing).")
+                raise DownloadFailed(
+                    N_("Clips and chapters can't be made on this server (FFmpeg is missing).")
+                )
             clip = await loop.run_in_executor(
                 self._pool, lambda: to_animation(path, Section.of(0.0), workdir / "out", ffmpeg=ffmpeg,
                                                  cancel=held.control.cancel),
@@ -246,7 +251,7 @@ def _from_source(source: Job) -> dict[str, Any]:
     )  # fmt: skip
 
 
-NO_CHAPTERS = "This media has no chapters to split it by."
+NO_CHAPTERS = N_("This media has no chapters to split it by.")
 
 
 def _chapter_entries(source: Job, chapters: list[Chapter]) -> PlaylistFound:
@@ -283,7 +288,7 @@ def _cut(
         chapter = Chapter(title=name, start=derived.section.start, end=derived.section.end)
         parts = split_by_chapters(src, [chapter], out, ffmpeg=ffmpeg, cancel=cancel, merge=False)
         if not parts:
-            raise InvalidRequest("This chapter is past the end of the file.")
+            raise InvalidRequest(N_("This chapter is past the end of the file."))
         part = parts[0]
         return Made([(part.path, f"{derived.chapter:02d} {part.path.name[3:]}")], {"duration": part.duration})
     if derived.section is not None:

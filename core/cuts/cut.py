@@ -33,6 +33,7 @@ from pathlib import Path
 
 from core.cuts.ffmpeg import Streams, probe, run_ffmpeg
 from core.cuts.sections import InvalidSection, Section, SectionTooLong
+from core.i18n import N_, _
 from core.words import human_duration
 
 log = logging.getLogger(__name__)
@@ -114,12 +115,14 @@ def to_animation(
     (over `limit_s`), Cancelled, DownloadFailed."""
     streams = streams or probe(source, ffmpeg=ffmpeg, ffprobe=ffprobe)
     if streams.video is None:
-        raise InvalidSection("This media has no picture to make an animation of.")
+        raise InvalidSection(N_("This media has no picture to make an animation of."))
     closed = section.check(streams.duration)
     length = closed.length
     if length is not None and length > limit_s:
         raise SectionTooLong(
-            f"An animation can be at most {human_duration(limit_s)} long; this one would be {human_duration(length)}."
+            _("An animation can be at most {limit} long; this one would be {length}.").format(
+                limit=human_duration(limit_s), length=human_duration(length)
+            )
         )
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / "animation.mp4"

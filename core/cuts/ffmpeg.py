@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import Cancelled, DownloadFailed
+from core.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +87,11 @@ def probe_json(path: Path, ffprobe: str, *show: str) -> dict[str, Any]:
     proc = _run_capture([ffprobe, "-v", "error", "-print_format", "json", *show, str(path)])
     if proc.returncode != 0:
         log.warning("ffprobe could not read %s: %s", path.name, proc.stderr.strip()[-300:])
-        raise DownloadFailed("The stored file could not be read.")
+        raise DownloadFailed(N_("The stored file could not be read."))
     try:
         data = json.loads(proc.stdout or "{}")
     except ValueError:
-        raise DownloadFailed("The stored file could not be read.") from None
+        raise DownloadFailed(N_("The stored file could not be read.")) from None
     return data if isinstance(data, dict) else {}
 
 
@@ -99,7 +100,7 @@ def _run_capture(cmd: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         log.warning("%s failed: %s", Path(cmd[0]).name, exc)
-        raise DownloadFailed("The stored file could not be read.") from None
+        raise DownloadFailed(N_("The stored file could not be read.")) from None
 
 
 def run_ffmpeg(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import InvalidRequest, TooLong
+from core.i18n import N_, _
 from core.words import human_duration
 
 # A section longer than this in writing is not a time ("99999999:00"): refused before float overflow games.
@@ -63,7 +64,9 @@ class Section:
                 raise InvalidSection()
         if self.end is not None and self.end <= self.start:
             raise InvalidSection(
-                f"The clip must end after it starts: {format_time(self.end)} is not after {format_time(self.start)}."
+                _("The clip must end after it starts: {end} is not after {start}.").format(
+                    end=format_time(self.end), start=format_time(self.start)
+                )
             )
 
     @classmethod
@@ -102,15 +105,18 @@ class Section:
         if duration is not None and duration > 0:
             if self.start >= duration:
                 raise InvalidSection(
-                    f"The clip starts at {format_time(self.start)}, but the media is only "
-                    f"{format_time(duration)} long."
+                    _("The clip starts at {start}, but the media is only {duration} long.").format(
+                        start=format_time(self.start), duration=format_time(duration)
+                    )
                 )
             end = duration if end is None else min(end, duration)
         closed = Section.of(self.start, end) if end is not None else self
         length = closed.length
         if limit_s is not None and length is not None and length > limit_s:
             raise SectionTooLong(
-                f"The clip is {human_duration(length)} long; the limit is {human_duration(limit_s)}."
+                _("The clip is {length} long; the limit is {limit}.").format(
+                    length=human_duration(length), limit=human_duration(limit_s)
+                )
             )
         return closed
 
@@ -168,11 +174,13 @@ def parse_section(value: str | Mapping[str, Any]) -> Section:
         unknown = set(value) - {"start", "end"}
         if unknown:
             raise InvalidSection(
-                f"A section has only start and end, not {', '.join(sorted(map(str, unknown)))}."
+                _("A section has only start and end, not {names}.").format(
+                    names=", ".join(sorted(map(str, unknown)))
+                )
             )
         start_raw, end_raw = value.get("start"), value.get("end")
         if start_raw is None and end_raw is None:
-            raise InvalidSection("A section needs a start, an end, or both.")
+            raise InvalidSection(N_("A section needs a start, an end, or both."))
         start = 0.0 if start_raw is None else parse_time(start_raw)
         end = None if end_raw is None else parse_time(end_raw)
         return Section.of(start, end)

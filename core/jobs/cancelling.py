@@ -14,6 +14,7 @@ from core.errors import (
     NotFound,
 )
 from core.events import Message
+from core.i18n import N_
 from core.jobs.choices import SubmitRequest
 from core.jobs.queries import ACTIVE_JOB
 from core.jobs.views import JobView, RequestView, Submission, request_view
@@ -143,7 +144,7 @@ class JobCancelling:
         if (request.source, request.user_id) != (source, str(user_id)):
             raise NotFound()
         if request.status == RequestStatus.ACTIVE:
-            raise InvalidRequest("This download is still running.")
+            raise InvalidRequest(N_("This download is still running."))
         async with self.sessions() as session:
             hook = await session.get(Webhook, request_id)
         submission = await self.submit(
@@ -195,7 +196,7 @@ async def _stop_if_unwanted(session: AsyncSession, job: Job) -> tuple[str, JobVi
         return job.id, None
     job.status = JobStatus.CANCELLED
     job.error_code = "cancelled"
-    job.error_message = "The download was cancelled."
+    job.error_message = N_("The download was cancelled.")
     job.finished_at = utcnow()
     job.seq += 1
     await session.flush()

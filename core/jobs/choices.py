@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import InvalidRequest
+from core.i18n import N_, ngettext
 
 if TYPE_CHECKING:
     from core.cuts.sections import Section
@@ -65,10 +66,16 @@ MAX_SUBTITLE_LANGS = 8
 def check_choices(format_id: str | None, subtitles: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
     """A format id and subtitle languages as a person typed them: checked, languages deduplicated."""
     if format_id is not None and not _FORMAT_ID.match(format_id):
-        raise InvalidRequest("A format id is up to 128 letters, digits, dots, dashes or underscores.")
+        raise InvalidRequest(N_("A format id is up to 128 letters, digits, dots, dashes or underscores."))
     langs = tuple(dict.fromkeys(lang.strip() for lang in subtitles if lang.strip()))
     if len(langs) > MAX_SUBTITLE_LANGS:
-        raise InvalidRequest(f"Ask for at most {MAX_SUBTITLE_LANGS} subtitle languages.")
+        raise InvalidRequest(
+            ngettext(
+                "Ask for at most {n} subtitle language.",
+                "Ask for at most {n} subtitle languages.",
+                MAX_SUBTITLE_LANGS,
+            ).format(n=MAX_SUBTITLE_LANGS)
+        )
     bad = [lang for lang in langs if not _LANG.match(lang)]
     if bad:
         raise InvalidRequest(f'"{bad[0][:20]}" is not a language code (like en, de or pt-BR).')

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.models import Job, JobStatus
 from core.errors import NotFound
+from core.i18n import N_
 from core.jobs.views import JobView
 from core.storage.base import Storage
 
@@ -27,7 +28,7 @@ class JobFiles:
         if job is None:
             raise NotFound()
         if job.status != JobStatus.DONE or not job.storage_key or not job.retained:
-            raise NotFound("The file is not available (not finished, or expired).")
+            raise NotFound(N_("The file is not available (not finished, or expired)."))
         return job
 
     async def _file_of(self, job_id: str, part: int | None, asset: str | None = None) -> tuple[str, str]:
@@ -37,13 +38,13 @@ class JobFiles:
         if asset is not None:
             found = (job.assets or {}).get(asset)
             if found is None:
-                raise NotFound("There is no such file for this download.")
+                raise NotFound(N_("There is no such file for this download."))
             return found["key"], found["filename"]
         if part is None:
             return job.storage_key or "", job.filename or "media"
         parts = job.parts or []
         if not 1 <= part <= len(parts):
-            raise NotFound("No such part.")
+            raise NotFound(N_("No such part."))
         return parts[part - 1]["key"], parts[part - 1]["filename"]
 
     async def link(

@@ -17,6 +17,7 @@ from core.errors import (
     InvalidRequest,
     NotFound,
 )
+from core.i18n import N_
 from core.jobs.views import JobView, RequestView, request_view
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         created, rid = raw.split("|", 1)
         return datetime.fromisoformat(created), rid
     except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("Invalid cursor.") from None
+        raise InvalidRequest(N_("Invalid cursor.")) from None
 
 
 class JobQueries:

@@ -23,6 +23,7 @@ from core.errors import (
     UnsupportedUrl,
 )
 from core.events import EventBus, Message
+from core.i18n import N_, _
 from core.jobs.attach import find_or_create_job, new_request
 from core.jobs.cancelling import JobCancelling
 from core.jobs.choices import AUDIO_FORMATS, QUALITIES, SubmitRequest, check_choices, quality_order
@@ -87,7 +88,7 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
         try:
             await asyncio.wait_for(check_url(url, self.policy), timeout=10)
         except TimeoutError:
-            raise InvalidUrl("The host of that link could not be looked up.") from None
+            raise InvalidUrl(N_("The host of that link could not be looked up.")) from None
         if self.settings.allowed_extractors and "generic" not in [
             e.lower() for e in self.settings.allowed_extractors
         ]:
@@ -108,11 +109,13 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
 
     async def submit(self, req: SubmitRequest) -> Submission:
         if req.kind not in ("video", "audio"):
-            raise InvalidRequest("Kind must be video or audio.")
+            raise InvalidRequest(N_("Kind must be video or audio."))
         quality = "best" if req.kind == "audio" else (req.quality or "best")
         if quality not in QUALITIES:
             raise InvalidRequest(
-                f"Quality must be one of: {', '.join(sorted(QUALITIES, key=quality_order))}."
+                _("Quality must be one of: {choices}.").format(
+                    choices=", ".join(sorted(QUALITIES, key=quality_order))
+                )
             )
         format_id, subtitles = check_choices(req.format_id, req.subtitles)
         audio_format = self._audio_format(req)
@@ -151,7 +154,7 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
                 audio_format=audio_format, playable=playable,
             )  # fmt: skip
             checked = replace(checked, derived=derived, full_key=key, key=derived_key)
-        for _ in range(5):
+        for _attempt in range(5):
             result = await self._attach(req, checked)
             if result is not None:
                 break
@@ -171,7 +174,9 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
         if req.audio_format is None or req.kind != "audio":
             return None
         if req.audio_format not in AUDIO_FORMATS:
-            raise InvalidRequest(f"Audio format must be one of: {', '.join(AUDIO_FORMATS)}.")
+            raise InvalidRequest(
+                _("Audio format must be one of: {choices}.").format(choices=", ".join(AUDIO_FORMATS))
+            )
         return req.audio_format
 
     async def fit(self, request_id: str, limit: int, *, split: bool = False) -> Submission:
@@ -186,13 +191,13 @@ class JobService(JobQueries, JobWatch, JobFiles, JobCancelling):
                 raise NotFound()
             parent, source = row
             if source.status != JobStatus.DONE or not source.retained:
-                raise NotFound("The file is not available (not finished, or expired).")
+                raise NotFound(N_("The file is not available (not finished, or expired)."))
             key = dedup_key(
                 source.cache_key, source.kind, source.quality, variant,
                 format_id=source.format_id, subtitles=source.subtitle_langs, audio_format=source.audio_format,
                 playable=source.playable,
             )  # fmt: skip
-            for _ in range(5):
+            for _attempt in range(5):
                 found = await find_or_create_job(
                     session, self._dialect, url=source.url, cache_key=source.cache_key, kind=source.kind,
                     quality=source.quality, key=key, now=now,

@@ -34,6 +34,7 @@ from core.errors import (
     UnsupportedUrl,
     WontFit,
 )
+from core.i18n import N_
 from core.media import pot, thumbnails
 from core.media.access import Access
 from core.media.control import PROGRESS_INTERVAL_S, Control, ProgressUpdate
@@ -402,7 +403,7 @@ class Downloader:
                 return Path(candidate)
         files = [p for p in workdir.iterdir() if p.is_file() and not p.name.endswith((".part", ".ytdl"))]
         if not files:
-            raise DownloadFailed("The download finished without a file.")
+            raise DownloadFailed(N_("The download finished without a file."))
         return max(files, key=lambda p: p.stat().st_size)
 
     def _check_limits(self, info: MediaInfo, section: Section | None = None) -> None:

@@ -16,6 +16,7 @@ from core.errors import (
     StorageError,
     UnsupportedUrl,
 )
+from core.i18n import N_
 from core.media.control import Control
 from core.media.netguard import blocked_address
 from core.net import allow_hint, host_port
@@ -38,7 +39,7 @@ def translate_error(exc: BaseException, control: Control) -> MediabotError:
         hint = allow_hint(host, port)
         log.info("connection to %s refused: private address %s. %s", host_port(host, port), ip, hint)
         return PrivateAddress(
-            "That link leads to a private network address, which is not allowed.", hint=hint
+            N_("That link leads to a private network address, which is not allowed."), hint=hint
         )
     cause = (getattr(exc, "exc_info", None) or (None, None))[1]
     if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -58,7 +59,7 @@ def translate_error(exc: BaseException, control: Control) -> MediabotError:
     outcome = classify(text, int(status.group(1)) if status else None)
     refused: MediabotError | None = None
     if outcome == "proxy_failed":
-        refused = DownloadFailed("The site could not be reached. Please try again later.")
+        refused = DownloadFailed(N_("The site could not be reached. Please try again later."))
     elif _LOGIN_RE.search(text) or outcome == "login_required":
         refused = LoginRequired()
     elif outcome is not None:
@@ -74,12 +75,12 @@ def translate_error(exc: BaseException, control: Control) -> MediabotError:
         if code in ("401", "403"):
             return DownloadFailed(f"The site refused access ({code} {reason}). The media may be private.")
         if code == "404":
-            return DownloadFailed("The link returned 404 Not Found. Check that the media still exists.")
+            return DownloadFailed(N_("The link returned 404 Not Found. Check that the media still exists."))
         return DownloadFailed(f"The site answered {code} {reason}. Please try again later.")
     if "Requested format is not available" in text:
-        return DownloadFailed("No format of this media matches the requested quality.")
+        return DownloadFailed(N_("No format of this media matches the requested quality."))
     if re.search(r"timed out|Connection refused|Name or service not known|getaddrinfo", text, re.I):
-        return DownloadFailed("The site could not be reached. Please try again later.")
+        return DownloadFailed(N_("The site could not be reached. Please try again later."))
     return DownloadFailed()
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.config import Settings
 from core.errors import Cancelled, DownloadFailed, MediabotError, TooLarge, WontFit
+from core.i18n import N_
 from core.jobs.views import variant_limit
 from core.media.control import Control, ProgressUpdate
 from core.media.playable import h264_only
@@ -345,7 +346,7 @@ class Fitter:
                 if control.cancel.is_set():
                     raise Cancelled()
                 if time.monotonic() - started > FFMPEG_TIMEOUT_S:
-                    raise DownloadFailed("Making a smaller copy took too long.")
+                    raise DownloadFailed(N_("Making a smaller copy took too long."))
                 if control.on_progress is not None:
                     fraction = span[0] + (span[1] - span[0]) * min(1.0, out_time[0] / duration)
                     control.on_progress(
@@ -363,7 +364,7 @@ class Fitter:
                 reader.join(timeout=5)
         if proc.returncode != 0:
             log.warning("ffmpeg failed (%s): %s", proc.returncode, "".join(errors).strip())
-            raise DownloadFailed("FFmpeg could not make a smaller copy of this media.")
+            raise DownloadFailed(N_("FFmpeg could not make a smaller copy of this media."))
 
 
 def _target_height(video_bps: int, height: int | None) -> int | None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from core.errors import Cancelled, DownloadFailed, TooLarge
+from core.i18n import N_
 from core.words import human_size
 
 log = logging.getLogger(__name__)
@@ -369,7 +370,7 @@ def run_ffmpeg(
                 raise Cancelled()
             now = time.monotonic()
             if now - started > CONVERT_TIMEOUT_S:
-                raise DownloadFailed("Converting the video for phones took too long.")
+                raise DownloadFailed(N_("Converting the video for phones took too long."))
             if max_bytes is not None and output.exists() and output.stat().st_size > max_bytes:
                 raise TooLarge(
                     f"The video converted for phones grew over the limit of {human_size(max_bytes)}."
@@ -388,7 +389,7 @@ def run_ffmpeg(
     if proc.returncode != 0:
         output.unlink(missing_ok=True)
         log.warning("ffmpeg failed (%s): %s", proc.returncode, "".join(errors).strip())
-        raise DownloadFailed("FFmpeg could not convert this video into one every phone plays.")
+        raise DownloadFailed(N_("FFmpeg could not convert this video into one every phone plays."))
     if max_bytes is not None and output.stat().st_size > max_bytes:
         output.unlink(missing_ok=True)
         raise TooLarge(f"The video converted for phones is over the limit of {human_size(max_bytes)}.")

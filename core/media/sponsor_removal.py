@@ -28,6 +28,7 @@ from core.cuts.chapters import read_chapters
 from core.cuts.ffmpeg import ffprobe_beside, probe, run_ffmpeg
 from core.cuts.sponsorblock import Segment, SponsorChoice, modify_chapters_options, sponsor_chapters
 from core.errors import Cancelled, DownloadFailed
+from core.i18n import N_
 from core.media.ydl import new_ydl
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def apply_segments(
     ffprobe = ffprobe_beside(ffmpeg)
     if ffprobe is None:
         # ModifyChaptersPP measures the file with ffprobe; imageio-ffmpeg ships FFmpeg alone.
-        raise DownloadFailed("Sponsor segments can't be removed on this server (ffprobe is missing).")
+        raise DownloadFailed(N_("Sponsor segments can't be removed on this server (ffprobe is missing)."))
     streams = probe(path, ffmpeg=ffmpeg, ffprobe=ffprobe)
     wanted = [s for s in segments if s.category in choice.categories]
     own = [
@@ -111,7 +112,7 @@ def apply_segments(
                 Path(leftover).unlink(missing_ok=True)
     except PostProcessingError as exc:
         log.warning("sponsor segments of %s: %s", path.name, exc.msg)
-        raise DownloadFailed("The sponsor segments could not be removed from this file.") from None
+        raise DownloadFailed(N_("The sponsor segments could not be removed from this file.")) from None
     chapters = info.get("chapters") or []
     if not own and choice.mode == "remove":
         # A file without chapters stays without: yt-dlp's one chapter spanning the whole is noise.

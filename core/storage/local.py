@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from core.config import Settings
 from core.errors import LinkExpired, LinkInvalid, StorageError
+from core.i18n import N_, _
 from core.storage.base import PROBE_PREFIX
 from core.storage.keys import check_key
 
@@ -106,7 +107,7 @@ class LocalStorage:
             await asyncio.to_thread(self._delete_sync, path)
         except OSError as exc:
             log.warning("deleting %s failed: %s", key, exc)
-            raise StorageError("The file could not be deleted. Please try again later.") from exc
+            raise StorageError(N_("The file could not be deleted. Please try again later.")) from exc
 
     def _delete_sync(self, path: Path) -> None:
         path.unlink(missing_ok=True)
@@ -128,7 +129,7 @@ class LocalStorage:
         try:
             return await asyncio.to_thread(stat)
         except OSError as exc:
-            raise StorageError("The file could not be read. Please try again later.") from exc
+            raise StorageError(N_("The file could not be read. Please try again later.")) from exc
 
     async def fetch(self, key: str, dest: Path) -> None:
         """Copy the stored file to dest; FileNotFoundError when there is none."""
@@ -149,7 +150,7 @@ class LocalStorage:
             if isinstance(exc, FileNotFoundError) and not path.is_file():
                 raise FileNotFoundError(key) from None
             log.warning("fetching %s failed: %s", key, exc)
-            raise StorageError("The file could not be read. Please try again later.") from exc
+            raise StorageError(N_("The file could not be read. Please try again later.")) from exc
 
     async def probe(self) -> None:
         """Write a file in tmp_dir, move it into files_dir, read it back, compare and delete it."""
@@ -157,7 +158,9 @@ class LocalStorage:
             await asyncio.to_thread(self._probe_sync)
         except OSError as exc:
             log.warning("local storage probe failed: %s", exc)
-            raise StorageError(f"The file storage is not working ({_reason(exc)}).") from exc
+            raise StorageError(
+                _("The file storage is not working ({reason}).").format(reason=_reason(exc))
+            ) from exc
 
     def _probe_sync(self) -> None:
         payload = secrets.token_bytes(32)
@@ -169,7 +172,7 @@ class LocalStorage:
             src.write_bytes(payload)
             self._save_sync(src, dest)
             if dest.read_bytes() != payload:
-                raise StorageError("The file storage returned different bytes than were written.")
+                raise StorageError(N_("The file storage returned different bytes than were written."))
             if tmp_dir.stat().st_dev != self._root.stat().st_dev:
                 log.warning("tmp_dir and files_dir are on different filesystems: every save copies the file")
         finally:

@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from core.config import Settings
 from core.errors import NotFound, StorageError
+from core.i18n import N_, _
 from core.storage.base import MB, PROBE_PREFIX
 from core.storage.keys import check_key, content_disposition
 from core.storage.local import unlink_quietly
@@ -100,7 +101,7 @@ class S3Storage:
         return None
 
     def resolve_link(self, key: str, exp: str, name: str, sig: str, now: float | None = None) -> Path:
-        raise NotFound("Files are served by the storage service, not by this address.")
+        raise NotFound(N_("Files are served by the storage service, not by this address."))
 
     def _key(self, key: str) -> str:
         return self._prefix + check_key(key)
@@ -134,7 +135,7 @@ class S3Storage:
             if _is_not_found(exc):
                 return
             log.warning("deleting s3://%s/%s failed: %s", self._bucket, s3_key, exc)
-            raise StorageError("The file could not be deleted. Please try again later.") from exc
+            raise StorageError(N_("The file could not be deleted. Please try again later.")) from exc
 
     async def size(self, key: str) -> int | None:
         s3_key = self._key(key)
@@ -144,7 +145,7 @@ class S3Storage:
             if _is_not_found(exc):
                 return None
             log.warning("head s3://%s/%s failed: %s", self._bucket, s3_key, exc)
-            raise StorageError("The file could not be read. Please try again later.") from exc
+            raise StorageError(N_("The file could not be read. Please try again later.")) from exc
         return int(head["ContentLength"])
 
     async def exists(self, key: str) -> bool:
@@ -165,7 +166,7 @@ class S3Storage:
                 self._signer.generate_presigned_url, "get_object", Params=params, ExpiresIn=ttl
             )
         except _S3_ERRORS as exc:
-            raise StorageError("A download link could not be made. Please try again later.") from exc
+            raise StorageError(N_("A download link could not be made. Please try again later.")) from exc
 
     async def fetch(self, key: str, dest: Path) -> None:
         """Download the object to dest (written under a temp name, then renamed); FileNotFoundError if missing."""
@@ -178,7 +179,7 @@ class S3Storage:
             if _is_not_found(exc):
                 raise FileNotFoundError(key) from None
             log.warning("downloading s3://%s/%s failed: %s", self._bucket, s3_key, exc)
-            raise StorageError("The file could not be read. Please try again later.") from exc
+            raise StorageError(N_("The file could not be read. Please try again later.")) from exc
 
     async def probe(self) -> None:
         """Put, get, compare and delete a small object under _probe/."""
@@ -194,10 +195,12 @@ class S3Storage:
             finally:
                 self._client.delete_object(Bucket=self._bucket, Key=s3_key)
             if back != payload:
-                raise StorageError("The file storage returned different bytes than were written.")
+                raise StorageError(N_("The file storage returned different bytes than were written."))
 
         try:
             await asyncio.to_thread(roundtrip)
         except (*_S3_ERRORS, OSError) as exc:
             log.warning("S3 probe on bucket %s failed: %s", self._bucket, exc)
-            raise StorageError(f"The file storage is not working ({_reason(exc)}).") from exc
+            raise StorageError(
+                _("The file storage is not working ({reason}).").format(reason=_reason(exc))
+            ) from exc

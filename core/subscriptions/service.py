@@ -15,6 +15,7 @@ from core.admin.service import check_not_banned
 from core.config import Settings
 from core.db.models import Subscription, utcnow
 from core.errors import InvalidRequest, NotFound
+from core.i18n import N_, _
 from core.jobs.choices import QUALITIES, SubmitRequest
 from core.jobs.keys import new_id
 from core.jobs.service import JobService
@@ -105,12 +106,14 @@ class SubscriptionService:
         """Follow a link into a place; the same link, kind and quality in the same place is the existing
         subscription (False: not new), resumed if it was paused."""
         if req.kind not in ("video", "audio"):
-            raise InvalidRequest("Kind must be video or audio.")
+            raise InvalidRequest(N_("Kind must be video or audio."))
         quality = "best" if req.kind == "audio" else (req.quality or "best")
         if quality not in QUALITIES:
-            raise InvalidRequest("Quality must be one of: " + ", ".join(sorted(QUALITIES)) + ".")
+            raise InvalidRequest(
+                _("Quality must be one of: {choices}.").format(choices=", ".join(sorted(QUALITIES)))
+            )
         if not 0 <= req.backfill <= MAX_BACKFILL:
-            raise InvalidRequest(f"Backfill must be from 0 to {MAX_BACKFILL}.")
+            raise InvalidRequest(_("Backfill must be from 0 to {max}.").format(max=MAX_BACKFILL))
         async with self.sessions() as session:
             await check_not_banned(session, req.source, str(req.user_id))  # issue 24: as submit does
         url = await self.jobs.check(req.text)
@@ -161,7 +164,7 @@ class SubscriptionService:
         async with self.sessions() as session:
             row = await session.get(Subscription, subscription_id)
         if row is None or row.source != source or row.user_id != str(user_id):
-            raise NotFound("No such subscription.")
+            raise NotFound(N_("No such subscription."))
         return SubscriptionView.of(row)
 
     async def unsubscribe(
@@ -176,7 +179,7 @@ class SubscriptionService:
             if mine and place is not None and row is not None:
                 mine = row.place == place
             if row is None or not mine:
-                raise NotFound("No such subscription.")
+                raise NotFound(N_("No such subscription."))
             view = SubscriptionView.of(row)
             await session.execute(delete(Subscription).where(Subscription.id == subscription_id))
         return view

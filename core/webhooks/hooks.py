@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.models import Webhook
 from core.errors import InvalidUrl, PrivateAddress
+from core.i18n import N_, _, ngettext
 from core.net import AddressPolicy, check_url
 
 log = logging.getLogger(__name__)
@@ -41,28 +42,34 @@ async def check_callback_url(url: str, policy: AddressPolicy) -> str:
     url = url.strip()
     if not url or len(url) > MAX_URL_LENGTH or any(c.isspace() or ord(c) < 32 for c in url):
         raise InvalidUrl(
-            f"The callback_url must be one http(s) address of at most {MAX_URL_LENGTH} characters."
+            ngettext(
+                "The callback_url must be one http(s) address of at most {n} character.",
+                "The callback_url must be one http(s) address of at most {n} characters.",
+                MAX_URL_LENGTH,
+            ).format(n=MAX_URL_LENGTH)
         )
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
-        raise InvalidUrl("The callback_url must be an http:// or https:// address.")
+        raise InvalidUrl(N_("The callback_url must be an http:// or https:// address."))
     try:
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise InvalidUrl("The callback_url has an invalid port.") from None
+        raise InvalidUrl(N_("The callback_url has an invalid port.")) from None
     if not host:
-        raise InvalidUrl("The callback_url has no host name.")
+        raise InvalidUrl(N_("The callback_url has no host name."))
     try:
         await asyncio.wait_for(check_url(url, policy), timeout=10)
     except TimeoutError:
-        raise InvalidUrl("The host of the callback_url could not be looked up.") from None
+        raise InvalidUrl(N_("The host of the callback_url could not be looked up.")) from None
     except PrivateAddress:
         raise PrivateAddress(
-            "The callback_url points to a private network address, which is not allowed."
+            N_("The callback_url points to a private network address, which is not allowed.")
         ) from None
     except InvalidUrl:
-        raise InvalidUrl(f"The host of the callback_url ({host}) could not be found.") from None
+        raise InvalidUrl(
+            _("The host of the callback_url ({host}) could not be found.").format(host=host)
+        ) from None
     return url
 
 

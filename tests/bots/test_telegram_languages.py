@@ -108,3 +108,12 @@ def test_settings_offer_the_language_picker_in_the_persons_language() -> None:
     buttons = {b["callback_data"]: b["text"] for row in languages for b in row}
     assert buttons["lang:de"] == "✓ Deutsch" and buttons["lang:fa"] == "فارسی"
     assert buttons["lang:auto"] == "Как в моём Telegram"
+
+
+async def test_a_russian_clip_that_ends_before_it_starts_is_refused_in_russian(
+    tmp_path, telegram_server: FakeTelegram, media_site: MediaSite
+) -> None:
+    tg = telegram_server
+    async with telegram_bot(tmp_path, tg):
+        answer = await reply_text(tg, tg.send(f"{media_site.url('/counter.mp4')} 1:45-1:20", user=IVAN))
+    assert answer == "Клип должен заканчиваться после начала: 1:20 не позже 1:45."

@@ -54,3 +54,17 @@ async def test_the_page_is_rtl_for_persian_and_its_catalog_is_served(api: Api) -
     assert unknown == {"locale": "en", "dir": "ltr", "messages": {}, "fallback": True}
     async with api.http.get(api.base + "/static/i18n.js") as resp:
         assert resp.status == 200 and "export function t(" in await resp.text()
+
+
+async def test_a_malformed_body_and_an_unknown_subscription_are_refused_in_german(api: Api) -> None:
+    german = {"Accept-Language": "de-DE,de;q=0.9", "Content-Type": "application/json"}
+    status, body, _ = await api.call("POST", "/api/v1/jobs", data=b"{not json", headers=german)
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
+    assert body["error"]["message"] == "Der Inhalt ist kein gültiges JSON."
+
+    # A sentence with a value in it, translated where it is raised.
+    _, body, _ = await api.call("POST", "/api/v1/jobs", data=b"[1]", headers=german)
+    assert body["error"]["message"].startswith("Der Inhalt muss ein JSON-Objekt sein, etwa {")
+
+    status, body, _ = await api.call("GET", "/api/v1/subscriptions/nope", headers={"Accept-Language": "de"})
+    assert (status, body["error"]) == (404, {"code": "not_found", "message": "Kein solches Abonnement."})

@@ -14,6 +14,7 @@ from aiohttp import WSCloseCode, web
 
 from core.aio import cancel_and_wait, spawn
 from core.errors import InvalidRequest, MediabotError
+from core.i18n import N_
 from web.auth import PROTOCOL, authenticate, owned
 from web.keys import API_KEY, ENCODER, OWNERS, SERVICES, SOCKETS
 from web.openapi import Operation, Paths, Spec
@@ -116,7 +117,7 @@ async def _open(request: web.Request) -> web.WebSocketResponse:
     # Answers with PROTOCOL when the client offered it (the page offers it beside its key).
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4096, protocols=(PROTOCOL,))
     if not ws.can_prepare(request).ok:
-        raise InvalidRequest("This address is a WebSocket: connect with a WebSocket client.")
+        raise InvalidRequest(N_("This address is a WebSocket: connect with a WebSocket client."))
     await ws.prepare(request)
     request.app[SOCKETS].add(ws, request[API_KEY].id)  # closed if that key is revoked
     return ws

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
 from core.errors import NotFound
+from core.i18n import N_
 from core.storage.keys import content_disposition
 from web.auth import authenticate, owned
 from web.errors import NotReady
@@ -81,7 +82,7 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
             storage.resolve_link, request.match_info["key"], query.get("exp", ""), name, query.get("sig", "")
         )
     except FileNotFoundError:
-        raise NotFound("This file is no longer available.") from None
+        raise NotFound(N_("This file is no longer available.")) from None
     response = _SentFileResponse(
         path,
         headers={

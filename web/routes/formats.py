@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from core.errors import InvalidRequest
+from core.i18n import N_
 from core.jobs.formats import MediaFormats
 from web.auth import authenticate
 from web.keys import SERVICES
@@ -24,7 +25,7 @@ async def link_formats(request: web.Request) -> web.Response:
     await authenticate(request)
     url = request.query.get("url", "").strip()
     if not url:
-        raise InvalidRequest("Pass the link as ?url=https://...")
+        raise InvalidRequest(N_("Pass the link as ?url=https://..."))
     if len(url) > MAX_URL or CONTROL_CHARACTER.search(url):
         raise InvalidRequest(
             f"url must be a link of at most {MAX_URL} characters, without control characters."

@@ -11,6 +11,7 @@ from aiohttp import web
 from core.apikeys import ApiKeyInfo
 from core.bootstrap import Services
 from core.errors import InvalidRequest, NotFound
+from core.i18n import N_
 from web.auth import SOURCE, authenticate, owned
 from web.keys import SERVICES, WEBHOOKS
 from web.openapi import Operation, Paths, Spec
@@ -107,7 +108,7 @@ async def _submitted(
             # Every other parameter was checked before: a cursor of the right form that names no position
             # (the document cannot tell it from a real one), so there is no such page.
             raise NotFound(
-                "This cursor names no page of your jobs: list them again from the start."
+                N_("This cursor names no page of your jobs: list them again from the start.")
             ) from None
         cursor = next_cursor
         for req, job in rows:

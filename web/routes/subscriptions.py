@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from core.errors import InvalidRequest, NotFound
+from core.i18n import N_
 from core.subscriptions.service import SubscribeRequest, SubscriptionView
 from web.auth import SOURCE, authenticate, refusals_limited
 from web.bodies import json_object
@@ -119,7 +120,7 @@ async def get_subscription(request: web.Request) -> web.Response:
     key = await authenticate(request)
     sub_id = request.match_info["id"]
     if not _ID.fullmatch(sub_id):
-        raise NotFound("No such subscription.")
+        raise NotFound(N_("No such subscription."))
     view = await services.subscriptions.get(sub_id, source=SOURCE, user_id=key.id)
     return web.json_response(present(view).model_dump(mode="json"))
 
@@ -143,7 +144,7 @@ async def delete_subscription(request: web.Request) -> web.Response:
     key = await authenticate(request)
     sub_id = request.match_info["id"]
     if not _ID.fullmatch(sub_id):
-        raise NotFound("No such subscription.")
+        raise NotFound(N_("No such subscription."))
     view = await services.subscriptions.unsubscribe(sub_id, source=SOURCE, user_id=key.id)
     return web.json_response(present(view).model_dump(mode="json"))
 
