@@ -65,7 +65,7 @@ export function renderBulk() {
   all.disabled = state.busy;
   const button = $("delete-selected");
   button.disabled = state.busy || !picked;
-  if (!state.busy) button.textContent = picked ? `Delete selected (${picked})` : "Delete selected";
+  if (!state.busy) button.textContent = picked ? t("Delete selected ({n})", { n: picked }) : t("Delete selected");
   $("retry-failed").disabled = state.busy;
   $("clear-finished").disabled = state.busy;
 }

@@ -73,10 +73,13 @@ export function makeRow(id, kind = "top") {
   });
   const body = el("div", "body");
   const title = el(kind === "top" ? "h3" : "h4", "title");
+  // A title may be Latin, Persian or a bare link: each keeps its own direction on a right-to-left page.
+  title.dir = "auto";
   const meta = el("p", "meta");
   const badge = el("span", "badge");
   const details = el("span", "details");
   const source = el("a", "source");
+  source.dir = "ltr"; // a link reads left to right in every language ("127.0.0.1/x.html", not "x.html/127...")
   source.target = "_blank";
   source.rel = "noopener noreferrer";
   source.referrerPolicy = "no-referrer";

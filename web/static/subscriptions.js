@@ -23,6 +23,7 @@ function row(sub) {
   name.href = sub.url;
   name.rel = "noreferrer";
   name.textContent = sub.title || sub.url;
+  name.dir = "auto";
   const state = document.createElement("p");
   state.className = sub.paused ? "muted paused" : "muted";
   state.textContent = (sub.kind === "audio" ? `${t("Audio")} · ` : "") + describe(sub);
