@@ -114,7 +114,9 @@ class StorageError(MediabotError):
     def out_of_space(cls, size: int) -> StorageError:
         """A download refused before it starts: its size is known and the disk has not that much free."""
         return cls(
-            f"The server is out of disk space for this {human_size(size)} file; please try again later."
+            N_("The server is out of disk space for this {size} file; please try again later.").format(
+                size=human_size(size)
+            )
         )
 
 

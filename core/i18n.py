@@ -215,6 +215,60 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(locale).ngettext(singular, plural, n)
 
 
+def said(message: str) -> str:
+    """A sentence made earlier, elsewhere, in English (a job's stored error, written by a worker that knew no
+    reader): `_()` when it is a fixed sentence; when values were put into one of the catalogs' sentences
+    ("The site answered {code} {reason}..."), that sentence is found by its shape and said in the current
+    language with the same values. Anything else stays as it was."""
+    locale = _current.get()
+    if locale == ENGLISH or not message:
+        return message
+    catalog = translations(locale)
+    found = catalog.gettext(message)
+    if found != message:
+        return found
+    for shape, msgid in _shapes(locale):
+        match = shape.fullmatch(message)
+        if match is None:
+            continue
+        translated = catalog.gettext(msgid)
+        if translated == msgid:
+            return message
+        try:
+            return translated.format(**match.groupdict())
+        except (KeyError, IndexError, ValueError):
+            return message
+    return message
+
+
+_shapes_by_locale: dict[str, list[tuple[re.Pattern[str], str]]] = {}
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _shapes(locale: str) -> list[tuple[re.Pattern[str], str]]:
+    """The locale's translated sentences that take values, as patterns (longest first: the most specific)."""
+    found = _shapes_by_locale.get(locale)
+    if found is not None:
+        return found
+    catalog = translations(locale)
+    ids = [key for key in getattr(catalog, "_catalog", {}) if isinstance(key, str) and "{" in key]
+    shapes = []
+    for msgid in sorted(ids, key=len, reverse=True):
+        parts, seen, at = [], set(), 0
+        for placeholder in _PLACEHOLDER.finditer(msgid):
+            parts.append(re.escape(msgid[at : placeholder.start()]))
+            name = placeholder.group(1)
+            parts.append(f"(?P={name})" if name in seen else f"(?P<{name}>.+?)")
+            seen.add(name)
+            at = placeholder.end()
+        if not seen:
+            continue
+        parts.append(re.escape(msgid[at:]))
+        shapes.append((re.compile("".join(parts), re.DOTALL), msgid))
+    _shapes_by_locale[locale] = shapes
+    return shapes
+
+
 def N_(message: str) -> str:
     """Marks a sentence for the catalogs without translating it (module constants, translated where used)."""
     return message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.i18n import N_, _, ngettext, number
+from core.i18n import N_, _, ngettext, number, said
 
 if TYPE_CHECKING:  # for types only: core.errors imports this, and a download child needs no database models
     from core.jobs.views import JobView
@@ -127,7 +127,7 @@ def status_text(view: JobView) -> str:
     if view.status == "running":
         lines.append(progress_line(view))
     elif view.status == "failed" and view.error:
-        lines.append(_(view.error.message))
+        lines.append(said(view.error.message))
     elif view.status == "done" and view.filesize:
         lines.append(human_size(view.filesize))
     return "\n".join(lines)

@@ -9,7 +9,7 @@ import discord
 
 from bots.playlist import Playlist
 from core.delivery.planner import playlist_line
-from core.i18n import N_, NAMES, _, ngettext
+from core.i18n import N_, NAMES, _, ngettext, said
 from core.jobs.views import JobView
 from core.words import cut_note, human_duration, human_size, status_text
 
@@ -107,7 +107,7 @@ def item_state(
 ) -> str:
     """One playlist item's state in a word or a few: "queued", "downloading", "sent", "failed: ..."."""
     if delivered_as == "failed" or (delivered_as is None and job.status == "failed"):
-        message = _(job.error.message) if job.error else ""
+        message = said(job.error.message) if job.error else ""
         if message:
             return _("failed: {reason}").format(reason=_shorten(message, MAX_ITEM_ERROR))
         return _("failed")

@@ -9,7 +9,7 @@ from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bots.playlist import Item, Playlist
 from core.delivery.planner import playlist_line
-from core.i18n import N_, NAMES, _, ngettext, when
+from core.i18n import N_, NAMES, _, ngettext, said, when
 from core.jobs.formats import MediaFormats
 from core.jobs.views import JobView
 from core.words import human_duration, human_size, progress_line, status_text, status_word, waiting_words
@@ -154,7 +154,7 @@ def done_summary(view: JobView) -> str:
 def failed_text(view: JobView) -> str:
     """One sentence, the core's own (e.g. "This site is not supported.")."""
     if view.error and view.error.message:
-        return _(view.error.message)
+        return said(view.error.message)
     return _("The download was cancelled.") if view.status == "cancelled" else _("The download failed.")
 
 

@@ -89,7 +89,7 @@ def _check_ffmpeg_targets(raw: dict[str, Any], policy: AddressPolicy) -> None:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError):
-            raise DownloadFailed(f"The host {host} could not be found.") from None
+            raise DownloadFailed(N_("The host {host} could not be found.").format(host=host)) from None
         if any(not policy.permits(host, port, str(info[4][0])) for info in infos):
             raise PrivateAddress()
 
@@ -423,12 +423,16 @@ class Downloader:
 
     def _too_large(self, size: int) -> TooLarge:
         return TooLarge(
-            f"This file is {human_size(size)}; the limit is {human_size(self.settings.max_filesize_bytes)}."
+            N_("This file is {size}; the limit is {limit}.").format(
+                size=human_size(size), limit=human_size(self.settings.max_filesize_bytes)
+            )
         )
 
     def _too_long(self, duration: float) -> TooLong:
         return TooLong(
-            f"This media is {human_duration(duration)} long; the limit is {human_duration(self.settings.max_duration_s)}."
+            N_("This media is {duration} long; the limit is {limit}.").format(
+                duration=human_duration(duration), limit=human_duration(self.settings.max_duration_s)
+            )
         )
 
     def _progress_hook(self, control: Control) -> Callable[[dict[str, Any]], None]:

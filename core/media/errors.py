@@ -73,10 +73,16 @@ def translate_error(exc: BaseException, control: Control) -> MediabotError:
     if match:
         code, reason = match.group(1), match.group(2).strip().rstrip(".")
         if code in ("401", "403"):
-            return DownloadFailed(f"The site refused access ({code} {reason}). The media may be private.")
+            return DownloadFailed(
+                N_("The site refused access ({code} {reason}). The media may be private.").format(
+                    code=code, reason=reason
+                )
+            )
         if code == "404":
             return DownloadFailed(N_("The link returned 404 Not Found. Check that the media still exists."))
-        return DownloadFailed(f"The site answered {code} {reason}. Please try again later.")
+        return DownloadFailed(
+            N_("The site answered {code} {reason}. Please try again later.").format(code=code, reason=reason)
+        )
     if "Requested format is not available" in text:
         return DownloadFailed(N_("No format of this media matches the requested quality."))
     if re.search(r"timed out|Connection refused|Name or service not known|getaddrinfo", text, re.I):

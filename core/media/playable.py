@@ -373,7 +373,9 @@ def run_ffmpeg(
                 raise DownloadFailed(N_("Converting the video for phones took too long."))
             if max_bytes is not None and output.exists() and output.stat().st_size > max_bytes:
                 raise TooLarge(
-                    f"The video converted for phones grew over the limit of {human_size(max_bytes)}."
+                    N_("The video converted for phones grew over the limit of {size}.").format(
+                        size=human_size(max_bytes)
+                    )
                 )
             if on_progress is not None and duration and now - last_report >= PROGRESS_INTERVAL_S:
                 last_report = now
@@ -392,7 +394,11 @@ def run_ffmpeg(
         raise DownloadFailed(N_("FFmpeg could not convert this video into one every phone plays."))
     if max_bytes is not None and output.stat().st_size > max_bytes:
         output.unlink(missing_ok=True)
-        raise TooLarge(f"The video converted for phones is over the limit of {human_size(max_bytes)}.")
+        raise TooLarge(
+            N_("The video converted for phones is over the limit of {size}.").format(
+                size=human_size(max_bytes)
+            )
+        )
 
 
 __all__ = [

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core.config import Settings
 from core.errors import StorageError, TooLarge
+from core.i18n import N_
 from core.storage.base import MB
 from core.words import human_size
 
@@ -43,7 +44,9 @@ def check_free_space(dirs: tuple[Path, ...], size: int) -> None:
         seen.add(device)
         if size > usage.total:
             raise TooLarge(
-                f"This file is {human_size(size)}; this server has room for {human_size(usage.total)}."
+                N_("This file is {size}; this server has room for {room}.").format(
+                    size=human_size(size), room=human_size(usage.total)
+                )
             )
         if usage.free < size + SPACE_MARGIN:
             log.warning(

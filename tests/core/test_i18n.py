@@ -136,3 +136,20 @@ async def test_the_picked_language_is_stored_per_person(embedded) -> None:
     with pytest.raises(InvalidRequest):
         await prefs.set("telegram", "lang-1", language="xx")
     assert (await prefs.set("telegram", "lang-1", language="")).language is None
+
+
+def test_a_stored_english_sentence_with_values_is_said_in_the_readers_language() -> None:
+    """A worker writes a job's error in English with values in it, for readers it does not know; whoever shows
+    it finds the catalog sentence by its shape and says it in the reader's language, with the same values."""
+    from core.i18n import said
+    from core.media.errors import DownloadFailed
+
+    stored = "The site answered 503 Service Unavailable. Please try again later."
+    with use("de"):
+        assert said(stored) == "Die Seite antwortete 503 Service Unavailable. Versuch es später noch einmal."
+        assert said("This media is 2 h long; the limit is 1 h.") == (
+            "Dieses Medium dauert 2 h; die Grenze liegt bei 1 h."
+        )
+        assert said(DownloadFailed().message) == _(DownloadFailed().message) != DownloadFailed().message
+        assert said("Something no catalog knows: 42.") == "Something no catalog knows: 42."
+    assert said(stored) == stored  # English readers read it as written
