@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -49,6 +49,30 @@ MAX_SUBTITLE_LANGS = 8
 Lang = Annotated[str, Field(pattern=LANG_PATTERN, max_length=64)]
 
 
+def link_field(description: str) -> Any:
+    """A link a request names: printable, and documented in the form we take (a link of another form is
+    refused with 422 invalid_url, in words, rather than by the schema)."""
+    return Field(
+        min_length=1,
+        max_length=4096,
+        pattern=PRINTABLE_PATTERN,
+        description=description,
+        json_schema_extra={"pattern": LINK_PATTERN},
+    )
+
+
+def callback_field(description: str) -> Any:
+    """An optional callback address, documented like a link."""
+    return Field(
+        None,
+        min_length=1,
+        max_length=2048,
+        pattern=PRINTABLE_PATTERN,
+        json_schema_extra={"pattern": LINK_PATTERN},
+        description=description,
+    )
+
+
 class Section(BaseModel):
     """A part of the media, from `start` to `end`."""
 
@@ -67,25 +91,12 @@ class JobCreate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"url": "https://example.com/v.mp4"}]}
     )
 
-    url: str = Field(
-        min_length=1,
-        max_length=4096,
-        pattern=PRINTABLE_PATTERN,
-        description="The page or media link (http or https).",
-        # The document states the link's form; a link of another form is refused with 422 invalid_url.
-        json_schema_extra={"pattern": LINK_PATTERN},
-    )
+    url: str = link_field("The page or media link (http or https).")
     kind: Literal["video", "audio"] = Field("video", description="`audio` extracts the sound track only.")
     quality: Quality = Field("best", description="`best`, or a cap on the video height. Ignored for audio.")
-    callback_url: str | None = Field(
-        None,
-        min_length=1,
-        max_length=2048,
-        pattern=PRINTABLE_PATTERN,
-        json_schema_extra={"pattern": LINK_PATTERN},
-        description="An http(s) address to POST the job to (signed) once it is done, failed or cancelled; "
-        "for a playlist, once every item has ended (one call, with the items). Private addresses are refused "
-        "like download links.",
+    callback_url: str | None = callback_field(
+        "An http(s) address to POST the job to (signed) once it is done, failed or cancelled; for a playlist, "
+        "once every item has ended (one call, with the items). Private addresses are refused like download links."
     )
     format_id: str | None = Field(
         None,
@@ -312,23 +323,12 @@ class SubscriptionCreate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"url": "https://example.com/channel"}]}
     )
 
-    url: str = Field(
-        min_length=1,
-        max_length=4096,
-        pattern=PRINTABLE_PATTERN,
-        description="The channel or playlist link (http or https).",
-        json_schema_extra={"pattern": LINK_PATTERN},
-    )
+    url: str = link_field("The channel or playlist link (http or https).")
     kind: Literal["video", "audio"] = Field("video", description="`audio` extracts the sound track only.")
     quality: Quality = Field("best", description="`best`, or a cap on the video height. Ignored for audio.")
-    callback_url: str | None = Field(
-        None,
-        min_length=1,
-        max_length=2048,
-        pattern=PRINTABLE_PATTERN,
-        json_schema_extra={"pattern": LINK_PATTERN},
-        description="An http(s) address to POST each new entry's job to (signed) once it ends, as for "
-        "POST /api/v1/jobs. Without one, follow the jobs on the key's WebSocket (/api/v1/events).",
+    callback_url: str | None = callback_field(
+        "An http(s) address to POST each new entry's job to (signed) once it ends, as for POST /api/v1/jobs. "
+        "Without one, follow the jobs on the key's WebSocket (/api/v1/events)."
     )
     backfill: int = Field(
         0,
